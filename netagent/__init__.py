@@ -1,0 +1,1 @@
+"""netagent: a network agent for OpenStack compute and network nodes."""

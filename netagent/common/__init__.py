@@ -1,0 +1,1 @@
+"""Pure helpers shared by every layer; standard library only."""

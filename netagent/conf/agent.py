@@ -1,0 +1,66 @@
+"""Options of the agent itself: identity, runtime directory, source and drivers."""
+
+from __future__ import annotations
+
+import socket
+
+from oslo_config import cfg
+
+DEFAULT_OPTS = [
+    cfg.HostAddressOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<hostname>",
+        help="Name of this host as the rest of the cloud knows it. Must equal nova-compute's "
+        "'host' (the value Nova puts in a port's binding:host_id). In standalone mode the "
+        "agent applies the ports whose binding:host_id is this value.",
+    ),
+    cfg.StrOpt(
+        "state_path",
+        default="/var/lib/netagent",
+        help="Directory for the agent's runtime files (status socket, locks, caches). Two "
+        "agents on one machine must use different directories.",
+    ),
+]
+
+AGENT_OPTS = [
+    cfg.StrOpt(
+        "source",
+        default="file",
+        choices=[
+            ("file", "Read desired state from a local YAML/JSON file (standalone mode)."),
+            ("neutron", "Receive desired state from neutron-server over oslo.messaging."),
+        ],
+        help="Where desired network state comes from.",
+    ),
+    cfg.StrOpt(
+        "l2_driver",
+        default="noop",
+        help="L2 driver: the name of an entry point in the 'netagent.l2' group "
+        "(e.g. linuxbridge, openvswitch, noop).",
+    ),
+    cfg.StrOpt(
+        "firewall_driver",
+        default="noop",
+        help="Firewall driver: the name of an entry point in the 'netagent.firewall' group "
+        "(e.g. iptables, noop). 'noop' leaves ports unfiltered.",
+    ),
+    cfg.StrOpt(
+        "l3_driver",
+        default="noop",
+        help="L3 (router) driver: the name of an entry point in the 'netagent.l3' group "
+        "(e.g. namespace, noop).",
+    ),
+    cfg.IntOpt(
+        "resync_interval",
+        default=300,
+        min=0,
+        help="Seconds between periodic full resyncs of all resources; 0 disables them. "
+        "A full resync repairs out-of-band changes to what netagent owns.",
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(DEFAULT_OPTS)
+    conf.register_opts(AGENT_OPTS, group="agent")

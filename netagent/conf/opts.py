@@ -1,0 +1,20 @@
+"""Option listing for oslo-config-generator (entry point ``oslo.config.opts``)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from oslo_config import cfg
+
+from netagent.conf import agent, file_source, iptables, linuxbridge
+
+
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
+    return [
+        ("DEFAULT", copy.deepcopy(agent.DEFAULT_OPTS)),
+        ("agent", copy.deepcopy(agent.AGENT_OPTS)),
+        ("file_source", copy.deepcopy(file_source.FILE_SOURCE_OPTS)),
+        ("linuxbridge", copy.deepcopy(linuxbridge.LINUXBRIDGE_OPTS)),
+        ("iptables", copy.deepcopy(iptables.IPTABLES_OPTS)),
+    ]
