@@ -1,1 +1,1 @@
-"""netagent.cmd."""
+"""Console scripts. Only this package decides to exit."""

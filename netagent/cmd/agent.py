@@ -1,0 +1,52 @@
+"""``netagent-agent``: the daemon."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from oslo_config import cfg
+
+from netagent.cmd import common
+from netagent.common.exceptions import NetagentError
+from netagent.drivers import base, loader
+
+LOG = logging.getLogger(__name__)
+
+
+def load_drivers(conf: cfg.ConfigOpts) -> tuple[base.L2Driver, base.FirewallDriver, base.L3Driver]:
+    """Load the three configured drivers; nothing on the host is touched.
+
+    :raises loader.DriverLoadError: with the list of valid names.
+    """
+    return (
+        loader.load(base.L2Driver, conf.agent.l2_driver, conf),
+        loader.load(base.FirewallDriver, conf.agent.firewall_driver, conf),
+        loader.load(base.L3Driver, conf.agent.l3_driver, conf),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        conf = common.setup(argv, "netagent network agent")
+    except cfg.Error as exc:
+        print(f"netagent-agent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        drivers = load_drivers(conf)
+    except loader.DriverLoadError as exc:
+        LOG.error("%s", exc)
+        print(f"netagent-agent: {exc}", file=sys.stderr)
+        return 2
+    from netagent.agent import service  # noqa: PLC0415 - after drivers, to fail fast
+
+    try:
+        return service.run(conf, *drivers)
+    except NetagentError as exc:
+        LOG.error("netagent-agent stopped: %s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
