@@ -22,8 +22,7 @@ def install_stop_handlers(stop: threading.Event) -> None:
     """SIGTERM and SIGINT set ``stop``; the data plane is left exactly as it is."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        LOG.info("Received %s: stopping, data plane left as it is",
-                 signal.Signals(signum).name)
+        LOG.info("Received %s: stopping, data plane left as it is", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -48,13 +47,17 @@ def run(
     LOG.info(
         "Plan for host %s: %d networks, %d ports, %d security groups, %d routers "
         "(drivers: l2=%s firewall=%s l3=%s)",
-        conf.host, len(state.networks), len(state.ports), len(state.security_groups),
-        len(state.routers), conf.agent.l2_driver, conf.agent.firewall_driver,
+        conf.host,
+        len(state.networks),
+        len(state.ports),
+        len(state.security_groups),
+        len(state.routers),
+        conf.agent.l2_driver,
+        conf.agent.firewall_driver,
         conf.agent.l3_driver,
     )
     for port in state.ports.values():
-        LOG.info("Port %s: device %s on network %s", port.id, port.device_name,
-                 port.network_id)
+        LOG.info("Port %s: device %s on network %s", port.id, port.device_name, port.network_id)
     while not stop.wait(3600):
         pass
     return 0

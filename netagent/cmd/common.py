@@ -8,6 +8,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from netagent import conf as netagent_conf
+from netagent.conf.opts import list_opts
 
 
 def setup(argv: Sequence[str] | None, description: str) -> cfg.ConfigOpts:
@@ -23,5 +24,15 @@ def setup(argv: Sequence[str] | None, description: str) -> cfg.ConfigOpts:
         project="netagent",
         description=description,
     )
+    _validate_all(conf)
     logging.setup(conf, "netagent")
     return conf
+
+
+def _validate_all(conf: cfg.ConfigOpts) -> None:
+    """oslo.config checks types and choices on first access: touch every netagent option
+    now, so a bad value fails the start instead of some later code path."""
+    for group, opts in list_opts():
+        section = conf if group == "DEFAULT" else conf[group]
+        for opt in opts:
+            section[opt.dest]

@@ -13,8 +13,7 @@ LINUXBRIDGE_OPTS = [
     ),
     cfg.HostAddressOpt(
         "local_ip",
-        help="This host's VXLAN underlay (tunnel endpoint) address. Required for VXLAN "
-        "networks.",
+        help="This host's VXLAN underlay (tunnel endpoint) address. Required for VXLAN networks.",
     ),
     cfg.PortOpt(
         "vxlan_udp_port",

@@ -47,15 +47,12 @@ def load(kind: type[DriverT], name: str, conf: Any) -> DriverT:
     if name not in valid:
         raise DriverLoadError(namespace, name, "no such driver", valid)
     try:
-        manager = stevedore_driver.DriverManager(
+        manager: stevedore_driver.DriverManager[object] = stevedore_driver.DriverManager(
             namespace=namespace,
             name=name,
             invoke_on_load=True,
             invoke_args=(conf,),
-            on_load_failure_callback=_reraise,
         )
-    except DriverLoadError:
-        raise
     except Exception as exc:  # import errors, constructor errors: report them all alike
         raise DriverLoadError(namespace, name, f"{type(exc).__name__}: {exc}", valid) from exc
     driver = manager.driver
@@ -64,7 +61,3 @@ def load(kind: type[DriverT], name: str, conf: Any) -> DriverT:
             namespace, name, f"{type(driver).__name__} is not a {kind.__name__}", valid
         )
     return driver
-
-
-def _reraise(manager: object, entrypoint: object, exc: Exception) -> None:
-    raise exc

@@ -1,0 +1,30 @@
+#!/bin/bash
+# Set up this machine (tools/setup-host.sh) and run every check and test tier:
+# config-sample drift, ruff, mypy --strict, then unit, functional, fullstack and interop
+# tests in one pytest run. Needs root (functional and later tiers use the real kernel).
+# Exits non-zero if anything fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup-host.sh || { echo "setup failed" >&2; exit 1; }
+
+failed=()
+step() {
+    local name=$1; shift
+    echo "=== $name: $*"
+    if "$@"; then echo "=== $name: ok"; else echo "=== $name: FAILED"; failed+=("$name"); fi
+}
+
+step genconfig tools/genconfig.sh --check
+step ruff .venv/bin/ruff check netagent tests tools
+step ruff-format .venv/bin/ruff format --check netagent tests tools
+step mypy .venv/bin/mypy --strict netagent
+
+export NETAGENT_FUNCTIONAL=1 NETAGENT_FULLSTACK=1 NETAGENT_INTEROP=1
+step pytest .venv/bin/pytest -p no:cacheprovider -q -rs "${PYTEST_ARGS[@]:-tests}"
+
+if ((${#failed[@]})); then
+    echo "FAILED steps: ${failed[*]}"
+    exit 1
+fi
+echo "all steps passed"
