@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-.venv/bin/oslo-config-generator --config-file etc/oslo-config-generator/netagent.conf \
+gen=.venv/bin/oslo-config-generator
+[ -x "$gen" ] || gen=$(command -v oslo-config-generator)
+"$gen" --config-file etc/oslo-config-generator/netagent.conf \
     --output-file "$out"
 if [ "${1:-}" = "--check" ]; then
     if ! diff -u etc/netagent/netagent.conf.sample "$out"; then
