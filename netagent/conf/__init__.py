@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from netagent.conf import agent, file_source, iptables, linuxbridge
+from netagent.conf import agent, file_source, iptables, linuxbridge, neutron
 
 
 def register_all(conf: cfg.ConfigOpts) -> None:
@@ -14,3 +14,4 @@ def register_all(conf: cfg.ConfigOpts) -> None:
     file_source.register_opts(conf)
     linuxbridge.register_opts(conf)
     iptables.register_opts(conf)
+    neutron.register_opts(conf)

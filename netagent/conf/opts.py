@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from netagent.conf import agent, file_source, iptables, linuxbridge
+from netagent.conf import agent, file_source, iptables, linuxbridge, neutron
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -17,4 +17,5 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("file_source", copy.deepcopy(file_source.FILE_SOURCE_OPTS)),
         ("linuxbridge", copy.deepcopy(linuxbridge.LINUXBRIDGE_OPTS)),
         ("iptables", copy.deepcopy(iptables.IPTABLES_OPTS)),
+        ("neutron", copy.deepcopy(neutron.NEUTRON_OPTS)),
     ]
