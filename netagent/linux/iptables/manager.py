@@ -1,0 +1,348 @@
+"""The iptables manager: desired netagent chains in memory, written whole, per table.
+
+How it works. Callers declare chains whole (:meth:`IptablesManager.set_chain`) and the
+rules netagent wants first in a built-in chain (:meth:`IptablesManager.set_jumps`); the
+latter live in a netagent *hook chain* (``na-FORWARD``...) to which netagent keeps exactly
+one jump, at position 1 of the built-in chain. Each chain is rendered when declared (bad
+rules fail there, before anything reaches the kernel) and hashed; every rule carries the
+hash as ``-m comment --comment na:<hash>``.
+
+:meth:`IptablesManager.apply` compares desired hashes with the hashes it believes the
+kernel has and writes, per (family, table), one ``iptables-restore --noflush`` with only
+the chains that differ (``:chain`` declaration, which creates or flushes it, then the
+rules) and the deletion of chains no longer wanted. Rules are never parsed back to decide
+what to change. The belief is checked cheaply (:meth:`IptablesManager.verify`): one
+``iptables-save`` per table scanned only for netagent chain names, hash comments and the
+hook positions; a chain that was deleted, flushed or edited by someone else no longer
+matches and is rewritten by the same apply. The check runs at the first apply of a table
+(adopting what a previous agent left in place without rewriting it), when asked, and
+every ``verify_interval`` seconds.
+
+On a failed restore (atomic per table: nothing was applied) the failing line reported by
+the tool is logged with its context; the chain owning that line is set aside and the rest
+is retried in one restore, then the chain alone. When no line can be attributed the batch
+is split in halves. One bad chain therefore never blocks the others, and failures are
+reported per chain in :class:`ApplyResult`. Model: Felix ``fiptables.py``, KEP-3453.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from netagent.linux.iptables import plan
+from netagent.linux.iptables import validate as v
+from netagent.linux.iptables.rules import Rule
+from netagent.privileged import iptables as priv
+
+LOG = logging.getLogger(__name__)
+
+_LOCKS: dict[str | None, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _namespace_lock(namespace: str | None) -> threading.RLock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(namespace, threading.RLock())
+
+
+class ChainKey(NamedTuple):
+    """Identifies a chain: IP family (4/6), table and chain name."""
+
+    family: int
+    table: str
+    chain: str
+
+
+@dataclass
+class ApplyResult:
+    """Outcome of :meth:`IptablesManager.apply`.
+
+    :ivar applied: chains written (``"written"``) or deleted (``"deleted"``)
+    :ivar failed: chains that could not be applied, with the tool's reason; they stay
+        pending and are retried by the next apply
+    :ivar inputs: every successful restore input, as ``(family, table, text)``
+    """
+
+    applied: dict[ChainKey, str] = field(default_factory=dict)
+    failed: dict[ChainKey, str] = field(default_factory=dict)
+    inputs: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+
+@dataclass
+class _Table:
+    desired: dict[str, plan.DesiredChain] = field(default_factory=dict)
+    kernel: dict[str, str] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    hooks_wanted: set[str] = field(default_factory=set)
+    hooks_kernel: dict[str, bool] = field(default_factory=dict)
+    scanned: bool = False
+
+
+class IptablesManager:
+    """Desired netagent chains of one network namespace, applied incrementally.
+
+    :param namespace: network namespace name; None is the root namespace
+    :param backend: ``nft``, ``legacy`` or ``auto`` (detected from the host)
+    :param verify_interval: seconds between cheap kernel checks during :meth:`apply`
+        (0: before every apply; None: only at first use and on request)
+    """
+
+    def __init__(
+        self,
+        namespace: str | None,
+        backend: str = "auto",
+        verify_interval: float | None = 60.0,
+    ) -> None:
+        priv.netns_prefix(namespace)
+        if backend == "auto":
+            backend = priv.detect_backend()
+        if backend not in priv.BACKENDS:
+            raise ValueError(f"backend must be auto, nft or legacy, got {backend!r}")
+        self.namespace = namespace
+        self.backend = backend
+        self.verify_interval = verify_interval
+        self._tables: dict[tuple[int, str], _Table] = {}
+        self._last_verify = 0.0
+        self._lock = _namespace_lock(namespace)
+
+    def __repr__(self) -> str:
+        return f"IptablesManager(namespace={self.namespace!r}, backend={self.backend!r})"
+
+    def _table(self, family: int, table: str) -> _Table:
+        key = (v.family(family), v.table_name(table))
+        return self._tables.setdefault(key, _Table())
+
+    def set_chain(self, family: int, table: str, chain: str, rules: Sequence[Rule]) -> None:
+        """Declare the whole content of netagent chain ``chain`` (applied by :meth:`apply`).
+
+        :param family: 4 or 6
+        :param table: filter, nat, mangle or raw
+        :param chain: a netagent chain name (``na-...``, or a security-group chain)
+        :param rules: the chain's rules in order
+        :raises ValueError: bad name or a rule that does not fit the family/protocol
+        """
+        v.owned_chain_name(chain)
+        if chain in plan.HOOK_CHAINS:
+            raise ValueError(f"chain: {chain} is reserved for set_jumps")
+        self._set(family, table, chain, rules)
+
+    def _set(self, family: int, table: str, chain: str, rules: Sequence[Rule]) -> None:
+        desired = plan.render_chain(chain, v.family(family), rules)
+        with self._lock:
+            state = self._table(family, table)
+            state.desired[chain] = desired
+            state.known.add(chain)
+
+    def remove_chain(self, family: int, table: str, chain: str) -> None:
+        """Stop wanting ``chain``; the next apply deletes it. Idempotent."""
+        v.owned_chain_name(chain)
+        with self._lock:
+            self._table(family, table).desired.pop(chain, None)
+
+    def set_jumps(self, family: int, table: str, builtin: str, rules: Sequence[Rule]) -> None:
+        """Declare the rules netagent evaluates first in built-in chain ``builtin``.
+
+        They live in hook chain ``na-<builtin>``, jumped to from position 1 of ``builtin``.
+        """
+        v.builtin_chain(v.table_name(table), builtin)
+        self._set(family, table, plan.hook_chain(builtin), rules)
+        with self._lock:
+            self._table(family, table).hooks_wanted.add(builtin)
+
+    def clear_jumps(self, family: int, table: str, builtin: str) -> None:
+        """Remove netagent's hook from ``builtin`` (next apply). Idempotent."""
+        v.builtin_chain(v.table_name(table), builtin)
+        with self._lock:
+            state = self._table(family, table)
+            state.hooks_wanted.discard(builtin)
+            state.desired.pop(plan.hook_chain(builtin), None)
+
+    def chains(self, family: int, table: str) -> list[str]:
+        """Names of the chains currently desired in a table."""
+        with self._lock:
+            return sorted(self._table(family, table).desired)
+
+    def verify(self) -> set[ChainKey]:
+        """Run the cheap kernel check on every table in use.
+
+        :returns: chains whose kernel state no longer matches what was applied (they
+            and any missing hook are rewritten by the next apply)
+        """
+        with self._lock:
+            damaged: set[ChainKey] = set()
+            for family, table in sorted(self._tables):
+                damaged |= self._scan(family, table)
+            self._last_verify = time.monotonic()
+            return damaged
+
+    def _scan(self, family: int, table: str) -> set[ChainKey]:
+        state = self._tables[(family, table)]
+        seen = plan.scan_save(priv.save(self.namespace, self.backend, family, table))
+        kernel = {
+            name: plan.kernel_digest(rules, state.desired.get(name))
+            for name, rules in seen.chains.items()
+        }
+        damaged = {
+            ChainKey(family, table, name)
+            for name, digest in state.kernel.items()
+            if kernel.get(name) != digest
+        }
+        damaged |= {
+            ChainKey(family, table, plan.hook_chain(b))
+            for b, first in state.hooks_kernel.items()
+            if seen.hooks.get(b) != first
+        }
+        if damaged and state.scanned:
+            LOG.warning(
+                "iptables in namespace %s IPv%d %s changed behind netagent's back, rewriting: %s",
+                self.namespace,
+                family,
+                table,
+                ", ".join(sorted(k.chain for k in damaged)),
+            )
+        state.kernel = kernel
+        state.hooks_kernel = dict(seen.hooks)
+        state.scanned = True
+        return damaged if damaged else set()
+
+    def _items(self, state: _Table, sweep: bool) -> list[plan.Item]:
+        items = []
+        for name, want in state.desired.items():
+            builtin = name[len("na-") :] if name in plan.HOOK_CHAINS else None
+            hook: tuple[str, ...] = ()
+            if builtin is not None and builtin in state.hooks_wanted:
+                where = state.hooks_kernel.get(builtin)
+                if where is False:
+                    hook = (plan.hook_delete(builtin), plan.hook_insert(builtin))
+                elif where is None:
+                    hook = (plan.hook_insert(builtin),)
+            if state.kernel.get(name) != want.digest or hook:
+                exists = name in state.kernel
+                items.append(
+                    plan.Item(name, False, exists, want.lines, hook, want.digest, want.refs)
+                )
+        for name in state.kernel:
+            if name in state.desired or not (sweep or name in state.known):
+                continue
+            builtin = name[len("na-") :] if name in plan.HOOK_CHAINS else None
+            hook = ()
+            if builtin is not None and builtin in state.hooks_kernel:
+                hook = (plan.hook_delete(builtin),)
+            items.append(plan.Item(name, True, True, (), hook))
+        return plan.order_items(items)
+
+    def apply(self, verify: bool | None = None, sweep: bool = False) -> ApplyResult:
+        """Write what changed since the last successful apply, one restore per table.
+
+        :param verify: run the cheap kernel check first (None: when ``verify_interval``
+            has elapsed, and always at a table's first apply)
+        :param sweep: also delete netagent chains found in the kernel that nobody declared
+            (use after a full resync, when the desired state is complete)
+        :returns: per-chain outcome; failed chains stay pending for the next apply
+        """
+        with self._lock:
+            result = ApplyResult()
+            due = self.verify_interval is not None and (
+                time.monotonic() - self._last_verify >= self.verify_interval
+            )
+            if verify or (verify is None and due):
+                self.verify()
+            for family, table in sorted(self._tables):
+                state = self._tables[(family, table)]
+                if not state.scanned:
+                    self._scan(family, table)
+                items = self._items(state, sweep)
+                if items:
+                    self._run(family, table, state, items, result)
+            return result
+
+    def _run(
+        self,
+        family: int,
+        table: str,
+        state: _Table,
+        items: list[plan.Item],
+        result: ApplyResult,
+    ) -> None:
+        queue: list[list[plan.Item]] = [items]
+        while queue:
+            batch = queue.pop(0)
+            text, owners = plan.build_input(table, batch)
+            try:
+                priv.restore(self.namespace, self.backend, family, table, text)
+            except priv.IptablesRestoreError as exc:
+                # The kernel may not be what we believed: check it before the next apply.
+                state.scanned = False
+                culprit = self._log_failure(exc, text, owners)
+                if len(batch) == 1:
+                    key = ChainKey(family, table, batch[0].chain)
+                    result.failed[key] = str(exc)
+                    LOG.error("iptables chain %s not applied: %s", key, exc)
+                elif culprit is not None:
+                    rest = [i for i in batch if i is not culprit]
+                    queue[:0] = [rest, [culprit]]
+                else:
+                    half = len(batch) // 2
+                    queue[:0] = [batch[:half], batch[half:]]
+                continue
+            result.inputs.append((family, table, text))
+            self._committed(ChainKey(family, table, ""), state, batch, result)
+
+    def _log_failure(
+        self, exc: priv.IptablesRestoreError, text: str, owners: list[plan.Item | None]
+    ) -> plan.Item | None:
+        lines = text.splitlines()
+        if exc.line is None or not 1 <= exc.line <= len(lines):
+            LOG.warning("iptables-restore in namespace %s failed: %s", self.namespace, exc)
+            return None
+        first = max(exc.line - 3, 0)
+        context = "\n".join(
+            f"{'>>' if n == exc.line else '  '} {n}: {lines[n - 1]}"
+            for n in range(first + 1, min(exc.line + 2, len(lines)) + 1)
+        )
+        LOG.warning(
+            "iptables-restore in namespace %s failed at line %d: %s\n%s",
+            self.namespace,
+            exc.line,
+            exc,
+            context,
+        )
+        return owners[exc.line] if exc.line < len(owners) else None
+
+    def _committed(
+        self, where: ChainKey, state: _Table, batch: list[plan.Item], result: ApplyResult
+    ) -> None:
+        family, table, _ = where
+        for item in batch:
+            key = ChainKey(family, table, item.chain)
+            builtin = item.chain[len("na-") :] if item.chain in plan.HOOK_CHAINS else None
+            if item.delete:
+                state.kernel.pop(item.chain, None)
+                if builtin is not None:
+                    state.hooks_kernel.pop(builtin, None)
+                state.known.discard(item.chain)
+                result.applied[key] = "deleted"
+            else:
+                state.kernel[item.chain] = item.digest
+                if item.hook and builtin is not None:
+                    state.hooks_kernel[builtin] = True
+                result.applied[key] = "written"
+        written = sum(1 for i in batch if not i.delete)
+        LOG.info(
+            "iptables applied in namespace %s IPv%d %s: %d chains written, %d deleted",
+            self.namespace,
+            family,
+            table,
+            written,
+            len(batch) - written,
+        )

@@ -1,0 +1,186 @@
+"""Restore-input building and the cheap kernel check of the iptables manager.
+
+Pure functions, no kernel access: :func:`render_chain` turns typed rules into restore
+lines tagged with the chain's hash, :func:`build_input` lays out one table's restore
+input from work items and remembers which item every line belongs to, and
+:func:`scan_save` reads ``iptables-save`` output for netagent chain headers, hash
+comments and hook positions only (rules are never parsed back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from netagent.common import constants as c
+from netagent.linux.iptables import validate as v
+from netagent.linux.iptables.rules import Rule
+
+#: Comment of the one rule netagent puts in a built-in chain (the jump to its hook chain).
+HOOK_COMMENT = "na:hook"
+#: Kernel hash value for a netagent chain whose content is not what netagent wrote.
+UNKNOWN = "?"
+_HASH_RE = re.compile(r'--comment "?na:([0-9a-f]{16})')
+
+
+def hook_chain(builtin: str) -> str:
+    """netagent's chain hooked first into a built-in chain: ``na-FORWARD`` etc."""
+    return f"{c.CHAIN_PREFIX}{builtin}"
+
+
+HOOK_CHAINS = frozenset(hook_chain(b) for bs in v.BUILTIN_CHAINS.values() for b in bs)
+
+
+@dataclass(frozen=True)
+class DesiredChain:
+    """A rendered chain: its restore lines, content hash and the chains it jumps to."""
+
+    digest: str
+    lines: tuple[str, ...]
+    refs: frozenset[str]
+
+
+def render_chain(name: str, family: int, rules: Sequence[Rule]) -> DesiredChain:
+    """Render ``rules`` as ``-A name ...`` lines, each commented ``na:<hash>[:tag]``.
+
+    The hash covers the family and every rule's text, so any change of content or
+    order changes it; the kernel check compares it and the rule count.
+
+    :raises ValueError: a rule does not fit the family (names the field)
+    """
+    parts = [(rule.render(family), rule.tag) for rule in rules]
+    blob = f"{family}\n" + "\n".join(f"{m}|{t}|{tag or ''}" for (m, t), tag in parts)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    lines = []
+    for (matches, target), tag in parts:
+        comment = f"na:{digest}" if tag is None else f"na:{digest}:{tag}"
+        head = f"-A {name} {matches} " if matches else f"-A {name} "
+        lines.append(f"{head}-m comment --comment {comment} {target}")
+    refs = frozenset(r for rule in rules if (r := rule.target.chain_reference()) is not None)
+    return DesiredChain(digest, tuple(lines), refs)
+
+
+@dataclass
+class Item:
+    """One unit of work in a table: write a chain whole, or delete it.
+
+    ``hook`` lines insert/remove the jump from a built-in chain into a hook chain.
+    """
+
+    chain: str
+    delete: bool
+    exists: bool = False
+    body: tuple[str, ...] = ()
+    hook: tuple[str, ...] = ()
+    digest: str = ""
+    refs: frozenset[str] = field(default_factory=frozenset)
+
+
+def build_input(table: str, items: Sequence[Item]) -> tuple[str, list[Item | None]]:
+    """Restore input for ``items`` and, per input line (1-based), the item it belongs to.
+
+    Layout: flush every chain believed to exist (``-F``; iptables-nft does that about
+    30 % faster than a ``:chain`` declaration, which also flushes) and declare the others
+    (creates them), then the rule bodies, then the hook jumps, then ``-X`` of deleted
+    chains, so flushes precede jump removal and removal precedes deletion.
+    """
+    lines: list[str] = [f"*{table}"]
+    owners: list[Item | None] = [None, None]  # index 0 unused: lines are 1-based
+
+    def add(line: str, item: Item) -> None:
+        lines.append(line)
+        owners.append(item)
+
+    for item in items:
+        add(f"-F {item.chain}" if item.exists else f":{item.chain} - [0:0]", item)
+    for item in items:
+        for line in item.body:
+            add(line, item)
+    for item in items:
+        for line in item.hook:
+            add(line, item)
+    for item in items:
+        if item.delete:
+            add(f"-X {item.chain}", item)
+    lines.append("COMMIT")
+    owners.append(None)
+    return "\n".join(lines) + "\n", owners
+
+
+def hook_insert(builtin: str) -> str:
+    """The line that puts netagent's hook first in ``builtin``."""
+    return f"-I {builtin} 1 -m comment --comment {HOOK_COMMENT} -j {hook_chain(builtin)}"
+
+
+def hook_delete(builtin: str) -> str:
+    """The line that removes netagent's hook from ``builtin``."""
+    return f"-D {builtin} -m comment --comment {HOOK_COMMENT} -j {hook_chain(builtin)}"
+
+
+def order_items(items: Iterable[Item]) -> list[Item]:
+    """Writes before deletes; a written chain after the written chains it jumps to.
+
+    That order keeps a split batch applicable: the half applied first holds the targets.
+    """
+    writes = {i.chain: i for i in items if not i.delete}
+    deletes = sorted((i for i in items if i.delete), key=lambda i: i.chain)
+    done: list[Item] = []
+    seen: set[str] = set()
+
+    def visit(item: Item, depth: int) -> None:
+        if item.chain in seen:
+            return
+        seen.add(item.chain)
+        for ref in sorted(item.refs):
+            if ref in writes and depth < len(writes):
+                visit(writes[ref], depth + 1)
+        done.append(item)
+
+    for name in sorted(writes):
+        visit(writes[name], 0)
+    return done + deletes
+
+
+@dataclass
+class KernelTable:
+    """What the cheap check saw: netagent chains, their hash comments, hook positions."""
+
+    chains: dict[str, list[str | None]] = field(default_factory=dict)
+    hooks: dict[str, bool] = field(default_factory=dict)
+
+
+def scan_save(text: str) -> KernelTable:
+    """Scan ``iptables-save -t TABLE`` output for what netagent needs to verify.
+
+    Looks only at netagent chain headers, the ``na:<hash>`` comments of rules in
+    netagent chains, and where the hook jumps sit in built-in chains.
+    """
+    state = KernelTable()
+    builtin_index: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith(":"):
+            name = line[1:].split(" ", 1)[0]
+            if v.is_owned_chain(name):
+                state.chains.setdefault(name, [])
+        elif line.startswith("-A "):
+            name = line[3:].split(" ", 1)[0]
+            if name in state.chains:
+                match = _HASH_RE.search(line)
+                state.chains[name].append(match.group(1) if match else None)
+            elif not v.is_owned_chain(name):
+                index = builtin_index.get(name, 0)
+                builtin_index[name] = index + 1
+                if line.endswith(f" -j {hook_chain(name)}"):
+                    state.hooks[name] = state.hooks.get(name, False) or index == 0
+    return state
+
+
+def kernel_digest(rules: list[str | None], desired: DesiredChain | None) -> str:
+    """``desired.digest`` when the kernel chain carries exactly that content, else UNKNOWN."""
+    if desired is None or len(rules) != len(desired.lines):
+        return UNKNOWN
+    if any(h != desired.digest for h in rules):
+        return UNKNOWN
+    return desired.digest
