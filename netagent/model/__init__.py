@@ -19,6 +19,7 @@ from netagent.model.secgroup import (
     SecurityGroup,
     SecurityGroupRule,
 )
+from netagent.model.sginfo import MemberAddress, SecurityGroupInfo
 from netagent.model.state import DesiredState, HostView
 from netagent.model.validate import IPAddress, IPNetwork
 
@@ -35,6 +36,7 @@ __all__ = [
     "HostView",
     "IPAddress",
     "IPNetwork",
+    "MemberAddress",
     "ModelError",
     "Network",
     "NetworkType",
@@ -43,6 +45,7 @@ __all__ = [
     "Router",
     "RouterPort",
     "SecurityGroup",
+    "SecurityGroupInfo",
     "SecurityGroupRule",
     "Subnet",
 ]
