@@ -1,0 +1,459 @@
+"""The Linux bridge L2 driver: one bridge per network, taps enslaved to it.
+
+Per network on this host:
+
+* a bridge ``brq`` + 11 characters of the network id (the name Nova's bridge VIF expects),
+  STP off, MAC ageing :data:`AGEING_SECONDS`, MTU of the network;
+* its uplink: for VXLAN a device ``nvx-<vni>`` over ``[linuxbridge] local_ip`` (learning
+  off, destination port ``vxlan_udp_port``, MTU of the network; the underlay must carry
+  50 bytes more) whose FDB is converged by :mod:`.fdb`; for flat networks the interface
+  mapped in ``physical_interface_mappings`` (enslaved, nothing else on it is changed); for
+  VLAN networks a sub-interface ``nvl-`` + 11 characters of the network id on that
+  interface; local networks have none;
+* each local port's tap, with the network's MTU, up or down as its admin state says.
+
+Every method works from one dump of the namespace's links and changes only what differs,
+so running it again on a wired host sends nothing to the kernel, and an agent restart adopts
+the devices in place (same ifindexes, no flap). What netagent owns is recognised by name:
+``brq`` bridges, ``nvx-``/``nvl-`` devices. A bridge with a member that is none of
+netagent's (tap, ``nvx-``/``nvl-``, a mapped physical interface) is never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from netagent.common import constants as c
+from netagent.common import names
+from netagent.common.exceptions import NetagentError
+from netagent.drivers import base
+from netagent.drivers.linuxbridge import fdb
+from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
+from netagent.model.network import Network, NetworkType
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds a learned MAC stays in a bridge's table (the kernel's default too).
+AGEING_SECONDS = 300
+_OWN_UPLINK_PREFIXES = (c.VXLAN_DEVICE_PREFIX, c.VLAN_DEVICE_PREFIX)
+
+
+class LinuxBridgeError(NetagentError):
+    """A network or port cannot be wired; ``reason`` says why (rebuildable from args)."""
+
+    def __init__(self, resource_id: str, reason: str) -> None:
+        super().__init__(resource_id, reason)
+        self.resource_id = resource_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def parse_mappings(entries: Iterable[str]) -> dict[str, str]:
+    """``["physnet1:eth1", ...]`` to ``{"physnet1": "eth1"}``.
+
+    :raises ValueError: malformed entry, duplicate physical network or interface.
+    """
+    mappings: dict[str, str] = {}
+    for entry in entries:
+        physnet, sep, interface = entry.strip().partition(":")
+        physnet, interface = physnet.strip(), interface.strip()
+        if not sep or not physnet or not interface or len(interface) > c.MAX_DEVICE_NAME_LEN:
+            raise ValueError(f"bad physical_interface_mappings entry {entry!r}")
+        if physnet in mappings or interface in mappings.values():
+            raise ValueError(f"duplicate physical_interface_mappings entry {entry!r}")
+        mappings[physnet] = interface
+    return mappings
+
+
+class LinuxBridgeDriver(base.L2Driver):
+    """Linux bridge L2 driver (entry point ``linuxbridge`` in ``netagent.l2``).
+
+    :param conf: oslo.config object; only ``[linuxbridge]`` is read.
+    :param kernel: kernel layer to use (tests pass a fake); default: ip_lib.
+    :param netns: network namespace to work in; ``None`` (the agent's case) is the
+        namespace the process runs in. Functional tests pass a test namespace.
+    """
+
+    def __init__(self, conf: Any, kernel: Kernel | None = None, netns: str | None = None) -> None:
+        super().__init__(conf)
+        group = conf.linuxbridge
+        self.mappings = parse_mappings(group.physical_interface_mappings)
+        self.local_ip: str | None = str(group.local_ip) if group.local_ip else None
+        self.vxlan_port: int = group.vxlan_udp_port
+        self.netns = netns
+        self._kernel = kernel
+        self._networks: dict[str, dict[str, Any]] = {}
+        self._ports: dict[str, dict[str, Any]] = {}
+
+    @property
+    def kernel(self) -> Kernel:
+        """The kernel layer, created on first use (``__init__`` has no side effects)."""
+        if self._kernel is None:
+            from netagent.drivers.linuxbridge.iplib_kernel import (  # noqa: PLC0415
+                IpLibKernel,
+            )
+
+            self._kernel = IpLibKernel(self.netns)
+        return self._kernel
+
+    # -- networks -----------------------------------------------------------------------
+
+    def ensure_networks(self, plans: Sequence[base.NetworkPlan]) -> base.Outcome:
+        outcome = base.Outcome()
+        links = self.kernel.links()
+        created = False
+        for plan in plans:
+            try:
+                created |= self._create_missing(plan.network, links)
+            except (NetagentError, ValueError) as exc:
+                self._fail(outcome, plan.network.id, exc)
+        if created:
+            links = self.kernel.links()
+        for plan in plans:
+            if plan.network.id in outcome.failed:
+                continue
+            try:
+                self._converge_network(plan, links)
+                outcome.succeeded.add(plan.network.id)
+            except (NetagentError, ValueError) as exc:
+                self._fail(outcome, plan.network.id, exc)
+        return outcome
+
+    def _uplink_name(self, network: Network) -> str | None:
+        kind = network.network_type
+        if kind is NetworkType.VXLAN:
+            assert network.segmentation_id is not None
+            return names.vxlan_device(network.segmentation_id)
+        if kind is NetworkType.VLAN:
+            return names.vlan_device(network.id)
+        if kind is NetworkType.FLAT:
+            return self._physical_interface(network)
+        return None
+
+    def _physical_interface(self, network: Network) -> str:
+        interface = self.mappings.get(network.physical_network or "")
+        if interface is None:
+            raise LinuxBridgeError(
+                network.id,
+                f"physical network {network.physical_network!r} is not in "
+                "[linuxbridge] physical_interface_mappings",
+            )
+        return interface
+
+    def _vxlan_spec(self, network: Network) -> VxlanSpec:
+        if not self.local_ip:
+            raise LinuxBridgeError(network.id, "VXLAN network but [linuxbridge] local_ip unset")
+        assert network.segmentation_id is not None
+        return VxlanSpec(vni=network.segmentation_id, local=self.local_ip, port=self.vxlan_port)
+
+    def _create_missing(self, network: Network, links: dict[str, Link]) -> bool:
+        """Create the bridge and the netagent uplink device if absent (or unusable).
+
+        :returns: whether anything was created.
+        """
+        created = False
+        bridge = names.network_bridge(network.id)
+        existing = links.get(bridge)
+        if existing is None:
+            LOG.info("Network %s: creating bridge %s", network.id, bridge)
+            self.kernel.create_bridge(bridge, network.mtu, AGEING_SECONDS)
+            created = True
+        elif existing.kind != "bridge":
+            raise LinuxBridgeError(network.id, f"{bridge} exists and is not a bridge")
+        uplink = self._uplink_name(network)
+        if uplink is None:
+            return created
+        current = links.get(uplink)
+        if network.network_type is NetworkType.VXLAN:
+            spec = self._vxlan_spec(network)
+            if current is not None and not _vxlan_matches(current, spec):
+                LOG.info(
+                    "Network %s: %s has other VNI/address/port, recreating", network.id, uplink
+                )
+                self.kernel.delete_link(uplink)
+                current = None
+            if current is None:
+                LOG.info(
+                    "Network %s: creating %s (VNI %d, local %s, port %d)",
+                    network.id,
+                    uplink,
+                    spec.vni,
+                    spec.local,
+                    spec.port,
+                )
+                self.kernel.create_vxlan(uplink, spec, network.mtu)
+                created = True
+        elif network.network_type is NetworkType.VLAN:
+            parent_name = self._physical_interface(network)
+            parent = links.get(parent_name)
+            if parent is None:
+                raise LinuxBridgeError(network.id, f"physical interface {parent_name} is absent")
+            if current is not None and (
+                current.kind != "vlan"
+                or current.vni != network.segmentation_id
+                or current.parent != parent.index
+            ):
+                LOG.info("Network %s: %s has other VLAN/parent, recreating", network.id, uplink)
+                self.kernel.delete_link(uplink)
+                current = None
+            if current is None:
+                assert network.segmentation_id is not None
+                LOG.info(
+                    "Network %s: creating %s (VLAN %d on %s)",
+                    network.id,
+                    uplink,
+                    network.segmentation_id,
+                    parent_name,
+                )
+                self.kernel.create_vlan(uplink, parent_name, network.segmentation_id, network.mtu)
+                created = True
+        elif current is None:
+            raise LinuxBridgeError(network.id, f"physical interface {uplink} is absent")
+        return created
+
+    def _converge_network(self, plan: base.NetworkPlan, links: dict[str, Link]) -> None:
+        network = plan.network
+        bridge_name = names.network_bridge(network.id)
+        bridge = links[bridge_name]
+        self._fix_link(network.id, bridge, mtu=network.mtu, up=True)
+        if bridge.stp:
+            LOG.warning(
+                "Network %s: %s has STP on (not changed by netagent)", network.id, bridge_name
+            )
+        uplink_name = self._uplink_name(network)
+        record: dict[str, Any] = {
+            "bridge": bridge_name,
+            "type": network.network_type.value,
+            "mtu": network.mtu,
+            "uplink": uplink_name,
+        }
+        if uplink_name is not None:
+            uplink = links[uplink_name]
+            if uplink_name.startswith(_OWN_UPLINK_PREFIXES):
+                self._fix_link(network.id, uplink, mtu=network.mtu, up=True, master=bridge)
+            else:
+                self._enslave_physical(network, uplink, bridge, links)
+        if network.network_type is NetworkType.VXLAN and uplink_name is not None:
+            wanted = fdb.wanted_entries(plan, self.local_ip)
+            change = fdb.diff(wanted, self.kernel.fdb_entries(uplink_name))
+            if change.add:
+                LOG.info(
+                    "Network %s: %s adding FDB %s", network.id, uplink_name, _show(change.add)
+                )
+                self.kernel.fdb_add(uplink_name, list(change.add))
+            if change.delete:
+                LOG.info(
+                    "Network %s: %s removing FDB %s", network.id, uplink_name, _show(change.delete)
+                )
+                self.kernel.fdb_delete(uplink_name, list(change.delete))
+            record["flood_to"] = sorted({e.dst for e in wanted if e.mac == ZERO_MAC})
+            record["static_fdb"] = len([e for e in wanted if e.mac != ZERO_MAC])
+        self._networks[network.id] = record
+
+    def _enslave_physical(
+        self, network: Network, uplink: Link, bridge: Link, links: dict[str, Link]
+    ) -> None:
+        """Put the mapped interface in the bridge; touch nothing else on it."""
+        if uplink.master == bridge.index:
+            return
+        if uplink.master is not None:
+            other = _name_of(links, uplink.master)
+            raise LinuxBridgeError(
+                network.id, f"physical interface {uplink.name} is already enslaved to {other}"
+            )
+        LOG.info("Network %s: enslaving %s to %s", network.id, uplink.name, bridge.name)
+        self.kernel.set_link(uplink.name, master=bridge.name)
+
+    def _fix_link(
+        self,
+        resource_id: str,
+        link: Link,
+        *,
+        mtu: int | None = None,
+        up: bool | None = None,
+        master: Link | None = None,
+    ) -> None:
+        """One request with exactly the attributes of ``link`` that differ."""
+        changes: dict[str, Any] = {}
+        if mtu is not None and link.mtu != mtu:
+            changes["mtu"] = mtu
+        if master is not None and link.master != master.index:
+            changes["master"] = master.name
+        if up is not None and link.up != up:
+            changes["up"] = up
+        if changes:
+            LOG.info(
+                "%s: %s set %s",
+                resource_id,
+                link.name,
+                ", ".join(f"{k}={v}" for k, v in sorted(changes.items())),
+            )
+            self.kernel.set_link(link.name, **changes)
+
+    # -- ports --------------------------------------------------------------------------
+
+    def plug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
+        outcome = base.Outcome()
+        links = self.kernel.links()
+        for plan in plans:
+            port, network = plan.port, plan.network
+            try:
+                tap = links.get(port.device_name)
+                if tap is None:
+                    raise LinuxBridgeError(port.id, f"device {port.device_name} not found")
+                bridge = links.get(names.network_bridge(network.id))
+                if bridge is None or bridge.kind != "bridge":
+                    raise LinuxBridgeError(port.id, f"network {network.id} has no bridge")
+                if tap.master is not None and tap.master != bridge.index:
+                    LOG.info(
+                        "Port %s: moving %s from %s",
+                        port.id,
+                        tap.name,
+                        _name_of(links, tap.master),
+                    )
+                self._fix_link(
+                    port.id, tap, mtu=network.mtu, master=bridge, up=port.admin_state_up
+                )
+                self._ports[port.id] = {
+                    "device": tap.name,
+                    "bridge": bridge.name,
+                    "network_id": network.id,
+                    "admin_state_up": port.admin_state_up,
+                }
+                outcome.succeeded.add(port.id)
+            except (NetagentError, ValueError) as exc:
+                self._fail(outcome, port.id, exc)
+        return outcome
+
+    def unplug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
+        outcome = base.Outcome()
+        links = self.kernel.links()
+        for plan in plans:
+            port = plan.port
+            self._ports.pop(port.id, None)
+            try:
+                tap = links.get(port.device_name)
+                if tap is not None and tap.master is not None:
+                    master = _name_of(links, tap.master)
+                    if master.startswith(c.NETWORK_BRIDGE_PREFIX):
+                        LOG.info("Port %s: detaching %s from %s", port.id, tap.name, master)
+                        self.kernel.set_link(tap.name, nomaster=True)
+                outcome.succeeded.add(port.id)
+            except (NetagentError, ValueError) as exc:
+                if type(exc).__name__ == "DeviceNotFound":
+                    outcome.succeeded.add(port.id)
+                else:
+                    self._fail(outcome, port.id, exc)
+        return outcome
+
+    # -- sweeping -----------------------------------------------------------------------
+
+    def sweep(self, wanted: Sequence[base.NetworkPlan], dry_run: bool = False) -> list[str]:
+        keep: set[str] = set()
+        for plan in wanted:
+            keep.add(names.network_bridge(plan.network.id))
+            if plan.network.network_type is NetworkType.VXLAN:
+                assert plan.network.segmentation_id is not None
+                keep.add(names.vxlan_device(plan.network.segmentation_id))
+            elif plan.network.network_type is NetworkType.VLAN:
+                keep.add(names.vlan_device(plan.network.id))
+        return self._remove_owned(keep, dry_run)
+
+    def cleanup(self, dry_run: bool = False) -> list[str]:
+        return self._remove_owned(set(), dry_run)
+
+    def _remove_owned(self, keep: set[str], dry_run: bool) -> list[str]:
+        """Delete netagent's devices not in ``keep``: uplinks first, then bridges."""
+        links = self.kernel.links()
+        actions: list[str] = []
+        prefix = "NOOP: " if dry_run else ""
+
+        def act(line: str, fn: Callable[[], None]) -> None:
+            LOG.info("%s%s", prefix, line)
+            actions.append(prefix + line)
+            if not dry_run:
+                try:
+                    fn()
+                except NetagentError as exc:
+                    LOG.warning("%s failed: %s", line, exc)
+                    actions[-1] += f" (failed: {exc})"
+
+        gone: set[int] = set()
+        for link in sorted(links.values(), key=lambda item: item.name):
+            if link.name in keep or not link.name.startswith(_OWN_UPLINK_PREFIXES):
+                continue
+            if link.kind in ("vxlan", "vlan"):
+                act(
+                    f"delete {link.kind} device {link.name}",
+                    _bind(self.kernel.delete_link, link.name),
+                )
+                gone.add(link.index)
+        allowed = set(self.mappings.values())
+        for link in sorted(links.values(), key=lambda item: item.name):
+            if link.name in keep or link.kind != "bridge":
+                continue
+            if not link.name.startswith(c.NETWORK_BRIDGE_PREFIX):
+                continue
+            foreign = sorted(
+                member.name
+                for member in links.values()
+                if member.master == link.index
+                and member.index not in gone
+                and not member.name.startswith((c.TAP_PREFIX, *_OWN_UPLINK_PREFIXES))
+                and member.name not in allowed
+            )
+            if foreign:
+                line = f"keep bridge {link.name}: it has foreign members {', '.join(foreign)}"
+                LOG.warning("%s", line)
+                actions.append(line)
+                continue
+            act(f"delete bridge {link.name}", _bind(self.kernel.delete_link, link.name))
+            self._networks = {
+                k: v for k, v in self._networks.items() if v.get("bridge") != link.name
+            }
+        return actions
+
+    # -- status -------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "driver": "linuxbridge",
+            "local_ip": self.local_ip,
+            "networks": dict(sorted(self._networks.items())),
+            "ports": dict(sorted(self._ports.items())),
+        }
+
+    @staticmethod
+    def _fail(outcome: base.Outcome, resource_id: str, exc: Exception) -> None:
+        LOG.warning("%s: %s", resource_id, exc)
+        outcome.failed[resource_id] = str(exc)
+        outcome.succeeded.discard(resource_id)
+
+
+def _vxlan_matches(link: Link, spec: VxlanSpec) -> bool:
+    return (
+        link.kind == "vxlan"
+        and link.vni == spec.vni
+        and link.vxlan_local == spec.local
+        and link.vxlan_port == spec.port
+        and link.vxlan_learning is False
+    )
+
+
+def _name_of(links: dict[str, Link], index: int) -> str:
+    for link in links.values():
+        if link.index == index:
+            return link.name
+    return f"ifindex {index}"
+
+
+def _bind(fn: Callable[[str], None], arg: str) -> Callable[[], None]:
+    return lambda: fn(arg)
+
+
+def _show(entries: Iterable[FdbEntry]) -> str:
+    return ", ".join(f"{e.mac}->{e.dst}" for e in entries)

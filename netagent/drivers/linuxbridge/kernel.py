@@ -1,0 +1,106 @@
+"""What the Linux bridge driver needs from the kernel layer, as one small interface.
+
+:class:`Kernel` lists the operations the driver uses; :class:`IpLibKernel` implements them
+with :mod:`netagent.linux.ip_lib`. Keeping the seam this narrow lets the unit tests run the
+driver against an in-memory fake, and lets the functional tests run it against a test
+namespace (``namespace=...``) without entering it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Link:
+    """One network device as the driver sees it (a snapshot; never updated in place).
+
+    :ivar kind: ``IFLA_INFO_KIND`` (``bridge``, ``vxlan``, ``vlan``, ``veth``, ``tun``...),
+        ``None`` for physical NICs.
+    :ivar master: ifindex of the bridge the device is enslaved to, or ``None``.
+    :ivar up: administrative state (``IFF_UP``).
+    :ivar vni: VXLAN id, VLAN id for ``vlan`` devices.
+    :ivar parent: ifindex of the lower device (``IFLA_LINK``) of vlan/vxlan devices.
+    """
+
+    name: str
+    index: int
+    kind: str | None
+    mtu: int
+    up: bool
+    master: int | None = None
+    vni: int | None = None
+    parent: int | None = None
+    vxlan_local: str | None = None
+    vxlan_port: int | None = None
+    vxlan_learning: bool | None = None
+    stp: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, order=True)
+class FdbEntry:
+    """A VXLAN forwarding entry: frames for ``mac`` go to the tunnel endpoint ``dst``.
+
+    ``mac`` ``00:00:00:00:00:00`` is a flooding entry (BUM traffic is copied to each).
+    """
+
+    mac: str
+    dst: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VxlanSpec:
+    """Attributes a netagent VXLAN device is created with (the immutable ones)."""
+
+    vni: int
+    local: str
+    port: int
+    ttl: int | None = None
+    parent: str | None = None
+
+
+class Kernel(Protocol):
+    """Kernel operations of the driver, in the namespace the instance is bound to.
+
+    Every method raises the typed errors of :mod:`netagent.privileged.errors`
+    (``DeviceNotFound`` for a vanished device, ``KernelError`` otherwise).
+    """
+
+    def links(self) -> dict[str, Link]:
+        """All devices, by name (one dump)."""
+
+    def create_bridge(self, name: str, mtu: int, ageing_seconds: int) -> None:
+        """Create a bridge with STP off, administratively down."""
+
+    def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
+        """Create a VXLAN device with learning off, administratively down."""
+
+    def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
+        """Create an 802.1q sub-interface of ``parent``."""
+
+    def set_link(
+        self,
+        name: str,
+        *,
+        mtu: int | None = None,
+        up: bool | None = None,
+        master: str | None = None,
+        nomaster: bool = False,
+    ) -> None:
+        """Change what is given and nothing else (one request)."""
+
+    def delete_link(self, name: str) -> None:
+        """Delete a device (gone already is fine)."""
+
+    def fdb_entries(self, device: str) -> set[FdbEntry]:
+        """The device's own VXLAN FDB entries that carry a destination (``self``)."""
+
+    def fdb_add(self, device: str, entries: list[FdbEntry]) -> None:
+        """Add static entries: flooding (zero/multicast MAC) entries are appended to the
+        MAC's destination list, a unicast MAC's single destination is replaced."""
+
+    def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
+        """Delete entries (gone already is fine)."""
