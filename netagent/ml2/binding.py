@@ -1,0 +1,82 @@
+"""What the netagent mechanism driver decides, without importing Neutron.
+
+The driver in :mod:`netagent.ml2.mech_driver` is a thin subclass of Neutron's
+``SimpleAgentMechanismDriverBase``; every decision it makes about an agent row lives here so
+that it can be tested without Neutron installed. ``agent`` arguments are the agent rows ML2
+hands to a mechanism driver: dicts with ``agent_type``, ``host`` and ``configurations`` (the
+JSON the agent sent in its state reports, neutron-wire.md §3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+#: binding:vif_type: Nova creates ``tap<port[:11]>`` itself; netagent wires it (§7).
+VIF_TYPE: Final = "tap"
+#: binding:vnic_type values the driver binds.
+SUPPORTED_VNIC_TYPES: Final = ("normal",)
+#: Value of vif_details["connectivity"]: the agent provides L2 connectivity.
+CONNECTIVITY: Final = "l2"
+#: Network types that need a physical network in the agent's mappings.
+PHYSNET_TYPES: Final = ("flat", "vlan")
+#: Tunnel network types netagent can carry.
+TUNNEL_TYPES: Final = ("vxlan",)
+#: Everything the driver may bind, in the order reported to ML2.
+ALLOWED_NETWORK_TYPES: Final = (*PHYSNET_TYPES, *TUNNEL_TYPES)
+#: ``configurations.firewall_driver`` values that leave ports unfiltered.
+NON_FILTERING_FIREWALLS: Final = frozenset({"", "noop", "none"})
+
+
+def configurations(agent: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The agent's reported ``configurations``, or an empty mapping if absent or malformed."""
+    if not agent:
+        return {}
+    confs = agent.get("configurations")
+    return confs if isinstance(confs, Mapping) else {}
+
+
+def allowed_network_types(agent: Mapping[str, Any] | None = None) -> list[str]:
+    """Network types ML2 may bind to ``agent`` (all the driver supports when ``None``).
+
+    Flat and VLAN are always allowed (a physical network must still be in the agent's
+    mappings). VXLAN is allowed unless the agent reports ``tunnel_types`` without
+    ``vxlan`` in it: an agent that reports no tunnel types key at all is trusted, so that
+    binding does not depend on an optional field (ML2 itself checks only the type, §7).
+    """
+    confs = configurations(agent)
+    reported = confs.get("tunnel_types")
+    if agent is None or not isinstance(reported, list | tuple):
+        return list(ALLOWED_NETWORK_TYPES)
+    tunnels = [t for t in TUNNEL_TYPES if t in reported]
+    return [*PHYSNET_TYPES, *tunnels]
+
+
+def mappings(agent: Mapping[str, Any] | None) -> dict[str, str]:
+    """Physical network → interface, from ``configurations.interface_mappings``.
+
+    Non-string keys or values are dropped: the row is whatever the agent sent.
+    """
+    raw = configurations(agent).get("interface_mappings")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def port_filter(agent: Mapping[str, Any] | None) -> bool:
+    """Whether the agent filters its ports (vif_details ``port_filter``).
+
+    True when the agent reports a ``firewall_driver`` other than ``noop``. An agent that
+    does not report one is taken as not filtering: claiming a filter that is not there
+    would be the unsafe mistake.
+    """
+    driver = configurations(agent).get("firewall_driver")
+    return isinstance(driver, str) and driver.strip().lower() not in NON_FILTERING_FIREWALLS
+
+
+def vif_details(base: Mapping[str, Any], agent: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The driver's static vif_details with ``port_filter`` set for ``agent``."""
+    details = dict(base)
+    details["port_filter"] = port_filter(agent)
+    details.setdefault("connectivity", CONNECTIVITY)
+    return details

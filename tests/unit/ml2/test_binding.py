@@ -1,0 +1,80 @@
+"""The netagent mechanism driver's decisions (no Neutron needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from netagent.ml2 import binding
+
+
+def _agent(**confs: Any) -> dict[str, Any]:
+    return {"agent_type": "Netagent agent", "host": "cmp1", "configurations": confs}
+
+
+def test_allowed_types_without_agent_are_everything_supported() -> None:
+    assert binding.allowed_network_types() == ["flat", "vlan", "vxlan"]
+
+
+def test_agent_without_tunnel_types_key_may_take_vxlan() -> None:
+    assert "vxlan" in binding.allowed_network_types(_agent())
+
+
+@pytest.mark.parametrize(
+    ("tunnel_types", "expected"),
+    [([], ["flat", "vlan"]), (["vxlan"], ["flat", "vlan", "vxlan"]), (["gre"], ["flat", "vlan"])],
+)
+def test_reported_tunnel_types_limit_vxlan(tunnel_types: list[str], expected: list[str]) -> None:
+    assert binding.allowed_network_types(_agent(tunnel_types=tunnel_types)) == expected
+
+
+def test_mappings_come_from_interface_mappings() -> None:
+    agent = _agent(interface_mappings={"physnet1": "eth1"}, bridge_mappings={"x": "br"})
+    assert binding.mappings(agent) == {"physnet1": "eth1"}
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        {},
+        {"configurations": None},
+        {"configurations": "garbage"},
+        _agent(interface_mappings=["physnet1"]),
+        _agent(),
+    ],
+)
+def test_missing_or_malformed_mappings_are_empty(agent: dict[str, Any]) -> None:
+    assert binding.mappings(agent) == {}
+
+
+def test_non_string_mapping_entries_are_dropped() -> None:
+    agent = _agent(interface_mappings={"physnet1": "eth1", "p2": 3, 4: "eth4"})
+    assert binding.mappings(agent) == {"physnet1": "eth1"}
+
+
+@pytest.mark.parametrize(
+    ("confs", "expected"),
+    [
+        ({"firewall_driver": "iptables"}, True),
+        ({"firewall_driver": "openvswitch"}, True),
+        ({"firewall_driver": "noop"}, False),
+        ({"firewall_driver": " NOOP "}, False),
+        ({"firewall_driver": ""}, False),
+        ({"firewall_driver": None}, False),
+        ({}, False),
+    ],
+)
+def test_port_filter_follows_reported_firewall(confs: dict[str, Any], expected: bool) -> None:
+    assert binding.port_filter(_agent(**confs)) is expected
+
+
+def test_vif_details_sets_port_filter_per_agent_without_mutating_base() -> None:
+    base = {"port_filter": False, "connectivity": "l2"}
+    details = binding.vif_details(base, _agent(firewall_driver="iptables"))
+    assert details == {"port_filter": True, "connectivity": "l2"}
+    assert base["port_filter"] is False
+
+
+def test_vif_details_adds_connectivity_if_missing() -> None:
+    assert binding.vif_details({}, None) == {"port_filter": False, "connectivity": "l2"}
