@@ -1,0 +1,169 @@
+"""Executing lists of netlink operations in one namespace, pipelined.
+
+Operations are dicts of primitives (``{"op": "create_veth", "name": ..., ...}``, see
+:data:`netagent.privileged.nlbuild.BUILDERS`), so the call can cross a privsep boundary.
+Requests are queued and sent together; the queue is flushed early only when an operation
+needs the ifindex of a device that is not known yet (e.g. an address on a veth created
+earlier in the same batch), which costs one extra RTM_GETLINK round trip.
+Every operation gets its own outcome; a failed one does not stop the others.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Any
+
+from netagent.common.exceptions import NetagentError
+from netagent.privileged import nlbuild
+from netagent.privileged import nlcodec as nl
+from netagent.privileged import validate as v
+from netagent.privileged.errors import InvalidArgument, KernelError, translate
+from netagent.privileged.nlsocket import Request, get_socket
+
+LOG = logging.getLogger(__name__)
+
+#: ``(index in the batch, errno, kind, operation, target, kernel message)``
+Failure = tuple[int, int, str, str, str, str]
+
+
+class BatchError(NetagentError):
+    """Some operations of a batch failed; the others were applied.
+
+    :param namespace: where the batch ran.
+    :param failures: one :data:`Failure` tuple per failed operation.
+    """
+
+    def __init__(self, namespace: str | None, failures: list[Failure]) -> None:
+        super().__init__(namespace, failures)
+        self.namespace = namespace
+        self.failures = failures
+
+    def errors(self) -> list[tuple[int, KernelError]]:
+        """The failures as ``(index, typed exception)`` pairs."""
+        return [
+            (index, translate(err, kind, op, target, self.namespace))
+            for index, err, kind, op, target, _msg in self.failures
+        ]
+
+    def __str__(self) -> str:
+        parts = [
+            f"#{index} {exc}" + (f" ({msg})" if msg else "")
+            for (index, exc), (*_x, msg) in zip(self.errors(), self.failures, strict=True)
+        ]
+        return f"{len(self.failures)} operation(s) failed: " + "; ".join(parts)
+
+
+class _Runner:
+    def __init__(self, namespace: str | None) -> None:
+        self.namespace = namespace
+        self.sock = get_socket(namespace)
+        self.indexes: dict[str, int] = {}
+        self.queue: list[tuple[int, str, str, str, Request]] = []
+        self.failures: list[Failure] = []
+        self.ctx = nlbuild.Context(self.resolve)
+
+    def resolve(self, name: str) -> int:
+        index = self.indexes.get(name)
+        if index is not None:
+            return index
+        self.flush()
+        reply = self.sock.run([nlbuild.get_link(name)])[0]
+        if reply.error or not reply.payloads:
+            raise _UnresolvedError(name, reply.error or errno.ENODEV)
+        index = int(nl.IFINFOMSG.unpack_from(reply.payloads[0][1])[2])
+        self.indexes[name] = index
+        return index
+
+    def flush(self) -> None:
+        if not self.queue:
+            return
+        queue, self.queue = self.queue, []
+        try:
+            replies = self.sock.run([item[4] for item in queue])
+        finally:
+            self.ctx.close()
+        for (index, kind, opname, target, _req), reply in zip(queue, replies, strict=True):
+            if reply.error:
+                self.failures.append((index, reply.error, kind, opname, target, reply.message))
+                LOG.debug("%s %s failed: %s", opname, target, reply.error)
+            else:
+                LOG.info("%s %s (namespace %s)", opname, target, self.namespace)
+
+    def add(self, index: int, op: dict[str, Any]) -> None:
+        opname = op.get("op")
+        builder = nlbuild.BUILDERS.get(opname) if isinstance(opname, str) else None
+        if builder is None:
+            raise InvalidArgument("op", opname, "unknown operation")
+        assert isinstance(opname, str)
+        try:
+            built = builder(op, self.ctx)
+        except _UnresolvedError as exc:
+            self.failures.append((index, exc.err, "link", opname, exc.name, "lookup failed"))
+            return
+        if opname in nlbuild.INVALIDATING:
+            self.indexes.pop(op["name"], None)
+        for kind, target, request in built:
+            self.queue.append((index, kind, opname, target, request))
+
+
+class _UnresolvedError(Exception):
+    def __init__(self, name: str, err: int) -> None:
+        super().__init__(name, err)
+        self.name = name
+        self.err = err
+
+
+def execute(namespace: str | None, ops: list[dict[str, Any]]) -> None:
+    """Apply ``ops`` in order in ``namespace``, pipelined over its cached netlink socket.
+
+    All operations are validated before anything is sent.
+
+    :param namespace: namespace name, ``None`` for the agent's own.
+    :param ops: operation dicts, each with an ``"op"`` key naming a builder.
+    :raises InvalidArgument: an operation is malformed; nothing was sent.
+    :raises NamespaceNotFound: the namespace does not exist.
+    :raises BatchError: at least one operation failed in the kernel.
+    """
+    v.optional_namespace(namespace)
+    _dry_run(ops)
+    runner = _Runner(namespace)
+    try:
+        for index, op in enumerate(ops):
+            runner.add(index, op)
+        runner.flush()
+    finally:
+        runner.ctx.close()
+    if runner.failures:
+        raise BatchError(namespace, sorted(runner.failures))
+
+
+def execute_one(namespace: str | None, op: dict[str, Any]) -> None:
+    """Apply one operation and raise its typed error.
+
+    :raises KernelError: (or a subclass) the kernel refused the operation.
+    """
+    try:
+        execute(namespace, [op])
+    except BatchError as exc:
+        raise exc.errors()[0][1] from None
+
+
+def _dry_run(ops: list[dict[str, Any]]) -> None:
+    """Run every builder with a fake resolver so that bad input fails before sending."""
+    ctx = nlbuild.Context(lambda _name: 1)
+    ctx.netns_fd = _fake_fd  # type: ignore[method-assign]
+    for op in ops:
+        opname = op.get("op") if isinstance(op, dict) else None
+        builder = nlbuild.BUILDERS.get(opname) if isinstance(opname, str) else None
+        if builder is None:
+            raise InvalidArgument("op", opname, "unknown operation")
+        try:
+            builder(op, ctx)
+        except KeyError as exc:
+            raise InvalidArgument(str(exc.args[0]), None, f"missing in {opname}") from None
+
+
+def _fake_fd(namespace: str) -> int:
+    v.namespace_name(namespace, "peer_namespace")
+    return 0

@@ -1,0 +1,225 @@
+"""One rtnetlink socket per network namespace, kept open and reused.
+
+:class:`RtnlSocket` sends requests pipelined: every request carries ``NLM_F_ACK`` and its
+own sequence number, many are packed into one ``send()`` (the kernel handles each message
+of a datagram in turn and acks it, carrying on after a failed one), and the acks are
+collected afterwards and matched by sequence number. The receive buffer is enlarged and
+drained while sending, so acks are never dropped.
+
+The socket of a namespace is opened from a thread that entered it (see
+:mod:`netagent.privileged.nsenter`); the cache remembers the namespace's inode and
+reopens the socket when a namespace of the same name was recreated.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from netagent.privileged import nlcodec as nl
+from netagent.privileged import nsenter
+from netagent.privileged.errors import KernelError, NamespaceNotFound
+
+LOG = logging.getLogger(__name__)
+
+_SOL_NETLINK = 270
+_NETLINK_CAP_ACK = 10
+_NETLINK_EXT_ACK = 11
+_SO_RCVBUFFORCE = 33
+_RCVBUF = 16 * 1024 * 1024
+_SEND_CHUNK = 32 * 1024
+_DRAIN_EVERY = 256
+_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Request:
+    """One netlink request: message type, flags (``NLM_F_REQUEST|NLM_F_ACK`` are added)."""
+
+    msg_type: int
+    flags: int
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"Request(type={self.msg_type}, flags={self.flags:#x}, {len(self.body)} bytes)"
+
+
+@dataclass
+class Reply:
+    """The outcome of one request: ``error`` is 0 or a positive errno."""
+
+    error: int = 0
+    message: str = ""
+    payloads: list[tuple[int, bytes]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class RtnlSocket:
+    """A NETLINK_ROUTE socket bound inside one namespace; thread-safe."""
+
+    def __init__(self, namespace: str | None) -> None:
+        self.namespace = namespace
+        self._lock = threading.Lock()
+        self._seq = 0
+        sock: socket.socket = nsenter.call_in_namespace(
+            namespace,
+            socket.socket,
+            socket.AF_NETLINK,
+            socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+            socket.NETLINK_ROUTE,
+        )
+        self._sock = sock
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _RCVBUF)
+            sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
+            sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
+            sock.bind((0, 0))
+        except BaseException:
+            sock.close()
+            raise
+        self._buf = bytearray(1024 * 1024)
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def close(self) -> None:
+        """Close the socket; later calls fail."""
+        with self._lock:
+            self._sock.close()
+
+    def dump(self, msg_type: int, body: bytes, flags: int = nl.NLM_F_DUMP) -> list[bytes]:
+        """Run one dump request and return the payloads of its messages.
+
+        Interrupted dumps (``NLM_F_DUMP_INTR``, the table changed meanwhile) are retried.
+
+        :raises KernelError: the kernel answered with an error.
+        """
+        for _ in range(10):
+            reply = self.run([Request(msg_type, flags, body)])[0]
+            if reply.error:
+                raise KernelError(reply.error, "dump", str(msg_type), self.namespace)
+            if reply.interrupted:
+                continue
+            return [payload for _t, payload in reply.payloads]
+        raise KernelError(errno.EINTR, "dump", str(msg_type), self.namespace)
+
+    def run(self, requests: Sequence[Request]) -> list[Reply]:
+        """Send all requests, pipelined, and return one :class:`Reply` per request.
+
+        A dump (``NLM_F_DUMP``) must be the only request of its call.
+        ``Reply.interrupted`` is set for a dump that the kernel marked as interrupted.
+        """
+        replies = [Reply() for _ in requests]
+        with self._lock:
+            base = self._seq + 1
+            self._seq += len(requests)
+            pending: dict[int, int] = {}
+            chunk: list[bytes] = []
+            chunk_len = 0
+            for index, req in enumerate(requests):
+                seq = base + index
+                flags = req.flags | nl.NLM_F_REQUEST
+                if not _is_dump(req):
+                    flags |= nl.NLM_F_ACK
+                chunk.append(nl.header(16 + len(req.body), req.msg_type, flags, seq & 0xFFFFFFFF))
+                chunk.append(req.body)
+                chunk_len += 16 + len(req.body)
+                pending[seq & 0xFFFFFFFF] = index
+                if chunk_len >= _SEND_CHUNK:
+                    self._sock.send(b"".join(chunk))
+                    chunk, chunk_len = [], 0
+                    if len(pending) >= _DRAIN_EVERY:
+                        self._receive(pending, replies, block=False)
+            if chunk:
+                self._sock.send(b"".join(chunk))
+            while pending:
+                self._receive(pending, replies, block=True)
+        return replies
+
+    def _receive(self, pending: dict[int, int], replies: list[Reply], block: bool) -> None:
+        while pending:
+            if block and not self._poll.poll(_TIMEOUT_S * 1000):
+                raise KernelError(errno.ETIMEDOUT, "netlink", "ack", self.namespace)
+            try:
+                size = self._sock.recv_into(self._buf, len(self._buf), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if block:
+                    continue
+                return
+            for msg_type, msg_flags, seq, payload in nl.iter_messages(bytes(self._buf[:size])):
+                index = pending.get(seq)
+                if index is None:
+                    LOG.debug("Dropping netlink message with unknown sequence %d", seq)
+                    continue
+                reply = replies[index]
+                if msg_type == nl.NLMSG_ERROR:
+                    code = -int.from_bytes(payload[:4], "little", signed=True)
+                    reply.error = code
+                    if code and msg_flags & nl.NLM_F_ACK_TLVS:
+                        # with NETLINK_CAP_ACK the error carries only the request header
+                        msg = nl.parse_attrs(payload, 4 + 16).get(nl.NLMSGERR_ATTR_MSG)
+                        reply.message = nl.cstr(msg) if msg else ""
+                    del pending[seq]
+                elif msg_type == nl.NLMSG_DONE:
+                    code = -int.from_bytes(payload[:4], "little", signed=True) if payload else 0
+                    reply.error = max(code, 0)
+                    if msg_flags & nl.NLM_F_DUMP_INTR:
+                        reply.interrupted = True
+                    del pending[seq]
+                else:
+                    if msg_flags & nl.NLM_F_DUMP_INTR:
+                        reply.interrupted = True
+                    reply.payloads.append((msg_type, payload))
+            if not block:
+                continue
+            return
+
+
+def _is_dump(req: Request) -> bool:
+    # NLM_F_DUMP shares bits with NLM_F_EXCL; it means "dump" only on RTM_GET* types.
+    return req.msg_type & 3 == 2 and req.flags & nl.NLM_F_DUMP == nl.NLM_F_DUMP
+
+
+_CACHE: dict[str | None, tuple[RtnlSocket, tuple[int, int]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _netns_identity(namespace: str | None) -> tuple[int, int]:
+    path = "/proc/self/ns/net" if namespace is None else nsenter.netns_path(namespace)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NamespaceNotFound(str(namespace)) from None
+    return st.st_dev, st.st_ino
+
+
+def get_socket(namespace: str | None) -> RtnlSocket:
+    """The cached socket of ``namespace`` (``None``: the agent's own), opened if needed.
+
+    :raises NamespaceNotFound: the namespace does not exist.
+    """
+    identity = _netns_identity(namespace)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(namespace)
+        if cached is not None:
+            if cached[1] == identity:
+                return cached[0]
+            cached[0].close()
+            del _CACHE[namespace]
+        sock = RtnlSocket(namespace)
+        _CACHE[namespace] = (sock, identity)
+        return sock
+
+
+def close_socket(namespace: str | None) -> None:
+    """Close and forget the cached socket of ``namespace``, if any."""
+    with _CACHE_LOCK:
+        cached = _CACHE.pop(namespace, None)
+    if cached is not None:
+        cached[0].close()
