@@ -22,7 +22,7 @@ netagent's (tap, ``nvx-``/``nvl-``, a mapped physical interface) is never delete
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from netagent.common import constants as c
@@ -30,6 +30,7 @@ from netagent.common import names
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.linuxbridge import fdb
+from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
 from netagent.model.network import Network, NetworkType
 
@@ -37,7 +38,7 @@ LOG = logging.getLogger(__name__)
 
 #: Seconds a learned MAC stays in a bridge's table (the kernel's default too).
 AGEING_SECONDS = 300
-_OWN_UPLINK_PREFIXES = (c.VXLAN_DEVICE_PREFIX, c.VLAN_DEVICE_PREFIX)
+_OWN_UPLINK_PREFIXES = sweep_mod.OWN_UPLINK_PREFIXES
 
 
 class LinuxBridgeError(NetagentError):
@@ -367,54 +368,12 @@ class LinuxBridgeDriver(base.L2Driver):
         return self._remove_owned(set(), dry_run)
 
     def _remove_owned(self, keep: set[str], dry_run: bool) -> list[str]:
-        """Delete netagent's devices not in ``keep``: uplinks first, then bridges."""
-        links = self.kernel.links()
-        actions: list[str] = []
-        prefix = "NOOP: " if dry_run else ""
-
-        def act(line: str, fn: Callable[[], None]) -> None:
-            LOG.info("%s%s", prefix, line)
-            actions.append(prefix + line)
-            if not dry_run:
-                try:
-                    fn()
-                except NetagentError as exc:
-                    LOG.warning("%s failed: %s", line, exc)
-                    actions[-1] += f" (failed: {exc})"
-
-        gone: set[int] = set()
-        for link in sorted(links.values(), key=lambda item: item.name):
-            if link.name in keep or not link.name.startswith(_OWN_UPLINK_PREFIXES):
-                continue
-            if link.kind in ("vxlan", "vlan"):
-                act(
-                    f"delete {link.kind} device {link.name}",
-                    _bind(self.kernel.delete_link, link.name),
-                )
-                gone.add(link.index)
-        allowed = set(self.mappings.values())
-        for link in sorted(links.values(), key=lambda item: item.name):
-            if link.name in keep or link.kind != "bridge":
-                continue
-            if not link.name.startswith(c.NETWORK_BRIDGE_PREFIX):
-                continue
-            foreign = sorted(
-                member.name
-                for member in links.values()
-                if member.master == link.index
-                and member.index not in gone
-                and not member.name.startswith((c.TAP_PREFIX, *_OWN_UPLINK_PREFIXES))
-                and member.name not in allowed
-            )
-            if foreign:
-                line = f"keep bridge {link.name}: it has foreign members {', '.join(foreign)}"
-                LOG.warning("%s", line)
-                actions.append(line)
-                continue
-            act(f"delete bridge {link.name}", _bind(self.kernel.delete_link, link.name))
-            self._networks = {
-                k: v for k, v in self._networks.items() if v.get("bridge") != link.name
-            }
+        actions, deleted = sweep_mod.remove_owned(
+            self.kernel, keep, set(self.mappings.values()), dry_run
+        )
+        self._networks = {
+            k: v for k, v in self._networks.items() if v.get("bridge") not in deleted
+        }
         return actions
 
     # -- status -------------------------------------------------------------------------
@@ -449,10 +408,6 @@ def _name_of(links: dict[str, Link], index: int) -> str:
         if link.index == index:
             return link.name
     return f"ifindex {index}"
-
-
-def _bind(fn: Callable[[str], None], arg: str) -> Callable[[], None]:
-    return lambda: fn(arg)
 
 
 def _show(entries: Iterable[FdbEntry]) -> str:

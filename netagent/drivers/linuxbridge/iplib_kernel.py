@@ -7,28 +7,31 @@ over that namespace's cached rtnetlink socket; kernel errors arrive already type
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 from typing import Any
 
 from netagent.drivers.linuxbridge.fdb import is_flooding
 from netagent.drivers.linuxbridge.kernel import FdbEntry, Link, VxlanSpec
+from netagent.linux import ip_lib
 from netagent.privileged import batch
-from netagent.privileged import links as priv_links
+
+# FDB entries have no wrapper in netagent.linux yet: list/add/delete go to the privileged
+# neighbour module directly (same primitives, same typed errors).
 from netagent.privileged import neigh as priv_neigh
-from netagent.privileged.errors import DeviceNotFound, EntryNotFound
+from netagent.privileged.errors import EntryNotFound
 
 
-def _link(raw: dict[str, Any]) -> Link:
-    data = raw.get("data") or {}
-    kind = raw.get("kind")
+def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
+    data = raw.data or {}
+    kind = raw.kind
     vxlan = kind == "vxlan"
     return Link(
-        name=raw["name"],
-        index=raw["index"],
+        name=raw.name,
+        index=raw.index,
         kind=kind,
-        mtu=raw.get("mtu") or 0,
-        up=bool(raw.get("up")),
-        master=raw.get("master") or None,
+        mtu=raw.mtu or 0,
+        up=raw.up,
+        master=indexes.get(raw.master) if raw.master else None,
         vni=data.get("vni") if kind in ("vxlan", "vlan") else None,
         parent=data.get("underlay") if vxlan else data.get("link"),
         vxlan_local=data.get("local") if vxlan else None,
@@ -51,28 +54,30 @@ class IpLibKernel:
         return f"IpLibKernel(netns={self.netns!r})"
 
     def links(self) -> dict[str, Link]:
-        return {raw["name"]: _link(raw) for raw in priv_links.list_links(self.netns)}
+        raw = ip_lib.list_devices(namespace=self.netns)
+        indexes = {item.name: item.index for item in raw}
+        return {item.name: _link(item, indexes) for item in raw}
 
     def create_bridge(self, name: str, mtu: int, ageing_seconds: int) -> None:
-        priv_links.create_bridge(
-            self.netns, name, mtu=mtu, ageing_time=ageing_seconds, forward_delay=0
+        ip_lib.create_bridge(
+            name, namespace=self.netns, ageing_time=ageing_seconds, forward_delay=0, mtu=mtu
         )
 
     def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
-        options: dict[str, Any] = {
-            "local": spec.local,
-            "port": spec.port,
-            "learning": False,
-            "mtu": mtu,
-        }
-        if spec.ttl is not None:
-            options["ttl"] = spec.ttl
-        if spec.parent:
-            options["underlay"] = spec.parent
-        priv_links.create_vxlan(self.netns, name, spec.vni, **options)
+        ip_lib.create_vxlan(
+            name,
+            spec.vni,
+            namespace=self.netns,
+            local=ipaddress.ip_address(spec.local),
+            port=spec.port,
+            learning=False,
+            underlay=spec.parent,
+            ttl=spec.ttl,
+            mtu=mtu,
+        )
 
     def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
-        # The kernel layer's "create_vlan" operation (IFLA_INFO_KIND "vlan",
+        # Needs a "create_vlan" operation in the kernel layer (IFLA_INFO_KIND "vlan",
         # IFLA_VLAN_ID, IFLA_LINK); until it exists the batch rejects the op with
         # InvalidArgument, which fails the VLAN network only.
         batch.execute_one(
@@ -89,24 +94,20 @@ class IpLibKernel:
         master: str | None = None,
         nomaster: bool = False,
     ) -> None:
-        changes: dict[str, Any] = {}
-        if mtu is not None:
-            changes["mtu"] = mtu
-        if up is not None:
-            changes["up"] = up
+        ops = ip_lib.Batch(self.netns)
         if master is not None:
-            changes["master"] = master
+            ops.set_master(name, master)
         elif nomaster:
-            changes["master"] = ""
-        if changes:
-            priv_links.set_link(self.netns, name, **changes)
+            ops.release(name)
+        if mtu is not None or up is not None:
+            ops.set_link(name, mtu=mtu, up=up)
+        _apply(ops)
 
     def delete_link(self, name: str) -> None:
-        with contextlib.suppress(DeviceNotFound):
-            priv_links.delete_link(self.netns, name)
+        ip_lib.delete_device(name, namespace=self.netns, missing_ok=True)
 
     def fdb_entries(self, device: str) -> set[FdbEntry]:
-        index = priv_links.get_link(self.netns, device)["index"]
+        index = ip_lib.get_device(device, namespace=self.netns).index
         return {
             FdbEntry(entry["mac"], entry["destination"])
             for entry in priv_neigh.list_fdb(self.netns)
@@ -135,6 +136,14 @@ class IpLibKernel:
         ]
         if ops:
             _run(self.netns, ops, ignore=(EntryNotFound,))
+
+
+def _apply(ops: ip_lib.Batch) -> None:
+    """Send a batch; re-raise its first failure typed (e.g. ``DeviceNotFound``)."""
+    try:
+        ops.apply()
+    except batch.BatchError as exc:
+        raise exc.errors()[0][1] from None
 
 
 def _run(

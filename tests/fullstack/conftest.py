@@ -1,0 +1,63 @@
+"""Fullstack tier: real ``netagent-agent`` processes in simulated host namespaces.
+
+Runs only with ``NETAGENT_FULLSTACK=1`` as root. Each test gets a :class:`Fabric` of its
+own; the fixture's finalizer stops the agents it started (by PID) and deletes every
+namespace it made, also when the test fails. Leftovers of a crashed run (namespaces named
+``nafs-*``) are removed at the start of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fullstack import harness
+
+
+def _skip_reason() -> str | None:
+    if os.environ.get("NETAGENT_FULLSTACK") != "1":
+        return "fullstack tier: set NETAGENT_FULLSTACK=1 (needs root)"
+    if os.geteuid() != 0:
+        return "fullstack tier needs root"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _skip_reason()
+    for item in items:
+        if "tests/fullstack" in str(item.fspath):
+            item.add_marker(pytest.mark.fullstack)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_leftovers() -> None:
+    if _skip_reason():
+        return
+    for name in harness.leftover_namespaces():
+        harness.run("ip", "netns", "delete", name, check=False)
+
+
+@pytest.fixture
+def fabric(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[harness.Fabric]:
+    """An underlay namespace; tests add hosts, networks and VMs, then start agents."""
+    fab = harness.Fabric(tmp_path)
+    try:
+        fab.start()
+        yield fab
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(fab.diagnostics())
+        fab.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

@@ -1,0 +1,455 @@
+"""Simulated hosts for the fullstack tier: namespaces, an underlay, agents, VMs, state.
+
+A :class:`Fabric` owns everything it creates (namespaces by name, agent processes by PID)
+and :meth:`Fabric.close` removes all of it, even after a failure half-way through. Layout::
+
+    underlay ns  ── bridge ul0 ──┬── veth ── host-a ns (eth-ul 198.18.0.1/15, netagent-agent)
+                                 └── veth ── host-b ns (eth-ul 198.18.0.2/15, netagent-agent)
+    vm ns (eth0) ── veth ── tap<port-id> in its host ns (made by tools/vmctl.py)
+
+Only addresses from 198.18.0.0/15 (underlay) and 192.0.2.0/24 (VMs) are used, and only
+inside these namespaces. The root namespace is never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+NETNS_PREFIX = "nafs-"
+UNDERLAY_BRIDGE = "ul0"
+UNDERLAY_PREFIX = 15
+
+
+def _load_vmctl() -> Any:
+    spec = importlib.util.spec_from_file_location("vmctl", REPO / "tools" / "vmctl.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+vmctl = _load_vmctl()
+
+
+def run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing output; raise with its stderr on failure."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def ip(netns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run("ip", "-n", netns, *args, check=check)
+
+
+def links(netns: str) -> dict[str, dict[str, Any]]:
+    """``ip -d -j link show`` in ``netns``, by name (with ``master`` and ``linkinfo``)."""
+    out = ip(netns, "-d", "-j", "link", "show").stdout
+    return {item["ifname"]: item for item in json.loads(out or "[]")}
+
+
+def fdb(netns: str, device: str) -> set[tuple[str, str]]:
+    """(mac, dst) pairs of the VXLAN device's own FDB entries."""
+    out = run("bridge", "-n", netns, "-j", "fdb", "show", "dev", device).stdout
+    return {(e["mac"], e["dst"]) for e in json.loads(out or "[]") if "dst" in e}
+
+
+def wait_for(
+    what: str, predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.2
+) -> None:
+    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except (RuntimeError, KeyError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def ping(
+    netns: str, address: str, count: int = 3, interval: float = 0.2, deadline: float = 5.0
+) -> subprocess.CompletedProcess[str]:
+    """Bounded ping from a namespace; returncode 0 means every reply arrived... or some.
+
+    ``ping -c N -w D`` exits 0 when at least one reply came back before the deadline.
+    """
+    return run(
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "ping",
+        "-n",
+        "-q",
+        "-c",
+        str(count),
+        "-i",
+        str(interval),
+        "-W",
+        "1",
+        "-w",
+        str(deadline),
+        address,
+        check=False,
+        timeout=deadline + 10,
+    )
+
+
+@contextlib.contextmanager
+def background(cmd: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """A bounded helper process (ping, ip monitor) killed by PID on exit, whatever happens."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        if "monitor" in cmd:
+            time.sleep(0.3)  # let it subscribe before anything happens
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=5)
+
+
+def can_ping(netns: str, address: str) -> bool:
+    return ping(netns, address, count=1, deadline=2).returncode == 0
+
+
+@dataclasses.dataclass
+class Vm:
+    """A "VM": namespace + port, and the host it lives on."""
+
+    name: str
+    netns: str
+    host: Host
+    port_id: str
+    mac: str
+    ip: str
+    network_id: str
+
+    @property
+    def address(self) -> str:
+        return self.ip.split("/")[0]
+
+    @property
+    def tap(self) -> str:
+        return "tap" + self.port_id[:11]
+
+
+@dataclasses.dataclass
+class Host:
+    """A simulated host namespace and (maybe) its agent process."""
+
+    name: str
+    netns: str
+    tunnel_ip: str
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.workdir / f"{self.name}.conf"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / f"state-{self.name}"
+
+    def write_config(self, state_file: Path, extra: str = "") -> None:
+        self.state_path.mkdir(exist_ok=True)
+        self.config_file.write_text(
+            "[DEFAULT]\n"
+            f"host = {self.name}\n"
+            f"state_path = {self.state_path}\n"
+            "debug = true\n"
+            f"log_file = {self.log_file}\n"
+            "[agent]\n"
+            "source = file\n"
+            "l2_driver = linuxbridge\n"
+            "[file_source]\n"
+            f"path = {state_file}\n"
+            "[linuxbridge]\n"
+            f"local_ip = {self.tunnel_ip}\n" + extra
+        )
+
+    def start_agent(self) -> None:
+        assert self.process is None or self.process.poll() is not None
+        out = (self.workdir / f"{self.name}.stdout").open("ab")
+        # `ip netns exec` execs the agent, so the PID is the agent's own.
+        self.process = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.netns,
+                str(BIN / "netagent-agent"),
+                "--config-file",
+                str(self.config_file),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+
+    def stop_agent(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10) -> None:
+        """Signal the agent this fabric started, by PID, and reap it."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def agent_alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        """``netagent-status --check`` for this host (exit 0 = converged)."""
+        return run(
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            str(BIN / "netagent-status"),
+            "--config-file",
+            str(self.config_file),
+            "--check",
+            check=False,
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = ""
+        for path in (self.log_file, self.workdir / f"{self.name}.stdout"):
+            if path.exists():
+                text += (
+                    f"--- {path.name}\n"
+                    + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                    + "\n"
+                )
+        return text
+
+
+class Fabric:
+    """Underlay + hosts + VMs + the shared state file, all removed by :meth:`close`."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.tag = uuid.uuid4().hex[:6]
+        self.state_file = workdir / "state.yaml"
+        self.namespaces: list[str] = []
+        self.hosts: dict[str, Host] = {}
+        self.vms: dict[str, Vm] = {}
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.ports: dict[str, dict[str, Any]] = {}
+        self.underlay = ""
+
+    def start(self) -> None:
+        """Create the underlay namespace and its bridge (call inside try/finally close)."""
+        self.underlay = self._netns("ul")
+        ip(self.underlay, "link", "add", UNDERLAY_BRIDGE, "type", "bridge")
+        ip(self.underlay, "link", "set", UNDERLAY_BRIDGE, "up")
+
+    def _netns(self, role: str) -> str:
+        name = f"{NETNS_PREFIX}{self.tag}-{role}"
+        run("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        ip(name, "link", "set", "lo", "up")
+        return name
+
+    # -- topology ---------------------------------------------------------------------
+
+    def add_host(self, name: str, tunnel_ip: str) -> Host:
+        netns = self._netns(name)
+        uplink = f"ul-{name}"[:15]
+        ip(
+            netns,
+            "link",
+            "add",
+            "eth-ul",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            uplink,
+            "netns",
+            self.underlay,
+        )
+        ip(self.underlay, "link", "set", uplink, "master", UNDERLAY_BRIDGE, "up")
+        ip(netns, "addr", "add", f"{tunnel_ip}/{UNDERLAY_PREFIX}", "dev", "eth-ul")
+        ip(netns, "link", "set", "eth-ul", "up")
+        host = Host(name, netns, tunnel_ip, self.workdir)
+        self.hosts[name] = host
+        return host
+
+    def add_network(self, vni: int, mtu: int = 1450, name: str = "") -> str:
+        network_id = str(uuid.uuid4())
+        self.networks[network_id] = {
+            "id": network_id,
+            "name": name or f"net-{vni}",
+            "provider:network_type": "vxlan",
+            "provider:segmentation_id": vni,
+            "mtu": mtu,
+        }
+        return network_id
+
+    def add_vm(
+        self,
+        name: str,
+        host: Host,
+        network_id: str,
+        ip_cidr: str,
+        *,
+        in_state: bool = True,
+        admin_state_up: bool = True,
+    ) -> Vm:
+        port_id = str(uuid.uuid4())
+        mac = "fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+        netns = f"{NETNS_PREFIX}{self.tag}-{name}"
+        self.namespaces.append(netns)
+        vmctl.create_vm(
+            vm_ns=netns,
+            port_id=port_id,
+            mac=mac,
+            ips=[ip_cidr],
+            host_ns=host.netns,
+            mtu=self.networks[network_id]["mtu"],
+        )
+        vm = Vm(name, netns, host, port_id, mac, ip_cidr, network_id)
+        self.vms[name] = vm
+        if in_state:
+            self.add_port(vm, admin_state_up=admin_state_up)
+        return vm
+
+    def add_port(self, vm: Vm, admin_state_up: bool = True) -> None:
+        self.ports[vm.port_id] = {
+            "id": vm.port_id,
+            "network_id": vm.network_id,
+            "mac_address": vm.mac,
+            "fixed_ips": [{"subnet_id": self._subnet_id(vm.network_id), "ip_address": vm.address}],
+            "binding:host_id": vm.host.name,
+            "device_owner": "compute:nova",
+            "admin_state_up": admin_state_up,
+        }
+
+    def remove_port(self, vm: Vm) -> None:
+        self.ports.pop(vm.port_id, None)
+
+    def _subnet_id(self, network_id: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, network_id))
+
+    # -- desired state ----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The standalone state document (Neutron API shapes)."""
+        return {
+            "agents": [
+                {
+                    "host": h.name,
+                    "agent_type": "Netagent agent",
+                    "configurations": {"tunneling_ip": h.tunnel_ip},
+                }
+                for h in self.hosts.values()
+            ],
+            "networks": list(self.networks.values()),
+            "subnets": [
+                {
+                    "id": self._subnet_id(n),
+                    "network_id": n,
+                    "cidr": "192.0.2.0/24",
+                    "ip_version": 4,
+                    "gateway_ip": None,
+                    "enable_dhcp": False,
+                }
+                for n in self.networks
+            ],
+            "ports": list(self.ports.values()),
+        }
+
+    def write_state(self) -> None:
+        """Replace the state file atomically (JSON is valid YAML)."""
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state(), indent=1))
+        tmp.rename(self.state_file)
+
+    def start_agents(self) -> None:
+        self.write_state()
+        for host in self.hosts.values():
+            host.write_config(self.state_file)
+            host.start_agent()
+
+    # -- checks -----------------------------------------------------------------------
+
+    def wired(self, vm: Vm) -> bool:
+        """The VM's tap is in its network's bridge and up, and the bridge is up."""
+        devs = links(vm.host.netns)
+        bridge = "brq" + vm.network_id[:11]
+        tap = devs.get(vm.tap, {})
+        return (
+            tap.get("master") == bridge
+            and "UP" in tap.get("flags", [])
+            and "UP" in devs.get(bridge, {}).get("flags", [])
+        )
+
+    def wait_wired(self, *vms: Vm, timeout: float = 30.0) -> None:
+        for vm in vms:
+            wait_for(
+                f"{vm.name} wired on {vm.host.name}", lambda vm=vm: self.wired(vm), timeout=timeout
+            )
+
+    def wait_ping(self, src: Vm, dst: Vm, timeout: float = 20.0) -> None:
+        wait_for(
+            f"{src.name} -> {dst.name} ping",
+            lambda: can_ping(src.netns, dst.address),
+            timeout=timeout,
+            interval=0.1,
+        )
+
+    def ifindexes(self, host: Host, prefixes: tuple[str, ...] = ("brq", "nvx-")) -> dict[str, int]:
+        return {n: d["ifindex"] for n, d in links(host.netns).items() if n.startswith(prefixes)}
+
+    def diagnostics(self) -> str:
+        return "".join(h.log_tail() for h in self.hosts.values())
+
+    # -- teardown ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop agents (by PID) and delete every namespace created, ignoring errors."""
+        for host in self.hosts.values():
+            with contextlib.suppress(Exception):
+                host.stop_agent(signal.SIGTERM, timeout=5)
+        for name in reversed(self.namespaces):
+            run("ip", "netns", "delete", name, check=False)
+
+
+def leftover_namespaces() -> Iterator[str]:
+    """Namespaces of an earlier, crashed fullstack run."""
+    with contextlib.suppress(FileNotFoundError):
+        for name in sorted(os.listdir("/run/netns")):
+            if name.startswith(NETNS_PREFIX):
+                yield name
