@@ -1,0 +1,218 @@
+"""ipset manager: netagent's hash:net / hash:ip sets of one namespace, replaced atomically.
+
+Callers declare each set's whole membership (:meth:`IpsetManager.set_members`);
+:meth:`IpsetManager.apply` writes one ``ipset restore`` for every set that changed since
+the last successful apply. A set's membership is replaced without a gap: the new members
+go into a temporary set (``nt`` instead of ``na`` in the name, as
+:func:`netagent.common.names.ipset_name` gives with ``temporary=True``), which is then
+swapped with the live set and destroyed, all in the same restore. ``hash:net`` refuses a
+/0, so ``0.0.0.0/0`` and ``::/0`` become their two /1 halves.
+
+Ordering: a set that is no longer wanted is destroyed only by
+:meth:`IpsetManager.destroy_unreferenced`, which callers run after the iptables apply that
+removed the rules referencing it; the kernel refuses to destroy a referenced set, and such
+a set simply stays pending.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from netagent.common import constants as c
+from netagent.linux.iptables import validate as v
+from netagent.privileged import ipset as priv
+
+LOG = logging.getLogger(__name__)
+
+KINDS = ("hash:net", "hash:ip")
+HASHSIZE = 1024
+MAXELEM = 65536
+
+Member = str | ipaddress.IPv4Network | ipaddress.IPv6Network
+Member |= ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class _SetSpec:
+    family: int
+    kind: str
+    members: frozenset[str]
+
+
+@dataclass
+class IpsetResult:
+    """Outcome of an ipset apply or destroy pass.
+
+    :ivar applied: set names written (or destroyed)
+    :ivar failed: set name -> reason; pending until the next call
+    :ivar inputs: restore inputs that were run
+    """
+
+    applied: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+
+
+def temporary_name(name: str) -> str:
+    """The temporary set name used to build ``name``'s replacement (``na...`` → ``nt...``)."""
+    return "nt" + v.owned_set_name(name)[len(c.IPSET_PREFIX) :]
+
+
+def normalize_members(family: int, kind: str, members: Iterable[Member]) -> frozenset[str]:
+    """Members as canonical text; /0 split into two /1 halves for hash:net.
+
+    :raises ValueError: bad address, wrong family, or a prefix in a hash:ip set
+    """
+    out: set[str] = set()
+    for member in members:
+        try:
+            net = ipaddress.ip_network(member, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"member: invalid address {member!r}") from exc
+        if net.version != family:
+            raise ValueError(f"member: {net} is not IPv{family}")
+        if kind == "hash:ip":
+            if net.prefixlen != net.max_prefixlen:
+                raise ValueError(f"member: {net} is a network, set kind is hash:ip")
+            out.add(str(net.network_address))
+        elif net.prefixlen == 0:
+            out.update(str(half) for half in net.subnets(new_prefix=1))
+        elif net.prefixlen == net.max_prefixlen:
+            out.add(str(net.network_address))
+        else:
+            out.add(str(net))
+    return frozenset(out)
+
+
+def _set_lines(name: str, spec: _SetSpec) -> list[str]:
+    inet = "inet" if spec.family == 4 else "inet6"
+    maxelem = MAXELEM
+    while maxelem < len(spec.members):
+        maxelem *= 2
+    create = f"{spec.kind} family {inet} hashsize {HASHSIZE} maxelem {maxelem}"
+    tmp = temporary_name(name)
+    lines = [f"create {name} {create}", f"create {tmp} {create}", f"flush {tmp}"]
+    lines += [f"add {tmp} {m}" for m in sorted(spec.members)]
+    lines += [f"swap {tmp} {name}", f"destroy {tmp}"]
+    return lines
+
+
+class IpsetManager:
+    """netagent's ipsets in one network namespace.
+
+    :param namespace: network namespace name; None is the root namespace
+    """
+
+    def __init__(self, namespace: str | None) -> None:
+        self.namespace = namespace
+        self._desired: dict[str, _SetSpec] = {}
+        self._applied: dict[str, _SetSpec] = {}
+        self._to_destroy: set[str] = set()
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"IpsetManager(namespace={self.namespace!r})"
+
+    def set_members(
+        self, name: str, family: int, members: Iterable[Member], kind: str = "hash:net"
+    ) -> None:
+        """Declare the whole membership of set ``name`` (applied by :meth:`apply`).
+
+        :param name: netagent set name (``na`` prefix, at most 31 characters)
+        :param family: 4 or 6
+        :param members: addresses or networks of that family
+        :param kind: ``hash:net`` or ``hash:ip``
+        :raises ValueError: bad name, family, kind or member
+        """
+        v.owned_set_name(name)
+        if len(temporary_name(name)) > c.MAX_IPSET_NAME_LEN:
+            raise ValueError(f"set: {name!r} too long")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        spec = _SetSpec(v.family(family), kind, normalize_members(family, kind, members))
+        with self._lock:
+            self._desired[name] = spec
+            self._to_destroy.discard(name)
+
+    def remove_set(self, name: str) -> None:
+        """Stop wanting ``name``; :meth:`destroy_unreferenced` destroys it. Idempotent."""
+        v.owned_set_name(name)
+        with self._lock:
+            self._desired.pop(name, None)
+            self._to_destroy.add(name)
+
+    def apply(self) -> IpsetResult:
+        """Write every changed set in one ``ipset restore`` (fill temporary set, swap).
+
+        A failing set is set aside and the others are retried; it is reported in
+        ``failed`` and retried by the next apply.
+        """
+        with self._lock:
+            result = IpsetResult()
+            pending = sorted(n for n, s in self._desired.items() if self._applied.get(n) != s)
+            queue = [pending] if pending else []
+            while queue:
+                batch = queue.pop(0)
+                owners: list[str] = []
+                for name in batch:
+                    owners += [name] * len(_set_lines(name, self._desired[name]))
+                text = "".join(
+                    line + "\n" for n in batch for line in _set_lines(n, self._desired[n])
+                )
+                try:
+                    priv.restore(self.namespace, text)
+                except priv.IpsetError as exc:
+                    LOG.warning("ipset restore in namespace %s failed: %s", self.namespace, exc)
+                    if len(batch) == 1:
+                        result.failed[batch[0]] = str(exc)
+                        continue
+                    bad = owners[exc.line - 1] if exc.line and exc.line <= len(owners) else None
+                    if bad is None:
+                        queue[:0] = [[n] for n in batch]
+                    else:
+                        queue[:0] = [[n for n in batch if n != bad], [bad]]
+                    continue
+                result.inputs.append(text)
+                for name in batch:
+                    self._applied[name] = self._desired[name]
+                    result.applied.add(name)
+                LOG.info(
+                    "ipset applied in namespace %s: %d sets replaced", self.namespace, len(batch)
+                )
+            return result
+
+    def destroy_unreferenced(self, sweep: bool = False) -> IpsetResult:
+        """Destroy sets no longer wanted; call after the iptables apply that unhooked them.
+
+        :param sweep: also destroy netagent sets found in the kernel that nobody declared
+        :returns: ``applied`` = destroyed; ``failed`` = still referenced or other error
+        """
+        with self._lock:
+            result = IpsetResult()
+            names = set(self._to_destroy)
+            if sweep:
+                names |= {
+                    n
+                    for n in priv.list_names(self.namespace)
+                    if n.startswith((c.IPSET_PREFIX, "nt")) and n not in self._desired
+                }
+            for name in sorted(names):
+                try:
+                    priv.destroy(self.namespace, name)
+                except priv.IpsetError as exc:
+                    result.failed[name] = str(exc)
+                    continue
+                self._to_destroy.discard(name)
+                self._applied.pop(name, None)
+                result.applied.add(name)
+            if result.applied:
+                LOG.info(
+                    "ipset destroyed in namespace %s: %s",
+                    self.namespace,
+                    ", ".join(sorted(result.applied)),
+                )
+            return result
