@@ -1,7 +1,12 @@
-"""The agent process: source, core and drivers wired together, and signal handling.
+"""The agent process: source, device monitor, reconciler, status server and signals.
 
-This first version reads and validates the desired state, logs the plan for this host and
-waits for SIGTERM/SIGINT; the reconciler (netagent.agent.core) replaces the wait.
+Start order matters for restart safety: the status socket is claimed first (a second agent
+on the same ``state_path`` stops here, before touching anything), then the reconciler's
+worker starts idle, the device monitor takes its initial dump, and only then does the
+source deliver its first complete snapshot, which triggers the first (full) pass.
+
+SIGTERM and SIGINT stop the agent and leave the data plane exactly as it is; SIGHUP asks
+for a full resync.
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ from types import FrameType
 
 from oslo_config import cfg
 
+from netagent.agent import status
+from netagent.agent.core import Reconciler
+from netagent.agent.devices import DeviceMonitor
+from netagent.agent.source import Source
+from netagent.common import constants
+from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 
 LOG = logging.getLogger(__name__)
@@ -29,35 +40,87 @@ def install_stop_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def install_resync_handler(reconciler: Reconciler) -> None:
+    """SIGHUP requests a full resync."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        reconciler.request_full_resync("SIGHUP")
+
+    signal.signal(signal.SIGHUP, handler)
+
+
+def make_source(conf: cfg.ConfigOpts) -> Source:
+    """The configured desired-state source.
+
+    :raises NetagentError: the source is not available.
+    """
+    if conf.agent.source == "file":
+        from netagent.sources.file import FileSource  # noqa: PLC0415
+
+        return FileSource(conf.file_source.path, conf.file_source.poll_interval)
+    raise NetagentError(f"the {conf.agent.source!r} source is not available in this build")
+
+
+def make_device_monitor() -> DeviceMonitor:
+    """The netlink monitor of tap devices in the agent's own namespace."""
+    from netagent.linux.link_monitor import LinkMonitor  # noqa: PLC0415
+
+    return LinkMonitor(name_filter=lambda name: name.startswith(constants.TAP_PREFIX))
+
+
+def make_reconciler(
+    conf: cfg.ConfigOpts, l2: base.L2Driver, firewall: base.FirewallDriver, l3: base.L3Driver
+) -> Reconciler:
+    """A reconciler configured from ``[DEFAULT]`` and ``[agent]``."""
+    return Reconciler(
+        conf.host,
+        l2,
+        firewall,
+        l3,
+        resync_interval=float(conf.agent.resync_interval),
+        retry_initial=conf.agent.retry_initial_delay,
+        retry_max=conf.agent.retry_max_delay,
+        failures_before_resync=conf.agent.failures_before_resync,
+    )
+
+
 def run(
     conf: cfg.ConfigOpts,
     l2: base.L2Driver,
     firewall: base.FirewallDriver,
     l3: base.L3Driver,
 ) -> int:
-    """Run until a stop signal. :returns: the process exit code."""
-    from netagent.sources import statefile  # noqa: PLC0415
+    """Run until a stop signal.
 
+    :returns: the process exit code (0 after SIGTERM/SIGINT).
+    :raises NetagentError: the agent cannot start (socket in use, no source, no netlink).
+    """
     stop = threading.Event()
     install_stop_handlers(stop)
-    result = statefile.load_state(conf.file_source.path)
-    for error in result.errors:
-        LOG.error("Skipping invalid object: %s", error)
-    state = result.state.for_host(conf.host)
+    reconciler = make_reconciler(conf, l2, firewall, l3)
+    install_resync_handler(reconciler)
+    source = make_source(conf)
+    monitor = make_device_monitor()
+    server = status.StatusServer(status.socket_path(conf.state_path), reconciler.status)
+    server.start()
     LOG.info(
-        "Plan for host %s: %d networks, %d ports, %d security groups, %d routers "
-        "(drivers: l2=%s firewall=%s l3=%s)",
+        "netagent-agent starting on host %s (source=%s, l2=%s, firewall=%s, l3=%s)",
         conf.host,
-        len(state.networks),
-        len(state.ports),
-        len(state.security_groups),
-        len(state.routers),
+        conf.agent.source,
         conf.agent.l2_driver,
         conf.agent.firewall_driver,
         conf.agent.l3_driver,
     )
-    for port in state.ports.values():
-        LOG.info("Port %s: device %s on network %s", port.id, port.device_name, port.network_id)
-    while not stop.wait(3600):
-        pass
+    try:
+        reconciler.start()
+        reconciler.set_devices(monitor.start(reconciler.on_device))
+        source.start(reconciler.on_update)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        source.stop()
+        monitor.stop()
+        reconciler.stop()
+        server.stop()
+    LOG.info("netagent-agent stopped")
     return 0

@@ -58,6 +58,27 @@ AGENT_OPTS = [
         help="Seconds between periodic full resyncs of all resources; 0 disables them. "
         "A full resync repairs out-of-band changes to what netagent owns.",
     ),
+    cfg.FloatOpt(
+        "retry_initial_delay",
+        default=1.0,
+        min=0.01,
+        help="Seconds before the first retry of a resource (port, network, router) that "
+        "failed to converge; each further consecutive failure doubles the wait up to "
+        "retry_max_delay.",
+    ),
+    cfg.FloatOpt(
+        "retry_max_delay",
+        default=60.0,
+        min=0.01,
+        help="Upper bound, in seconds, of the wait between retries of a failing resource.",
+    ),
+    cfg.IntOpt(
+        "failures_before_resync",
+        default=5,
+        min=1,
+        help="Every this many consecutive failures of one resource, the agent runs a full "
+        "resync of everything (to repair state the failing resource may depend on).",
+    ),
 ]
 
 

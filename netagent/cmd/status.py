@@ -1,0 +1,128 @@
+"""``netagent-status``: what the running agent has wired, and whether it has converged.
+
+Exit codes: 0 the agent answered (and, with ``--check``, has converged); 1 with ``--check``
+when it has not converged; 3 when no agent answers; 2 for usage or configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from netagent.agent import status
+from netagent.conf import agent as agent_conf
+
+EXIT_NOT_CONVERGED = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netagent-status",
+        description="Show the ports and networks of the running netagent agent.",
+        epilog="Other arguments (--config-file, --config-dir) locate state_path.",
+    )
+    parser.add_argument("--state-path", help="the agent's [DEFAULT] state_path")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON document")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 unless the agent has converged"
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
+    parser.add_argument(
+        "resource", nargs="?", help="only the port or network whose id starts with this"
+    )
+    return parser
+
+
+def _state_path(args: argparse.Namespace, rest: Sequence[str]) -> str:
+    if args.state_path:
+        return str(args.state_path)
+    conf = cfg.ConfigOpts()
+    conf.register_opts(agent_conf.DEFAULT_OPTS)
+    conf(args=list(rest), project="netagent", default_config_files=[])
+    return str(conf.state_path)
+
+
+def _flag(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def render(doc: dict[str, Any], resource: str | None = None) -> str:
+    """A readable table of a status document.
+
+    :param resource: keep only ports/networks whose id starts with this.
+    """
+    ports = [p for p in doc.get("ports", []) if not resource or p["id"].startswith(resource)]
+    networks = [n for n in doc.get("networks", []) if not resource or n["id"].startswith(resource)]
+    counters = doc.get("counters", {})
+    lines = [
+        f"host {doc.get('host')}  converged: {_flag(doc.get('converged'))}  "
+        f"source: {doc.get('origin') or '-'}",
+        f"passes {counters.get('passes', 0)}, full syncs {counters.get('full_syncs', 0)}, "
+        f"last full sync {_seconds(counters.get('last_full_sync_duration'))}, "
+        f"failures {counters.get('failures', 0)}, "
+        f"pending retries {counters.get('pending_retries', 0)}",
+        "",
+        f"{'PORT':36}  {'DEVICE':15}  {'NETWORK':36}  FILTERED WIRED CONVERGED  ERROR",
+    ]
+    for port in ports:
+        error = port.get("error") or (
+            "waiting for device" if port.get("waiting_for_device") else ""
+        )
+        lines.append(
+            f"{port['id']:36}  {port['device']:15}  {port['network']:36}  "
+            f"{_flag(port['filtered']):8} {_flag(port['wired']):5} "
+            f"{_flag(port['converged']):9}  {error}"
+        )
+    lines += ["", f"{'NETWORK':36}  {'TYPE':6} {'SEG':>8}  READY  DEVICES / PEERS"]
+    for net in networks:
+        peers = ", ".join(f"{h}={ip}" for h, ip in sorted(net.get("tunnel_peers", {}).items()))
+        lines.append(
+            f"{net['id']:36}  {net['type']:6} {net.get('segmentation_id') or '-':>8}  "
+            f"{_flag(net['ready']):5}  {' '.join(net['devices']) or '-'}"
+            + (f" / {peers}" if peers else "")
+            + (f"  ERROR {net['error']}" if net.get("error") else "")
+        )
+    for router in doc.get("routers", []):
+        lines.append(
+            f"router {router['id']} ready: {_flag(router['ready'])}"
+            + (f"  ERROR {router['error']}" if router.get("error") else "")
+        )
+    for error in doc.get("source_errors", []):
+        lines.append(f"state: {error}")
+    return "\n".join(lines)
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f} s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, rest = _parser().parse_known_args(argv)
+    try:
+        path = status.socket_path(_state_path(args, rest))
+    except cfg.Error as exc:
+        print(f"netagent-status: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        doc = status.query(path, args.timeout)
+    except status.StatusUnavailableError as exc:
+        print(f"netagent-status: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        print(render(doc, args.resource))
+    if args.check and not doc.get("converged"):
+        return EXIT_NOT_CONVERGED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The standalone source: a state file, re-read whenever it changes.
+
+The file is polled with ``stat()`` every ``[file_source] poll_interval`` seconds; a change of
+inode, size, mtime or ctime triggers a re-read (an editor that replaces the file by a rename
+changes the inode; an in-place write changes mtime). Polling a single ``stat`` is cheap and,
+unlike inotify, follows a path whose directory is replaced or a file on a network share.
+
+Bad input never reaches the agent as a loss of state:
+
+* a file that cannot be used at all (unreadable, not YAML, bad layout) keeps the last good
+  snapshot; the error is logged once until it changes;
+* an object whose new version is invalid keeps its last good version (when it had one),
+  so a typo in one port does not unplug it; the error is logged once per change.
+
+Write the file atomically (write a temporary file, then rename) so that a half-written
+file is never read; a read during which the file changed is discarded and retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+from netagent.agent.source import SourceUpdate, UpdateCallback
+from netagent.model import DesiredState, ModelError
+from netagent.model.state import frozen_map
+from netagent.sources import statefile
+
+LOG = logging.getLogger(__name__)
+
+#: ModelError.kind -> the DesiredState mapping holding objects of that kind.
+_COLLECTIONS = {
+    "network": "networks",
+    "subnet": "subnets",
+    "port": "ports",
+    "security_group": "security_groups",
+    "address_group": "address_groups",
+    "router": "routers",
+    "floatingip": "floatingips",
+}
+_SECTION_RE = re.compile(r" (\w+)\[\d+\]$")
+
+Signature = tuple[int, int, int, int, int]
+
+
+def _signature(path: str) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _error_key(error: ModelError) -> tuple[str, str | None, str, str]:
+    """An error without its location: list positions shift when other objects change."""
+    return (error.kind, error.object_id, error.field, error.reason)
+
+
+def _collection(error: ModelError) -> str | None:
+    if error.kind in _COLLECTIONS:
+        return _COLLECTIONS[error.kind]
+    match = _SECTION_RE.search(error.location or "")
+    if match and match.group(1) in _COLLECTIONS.values():
+        return match.group(1)
+    return None
+
+
+def merge_last_good(
+    new: DesiredState, errors: tuple[ModelError, ...], previous: DesiredState | None
+) -> tuple[DesiredState, dict[tuple[str, str | None, str, str], str]]:
+    """Put back the previous version of every object whose new version is invalid.
+
+    An object is put back only when the new state has no valid object under its id. A bad
+    security-group rule puts back the previous version of the group that held it.
+
+    :returns: the merged state, and for each error that was covered, the kept object's
+        ``"<collection> <id>"``.
+    """
+    if previous is None:
+        return new, {}
+    replaced: dict[str, dict[str, object]] = {}
+    covered: dict[tuple[str, str | None, str, str], str] = {}
+    for error in errors:
+        if error.object_id is None:
+            continue
+        collection = _collection(error)
+        object_id = error.object_id
+        if error.kind == "security_group_rule":
+            collection = "security_groups"
+            holder = next(
+                (
+                    g.id
+                    for g in previous.security_groups.values()
+                    if any(r.id == object_id for r in g.rules)
+                ),
+                None,
+            )
+            if holder is None:
+                continue
+            object_id = holder
+        if collection is None:
+            continue
+        old_objects: Mapping[str, object] = getattr(previous, collection)
+        new_objects: Mapping[str, object] = getattr(new, collection)
+        if object_id in old_objects and (
+            object_id not in new_objects or error.kind == "security_group_rule"
+        ):
+            replaced.setdefault(collection, dict(new_objects))[object_id] = old_objects[object_id]
+            covered[_error_key(error)] = f"{collection} {object_id}"
+    if not replaced:
+        return new, covered
+    changes = {name: frozen_map(objects) for name, objects in replaced.items()}
+    return dataclasses.replace(new, **changes), covered  # type: ignore[arg-type]
+
+
+class FileSource:
+    """Feeds the agent core from a state file (implements
+    :class:`netagent.agent.source.Source`).
+
+    :param path: the state file.
+    :param poll_interval: seconds between change checks.
+    """
+
+    def __init__(self, path: str, poll_interval: float = 1.0) -> None:
+        self.path = path
+        self.poll_interval = poll_interval
+        self._callback: UpdateCallback | None = None
+        self._signature: Signature | None = None
+        self._bad_signature: Signature | None = None
+        self._good: DesiredState | None = None
+        self._logged: set[tuple[str, str | None, str, str]] = set()
+        self._file_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, callback: UpdateCallback) -> None:
+        """Load the file and keep watching it from a thread of its own."""
+        self._callback = callback
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="file-source", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching. Idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:
+                LOG.exception("Unexpected error while reading %s", self.path)
+            self._stop.wait(self.poll_interval)
+
+    def check(self) -> bool:
+        """Re-read the file if it changed since the last good read and deliver it.
+
+        :returns: whether a snapshot was delivered.
+        """
+        before = _signature(self.path)
+        if before is not None and before in (self._signature, self._bad_signature):
+            return False
+        try:
+            result = statefile.load_state(self.path)
+        except statefile.StateFileError as exc:
+            self._file_failed(str(exc))
+            self._bad_signature = before
+            return False
+        if _signature(self.path) != before:
+            LOG.debug("%s changed while being read; reading it again", self.path)
+            return False
+        self._signature = before
+        if self._file_error is not None:
+            LOG.info("State file %s is usable again", self.path)
+            self._file_error = None
+        state, covered = merge_last_good(result.state, result.errors, self._good)
+        self._log_errors(result.errors, covered)
+        self._good = state
+        lines = tuple(
+            f"{e} (keeping the previous version)" if _error_key(e) in covered else str(e)
+            for e in result.errors
+        )
+        if self._callback is not None:
+            self._callback(SourceUpdate(state, lines, self.path))
+        return True
+
+    def _file_failed(self, reason: str) -> None:
+        if reason != self._file_error:
+            kept = "keeping the last good state" if self._good else "waiting for a usable file"
+            LOG.error("State file unusable, %s: %s", kept, reason)
+            self._file_error = reason
+
+    def _log_errors(
+        self,
+        errors: tuple[ModelError, ...],
+        covered: Mapping[tuple[str, str | None, str, str], str],
+    ) -> None:
+        current = {_error_key(e) for e in errors}
+        for error in errors:
+            key = _error_key(error)
+            if key in self._logged:
+                continue
+            if key in covered:
+                LOG.warning(
+                    "Invalid object, keeping the previous version of %s: %s", covered[key], error
+                )
+            else:
+                LOG.warning("Skipping invalid object: %s", error)
+        for key in self._logged - current:
+            LOG.info("%s %s is valid again (or gone)", key[0], key[1] or "")
+        self._logged = current
