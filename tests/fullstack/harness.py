@@ -86,11 +86,11 @@ def wait_for(
 
 
 def ping(
-    netns: str, address: str, count: int = 3, interval: float = 0.2, deadline: float = 5.0
+    netns: str, address: str, count: int = 3, interval: float = 0.2, deadline: int = 5
 ) -> subprocess.CompletedProcess[str]:
-    """Bounded ping from a namespace; returncode 0 means every reply arrived... or some.
+    """Bounded ping from a namespace.
 
-    ``ping -c N -w D`` exits 0 when at least one reply came back before the deadline.
+    With both ``-c N`` and ``-w D`` ping exits 0 only if N replies came back within D s.
     """
     return run(
         "ip",
@@ -230,15 +230,11 @@ class Host:
         return self.process is not None and self.process.poll() is None
 
     def status(self) -> subprocess.CompletedProcess[str]:
-        """``netagent-status --check`` for this host (exit 0 = converged)."""
+        """``netagent-status --check`` for this host's agent (exit 0 = converged)."""
         return run(
-            "ip",
-            "netns",
-            "exec",
-            self.netns,
             str(BIN / "netagent-status"),
-            "--config-file",
-            str(self.config_file),
+            "--state-path",
+            str(self.state_path),
             "--check",
             check=False,
         )
