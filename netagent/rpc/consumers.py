@@ -1,0 +1,261 @@
+"""Consumers of the server's notifications to L2 agents (§4.3, §5.2).
+
+Handlers only record "this changed" on a :class:`NotificationSink` and return: casts can
+arrive out of order, so the source's worker fetches the current details itself
+(style guide §5). The exception is l2population, whose FDB casts are the data (there is
+no call to fetch it); they are handed over as received and validated by the sink.
+
+One RPC server per topic, each with ``Target(topic=T, server=host)`` and the threading
+executor. Every endpoint declares version "1.5", the highest minor the server sends on
+these topics (§1.5). A cast for a method no endpoint has, or with a version none
+accepts, is logged once per (topic, method, version) and dropped, instead of one
+traceback per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import oslo_messaging
+from oslo_messaging.rpc import server as rpc_server
+
+LOG = logging.getLogger(__name__)
+
+PREFIX = "q-agent-notifier"
+ENDPOINT_VERSION = "1.5"
+
+
+def topic(resource: str, operation: str) -> str:
+    """Neutron's notifier topic name ``q-agent-notifier-<resource>-<operation>``."""
+    return f"{PREFIX}-{resource}-{operation}"
+
+
+class NotificationSink(Protocol):
+    """What the handlers report to. Every method must be thread-safe and return quickly."""
+
+    def port_changed(self, port_id: str) -> None:
+        """A port changed (update, binding activated): refetch its details."""
+
+    def port_deleted(self, port_id: str) -> None:
+        """A port was deleted."""
+
+    def port_deactivated(self, port_id: str) -> None:
+        """The port's binding on this host was deactivated (live migration source)."""
+
+    def network_changed(self, network_id: str) -> None:
+        """A network changed or was deleted: refetch the local ports on it."""
+
+    def security_groups_changed(self, group_ids: Sequence[str]) -> None:
+        """Rules or members of these security groups changed."""
+
+    def tunnels_changed(self) -> None:
+        """A tunnel endpoint appeared or went away: sync the tunnel list again."""
+
+    def fdb_received(self, operation: str, fdb_entries: object) -> None:
+        """An l2population FDB cast (``add``, ``remove`` or ``update``), unvalidated."""
+
+
+def _port_id_of(port: object) -> str | None:
+    if isinstance(port, dict):
+        value = port.get("id")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+class _Endpoint:
+    target = oslo_messaging.Target(version=ENDPOINT_VERSION)
+
+    def __init__(self, sink: NotificationSink, host: str) -> None:
+        self._sink = sink
+        self._host = host
+
+
+class PortEndpoint(_Endpoint):
+    """``port_update`` / ``port_delete`` (message version 1.0)."""
+
+    def port_update(
+        self,
+        context: Any,
+        port: Any = None,
+        network_type: Any = None,
+        segmentation_id: Any = None,
+        physical_network: Any = None,
+    ) -> None:
+        port_id = _port_id_of(port)
+        if port_id is None:
+            LOG.warning("Ignoring port_update without a port id")
+            return
+        LOG.debug("port_update for port %s", port_id)
+        self._sink.port_changed(port_id)
+
+    def port_delete(self, context: Any, port_id: Any = None) -> None:
+        if isinstance(port_id, str):
+            LOG.debug("port_delete for port %s", port_id)
+            self._sink.port_deleted(port_id)
+
+
+class NetworkEndpoint(_Endpoint):
+    """``network_update`` (1.4) / ``network_delete`` (1.0)."""
+
+    def network_update(self, context: Any, network: Any = None) -> None:
+        network_id = _port_id_of(network)
+        if network_id is not None:
+            LOG.debug("network_update for network %s", network_id)
+            self._sink.network_changed(network_id)
+
+    def network_delete(self, context: Any, network_id: Any = None) -> None:
+        if isinstance(network_id, str):
+            LOG.debug("network_delete for network %s", network_id)
+            self._sink.network_changed(network_id)
+
+
+class BindingEndpoint(_Endpoint):
+    """``binding_activate`` / ``binding_deactivate`` (1.5); only for this host."""
+
+    def binding_activate(self, context: Any, port_id: Any = None, host: Any = None) -> None:
+        if host == self._host and isinstance(port_id, str):
+            self._sink.port_changed(port_id)
+
+    def binding_deactivate(
+        self, context: Any, port_id: Any = None, host: Any = None, network_id: Any = None
+    ) -> None:
+        if host == self._host and isinstance(port_id, str):
+            self._sink.port_deactivated(port_id)
+
+
+class SecurityGroupEndpoint(_Endpoint):
+    """``security_groups_rule_updated`` / ``security_groups_member_updated`` (1.1)."""
+
+    def security_groups_rule_updated(self, context: Any, security_groups: Any = None) -> None:
+        self._groups("rule", security_groups)
+
+    def security_groups_member_updated(self, context: Any, security_groups: Any = None) -> None:
+        self._groups("member", security_groups)
+
+    def _groups(self, what: str, security_groups: Any) -> None:
+        if not isinstance(security_groups, list):
+            LOG.warning("Ignoring security group %s update without a list of groups", what)
+            return
+        groups = [g for g in security_groups if isinstance(g, str)]
+        LOG.debug("Security group %s update for %s", what, groups)
+        self._sink.security_groups_changed(groups)
+
+
+class TunnelEndpoint(_Endpoint):
+    """``tunnel_update`` / ``tunnel_delete`` (1.0)."""
+
+    def tunnel_update(
+        self, context: Any, tunnel_ip: Any = None, tunnel_type: Any = None, tunnel_id: Any = None
+    ) -> None:
+        self._sink.tunnels_changed()
+
+    def tunnel_delete(self, context: Any, tunnel_ip: Any = None, tunnel_type: Any = None) -> None:
+        self._sink.tunnels_changed()
+
+
+class L2populationEndpoint(_Endpoint):
+    """``add_fdb_entries`` / ``remove_fdb_entries`` / ``update_fdb_entries`` (1.0)."""
+
+    def add_fdb_entries(self, context: Any, fdb_entries: Any = None, host: Any = None) -> None:
+        self._fdb("add", fdb_entries, host)
+
+    def remove_fdb_entries(self, context: Any, fdb_entries: Any = None, host: Any = None) -> None:
+        self._fdb("remove", fdb_entries, host)
+
+    def update_fdb_entries(self, context: Any, fdb_entries: Any = None, host: Any = None) -> None:
+        self._fdb("update", fdb_entries, host)
+
+    def _fdb(self, operation: str, fdb_entries: Any, host: Any) -> None:
+        if host is not None and host != self._host:
+            return
+        self._sink.fdb_received(operation, fdb_entries)
+
+
+class _LogOnceDispatcher(oslo_messaging.RPCDispatcher):  # type: ignore[misc]
+    """Turns dispatch errors into one warning per (topic, method, version).
+
+    The server logs :class:`~oslo_messaging.ExpectedException` at DEBUG only; for a call,
+    the original error still goes back to the caller.
+    """
+
+    def __init__(self, endpoints: list[object], topic_name: str) -> None:
+        super().__init__(endpoints, oslo_messaging.NoOpSerializer())
+        self._topic = topic_name
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def dispatch(self, incoming: Any) -> Any:
+        try:
+            return super().dispatch(incoming)
+        except (oslo_messaging.NoSuchMethod, oslo_messaging.UnsupportedVersion) as exc:
+            message = incoming.message if isinstance(incoming.message, dict) else {}
+            key = (str(message.get("method")), str(message.get("version", "1.0")))
+            with self._lock:
+                first = key not in self._seen
+                self._seen.add(key)
+            log = LOG.warning if first else LOG.debug
+            log(
+                "Ignoring %s version %s on %s: %s (netagent speaks version %s; logged once)",
+                key[0],
+                key[1],
+                self._topic,
+                type(exc).__name__,
+                ENDPOINT_VERSION,
+            )
+            raise oslo_messaging.ExpectedException() from exc
+
+
+#: (topic, endpoint class) of every consumer, in start order.
+CONSUMERS: tuple[tuple[str, type[_Endpoint]], ...] = (
+    (topic("port", "update"), PortEndpoint),
+    (topic("port", "delete"), PortEndpoint),
+    (topic("network", "update"), NetworkEndpoint),
+    (topic("network", "delete"), NetworkEndpoint),
+    (topic("binding", "activate"), BindingEndpoint),
+    (topic("binding", "deactivate"), BindingEndpoint),
+    (topic("security_group", "update"), SecurityGroupEndpoint),
+    (topic("tunnel", "update"), TunnelEndpoint),
+    (topic("tunnel", "delete"), TunnelEndpoint),
+    (topic("l2population", "update"), L2populationEndpoint),
+)
+
+
+class Consumers:
+    """The RPC servers of all notifier topics for one host.
+
+    Each server consumes the fanout exchange ``T_fanout``, the shared queue ``T`` and the
+    direct queue ``T.<host>`` (§1.1), so l2population's host-directed casts arrive too.
+
+    :param transport: the RPC transport.
+    :param host: this agent's host name.
+    :param sink: where handlers report.
+    """
+
+    def __init__(self, transport: Any, host: str, sink: NotificationSink) -> None:
+        self.servers: list[Any] = []
+        for topic_name, endpoint_cls in CONSUMERS:
+            target = oslo_messaging.Target(topic=topic_name, server=host)
+            dispatcher = _LogOnceDispatcher([endpoint_cls(sink, host)], topic_name)
+            self.servers.append(rpc_server.RPCServer(transport, target, dispatcher))
+
+    def start(self) -> None:
+        """Start consuming (declares the queues and exchanges)."""
+        for server in self.servers:
+            server.start()
+
+    def stop(self) -> None:
+        """Stop consuming and wait for running handlers. Idempotent."""
+        for server in self.servers:
+            try:
+                server.stop()
+            except Exception:  # stop of a never-started server
+                LOG.debug("RPC server stop failed", exc_info=True)
+        for server in self.servers:
+            try:
+                server.wait()
+            except Exception:
+                LOG.debug("RPC server wait failed", exc_info=True)

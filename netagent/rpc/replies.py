@@ -1,0 +1,214 @@
+"""Server replies and l2population casts, checked and turned into model objects.
+
+Every value from the wire passes through here (or :mod:`netagent.model`) before the rest
+of the agent sees it. A bad entry is reported on its own and never spoils the others; a
+reply whose overall shape is wrong raises :class:`BadReplyError`, which the caller treats like
+a failed call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+
+from netagent.common.exceptions import NetagentError
+from netagent.model import DeviceDetails, ModelError
+from netagent.model import validate as v
+from netagent.model.validate import IPAddress
+
+#: l2population's "flood to this endpoint" entry (neutron-lib ``FLOODING_ENTRY``).
+FLOODING_MAC = "00:00:00:00:00:00"
+
+#: An FDB entry: (MAC, IP address); the IP is ``None`` for the flooding entry.
+FdbEntry = tuple[str, IPAddress | None]
+
+
+class BadReplyError(NetagentError):
+    """A reply whose overall shape is not what the method returns.
+
+    :param method: the RPC method.
+    :param reason: what is wrong.
+    """
+
+    def __init__(self, method: str, reason: str) -> None:
+        super().__init__(method, reason)
+        self.method = method
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"malformed reply to {self.method}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DetailsReply:
+    """A parsed ``get_devices_details_list_and_failed_devices`` reply.
+
+    :ivar details: usable entries by the device string that was asked for.
+    :ivar unbound: devices the server knows no bound port for (no ``port_id``).
+    :ivar failed: devices the server failed to look up (retry later).
+    :ivar malformed: device → error, for entries that failed validation.
+    :ivar unattributed: errors of entries whose ``device`` could not be read.
+    """
+
+    details: Mapping[str, DeviceDetails]
+    unbound: frozenset[str]
+    failed: frozenset[str]
+    malformed: Mapping[str, ModelError]
+    unattributed: tuple[str, ...] = ()
+
+
+def parse_details(reply: object, requested: Sequence[str], host: str) -> DetailsReply:
+    """Check a details reply entry by entry.
+
+    :param requested: the devices sent; entries for other devices are ignored.
+    :param host: this agent's host, recorded as the ports' binding host.
+    :raises BadReplyError: the reply is not ``{"devices": [...], "failed_devices": [...]}``.
+    """
+    method = "get_devices_details_list_and_failed_devices"
+    if not isinstance(reply, dict):
+        raise BadReplyError(method, f"expected a mapping, got {v.show(reply)}")
+    entries, failed = reply.get("devices"), reply.get("failed_devices", [])
+    if not isinstance(entries, list) or not isinstance(failed, list):
+        raise BadReplyError(method, "'devices' and 'failed_devices' must be lists")
+    wanted = set(requested)
+    details: dict[str, DeviceDetails] = {}
+    unbound: set[str] = set()
+    malformed: dict[str, ModelError] = {}
+    unattributed: list[str] = []
+    for index, entry in enumerate(entries):
+        device = entry.get("device") if isinstance(entry, dict) else None
+        if not isinstance(device, str) or device not in wanted:
+            unattributed.append(f"devices[{index}]: device {v.show(device)} was not asked for")
+            continue
+        try:
+            parsed = DeviceDetails.from_rpc(entry, host=host)
+        except ModelError as exc:
+            malformed[device] = exc
+            continue
+        if parsed.port is None:
+            unbound.add(device)
+        else:
+            details[device] = parsed
+    return DetailsReply(
+        details=details,
+        unbound=frozenset(unbound),
+        failed=frozenset(d for d in failed if isinstance(d, str) and d in wanted),
+        malformed=malformed,
+        unattributed=tuple(unattributed),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateReply:
+    """Devices the server could not set up or down (to be sent again)."""
+
+    failed_up: frozenset[str]
+    failed_down: frozenset[str]
+
+
+def parse_update(reply: object) -> UpdateReply:
+    """Check an ``update_device_list`` reply.
+
+    :raises BadReplyError: not a mapping.
+    """
+    if not isinstance(reply, dict):
+        raise BadReplyError("update_device_list", f"expected a mapping, got {v.show(reply)}")
+
+    def devices(key: str) -> frozenset[str]:
+        value = reply.get(key, [])
+        return (
+            frozenset(d for d in value if isinstance(d, str))
+            if isinstance(value, list)
+            else (frozenset())
+        )
+
+    return UpdateReply(devices("failed_devices_up"), devices("failed_devices_down"))
+
+
+def parse_tunnels(reply: object) -> dict[str, IPAddress]:
+    """``tunnel_sync`` reply → ``{host: tunnel IP}``; bad entries are skipped.
+
+    :raises BadReplyError: no ``tunnels`` list.
+    """
+    if not isinstance(reply, dict) or not isinstance(reply.get("tunnels"), list):
+        raise BadReplyError("tunnel_sync", "expected {'tunnels': [...]}")
+    result: dict[str, IPAddress] = {}
+    for entry in reply["tunnels"]:
+        if not isinstance(entry, dict):
+            continue
+        try:
+            address = v.ip_address(entry.get("ip_address"))
+            host = entry.get("host")
+            name = v.hostname(host) if host else vtep_host(address)
+        except v.FieldError:
+            continue
+        result[name] = address
+    return result
+
+
+def vtep_host(address: IPAddress) -> str:
+    """A stand-in host name for a tunnel endpoint whose host is not known."""
+    return "vtep-" + str(address).replace(":", "-")
+
+
+def parse_fdb(
+    operation: str, fdb_entries: object
+) -> Iterator[tuple[str, str, IPAddress, frozenset[FdbEntry]]]:
+    """Validate an l2population cast.
+
+    :param operation: ``add``, ``remove`` or ``update``.
+    :returns: ``(action, network_id, endpoint IP, entries)`` with action ``add`` or
+        ``remove``; ``update`` (``chg_ip``) yields the ``before`` removal then the ``after``
+        addition. Invalid networks, endpoints or entries are skipped.
+    """
+    if not isinstance(fdb_entries, dict):
+        return
+    if operation == "update":
+        changes = fdb_entries.get("chg_ip")
+        if not isinstance(changes, dict):
+            return
+        for network_id, per_ip in _valid_networks(changes):
+            for address, change in _valid_endpoints(per_ip):
+                if isinstance(change, dict):
+                    yield "remove", network_id, address, _entries(change.get("before"))
+                    yield "add", network_id, address, _entries(change.get("after"))
+        return
+    for network_id, value in _valid_networks(fdb_entries):
+        ports = value.get("ports") if isinstance(value, dict) else None
+        for address, entries in _valid_endpoints(ports):
+            yield operation, network_id, address, _entries(entries)
+
+
+def _valid_networks(data: dict[object, object]) -> Iterator[tuple[str, object]]:
+    for key, value in data.items():
+        try:
+            yield v.uuid(key), value
+        except v.FieldError:
+            continue
+
+
+def _valid_endpoints(data: object) -> Iterator[tuple[IPAddress, object]]:
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        try:
+            yield v.ip_address(key), value
+        except v.FieldError:
+            continue
+
+
+def _entries(data: object) -> frozenset[FdbEntry]:
+    result: set[FdbEntry] = set()
+    if not isinstance(data, list):
+        return frozenset()
+    for item in data:
+        if not isinstance(item, list | tuple) or len(item) < 2:
+            continue
+        try:
+            if item[0] == FLOODING_MAC:
+                result.add((FLOODING_MAC, None))
+            else:
+                result.add((v.mac(item[0]).lower(), v.ip_address(item[1])))
+        except v.FieldError:
+            continue
+    return frozenset(result)

@@ -1,0 +1,135 @@
+"""Transport, request context and connection-health signals.
+
+Neutron sets oslo.messaging's ``control_exchange`` default to ``neutron``; an agent that
+does not do the same publishes into an exchange nobody consumes (§1.1).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+import threading
+import urllib.parse
+import uuid
+from typing import Any
+
+import oslo_messaging
+from oslo_config import cfg
+
+LOG = logging.getLogger(__name__)
+
+CONTROL_EXCHANGE = "neutron"
+#: The oslo.messaging rabbit driver logs connection loss and recovery on this logger.
+_RABBIT_LOGGER = "oslo_messaging._drivers.impl_rabbit"
+
+
+def build_transport(conf: cfg.ConfigOpts, url: str | None = None) -> Any:
+    """Build the RPC transport from ``url`` or else ``[DEFAULT] transport_url``.
+
+    Registers oslo.messaging's own options (``transport_url``, ``rpc_response_timeout``,
+    ``[oslo_messaging_rabbit]``...) on ``conf`` as a side effect, the oslo way.
+
+    :raises oslo_messaging.InvalidTransportURL: malformed or missing URL.
+    """
+    oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
+    _register_global_only_opts(conf)
+    return oslo_messaging.get_rpc_transport(conf, url=url)
+
+
+def _register_global_only_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.messaging 18.3 reads ``[oslo_messaging_tracing]`` and
+    ``[oslo_messaging_metrics]`` from the transport's config on every call, but registers
+    those groups only on the global ``cfg.CONF`` (at import). netagent uses a ConfigOpts
+    of its own, so register them there too; a no-op where the modules do not exist.
+    """
+    for module_name, attr, group in (
+        ("oslo_messaging._tracing.client", "oslo_messaging_tracing", "oslo_messaging_tracing"),
+        ("oslo_messaging._metrics.client", "oslo_messaging_metrics", "oslo_messaging_metrics"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        opts = getattr(module, attr, None)
+        if opts:
+            conf.register_opts(opts, group=group)
+
+
+def admin_context() -> dict[str, Any]:
+    """The request context sent with every call and cast (§1.4).
+
+    An admin context with no user and no project, as Neutron's own agents send: without
+    ``is_admin`` the server scopes its database queries to a project and finds nothing.
+    """
+    now = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
+    return {
+        "user_id": None,
+        "project_id": None,
+        "is_admin": True,
+        "roles": ["admin"],
+        "read_only": False,
+        "show_deleted": False,
+        "request_id": f"req-{uuid.uuid4()}",
+        "global_request_id": None,
+        "is_admin_project": True,
+        "system_scope": None,
+        "user_name": None,
+        "project_name": None,
+        "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
+
+
+def describe_url(url: str | None) -> str:
+    """A transport URL for logs, with passwords replaced by ``***``."""
+    if not url:
+        return "<no transport_url>"
+    parsed = urllib.parse.urlsplit(url)
+    hosts = []
+    for netloc in parsed.netloc.split(","):
+        user, sep, host = netloc.rpartition("@")
+        if sep and ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        hosts.append(f"{user}@{host}" if sep else host)
+    return urllib.parse.urlunsplit(parsed._replace(netloc=",".join(hosts)))
+
+
+class ConnectionWatch(logging.Handler):
+    """Notices that the AMQP connection broke, from the rabbit driver's own log records.
+
+    oslo.messaging offers no public "reconnected" callback, and a broker restart shorter
+    than one report interval is invisible to the state reporter, yet it loses every
+    notification cast while the fanout queues were gone. The rabbit driver logs each
+    connection failure at ERROR (and each recovery at INFO); this handler turns that into
+    a flag the source checks after its next successful call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self._broken = threading.Event()
+        self._logger = logging.getLogger(_RABBIT_LOGGER)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR or "Reconnected" in str(record.msg):
+            self._broken.set()
+
+    def install(self) -> None:
+        """Start watching (the logger's level is lowered to INFO if it was higher)."""
+        self._logger.addHandler(self)
+        if self._logger.getEffectiveLevel() > logging.INFO:
+            self._logger.setLevel(logging.INFO)
+
+    def uninstall(self) -> None:
+        """Stop watching."""
+        self._logger.removeHandler(self)
+
+    def note_broken(self) -> None:
+        """Record a connection problem seen elsewhere (e.g. a failed call)."""
+        self._broken.set()
+
+    def consume(self) -> bool:
+        """Whether the connection broke since the last call; clears the flag."""
+        if self._broken.is_set():
+            self._broken.clear()
+            return True
+        return False

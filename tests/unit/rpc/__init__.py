@@ -1,0 +1,1 @@
+"""Unit tests of the Neutron RPC layer and source (oslo.messaging fake:// transport)."""
