@@ -1,0 +1,330 @@
+"""A real, unmodified neutron-server for the interop tier.
+
+:class:`NeutronServer` runs Neutron (from the cached venv of :mod:`tests.interop.venv`) on a
+MariaDB database and a RabbitMQ vhost of its own (:mod:`tests.interop.services`):
+
+1. writes ``neutron.conf`` and ``ml2_conf.ini`` (noauth, ML2 with ``mechanism_drivers =
+   netagent``, flat + vxlan, short ``agent_down_time``);
+2. ``neutron-db-manage upgrade heads``;
+3. starts the REST API (``neutron.wsgi.api:application`` under gunicorn on 127.0.0.1 and a
+   free port), ``neutron-rpc-server`` and ``neutron-periodic-workers``, each in a process
+   group of its own, PIDs recorded, logs in the work directory;
+4. waits until the API answers and the RPC server consumes ``q-reports-plugin``.
+
+:meth:`NeutronServer.stop` stops exactly those processes (SIGTERM to each recorded PID's
+group, SIGKILL after a grace period), then drops the database and the vhost. Each phase is
+timed (:attr:`NeutronServer.timings`).
+
+By hand::
+
+    sudo .venv/bin/python -m tests.interop.neutron_server   # starts, prints URL, Ctrl-C stops
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.interop import services, venv
+from tests.interop.api import NeutronApi
+
+T = TypeVar("T")
+
+#: Seconds without a state report before the server declares an agent dead.
+AGENT_DOWN_TIME = 10
+#: What agents in this tier use as report_interval (at most half of AGENT_DOWN_TIME).
+AGENT_REPORT_INTERVAL = 3
+PHYSNET = "physnet1"
+VNI_RANGE = "1001:2000"
+LOG_FILES = ("api", "rpc", "periodic", "db-manage")
+#: An oslo.log line at ERROR level: "<date> <time> <pid> ERROR <logger> ...".
+_ERROR_LINE = re.compile(r"^\S+ \S+ \d+ ERROR ")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.3
+) -> T:
+    """Call ``probe`` until it returns something other than None/False; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            value = probe()
+            if value is not None and value is not False:
+                return value
+        except Exception as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}: {last!r}")
+        time.sleep(interval)
+
+
+class NeutronServer:
+    """Neutron API + RPC server + periodic workers, with everything they need.
+
+    :param workdir: config files, logs and Neutron's state_path go here.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.services = services.Services()
+        self.venv: Path | None = None
+        self.port = 0
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.timings: dict[str, float] = {}
+        self._created_services = False
+
+    # -- set-up ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.monotonic() - start, 2)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def transport_url(self) -> str:
+        return self.services.transport_url
+
+    def api(self) -> NeutronApi:
+        return NeutronApi(self.url)
+
+    def start(self) -> None:
+        """Build/reuse the venv, create DB and vhost, migrate, start and wait."""
+        with self._phase("venv"):
+            self.venv, built = venv.ensure()
+            self.timings["venv_built"] = float(built)
+        with self._phase("db+vhost"):
+            self._created_services = True
+            self.services.create()
+        with self._phase("config"):
+            self.port = free_port()
+            self._write_config()
+        with self._phase("db-manage"):
+            self._run_tool(
+                "db-manage",
+                [self._bin("neutron-db-manage"), *self._config_args(), "upgrade", "heads"],
+            )
+        with self._phase("start"):
+            self._spawn("rpc", [self._bin("neutron-rpc-server"), *self._config_args()])
+            self._spawn("periodic", [self._bin("neutron-periodic-workers"), *self._config_args()])
+            self._spawn("api", [self._bin("gunicorn")], cwd=self.workdir, env=self._api_env())
+            wait_until("the Neutron API", self._api_answers, timeout=90)
+            wait_until(
+                "neutron-rpc-server consuming q-reports-plugin",
+                lambda: self.services.queue_consumers().get("q-reports-plugin", 0) > 0,
+                timeout=60,
+                interval=0.5,
+            )
+
+    def _bin(self, name: str) -> str:
+        assert self.venv is not None
+        return str(self.venv / "bin" / name)
+
+    def _config_args(self) -> list[str]:
+        return [
+            "--config-file",
+            str(self.workdir / "neutron.conf"),
+            "--config-file",
+            str(self.workdir / "ml2_conf.ini"),
+        ]
+
+    def _api_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "OS_NEUTRON_CONFIG_DIR": str(self.workdir),
+            "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini",
+        }
+
+    def _write_config(self) -> None:
+        assert self.venv is not None
+        state = self.workdir / "neutron-state"
+        (state / "lock").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "neutron.conf").write_text(
+            f"""[DEFAULT]
+core_plugin = ml2
+service_plugins =
+auth_strategy = noauth
+api_paste_config = {self.venv / "etc" / "neutron" / "api-paste.ini"}
+transport_url = {self.services.transport_url}
+host = interop-server
+state_path = {state}
+debug = true
+agent_down_time = {AGENT_DOWN_TIME}
+rpc_workers = 1
+rpc_state_report_workers = 1
+api_workers = 1
+graceful_shutdown_timeout = 5
+dhcp_agent_notification = false
+allow_overlapping_ips = true
+
+[agent]
+report_interval = {AGENT_REPORT_INTERVAL}
+
+[database]
+connection = {self.services.db_url}
+
+[oslo_concurrency]
+lock_path = {state / "lock"}
+"""
+        )
+        (self.workdir / "ml2_conf.ini").write_text(
+            f"""[ml2]
+type_drivers = flat,vxlan
+tenant_network_types = vxlan
+mechanism_drivers = netagent
+extension_drivers = port_security
+
+[ml2_type_flat]
+flat_networks = {PHYSNET}
+
+[ml2_type_vxlan]
+vni_ranges = {VNI_RANGE}
+"""
+        )
+        # gunicorn reads ./gunicorn.conf.py; no command-line arguments, because Neutron's
+        # WSGI app parses sys.argv[1:] as its own options.
+        (self.workdir / "gunicorn.conf.py").write_text(
+            f"""wsgi_app = "neutron.wsgi.api:application"
+bind = "127.0.0.1:{self.port}"
+workers = 1
+threads = 4
+timeout = 300
+graceful_timeout = 5
+accesslog = "-"
+"""
+        )
+
+    def _log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def _run_tool(self, name: str, cmd: list[str]) -> None:
+        with self._log(name).open("ab") as out:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed ({proc.returncode}):\n{self.log_tail(name)}")
+
+    def _spawn(
+        self, name: str, cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        with self._log(name).open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+
+    def _api_answers(self) -> bool:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+        self.api().get("/v2.0/networks")
+        return True
+
+    # -- tear-down ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the processes started here (by PID/process group), drop DB and vhost."""
+        with self._phase("stop"):
+            for proc in self.processes.values():
+                _signal_group(proc, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            for proc in self.processes.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+            for proc in self.processes.values():
+                # Also workers the parent forked and left behind: same process group.
+                _signal_group(proc, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+            if self._created_services:
+                self.services.drop()
+
+    # -- diagnostics ----------------------------------------------------------------
+
+    def log_tail(self, name: str, lines: int = 60) -> str:
+        path = self._log(name)
+        if not path.exists():
+            return f"--- {path.name}: (none)\n"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text) + "\n"
+
+    def diagnostics(self) -> str:
+        return "".join(self.log_tail(name) for name in LOG_FILES)
+
+    def errors(self) -> list[str]:
+        """ERROR/Traceback lines of the server logs (the tier fails on none of them itself)."""
+        found = []
+        for name in ("api", "rpc", "periodic"):
+            path = self._log(name)
+            if path.exists():
+                found += [
+                    f"{name}: {line}"
+                    for line in path.read_text(errors="replace").splitlines()
+                    if _ERROR_LINE.match(line) or line.startswith("Traceback")
+                ]
+        return found
+
+    def timing_line(self) -> str:
+        return "interop timings: " + ", ".join(f"{k} {v}s" for k, v in self.timings.items())
+
+
+def _signal_group(proc: subprocess.Popen[Any], sig: signal.Signals) -> None:
+    """Signal the process group led by ``proc`` (started with start_new_session)."""
+    if proc.poll() is not None and sig != signal.SIGKILL:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def main() -> int:
+    """Start a server, print its URL and transport URL, stop on Ctrl-C."""
+    import tempfile  # noqa: PLC0415
+
+    workdir = Path(tempfile.mkdtemp(prefix="netagent-interop-"))
+    server = NeutronServer(workdir)
+    try:
+        server.start()
+        print(server.timing_line())
+        print(f"API {server.url}\ntransport_url {server.transport_url}\nlogs {workdir}")
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        signal.sigwait(stop_signals)
+    except KeyboardInterrupt:
+        pass
+    except Exception:
+        print(server.diagnostics(), file=sys.stderr)
+        raise
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

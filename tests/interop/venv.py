@@ -1,0 +1,93 @@
+"""The cached virtualenv holding an unmodified Neutron from PyPI and netagent's driver.
+
+``<cache>/venv-<version>`` (cache: ``$NETAGENT_INTEROP_CACHE``, default
+``/var/cache/netagent-interop``) gets ``neutron==<version>``, gunicorn (the WSGI server of
+the REST API) and PyMySQL. It counts as complete only when its marker file holds exactly
+the requirement list below; anything else is deleted and rebuilt. netagent itself is
+installed editable from this checkout without dependencies (the server needs only
+``netagent.ml2`` and ``netagent.common``), and reinstalled when the venv points at another
+checkout, so the entry point in setup.cfg is what the server really loads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NEUTRON_VERSION = os.environ.get("NETAGENT_INTEROP_NEUTRON", "29.0.0")
+CACHE = Path(os.environ.get("NETAGENT_INTEROP_CACHE", "/var/cache/netagent-interop"))
+MARKER = ".netagent-interop-complete"
+PIP_QUIET = ["-q", "--disable-pip-version-check", "--no-input"]
+
+_CHECK_NETAGENT = """
+import importlib.metadata as md, json, netagent
+eps = md.entry_points(group="neutron.ml2.mechanism_drivers", name="netagent")
+print(json.dumps({"path": netagent.__path__[0], "eps": [e.value for e in eps]}))
+"""
+
+
+def requirements(version: str) -> list[str]:
+    """What goes into the venv besides netagent."""
+    return [f"neutron=={version}", "gunicorn", "PyMySQL"]
+
+
+def _run(cmd: list[str], timeout: float = 900) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
+            f"\n{proc.stderr[-3000:]}"
+        )
+    return proc.stdout
+
+
+def _complete(venv: Path, reqs: list[str]) -> bool:
+    try:
+        return bool(json.loads((venv / MARKER).read_text()) == reqs)
+    except (OSError, ValueError):
+        return False
+
+
+def _netagent_ok(venv: Path) -> bool:
+    try:
+        out = json.loads(_run([str(venv / "bin" / "python"), "-c", _CHECK_NETAGENT]))
+    except (RuntimeError, ValueError):
+        return False
+    expected = "netagent.ml2.mech_driver:NetagentMechanismDriver"
+    return bool(Path(out["path"]) == REPO / "netagent" and out["eps"] == [expected])
+
+
+def ensure(version: str = NEUTRON_VERSION) -> tuple[Path, bool]:
+    """The venv for Neutron ``version``, built if missing or incomplete.
+
+    Serialised with a lock file so that parallel runs build it once.
+
+    :returns: (venv path, whether anything was built or installed).
+    """
+    CACHE.mkdir(parents=True, exist_ok=True)
+    venv = CACHE / f"venv-{version}"
+    reqs = requirements(version)
+    built = False
+    with (CACHE / f"venv-{version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _complete(venv, reqs):
+            shutil.rmtree(venv, ignore_errors=True)
+            _run([sys.executable, "-m", "venv", str(venv)])
+            pip = [str(venv / "bin" / "pip"), "install", *PIP_QUIET]
+            _run([*pip, "--upgrade", "pip", "setuptools"])
+            _run([*pip, *reqs])
+            (venv / MARKER).write_text(json.dumps(reqs))
+            built = True
+        if not _netagent_ok(venv):
+            pip = [str(venv / "bin" / "pip"), "install", *PIP_QUIET]
+            _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO)])
+            if not _netagent_ok(venv):
+                raise RuntimeError(f"netagent's mechanism driver entry point missing in {venv}")
+            built = True
+    return venv, built
