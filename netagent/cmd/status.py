@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
     parser.add_argument(
-        "resource", nargs="?", help="only the port or network whose id starts with this"
+        "--id", dest="resource", help="only the ports and networks whose id starts with this"
     )
     return parser
 

@@ -183,12 +183,12 @@ def test_filter_failure_keeps_the_port_unwired() -> None:
     clock = Clock()
     rec = make(world, clock)
     rec.set_devices(devices_for(P1))
-    world.fail[P1.id] = "iptables-restore failed"
+    world.fail[f"apply_ports:{P1.id}"] = "iptables-restore failed"
     feed(rec, state([NET1], [P1]))
     run(rec)
     assert "apply_ports" in world.names() and P1.id not in world.wired
     assert world.unfiltered_wiring == []
-    del world.fail[P1.id]
+    world.fail.clear()
     clock.advance(1.1)
     run(rec)
     assert P1.id in world.wired and world.unfiltered_wiring == []

@@ -1,0 +1,103 @@
+"""Status socket, the netagent-status tool, and netagent-cleanup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netagent.agent import status
+from netagent.agent.core import Reconciler
+from netagent.agent.source import SourceUpdate
+from netagent.cmd import cleanup as cleanup_cmd
+from netagent.cmd import status as status_cmd
+from tests.unit.agent import fakes
+from tests.unit.agent.fakes import HOST, Clock, World, network, port, state
+
+NET1 = network(1)
+P1 = port(1, NET1)
+P2 = port(2, NET1)
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> tuple[Reconciler, World, str]:
+    world = World()
+    rec = Reconciler(HOST, *fakes.drivers(world), clock=Clock(), settle=0.0)
+    rec.set_devices({P1.device_name: 7})
+    rec.on_update(SourceUpdate(state([NET1], [P1, P2]), ("bad port x",), "state.yaml"))
+    rec.step(timeout=0)
+    server = status.StatusServer(status.socket_path(str(tmp_path)), rec.status)
+    server.start()
+    yield rec, world, str(tmp_path)
+    server.stop()
+
+
+def test_status_document_over_the_socket(agent: tuple[Reconciler, World, str]) -> None:
+    _rec, _world, state_path = agent
+    doc = status.query(status.socket_path(state_path))
+    assert doc["converged"] is True and doc["host"] == HOST
+    ports = {p["id"]: p for p in doc["ports"]}
+    assert ports[P1.id]["wired"] and ports[P1.id]["filtered"] and ports[P1.id]["converged"]
+    assert ports[P1.id]["device"] == P1.device_name
+    assert ports[P2.id]["waiting_for_device"] and not ports[P2.id]["wired"]
+    assert doc["networks"][0]["devices"] == [P1.device_name]
+    assert doc["networks"][0]["ready"] is True
+    assert doc["source_errors"] == ["bad port x"]
+    assert doc["counters"]["full_syncs"] == 1
+
+
+def test_second_server_on_the_same_path_is_refused(
+    agent: tuple[Reconciler, World, str],
+) -> None:
+    _rec, _world, state_path = agent
+    with pytest.raises(Exception, match="another agent"):
+        status.StatusServer(status.socket_path(state_path), dict).start()
+
+
+def test_status_tool_table_json_and_check(
+    agent: tuple[Reconciler, World, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec, world, state_path = agent
+    assert status_cmd.main(["--state-path", state_path, "--check"]) == 0
+    out = capsys.readouterr().out
+    assert P1.id in out and "waiting for device" in out and "converged: yes" in out
+    assert status_cmd.main(["--state-path", state_path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["converged"] is True
+    assert status_cmd.main(["--state-path", state_path, "--id", P2.id[:8]]) == 0
+    out = capsys.readouterr().out
+    assert P2.id in out and P1.id not in out
+    # a failure: --check fails until the port converges
+    world.fail[f"apply_ports:{P2.id}"] = "boom"
+    rec.on_device(P2.device_name, 8)
+    rec.step(timeout=0)
+    assert status_cmd.main(["--state-path", state_path, "--check"]) == 1
+    assert "boom" in capsys.readouterr().out
+
+
+def test_status_tool_without_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert status_cmd.main(["--state-path", str(tmp_path), "--check"]) == 3
+    assert "not running" in capsys.readouterr().err
+    conf = tmp_path / "netagent.conf"
+    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path}/sub\n")
+    assert status_cmd.main(["--config-file", str(conf)]) == 3
+    assert f"{tmp_path}/sub/status.sock" in capsys.readouterr().err
+
+
+def test_cleanup_dry_run_with_noop_drivers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "netagent.conf"
+    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\n")
+    assert cleanup_cmd.main(["--config-file", str(conf), "--dry-run"]) == 0
+    assert cleanup_cmd.main(["--config-file", str(conf)]) == 0
+
+
+def test_cleanup_refuses_while_an_agent_runs(
+    agent: tuple[Reconciler, World, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rec, _world, state_path = agent
+    conf = tmp_path / "netagent.conf"
+    conf.write_text(f"[DEFAULT]\nstate_path = {state_path}\n")
+    assert cleanup_cmd.main(["--config-file", str(conf)]) == 1
+    assert "agent is running" in capsys.readouterr().err
