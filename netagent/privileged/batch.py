@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from typing import Any
 
 from netagent.common.exceptions import NetagentError
@@ -60,6 +61,8 @@ class _Runner:
         self.sock = get_socket(namespace)
         self.indexes: dict[str, int] = {}
         self.queue: list[tuple[int, str, str, str, Request]] = []
+        # namespace fds referenced by queued requests; closed once those are sent
+        self.queue_fds: list[int] = []
         self.failures: list[Failure] = []
         self.ctx = nlbuild.Context(self.resolve)
 
@@ -79,10 +82,12 @@ class _Runner:
         if not self.queue:
             return
         queue, self.queue = self.queue, []
+        fds, self.queue_fds = self.queue_fds, []
         try:
             replies = self.sock.run([item[4] for item in queue])
         finally:
-            self.ctx.close()
+            for fd in fds:
+                os.close(fd)
         for (index, kind, opname, target, _req), reply in zip(queue, replies, strict=True):
             if reply.error:
                 self.failures.append((index, reply.error, kind, opname, target, reply.message))
@@ -99,8 +104,13 @@ class _Runner:
         try:
             built = builder(op, self.ctx)
         except _UnresolvedError as exc:
+            self.ctx.close()
             self.failures.append((index, exc.err, "link", opname, exc.name, "lookup failed"))
             return
+        # fds opened while building belong to this op (a flush inside the builder must
+        # not close them: the kernel reads IFLA_NET_NS_FD when the request is sent)
+        self.queue_fds.extend(self.ctx.fds)
+        self.ctx.fds.clear()
         if opname in nlbuild.INVALIDATING:
             self.indexes.pop(op["name"], None)
         for kind, target, request in built:
@@ -134,6 +144,8 @@ def execute(namespace: str | None, ops: list[dict[str, Any]]) -> None:
         runner.flush()
     finally:
         runner.ctx.close()
+        for fd in runner.queue_fds:
+            os.close(fd)
     if runner.failures:
         raise BatchError(namespace, sorted(runner.failures))
 

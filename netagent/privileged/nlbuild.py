@@ -216,7 +216,7 @@ def delete_address(op: Op, ctx: Context) -> Built:
     return [("address", target, Request(nl.RTM_DELADDR, 0, body))]
 
 
-def _route_body(op: Op, ctx: Context) -> tuple[str, bytes]:
+def _route_body(op: Op, ctx: Context, protocol: int = nl.RTPROT_STATIC) -> tuple[str, bytes]:
     network = _network(op["destination"], "destination")
     family = socket.AF_INET6 if network.version == 6 else socket.AF_INET
     table = v.int_range(op.get("table", 254), 1, 2**32 - 1, "table")
@@ -253,7 +253,7 @@ def _route_body(op: Op, ctx: Context) -> tuple[str, bytes]:
         0,
         0,
         table if table < 256 else nl.RT_TABLE_COMPAT,
-        nl.RTPROT_STATIC,
+        protocol,
         SCOPES[scope_name],
         rtype,
         flags,
@@ -269,7 +269,8 @@ def add_route(op: Op, ctx: Context) -> Built:
 
 
 def delete_route(op: Op, ctx: Context) -> Built:
-    target, body = _route_body(op, ctx)
+    # protocol 0 matches a route of any origin (static, kernel, boot, ...)
+    target, body = _route_body(op, ctx, protocol=0)
     return [("route", target, Request(nl.RTM_DELROUTE, 0, body))]
 
 

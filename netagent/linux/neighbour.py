@@ -1,0 +1,202 @@
+"""Neighbour entries (static ARP/ND, proxy ARP/ND) and bridge FDB entries.
+
+VXLAN flooding lists are FDB entries for ``00:00:00:00:00:00``, appended once per remote
+(``bridge fdb append 00:00:00:00:00:00 dev vx dst <remote>``); known MACs get a static
+entry pointing at their remote.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from netagent.privileged import batch as priv_batch
+from netagent.privileged import links as priv_links
+from netagent.privileged import neigh as priv_neigh
+from netagent.privileged import validate
+
+LOG = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+FLOOD_MAC = "00:00:00:00:00:00"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A neighbour (or proxy) entry."""
+
+    device: str | None
+    address: IPAddress
+    mac: str | None
+    state: int
+
+
+@dataclass(frozen=True)
+class FdbEntry:
+    """A bridge/VXLAN forwarding database entry."""
+
+    device: str | None
+    mac: str | None
+    destination: IPAddress | None
+    master: str | None
+
+
+def _names(namespace: str | None) -> dict[int, str]:
+    return {item["index"]: item["name"] for item in priv_links.list_links(namespace)}
+
+
+def neighbour_op(device: str, address: IPAddress, mac: str) -> dict[str, Any]:
+    """The batch operation for :func:`add_neighbour`."""
+    return {
+        "op": "add_neighbour",
+        "device": validate.device_name(device),
+        "address": str(ipaddress.ip_address(address)),
+        "mac": validate.mac_address(mac),
+    }
+
+
+def add_neighbour(
+    device: str, address: IPAddress, mac: str, *, namespace: str | None = None
+) -> None:
+    """Add or replace a permanent ARP/ND entry ``address -> mac`` on ``device``.
+
+    :raises DeviceNotFound: no such device.
+    """
+    op = neighbour_op(device, address, mac)
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def add_proxy_neighbour(device: str, address: IPAddress, *, namespace: str | None = None) -> None:
+    """Answer ARP/ND for ``address`` on ``device`` (``ip neigh add proxy``).
+
+    IPv4 proxy entries need ``proxy_arp`` off-or-on semantics of the kernel: they are
+    answered when the device receives a request; IPv6 needs ``proxy_ndp`` = 1.
+    """
+    op = {
+        "op": "add_neighbour",
+        "device": validate.device_name(device),
+        "address": str(ipaddress.ip_address(address)),
+        "proxy": True,
+    }
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def delete_neighbour(
+    device: str, address: IPAddress, *, namespace: str | None = None, proxy: bool = False
+) -> None:
+    """Delete a neighbour (or proxy) entry.
+
+    :raises EntryNotFound: no such entry.
+    """
+    op = {
+        "op": "delete_neighbour",
+        "device": validate.device_name(device),
+        "address": str(ipaddress.ip_address(address)),
+        "proxy": proxy,
+    }
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def list_neighbours(*, namespace: str | None = None, proxy: bool = False) -> list[Neighbour]:
+    """Neighbour entries (or proxy entries) of a namespace."""
+    ns = validate.optional_namespace(namespace)
+    names = _names(ns)
+    return [
+        Neighbour(
+            names.get(item["index"]),
+            ipaddress.ip_address(item["address"]),
+            item["mac"],
+            item["state"],
+        )
+        for item in priv_neigh.list_neighbours(ns, proxy)
+    ]
+
+
+def fdb_op(
+    device: str,
+    mac: str,
+    destination: IPAddress | None = None,
+    *,
+    append: bool = False,
+    master: bool = False,
+    delete: bool = False,
+) -> dict[str, Any]:
+    """The batch operation for an FDB add/append (or delete with ``delete=True``)."""
+    return {
+        "op": "delete_fdb" if delete else "add_fdb",
+        "device": validate.device_name(device),
+        "mac": validate.mac_address(mac),
+        "destination": str(ipaddress.ip_address(destination)) if destination else None,
+        "append": append,
+        "master": master,
+    }
+
+
+def add_flood_entry(device: str, remote: IPAddress, *, namespace: str | None = None) -> None:
+    """Append ``remote`` to the flooding list of VXLAN ``device``.
+
+    :raises EntryExists: the remote is in the list already.
+    """
+    op = fdb_op(device, FLOOD_MAC, remote, append=True)
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def delete_flood_entry(device: str, remote: IPAddress, *, namespace: str | None = None) -> None:
+    """Remove ``remote`` from the flooding list of VXLAN ``device``.
+
+    :raises EntryNotFound: the remote is not in the list.
+    """
+    op = fdb_op(device, FLOOD_MAC, remote, delete=True)
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def add_fdb_entry(
+    device: str,
+    mac: str,
+    destination: IPAddress | None = None,
+    *,
+    namespace: str | None = None,
+    master: bool = False,
+) -> None:
+    """Add or replace a static FDB entry.
+
+    :param device: a VXLAN device (``destination`` = remote VTEP) or, with ``master``,
+        a bridge port whose bridge learns ``mac`` statically.
+    """
+    op = fdb_op(device, mac, destination, master=master)
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def delete_fdb_entry(
+    device: str,
+    mac: str,
+    destination: IPAddress | None = None,
+    *,
+    namespace: str | None = None,
+    master: bool = False,
+) -> None:
+    """Delete a static FDB entry.
+
+    :raises EntryNotFound: no such entry.
+    """
+    op = fdb_op(device, mac, destination, master=master, delete=True)
+    priv_batch.execute_one(validate.optional_namespace(namespace), op)
+
+
+def list_fdb(*, namespace: str | None = None, device: str | None = None) -> list[FdbEntry]:
+    """FDB entries of a namespace, optionally of one device."""
+    ns = validate.optional_namespace(namespace)
+    if device is not None:
+        validate.device_name(device)
+    names = _names(ns)
+    result = []
+    for item in priv_neigh.list_fdb(ns):
+        name = names.get(item["index"])
+        if device is not None and name != device:
+            continue
+        dst = ipaddress.ip_address(item["destination"]) if item["destination"] else None
+        master = names.get(item["master"]) if item["master"] else None
+        result.append(FdbEntry(name, item["mac"], dst, master))
+    return result

@@ -1,0 +1,64 @@
+"""Network sysctls inside a namespace, one typed function per setting.
+
+Writes go to /proc/sys from a thread inside the namespace; the agent's own namespace is
+touched only when ``namespace`` is None.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from netagent.privileged import sysctl as priv_sysctl
+from netagent.privileged import validate
+from netagent.privileged.errors import InvalidArgument
+
+LOG = logging.getLogger(__name__)
+
+
+def _set(namespace: str | None, key: str, value: int) -> None:
+    priv_sysctl.set_sysctl(validate.optional_namespace(namespace), key, value)
+
+
+def set_ip_forwarding(namespace: str | None, enabled: bool, *, family: int = 4) -> None:
+    """Enable or disable routing (``net.ipv4.ip_forward`` / ``net.ipv6.conf.all.forwarding``)."""
+    if family not in (4, 6):
+        raise InvalidArgument("family", family, "4 or 6")
+    key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
+    _set(namespace, key, int(enabled))
+
+
+def set_proxy_arp(namespace: str | None, device: str, enabled: bool) -> None:
+    """Answer ARP on ``device`` for addresses routed elsewhere."""
+    _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.proxy_arp", int(enabled))
+
+
+def set_accept_ra(namespace: str | None, device: str, value: int) -> None:
+    """IPv6 router advertisements on ``device``: 0 ignore, 1 accept, 2 accept when forwarding."""
+    validate.int_range(value, 0, 2, "accept_ra")
+    _set(namespace, f"net.ipv6.conf.{validate.device_name(device)}.accept_ra", value)
+
+
+def set_arp_ignore(namespace: str | None, device: str, value: int) -> None:
+    """``arp_ignore`` of ``device`` (0..8; 1: reply only for addresses on that device)."""
+    validate.int_range(value, 0, 8, "arp_ignore")
+    _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.arp_ignore", value)
+
+
+def set_arp_announce(namespace: str | None, device: str, value: int) -> None:
+    """``arp_announce`` of ``device`` (0..2; 2: best local source address)."""
+    validate.int_range(value, 0, 2, "arp_announce")
+    _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.arp_announce", value)
+
+
+def set_bridge_nf_call(namespace: str | None, *, iptables: bool, ip6tables: bool) -> None:
+    """Whether bridged IPv4/IPv6 frames traverse iptables (needs br_netfilter loaded).
+
+    :raises FileNotFoundError: br_netfilter is not loaded.
+    """
+    _set(namespace, "net.bridge.bridge-nf-call-iptables", int(iptables))
+    _set(namespace, "net.bridge.bridge-nf-call-ip6tables", int(ip6tables))
+
+
+def get(namespace: str | None, key: str) -> int:
+    """Read one of the sysctls the setters above write (dotted key)."""
+    return priv_sysctl.get_sysctl(validate.optional_namespace(namespace), key)
