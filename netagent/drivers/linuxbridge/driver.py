@@ -162,6 +162,9 @@ class LinuxBridgeDriver(base.L2Driver):
         if existing is None:
             LOG.info("Network %s: creating bridge %s", network.id, bridge)
             self.kernel.create_bridge(bridge, network.mtu, AGEING_SECONDS)
+            # The host has no business on tenant networks: no link-local address, no
+            # router solicitations, DAD or MLD reports from the bridge into the network.
+            self.kernel.disable_ipv6(bridge)
             created = True
         elif existing.kind != "bridge":
             raise LinuxBridgeError(network.id, f"{bridge} exists and is not a bridge")
@@ -187,6 +190,7 @@ class LinuxBridgeDriver(base.L2Driver):
                     spec.port,
                 )
                 self.kernel.create_vxlan(uplink, spec, network.mtu)
+                self.kernel.disable_ipv6(uplink)
                 created = True
         elif network.network_type is NetworkType.VLAN:
             parent_name = self._physical_interface(network)
@@ -211,6 +215,7 @@ class LinuxBridgeDriver(base.L2Driver):
                     parent_name,
                 )
                 self.kernel.create_vlan(uplink, parent_name, network.segmentation_id, network.mtu)
+                self.kernel.disable_ipv6(uplink)
                 created = True
         elif current is None:
             raise LinuxBridgeError(network.id, f"physical interface {uplink} is absent")

@@ -18,6 +18,7 @@ from netagent.privileged import batch
 # FDB entries have no wrapper in netagent.linux yet: list/add/delete go to the privileged
 # neighbour module directly (same primitives, same typed errors).
 from netagent.privileged import neigh as priv_neigh
+from netagent.privileged import sysctl as priv_sysctl
 from netagent.privileged.errors import EntryNotFound
 
 
@@ -75,6 +76,11 @@ class IpLibKernel:
             ttl=spec.ttl,
             mtu=mtu,
         )
+
+    def disable_ipv6(self, name: str) -> None:
+        # netagent.linux.sysctl has no typed setter for this key yet; the privileged
+        # layer allows it.
+        priv_sysctl.set_sysctl(self.netns, f"net.ipv6.conf.{name}.disable_ipv6", 1)
 
     def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
         # Needs a "create_vlan" operation in the kernel layer (IFLA_INFO_KIND "vlan",

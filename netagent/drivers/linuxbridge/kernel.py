@@ -78,6 +78,9 @@ class Kernel(Protocol):
     def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
         """Create a VXLAN device with learning off, administratively down."""
 
+    def disable_ipv6(self, name: str) -> None:
+        """No IPv6 (hence no link-local address, RS, DAD or MLD) on a device of ours."""
+
     def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
         """Create an 802.1q sub-interface of ``parent``."""
 

@@ -178,6 +178,9 @@ def test_vxlan_network_devices(driver: LinuxBridgeDriver, host: str) -> None:
     assert data["id"] == 1001 and data["local"] == LOCAL_IP and data["port"] == 4790
     assert data["learning"] is False
     assert vx["mtu"] == 1450 and is_up(vx) and vx["master"] == brq(net)
+    # No host IPv6 presence on the tenant network (no link-local address to DAD/MLD with).
+    for name in (brq(net), "nvx-1001"):
+        assert json.loads(sh(host, "-j", "addr", "show", "dev", name))[0]["addr_info"] == []
 
 
 def test_fdb_converges_when_peers_change(driver: LinuxBridgeDriver, host: str) -> None:
