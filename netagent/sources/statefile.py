@@ -33,6 +33,7 @@ from netagent.model import (
     SecurityGroupRule,
     Subnet,
 )
+from netagent.model.validate import show
 
 T = TypeVar("T")
 
@@ -134,7 +135,7 @@ def parse_state(document: object, origin: str) -> LoadResult:
         if isinstance(key, str) and key.startswith("x-"):
             continue
         if key not in SECTIONS:
-            raise StateFileError(origin, f"unknown top-level key {key!r}")
+            raise StateFileError(origin, f"unknown top-level key {show(key)}")
         if value is not None and not isinstance(value, list):
             raise StateFileError(origin, f"{key} must be a list, got {type(value).__name__}")
     return _Assembler(document, origin).run()
