@@ -8,16 +8,11 @@ over that namespace's cached rtnetlink socket; kernel errors arrive already type
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from netagent.drivers.linuxbridge.fdb import is_flooding
 from netagent.drivers.linuxbridge.kernel import FdbEntry, Link, VxlanSpec
-from netagent.linux import ip_lib
+from netagent.linux import ip_lib, neighbour
 from netagent.privileged import batch
-
-# FDB entries have no wrapper in netagent.linux yet: list/add/delete go to the privileged
-# neighbour module directly (same primitives, same typed errors).
-from netagent.privileged import neigh as priv_neigh
 from netagent.privileged import sysctl as priv_sysctl
 from netagent.privileged.errors import EntryNotFound
 
@@ -113,51 +108,30 @@ class IpLibKernel:
         ip_lib.delete_device(name, namespace=self.netns, missing_ok=True)
 
     def fdb_entries(self, device: str) -> set[FdbEntry]:
-        index = ip_lib.get_device(device, namespace=self.netns).index
         return {
-            FdbEntry(entry["mac"], entry["destination"])
-            for entry in priv_neigh.list_fdb(self.netns)
-            if entry["index"] == index and entry["destination"] and entry["mac"]
+            FdbEntry(entry.mac, str(entry.destination))
+            for entry in neighbour.list_fdb(namespace=self.netns, device=device)
+            if entry.destination is not None and entry.mac and entry.master is None
         }
 
     def fdb_add(self, device: str, entries: list[FdbEntry]) -> None:
-        ops = [
-            {
-                "op": "add_fdb",
-                "device": device,
-                "mac": e.mac,
-                "destination": e.dst,
-                "append": is_flooding(e.mac),
-                "master": False,
-            }
-            for e in entries
-        ]
-        if ops:
-            _run(self.netns, ops)
+        ops = ip_lib.Batch(self.netns)
+        for e in entries:
+            dst = ipaddress.ip_address(e.dst)
+            ops.add_raw(neighbour.fdb_op(device, e.mac, dst, append=is_flooding(e.mac)))
+        _apply(ops)
 
     def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
-        ops = [
-            {"op": "delete_fdb", "device": device, "mac": e.mac, "destination": e.dst}
-            for e in entries
-        ]
-        if ops:
-            _run(self.netns, ops, ignore=(EntryNotFound,))
+        ops = ip_lib.Batch(self.netns)
+        for e in entries:
+            ops.add_raw(neighbour.fdb_op(device, e.mac, ipaddress.ip_address(e.dst), delete=True))
+        _apply(ops, ignore=(EntryNotFound,))
 
 
-def _apply(ops: ip_lib.Batch) -> None:
-    """Send a batch; re-raise its first failure typed (e.g. ``DeviceNotFound``)."""
+def _apply(ops: ip_lib.Batch, ignore: tuple[type[Exception], ...] = ()) -> None:
+    """Send a batch; re-raise its first failure not in ``ignore``, typed."""
     try:
         ops.apply()
-    except batch.BatchError as exc:
-        raise exc.errors()[0][1] from None
-
-
-def _run(
-    netns: str | None, ops: list[dict[str, Any]], ignore: tuple[type[Exception], ...] = ()
-) -> None:
-    """One pipelined batch; re-raise the first failure not in ``ignore``, typed."""
-    try:
-        batch.execute(netns, ops)
     except batch.BatchError as exc:
         for _index, error in exc.errors():
             if not isinstance(error, ignore):
