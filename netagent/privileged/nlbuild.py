@@ -357,10 +357,13 @@ def _fdb_body(op: Op, ctx: Context) -> tuple[str, bytes]:
     dst = op.get("destination")
     if dst:
         attrs.append(nl.attr(nl.NDA_DST, nl.ip_bytes(_address(dst, "destination"))[1]))
-    flags = nl.NTF_MASTER if op.get("master") else nl.NTF_SELF
-    head = nl.NDMSG.pack(
-        nl.AF_BRIDGE, 0, 0, ctx.resolve(device), nl.NUD_PERMANENT | nl.NUD_NOARP, flags, 0
-    )
+    if op.get("master"):
+        # a MAC behind a bridge port: "static" (NUD_NOARP); NUD_PERMANENT would make it a
+        # local address of the bridge itself
+        flags, state = nl.NTF_MASTER, nl.NUD_NOARP
+    else:
+        flags, state = nl.NTF_SELF, nl.NUD_PERMANENT | nl.NUD_NOARP
+    head = nl.NDMSG.pack(nl.AF_BRIDGE, 0, 0, ctx.resolve(device), state, flags, 0)
     return f"fdb {mac} dev {device} dst {dst}", head + b"".join(attrs)
 
 

@@ -33,7 +33,9 @@ _NA_OVERRIDE = 0x20000000
 def arp_frame(mac: bytes, address: ipaddress.IPv4Address, reply: bool) -> bytes:
     """A broadcast gratuitous ARP frame (request as ``arping -U``, reply as ``arping -A``)."""
     ether = _BROADCAST + mac + struct.pack("!H", _ETH_P_ARP)
-    target_mac = _BROADCAST if reply else b"\0" * 6
+    # Linux treats a reply as gratuitous only if target MAC == sender MAC (arp_is_garp);
+    # otherwise the neighbour's locktime (1 s) can make it ignore the update.
+    target_mac = mac if reply else b"\0" * 6
     arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2 if reply else 1)
     arp += mac + address.packed + target_mac + address.packed
     return ether + arp

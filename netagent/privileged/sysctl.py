@@ -33,7 +33,7 @@ _ALLOWED = (
 
 def _path(key: str) -> str:
     for pattern in _ALLOWED:
-        match = pattern.match(key)
+        match = pattern.fullmatch(key)
         if match:
             dev = match.groupdict().get("dev")
             if dev not in (None, "all", "default"):

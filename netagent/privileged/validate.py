@@ -27,7 +27,7 @@ def device_name(name: object, field: str = "device") -> str:
     :returns: the name, unchanged.
     :raises InvalidArgument: the name is not acceptable.
     """
-    if not isinstance(name, str) or not _DEVICE_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _DEVICE_RE.fullmatch(name) or name in (".", ".."):
         raise InvalidArgument(field, name, "1..15 characters from [A-Za-z0-9_.-]")
     return name
 
@@ -40,7 +40,7 @@ def namespace_name(name: object, field: str = "namespace") -> str:
     :returns: the name, unchanged.
     :raises InvalidArgument: the name is not acceptable.
     """
-    if not isinstance(name, str) or not _NETNS_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NETNS_RE.fullmatch(name) or name in (".", ".."):
         raise InvalidArgument(field, name, "1..128 characters from [A-Za-z0-9_.-]")
     return name
 
@@ -57,7 +57,7 @@ def mac_address(mac: object, field: str = "mac") -> str:
 
     :raises InvalidArgument: not six colon-separated hex bytes.
     """
-    if not isinstance(mac, str) or not _MAC_RE.match(mac.lower()):
+    if not isinstance(mac, str) or not _MAC_RE.fullmatch(mac.lower()):
         raise InvalidArgument(field, mac, "expected aa:bb:cc:dd:ee:ff")
     return mac.lower()
 
