@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-#: Prefix of every namespace the test suite creates; leftovers of a crashed run with this
-#: prefix are removed at the start of the next run.
+#: Prefix of every namespace the test suite creates. Names carry the creating process's
+#: PID (``natest-<tag>-<pid>-<random>``): leftovers of runs whose process is gone are
+#: removed at the start of the next run, while a concurrent run's namespaces are left alone.
 TEST_NETNS_PREFIX = "natest-"
 
 
@@ -48,8 +49,21 @@ def _remove_leftover_test_namespaces() -> None:
     if os.environ.get("NETAGENT_FUNCTIONAL") != "1" or os.geteuid() != 0:
         return
     for name in _list_netns():
-        if name.startswith(TEST_NETNS_PREFIX):
+        if name.startswith(TEST_NETNS_PREFIX) and not _owner_alive(name):
             _delete_netns(name)
+
+
+def _owner_alive(name: str) -> bool:
+    parts = name.split("-")
+    if len(parts) < 4 or not parts[-2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def unique_name(prefix: str = "", length: int = 15) -> str:
@@ -59,11 +73,11 @@ def unique_name(prefix: str = "", length: int = 15) -> str:
 
 @pytest.fixture
 def make_netns() -> Iterator[Callable[[str], str]]:
-    """Factory: ``make_netns("a")`` creates ``natest-a-<random>`` and returns its name."""
+    """Factory: ``make_netns("a")`` creates ``natest-a-<pid>-<random>``, returns its name."""
     created: list[str] = []
 
     def factory(tag: str = "ns") -> str:
-        name = f"{TEST_NETNS_PREFIX}{tag}-{uuid.uuid4().hex[:8]}"
+        name = f"{TEST_NETNS_PREFIX}{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         subprocess.run(["ip", "netns", "add", name], check=True)
         created.append(name)
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
