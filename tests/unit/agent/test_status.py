@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ P2 = port(2, NET1)
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> tuple[Reconciler, World, str]:
+def agent(tmp_path: Path) -> Iterator[tuple[Reconciler, World, str]]:
     world = World()
     rec = Reconciler(HOST, *fakes.drivers(world), clock=Clock(), settle=0.0)
     rec.set_devices({P1.device_name: 7})
