@@ -39,6 +39,8 @@ class Taken:
     groups: frozenset[str] = frozenset()
     tunnels: bool = False
     fdb: tuple[tuple[str, object], ...] = ()
+    #: a device vanished: the pass reports it down
+    vanished: bool = False
 
     def with_full(self, reason: str) -> Taken:
         """The same marks, as a full resync."""
@@ -76,6 +78,7 @@ class Marks:
         groups: Iterable[str] = (),
         tunnels: bool = False,
         fdb: Iterable[tuple[str, object]] = (),
+        vanished: bool = False,
     ) -> None:
         with self._cond:
             old = self._pending
@@ -88,6 +91,7 @@ class Marks:
                 groups=old.groups | frozenset(groups),
                 tunnels=old.tunnels or tunnels,
                 fdb=(*old.fdb, *fdb),
+                vanished=old.vanished or vanished,
             )
             self._cond.notify_all()
 
@@ -112,7 +116,10 @@ class Marks:
                 self._devices.pop(name, None)
             else:
                 self._devices[name] = prefix
-        self._add(devices=[prefix] if ifindex is not None else [])
+        if ifindex is None:
+            self._add(vanished=True)
+        else:
+            self._add(devices=[prefix])
 
     def devices(self) -> dict[str, str]:
         """Present taps: name → port-id prefix (a copy)."""
@@ -166,6 +173,7 @@ class Marks:
             groups=taken.groups,
             tunnels=taken.tunnels,
             fdb=taken.fdb,
+            vanished=taken.vanished,
         )
 
     def sleep(self, seconds: float) -> None:

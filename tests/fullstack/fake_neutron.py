@@ -144,9 +144,10 @@ class FakeNeutron:
                 "security_group_rules": [],
             }
             for group in groups:
-                result["security_groups"][group] = self.rules.get(group, [])
-                if group in self.members:
-                    result["sg_member_ips"][group] = self.members[group]
+                rules = self.rules.get(group, [])
+                result["security_groups"][group] = rules
+                for remote in {r.get("remote_group_id") for r in rules} - {None}:
+                    result["sg_member_ips"][remote] = self.members.get(remote, {})
         return result
 
 

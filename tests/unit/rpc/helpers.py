@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,8 @@ NET = "9b8e0c1a-1111-4c57-9a57-0d5f8b5d2e11"
 
 
 def port_id(n: int) -> str:
-    return str(uuid.UUID(int=0x3F1C2A8E5D0B4C579A570D5F8B5D0000 + n))
+    """Distinct in the first 11 characters (the tap name), as real port ids are."""
+    return f"3f1c{n:04x}-5d0b-4c57-9a57-0d5f8b5d2e{n % 256:02x}"
 
 
 def details(pid: str, **extra: Any) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def details(pid: str, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "port_id": pid,
         "network_id": NET,
-        "mac_address": "fa:16:3e:12:34:%02x" % (int(pid[-2:], 16)),
+        "mac_address": f"fa:16:3e:12:34:{int(pid[-2:], 16):02x}",
         "admin_state_up": True,
         "network_type": "vxlan",
         "segmentation_id": 101,
@@ -28,7 +28,7 @@ def details(pid: str, **extra: Any) -> dict[str, Any]:
         "fixed_ips": [
             {
                 "subnet_id": "a0c1a0c1-2222-4c57-9a57-0d5f8b5d2e11",
-                "ip_address": "192.0.2.%d" % (10 + int(pid[-2:], 16)),
+                "ip_address": f"192.0.2.{10 + int(pid[-2:], 16)}",
             }
         ],
         "device_owner": "compute:nova",
