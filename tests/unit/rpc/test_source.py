@@ -77,7 +77,7 @@ def make_source(
 
 
 def test_bulk_details_by_prefix_then_devices_up(make_source: Any, fake: FakeNeutron) -> None:
-    source, core, _ = make_source(5, step=2)
+    _source, core, _ = make_source(5, step=2)
     wanted = {port_id(n) for n in range(5)}
     wait_for("devices up", lambda: fake.devices_up() == wanted)
     calls = fake.calls_of("get_devices_details_list_and_failed_devices")
@@ -119,7 +119,7 @@ def test_malformed_entry_is_reported_down_others_up(
 def test_entry_without_port_id_is_skipped(make_source: Any, fake: FakeNeutron) -> None:
     unbound = port_id(7)
     fake.override[unbound[:11]] = {"device": unbound[:11]}
-    source, core, monitor = make_source(1)
+    _source, core, monitor = make_source(1)
     monitor.callback(tap(unbound), 99)
     wait_for("port 0 up", lambda: fake.devices_up() == {port_id(0)})
     wait_for(
@@ -158,7 +158,7 @@ def test_port_update_cast_refetches(make_source: Any, fake: FakeNeutron) -> None
 
 
 def test_vanished_tap_reported_down(make_source: Any, fake: FakeNeutron) -> None:
-    source, core, monitor = make_source(2)
+    _source, core, monitor = make_source(2)
     wait_for("up", lambda: len(fake.devices_up()) == 2)
     monitor.callback(tap(port_id(0)), None)
     wait_for("down", lambda: port_id(0) in fake.devices_down())
@@ -188,7 +188,7 @@ def test_security_group_info_parsed_into_model(make_source: Any, fake: FakeNeutr
         "IPv4": [["192.0.2.50", None], ["192.0.2.200", "fa:16:3e:00:00:09"]]
     }
     fake.members[SG] = {"IPv4": [["192.0.2.10", None]]}
-    source, core, _ = make_source(1)
+    _source, core, _ = make_source(1)
     wait_for("up", lambda: fake.devices_up() == {port_id(0)})
     state = core.updates[-1].state
     group = state.security_groups[SG]
@@ -201,7 +201,7 @@ def test_security_group_info_parsed_into_model(make_source: Any, fake: FakeNeutr
 
 
 def test_sg_update_cast_refetches_sg_info(make_source: Any, fake: FakeNeutron) -> None:
-    source, core, _ = make_source(2)
+    _source, core, _ = make_source(2)
     wait_for("up", lambda: len(fake.devices_up()) == 2)
     before = len(fake.calls_of("security_group_info_for_devices"))
     fake.rules[SG] = [
@@ -222,7 +222,7 @@ def test_timed_out_call_is_retried_with_longer_timeout(
 ) -> None:
     conf.set_override("rpc_response_timeout", 1)
     fake.delay["get_devices_details_list_and_failed_devices"] = 1.5
-    source, core, _ = make_source(1)
+    source, _core, _ = make_source(1)
     wait_for("up after retry", lambda: fake.devices_up() == {port_id(0)}, timeout=15)
     assert source.plugin.timeout_for("get_devices_details_list_and_failed_devices") == 2.0
     assert len(fake.calls_of("get_devices_details_list_and_failed_devices")) >= 2
@@ -236,7 +236,7 @@ def test_tunnel_sync_gives_peers(
         {"ip_address": "198.18.0.1", "host": "cmp1"},
         {"ip_address": "198.18.0.2", "host": "cmp2"},
     ]
-    source, core, _ = make_source(1)
+    _source, core, _ = make_source(1)
     wait_for("up", lambda: fake.devices_up() == {port_id(0)})
     (call,) = fake.calls_of("tunnel_sync")
     assert call == {"tunnel_ip": "198.18.0.1", "tunnel_type": "vxlan", "host": "cmp1"}
@@ -260,7 +260,7 @@ def test_tunnel_sync_gives_peers(
 
 
 def test_revived_report_causes_full_resync(make_source: Any, fake: FakeNeutron) -> None:
-    source, core, _ = make_source(1)
+    source, _core, _ = make_source(1)
     wait_for("up", lambda: fake.devices_up() == {port_id(0)})
     before = len(fake.calls_of("get_devices_details_list_and_failed_devices"))
     fake.report_replies = ["revived"]
