@@ -5,6 +5,7 @@ Only the reconciler's worker thread uses :class:`Converger`; nothing here locks.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -235,7 +236,11 @@ class Converger:
             recorded = self.networks.get(entry.plan.network.id) if entry else None
             if recorded is not None:
                 keep.setdefault(recorded.plan.network.id, recorded.plan)
-        if not self._sweep("l2", lambda: self.l2.sweep(list(keep.values()))):
+        # ports that may stay wired: the wanted ones and those whose unplug failed
+        devices = {pp.port.device_name for pp in plan.port_plans.values()}
+        devices |= {e.plan.port.device_name for pid in self.wired if (e := self.wired.get(pid))}
+        sweep = functools.partial(self.l2.sweep, list(keep.values()), wanted_devices=devices)
+        if not self._sweep("l2", sweep):
             self._failed(("network", SWEEP_ID), "sweep failed")
             return
         self._succeeded(("network", SWEEP_ID))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -126,9 +127,19 @@ class L2Driver(DriverBase):
         """
         return Outcome(succeeded={p.port.id for p in plans})
 
-    def sweep(self, wanted: Sequence[NetworkPlan], dry_run: bool = False) -> list[str]:
-        """Remove network devices netagent owns that no wanted network uses.
+    def sweep(
+        self,
+        wanted: Sequence[NetworkPlan],
+        dry_run: bool = False,
+        wanted_devices: AbstractSet[str] | None = None,
+    ) -> list[str]:
+        """Remove network devices netagent owns that no wanted network uses, and detach
+        port devices that are wired into netagent's networks but belong to no wanted port
+        (e.g. a port deleted while the agent was down). Port devices are detached, never
+        deleted: they belong to the hypervisor.
 
+        :param wanted_devices: device names of the ports that may stay wired; ``None``
+            leaves port devices alone.
         :returns: one line per action taken (or planned, with ``dry_run``).
         """
         return []

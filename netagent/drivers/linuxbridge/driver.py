@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from netagent.common import constants as c
@@ -358,7 +359,12 @@ class LinuxBridgeDriver(base.L2Driver):
 
     # -- sweeping -----------------------------------------------------------------------
 
-    def sweep(self, wanted: Sequence[base.NetworkPlan], dry_run: bool = False) -> list[str]:
+    def sweep(
+        self,
+        wanted: Sequence[base.NetworkPlan],
+        dry_run: bool = False,
+        wanted_devices: AbstractSet[str] | None = None,
+    ) -> list[str]:
         keep: set[str] = set()
         for plan in wanted:
             keep.add(names.network_bridge(plan.network.id))
@@ -367,7 +373,10 @@ class LinuxBridgeDriver(base.L2Driver):
                 keep.add(names.vxlan_device(plan.network.segmentation_id))
             elif plan.network.network_type is NetworkType.VLAN:
                 keep.add(names.vlan_device(plan.network.id))
-        return self._remove_owned(keep, dry_run)
+        actions: list[str] = []
+        if wanted_devices is not None:
+            actions += sweep_mod.detach_stray_ports(self.kernel, wanted_devices, dry_run)
+        return actions + self._remove_owned(keep, dry_run)
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
         return self._remove_owned(set(), dry_run)

@@ -14,11 +14,46 @@ from collections.abc import Callable, Set
 
 from netagent.common import constants as c
 from netagent.common.exceptions import NetagentError
-from netagent.drivers.linuxbridge.kernel import Kernel
+from netagent.drivers.linuxbridge.kernel import Kernel, Link
 
 LOG = logging.getLogger(__name__)
 
 OWN_UPLINK_PREFIXES = (c.VXLAN_DEVICE_PREFIX, c.VLAN_DEVICE_PREFIX)
+
+
+def detach_stray_ports(kernel: Kernel, wanted: Set[str], dry_run: bool) -> list[str]:
+    """Release ``tap`` devices from netagent bridges when no wanted port owns them.
+
+    The device itself is the hypervisor's and stays; detached, it forwards nothing.
+    """
+    links = kernel.links()
+    bridges = {
+        link.index
+        for link in links.values()
+        if link.kind == "bridge" and link.name.startswith(c.NETWORK_BRIDGE_PREFIX)
+    }
+    prefix = "NOOP: " if dry_run else ""
+    actions: list[str] = []
+    for link in sorted(links.values(), key=lambda item: item.name):
+        if link.master not in bridges or not link.name.startswith(c.TAP_PREFIX):
+            continue
+        if link.name in wanted:
+            continue
+        line = f"detach {link.name} from bridge {_name(links, link.master)}: no wanted port"
+        LOG.info("%s%s", prefix, line)
+        actions.append(prefix + line)
+        if dry_run:
+            continue
+        try:
+            kernel.set_link(link.name, nomaster=True)
+        except NetagentError as exc:
+            LOG.warning("%s failed: %s", line, exc)
+            actions[-1] += f" (failed: {exc})"
+    return actions
+
+
+def _name(links: dict[str, Link], index: int | None) -> str:
+    return next((link.name for link in links.values() if link.index == index), "?")
 
 
 def remove_owned(

@@ -343,6 +343,29 @@ def test_sweep_and_cleanup_leave_foreign_devices(driver: LinuxBridgeDriver, host
     assert {"br-foreign", "foreign0", squatted, "eth9", "ul0"} <= set(devs)
 
 
+def test_sweep_detaches_taps_of_unwanted_ports(driver: LinuxBridgeDriver, host: str) -> None:
+    # A port deleted while the agent was down: its tap is still in the bridge. The sweep
+    # releases it (the device itself is the hypervisor's) and leaves wanted taps alone.
+    net = network(vni=7010)
+    stay, stray = port(net), port(net)
+    for p in (stay, stray):
+        add_tap(host, p)
+    driver.ensure_networks([NetworkPlan(net, {})])
+    driver.plug_ports([PortPlan(stay, net), PortPlan(stray, net)])
+    assert links(host)[stray.device_name]["master"] == brq(net)
+
+    plans = [NetworkPlan(net, {})]
+    planned = driver.sweep(plans, dry_run=True, wanted_devices={stay.device_name})
+    assert any(stray.device_name in a and a.startswith("NOOP:") for a in planned)
+    assert links(host)[stray.device_name]["master"] == brq(net)
+
+    driver.sweep(plans, wanted_devices={stay.device_name})
+    devs = links(host)
+    assert "master" not in devs[stray.device_name]
+    assert devs[stay.device_name]["master"] == brq(net)
+    assert brq(net) in devs
+
+
 def test_flat_network_enslaves_mapped_interface_only(
     make_driver: Callable[..., LinuxBridgeDriver], host: str
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from netagent.drivers.base import (
@@ -35,6 +36,7 @@ class World:
         self.fail: dict[str, str] = {}
         self.raise_on: set[str] = set()  # a batch containing one of these raises
         self.unfiltered_wiring: list[str] = []  # fail-closed violations
+        self.swept_devices: set[str] | None = None  # wanted_devices of the last l2.sweep
 
     def call(self, name: str, ids: Sequence[str]) -> None:
         self.calls.append((name, tuple(ids)))
@@ -103,8 +105,14 @@ class FakeL2(L2Driver):
                 self.world.deleted.append(f"wire {pid}")
         return out
 
-    def sweep(self, wanted: Sequence[NetworkPlan], dry_run: bool = False) -> list[str]:
+    def sweep(
+        self,
+        wanted: Sequence[NetworkPlan],
+        dry_run: bool = False,
+        wanted_devices: AbstractSet[str] | None = None,
+    ) -> list[str]:
         keep = {p.network.id for p in wanted}
+        self.world.swept_devices = None if wanted_devices is None else set(wanted_devices)
         self.world.calls.append(("l2.sweep", tuple(sorted(keep))))
         actions = []
         for nid in sorted(set(self.world.networks) - keep):

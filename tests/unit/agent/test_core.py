@@ -473,3 +473,14 @@ def test_driver_returning_garbage_counts_as_failure(bad: object) -> None:
     feed(rec, state([NET1], [P1]))
     run(rec)
     assert rec.status()["ports"][0]["error"].startswith("plug:")
+
+
+def test_full_sweep_passes_the_wanted_port_devices_to_l2() -> None:
+    # A port deleted while the agent was down must not stay wired: the L2 sweep gets the
+    # device names that may stay, and only those.
+    world = World()
+    rec = make(world)
+    rec.set_devices(devices_for(P1, P2))
+    feed(rec, state([NET1], [P1, P2]))
+    run(rec)
+    assert world.swept_devices == {P1.device_name, P2.device_name}
