@@ -82,7 +82,11 @@ def delete_entries(namespace: str | None, filters: list[dict[str, int | str]]) -
     )
     if proc.returncode != 0:
         raise ConntrackError(proc.returncode, proc.stderr)
-    return sum(int(n) for n in _DELETED_RE.findall(proc.stderr + proc.stdout))
+    # In --load-file mode conntrack prints each deleted entry on stdout (no summary).
+    summary = _DELETED_RE.findall(proc.stderr)
+    if summary:
+        return sum(int(n) for n in summary)
+    return sum(1 for line in proc.stdout.splitlines() if line.strip())
 
 
 def list_entries(namespace: str | None, family: int = 4) -> list[str]:

@@ -1,0 +1,70 @@
+"""conntrack deletion and zones on the real kernel, inside test namespaces only."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+
+from netagent.linux.conntrack import ConntrackFilter, ZoneManager, delete_entries
+from netagent.linux.iptables import ACCEPT, Conntrack, IptablesManager, Jump, Rule
+from netagent.privileged.conntrack import list_entries
+from tests.functional.iptables.conftest import A4, B4, Pair, nsrun, ping
+
+
+def send_udp(pair: Pair, ports: range) -> None:
+    code = (
+        "import socket\n"
+        "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"[s.sendto(b'x', ({B4!r}, p)) for p in {list(ports)!r}]\n"
+    )
+    nsrun(pair.a, "python3", "-c", code)
+
+
+def track(pair: Pair, backend: str) -> IptablesManager:
+    ipt = IptablesManager(pair.b, backend=backend)
+    ipt.set_chain(4, "filter", "na-track", [Rule((Conntrack(frozenset({"NEW"})),), ACCEPT)])
+    ipt.set_jumps(4, "filter", "INPUT", [Rule((), Jump("na-track"))])
+    assert ipt.apply().ok
+    return ipt
+
+
+def test_delete_by_address_and_protocol(pair: Pair, backend: str) -> None:
+    track(pair, backend)
+    send_udp(pair, range(7000, 7005))
+    assert ping(pair.a, B4)
+    entries = list_entries(pair.b)
+    assert sum("udp" in e and f"src={A4}" in e for e in entries) == 5
+    assert any(e.startswith("icmp") for e in entries)
+    a4 = ipaddress.ip_address(A4)
+    filters = [ConntrackFilter(4, proto=17, src=a4) for _ in range(3)]
+    filters.append(ConntrackFilter(4, proto=17, src=a4, dst=ipaddress.ip_address(B4)))
+    assert delete_entries(pair.b, filters) == 5
+    left = list_entries(pair.b)
+    assert not any(e.startswith("udp") for e in left)
+    assert any(e.startswith("icmp") for e in left)  # other protocol untouched
+    assert delete_entries(pair.b, [ConntrackFilter(4, src=a4)]) >= 1
+    assert list_entries(pair.b) == []
+
+
+def test_zone_rules_and_delete_by_zone(pair: Pair, backend: str) -> None:
+    ipt = track(pair, backend)
+    dev = nsrun(pair.b, "ip", "-o", "link", "show", "type", "veth").split(":")[1].strip()
+    dev = dev.split("@")[0]
+    zones = ZoneManager(ipt)
+    zone = zones.set_device(dev, "net-1")
+    assert zone == 4097 and zones.zone_of("net-2") == 4098
+    assert ipt.apply().ok
+    send_udp(pair, range(7100, 7103))
+    entries = list_entries(pair.b)
+    assert sum(f"zone={zone}" in e for e in entries) == 3, entries
+    assert delete_entries(pair.b, [ConntrackFilter(4, zone=zone)]) == 3
+    assert list_entries(pair.b) == []
+    zones.remove_device(dev)
+    assert ipt.apply().ok
+    raw = subprocess.run(
+        ["ip", "netns", "exec", pair.b, f"iptables-{backend}-save", "-t", "raw"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "na-" not in raw
