@@ -41,6 +41,8 @@ _ADDR_RE = re.compile(r"[0-9a-fA-F.:]{2,45}")
 _PREFIX_RE = re.compile(r"[0-9a-fA-F.:]{2,45}/[0-9]{1,3}")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Pi", "Pf"})
 _FORBIDDEN_CHARS = frozenset("\"'`\\")
+#: What display names may contain beyond the identifier-safe set (see :func:`name`).
+_NAME_ALLOWED = frozenset(" \"'")
 
 
 class FieldError(Exception):
@@ -98,13 +100,24 @@ def uuid(value: object) -> str:
 
 
 def name(value: object) -> str:
-    """Free text (names): at most 255 characters, printable, no whitespace or quotes."""
+    """Display text (names): at most 255 printable characters.
+
+    Neutron allows spaces and quotes in names, so they are accepted here: names are only
+    logged and shown, never rendered into iptables, ipset or nft text, nor used in device
+    names. Control and format characters (newlines, tabs, bidi overrides, zero-width
+    characters) and whitespace other than the plain space are refused, so a name cannot
+    forge log lines.
+    """
     text = string(value)
     if len(text) > MAX_NAME_LEN:
         raise FieldError(f"longer than {MAX_NAME_LEN} characters: {show(value)}")
     for char in text:
+        if char in _NAME_ALLOWED:
+            continue
         if char in _FORBIDDEN_CHARS or unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
-            raise FieldError(f"contains whitespace, a quote or a control character: {show(value)}")
+            raise FieldError(
+                f"contains a control character or whitespace other than space: {show(value)}"
+            )
     return text
 
 

@@ -61,7 +61,7 @@ def test_defaults() -> None:
     [
         ("id", DELETE, "id"),
         ("id", "5BF5B5FE-D6AB-4868-BAC7-A0DEA247A672", "id"),
-        ("name", "my net", "name"),
+        ("name", "my\nnet", "name"),
         ("name", "n" * 256, "name"),
         ("provider:network_type", "gre", "provider:network_type"),
         ("provider:network_type", DELETE, "provider:network_type"),

@@ -215,7 +215,7 @@ def test_security_group() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
-        ("name", "web servers", "name"),
+        ("name", "web\tservers", "name"),
         ("stateful", "true", "stateful"),
         ("security_group_rules", "all", "security_group_rules"),
         ("security_group_rules[1].direction", "both", "security_group_rules[1].direction"),
