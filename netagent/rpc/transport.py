@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import oslo_messaging
+import oslo_messaging.opts
 from oslo_config import cfg
 
 LOG = logging.getLogger(__name__)
@@ -33,8 +34,19 @@ def build_transport(conf: cfg.ConfigOpts, url: str | None = None) -> Any:
     :raises oslo_messaging.InvalidTransportURL: malformed or missing URL.
     """
     oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
-    _register_global_only_opts(conf)
+    register_opts(conf)
     return oslo_messaging.get_rpc_transport(conf, url=url)
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option oslo.messaging documents (the ``oslo.messaging``
+    oslo-config-generator namespace) on ``conf``, so that ``rpc_response_timeout`` and the
+    ``[oslo_messaging_rabbit]`` options can be read and overridden before the first client
+    exists. Idempotent.
+    """
+    for group, opts in oslo_messaging.opts.list_opts():
+        conf.register_opts(opts, group=group)
+    _register_global_only_opts(conf)
 
 
 def _register_global_only_opts(conf: cfg.ConfigOpts) -> None:
