@@ -179,6 +179,8 @@ rpc_state_report_workers = 1
 api_workers = 1
 graceful_shutdown_timeout = 5
 dhcp_agent_notification = false
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
 allow_overlapping_ips = true
 
 [agent]

@@ -1,0 +1,105 @@
+"""Two simulated hosts running the real netagent-agent against the interop neutron-server.
+
+Built on the fullstack harness (:mod:`tests.fullstack.harness`): an underlay namespace
+with a bridge, host namespaces with ``eth-ul`` on 198.18.0.0/15, VM namespaces made by
+``tools/vmctl.py`` exactly as Nova would leave them (``tap<port[:11]>`` in the host
+namespace, the port's MAC on the VM side). Differences from fullstack: namespaces are
+named ``naio-*`` (so that the two tiers never remove each other's), each agent runs with
+``[agent] source = neutron`` and reaches RabbitMQ through a relay listening on
+127.0.0.1:5672 inside its host namespace, and ports come from the Neutron API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.common.relay import Relay
+from tests.fullstack import harness
+from tests.interop import neutron_server
+
+NETNS_PREFIX = "naio-"
+RABBIT_PORT = 5672
+
+
+class InteropFabric(harness.Fabric):
+    """The fullstack fabric with ``naio-`` namespaces and Neutron-driven agents."""
+
+    def __init__(self, workdir: Path, server: neutron_server.NeutronServer) -> None:
+        super().__init__(workdir)
+        self.server = server
+        self.relays: list[Relay] = []
+
+    def _netns(self, role: str) -> str:
+        name = f"{NETNS_PREFIX}{self.tag}-{role}"
+        harness.run("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        harness.ip(name, "link", "set", "lo", "up")
+        return name
+
+    def add_host(self, name: str, tunnel_ip: str) -> harness.Host:
+        host = super().add_host(name, tunnel_ip)
+        target = ("127.0.0.1", RABBIT_PORT)
+        self.relays.append(Relay(target, listen_port=RABBIT_PORT, netns=host.netns).start())
+        return host
+
+    def write_agent_config(self, host: harness.Host) -> None:
+        """``[agent] source = neutron`` with the server's vhost, through the relay."""
+        host.state_path.mkdir(exist_ok=True)
+        host.config_file.write_text(
+            "[DEFAULT]\n"
+            f"host = {host.name}\n"
+            f"state_path = {host.state_path}\n"
+            "debug = true\n"
+            f"log_file = {host.log_file}\n"
+            f"transport_url = {self.server.transport_url}\n"
+            "rpc_response_timeout = 20\n"
+            "[agent]\n"
+            "source = neutron\n"
+            "l2_driver = linuxbridge\n"
+            "[neutron]\n"
+            f"report_interval = {neutron_server.AGENT_REPORT_INTERVAL}\n"
+            "[linuxbridge]\n"
+            f"local_ip = {host.tunnel_ip}\n"
+        )
+
+    def start_neutron_agents(self) -> None:
+        for host in self.hosts.values():
+            self.write_agent_config(host)
+            host.start_agent()
+
+    def add_neutron_vm(
+        self, name: str, host: harness.Host, port: dict[str, Any], mtu: int
+    ) -> harness.Vm:
+        """A VM namespace whose tap carries ``port``'s id and MAC (as Nova would make it)."""
+        address = port["fixed_ips"][0]["ip_address"]
+        netns = f"{NETNS_PREFIX}{self.tag}-{name}"
+        self.namespaces.append(netns)
+        harness.vmctl.create_vm(
+            vm_ns=netns,
+            port_id=port["id"],
+            mac=port["mac_address"],
+            ips=[f"{address}/24"],
+            host_ns=host.netns,
+            mtu=mtu,
+        )
+        vm = harness.Vm(
+            name, netns, host, port["id"], port["mac_address"], f"{address}/24", port["network_id"]
+        )
+        self.vms[name] = vm
+        return vm
+
+    def close(self) -> None:
+        super().close()
+        for relay in self.relays:
+            with contextlib.suppress(Exception):
+                relay.stop()
+
+
+def leftover_namespaces() -> list[str]:
+    """``naio-*`` namespaces of an earlier, crashed interop run."""
+    with contextlib.suppress(FileNotFoundError):
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(NETNS_PREFIX))
+    return []
