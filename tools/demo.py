@@ -85,6 +85,9 @@ def main() -> int:
             ip(UNDERLAY_NS, "link", "set", f"ul{index}", "master", "br-ul", "up")
             ip(host_ns, "addr", "add", f"{agent.tunneling_ip}/24", "dev", "ul")
             ip(host_ns, "link", "set", "ul", "up")
+            # the flat "public" network's uplink: a veth whose far end stands for the wire
+            ip(host_ns, "link", "add", "phys1", "type", "veth", "peer", "name", "phys1-wire")
+            ip(host_ns, "link", "set", "phys1-wire", "up")
             conf = workdir / f"{agent.host}.conf"
             conf.write_text(
                 f"[DEFAULT]\nhost = {agent.host}\nstate_path = {workdir / agent.host}\n"
@@ -93,6 +96,7 @@ def main() -> int:
                 f"firewall_driver = {args.firewall_driver}\n"
                 f"[file_source]\npath = {Path(args.state).resolve()}\n"
                 f"[linuxbridge]\nlocal_ip = {agent.tunneling_ip}\n"
+                "physical_interface_mappings = physnet1:phys1\n"
             )
             agent_bin = str(Path(sys.executable).parent / "netagent-agent")
             agents.append(
