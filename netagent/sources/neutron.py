@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -150,10 +151,16 @@ class NeutronSource(rpc_marks.Marks):
 
     def _run(self) -> None:
         delay = float(self.conf.neutron.retry_interval)
+        resync = float(self.conf.agent.resync_interval)
+        last_full = time.monotonic()
         while not self.stopped:
             marks = self.take(timeout=self._wait_time())
             if marks is None:
                 return
+            if resync > 0 and time.monotonic() - last_full >= resync:
+                marks = marks.with_full("periodic")
+            if marks.full:
+                last_full = time.monotonic()
             try:
                 self.run_pass(marks)
             except RPC_ERRORS as exc:
@@ -170,7 +177,7 @@ class NeutronSource(rpc_marks.Marks):
         if self.awaiting_up() and self._status_provider is not None:
             return 0.2
         resync = float(self.conf.agent.resync_interval)
-        return resync if resync > 0 else None
+        return resync if resync > 0 else None  # wakes up for the periodic full pass
 
     def _pass_failed(self, marks: rpc_marks.Taken, exc: Exception) -> None:
         self._failures += 1

@@ -211,3 +211,22 @@ def test_broker_outage_ends_in_full_resync(env: dict[str, Any]) -> None:
     fake.ports[ids[0]]["admin_state_up"] = False
     fake.cast(consumers.topic("port", "update"), "port_update", port={"id": ids[0]})
     wait_for("update after outage", lambda: ids[0] in fake.devices_down(), timeout=30)
+
+
+def test_relay_reaches_rabbitmq_from_a_host_namespace(netns: str) -> None:
+    relay = Relay(("127.0.0.1", 5672), listen_port=5672, netns=netns).start()
+    try:
+        probe = (
+            "import socket; s = socket.create_connection(('127.0.0.1', 5672), timeout=5); "
+            "s.sendall(b'AMQP\\x00\\x00\\x09\\x01'); print(s.recv(8)[:1].hex())"
+        )
+        out = subprocess.run(
+            ["ip", "netns", "exec", netns, "python3", "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        assert out.stdout.strip() == "01"  # a Connection.Start method frame
+    finally:
+        relay.stop()
