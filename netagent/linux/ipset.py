@@ -32,8 +32,13 @@ KINDS = ("hash:net", "hash:ip")
 HASHSIZE = 1024
 MAXELEM = 65536
 
-Member = str | ipaddress.IPv4Network | ipaddress.IPv6Network
-Member |= ipaddress.IPv4Address | ipaddress.IPv6Address
+Member = (
+    str
+    | ipaddress.IPv4Network
+    | ipaddress.IPv6Network
+    | ipaddress.IPv4Address
+    | ipaddress.IPv6Address
+)
 
 
 @dataclass(frozen=True)

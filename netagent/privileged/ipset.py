@@ -81,8 +81,8 @@ def restore(namespace: str | None, text: str) -> None:
     :raises IpsetInputError: a line is outside netagent's grammar
     :raises IpsetError: the tool failed (``line`` tells where)
     """
-    for line in text.splitlines():
-        if not any(regex.match(line) for regex in _LINE_RES):
+    for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        if not any(regex.fullmatch(line) for regex in _LINE_RES):
             raise IpsetInputError(line)
     _run(namespace, ["restore", "-exist"], text)
 
@@ -97,7 +97,7 @@ def destroy(namespace: str | None, name: str) -> None:
 
     :raises IpsetInUseError: a rule still references the set
     """
-    if not re.match(rf"^{_SET}$", name):
+    if not re.fullmatch(_SET, name):
         raise IpsetInputError(name)
     try:
         _run(namespace, ["destroy", name])

@@ -87,7 +87,7 @@ def netns_prefix(namespace: str | None) -> list[str]:
     """
     if namespace is None:
         return []
-    if not _NETNS_RE.match(namespace):
+    if not _NETNS_RE.fullmatch(namespace):
         raise ValueError(f"invalid namespace name {namespace!r}")
     return ["nsenter", f"--net=/run/netns/{namespace}", "--"]
 
@@ -139,7 +139,7 @@ def check_restore_input(table: str, text: str) -> None:
     if len(lines) < 2 or lines[0] != f"*{table}" or lines[-1] != "COMMIT":
         raise IptablesInputError(lines[0] if lines else "")
     for line in lines[1:-1]:
-        if not any(regex.match(line) for regex in _LINE_RES):
+        if not any(regex.fullmatch(line) for regex in _LINE_RES):
             raise IptablesInputError(line)
 
 

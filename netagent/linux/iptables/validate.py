@@ -35,14 +35,14 @@ def _text(value: object, field: str) -> str:
 def chain_name(value: object, field: str = "chain") -> str:
     """Any iptables chain name: ``[A-Za-z0-9_-]``, 1..28 characters."""
     name = _text(value, field)
-    if not _CHAIN_RE.match(name) or len(name) > c.MAX_CHAIN_NAME_LEN:
+    if not _CHAIN_RE.fullmatch(name) or len(name) > c.MAX_CHAIN_NAME_LEN:
         raise ValueError(f"{field}: invalid chain name {name!r}")
     return name
 
 
 def is_owned_chain(name: str) -> bool:
     """True for chain names netagent owns: ``na-*`` and the security-group ``nai``/``nao``."""
-    return name.startswith(c.CHAIN_PREFIX) or bool(_OWNED_SG_RE.match(name))
+    return name.startswith(c.CHAIN_PREFIX) or bool(_OWNED_SG_RE.fullmatch(name))
 
 
 def owned_chain_name(value: object, field: str = "chain") -> str:
@@ -59,7 +59,7 @@ def interface_name(value: object, field: str = "interface", wildcard: bool = Tru
     bare = name[:-1] if wildcard and name.endswith("+") else name
     if (
         not bare
-        or not _IFNAME_RE.match(bare)
+        or not _IFNAME_RE.fullmatch(bare)
         or bare.endswith("+")
         or len(bare) > c.MAX_DEVICE_NAME_LEN
         or bare in (".", "..")
@@ -71,7 +71,7 @@ def interface_name(value: object, field: str = "interface", wildcard: bool = Tru
 def set_name(value: object, field: str = "set") -> str:
     """An ipset name: ``[A-Za-z0-9_-]``, 1..31 characters."""
     name = _text(value, field)
-    if not _SET_RE.match(name) or len(name) > c.MAX_IPSET_NAME_LEN:
+    if not _SET_RE.fullmatch(name) or len(name) > c.MAX_IPSET_NAME_LEN:
         raise ValueError(f"{field}: invalid ipset name {name!r}")
     return name
 
@@ -87,7 +87,7 @@ def owned_set_name(value: object, field: str = "set") -> str:
 def mac_address(value: object, field: str = "mac") -> str:
     """A colon-separated MAC address, returned upper-case as iptables prints it."""
     mac = _text(value, field)
-    if not _MAC_RE.match(mac):
+    if not _MAC_RE.fullmatch(mac):
         raise ValueError(f"{field}: invalid MAC address {mac!r}")
     return mac.upper()
 
@@ -95,7 +95,7 @@ def mac_address(value: object, field: str = "mac") -> str:
 def tag(value: object, field: str = "tag") -> str:
     """A rule tag for comments: ``[A-Za-z0-9_.-]``, 1..64 characters (ids, not prose)."""
     text = _text(value, field)
-    if not _TAG_RE.match(text):
+    if not _TAG_RE.fullmatch(text):
         raise ValueError(f"{field}: invalid tag {text!r}")
     return text
 

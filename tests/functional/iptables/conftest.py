@@ -44,10 +44,7 @@ def ping(ns: str, addr: str, source: str | None = None) -> bool:
 
 
 def tcp_connect(ns: str, addr: str, port: int) -> bool:
-    code = (
-        "import socket,sys\n"
-        f"socket.create_connection(({addr!r}, {port}), timeout=1).close()\n"
-    )
+    code = f"import socket,sys\nsocket.create_connection(({addr!r}, {port}), timeout=1).close()\n"
     proc = subprocess.run(
         ["ip", "netns", "exec", ns, "python3", "-c", code],
         capture_output=True,

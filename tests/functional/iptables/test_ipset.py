@@ -35,8 +35,23 @@ def test_swap_changes_membership_without_gap(pair: Pair, backend: str) -> None:
     assert ipt.apply().ok
     assert ping(pair.a, B4, A4_EXTRA[0]) and not ping(pair.a, B4, A4_EXTRA[1])
     flood = subprocess.Popen(
-        ["ip", "netns", "exec", pair.a, "ping", "-q", "-i", "0.005", "-c", "600", "-W", "1",
-         "-I", A4, B4],
+        [
+            "ip",
+            "netns",
+            "exec",
+            pair.a,
+            "ping",
+            "-q",
+            "-i",
+            "0.005",
+            "-c",
+            "600",
+            "-W",
+            "1",
+            "-I",
+            A4,
+            B4,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

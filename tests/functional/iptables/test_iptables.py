@@ -74,7 +74,7 @@ def test_chain_drops_and_accepts_traffic(pair: Pair, backend: str, tcp_server) -
     assert tcp_connect(pair.a, B4, 5001)
     assert not tcp_connect(pair.a, B4, 5002)
     first = save(pair.b, backend).splitlines()
-    assert [x for x in first if x.startswith("-A INPUT")][0].endswith("-j na-INPUT")
+    assert next(x for x in first if x.startswith("-A INPUT")).endswith("-j na-INPUT")
     assert A6  # IPv6 path exercised by ping above
 
 
