@@ -16,6 +16,14 @@ IPTABLES_OPTS = [
         help="Which iptables backend to program. Mixing backends on one host splits the "
         "ruleset in two; keep the one the rest of the host uses.",
     ),
+    cfg.FloatOpt(
+        "verify_interval",
+        default=60.0,
+        min=0.0,
+        help="Seconds between checks that netagent's chains in the kernel still match what "
+        "it wrote (one iptables-save per table; damaged chains are rewritten on the next "
+        "apply). 0 checks before every apply, which costs time on large rule sets.",
+    ),
 ]
 
 
