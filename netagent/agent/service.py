@@ -49,8 +49,11 @@ def install_resync_handler(reconciler: Reconciler) -> None:
     signal.signal(signal.SIGHUP, handler)
 
 
-def make_source(conf: cfg.ConfigOpts) -> Source:
+def make_source(conf: cfg.ConfigOpts, reconciler: Reconciler) -> Source:
     """The configured desired-state source.
+
+    The neutron source reads the reconciler's status to learn which ports are wired, so
+    that it can report them up to the server.
 
     :raises NetagentError: the source is not available.
     """
@@ -58,6 +61,10 @@ def make_source(conf: cfg.ConfigOpts) -> Source:
         from netagent.sources.file import FileSource  # noqa: PLC0415
 
         return FileSource(conf.file_source.path, conf.file_source.poll_interval)
+    if conf.agent.source == "neutron":
+        from netagent.sources.neutron import NeutronSource  # noqa: PLC0415
+
+        return NeutronSource(conf, status_provider=reconciler.status)
     raise NetagentError(f"the {conf.agent.source!r} source is not available in this build")
 
 
@@ -99,7 +106,7 @@ def run(
     install_stop_handlers(stop)
     reconciler = make_reconciler(conf, l2, firewall, l3)
     install_resync_handler(reconciler)
-    source = make_source(conf)
+    source = make_source(conf, reconciler)
     monitor = make_device_monitor()
     server = status.StatusServer(status.socket_path(conf.state_path), reconciler.status)
     server.start()
