@@ -35,7 +35,8 @@ _OWNED = r"na[A-Za-z0-9_-]{0,26}"
 _BUILTIN = r"(?:PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING)"
 # The whole grammar of restore input netagent may send. Rule bodies are limited to a
 # character set without quotes, backslashes, '#' or control characters.
-_BODY = r"[A-Za-z0-9 _./:,!+\[\]-]*"
+# '&' and '=' only appear in u32 expressions, which rules.U32 builds from integers.
+_BODY = r"[A-Za-z0-9 _./:,!+\[\]&=-]*"
 _LINE_RES = (
     re.compile(rf"^:{_OWNED} - \[0:0\]$"),
     re.compile(rf"^-[FX] {_OWNED}$"),

@@ -300,6 +300,36 @@ class MarkMatch(Match):
 
 
 @dataclass(frozen=True)
+class U32(Match):
+    """``-m u32 --u32``: every term ``(offset, mask, value)`` must hold (AND).
+
+    A term reads the 32-bit big-endian word at byte ``offset`` of the network header,
+    ANDs it with ``mask`` and compares with ``value``. Built from integers only.
+    """
+
+    terms: tuple[tuple[int, int, int], ...]
+
+    def __post_init__(self) -> None:
+        terms = tuple(tuple(t) for t in self.terms)
+        if not 1 <= len(terms) <= 10:
+            raise ValueError("u32: 1..10 terms")
+        for term in terms:
+            if len(term) != 3:
+                raise ValueError(f"u32: term must be (offset, mask, value), got {term!r}")
+            offset, mask, value = term
+            v.integer(offset, "u32 offset", 0, 65535)
+            v.integer(mask, "u32 mask", 0, 0xFFFFFFFF)
+            v.integer(value, "u32 value", 0, 0xFFFFFFFF)
+            if value & ~mask:
+                raise ValueError(f"u32: value {value:#x} has bits outside mask {mask:#x}")
+        object.__setattr__(self, "terms", terms)
+
+    def render(self, family: int, proto: int | None) -> list[str]:
+        spec = "&&".join(f"{o}&{m:#x}={x:#x}" for o, m, x in self.terms)
+        return ["-m", "u32", "--u32", spec]
+
+
+@dataclass(frozen=True)
 class Rule:
     """One rule: matches (in order), a target and an optional tag (an id, not prose).
 
