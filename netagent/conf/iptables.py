@@ -24,6 +24,16 @@ IPTABLES_OPTS = [
         "it wrote (one iptables-save per table; damaged chains are rewritten on the next "
         "apply). 0 checks before every apply, which costs time on large rule sets.",
     ),
+    cfg.IntOpt(
+        "firewall_mark",
+        default=0x1000000,
+        min=1,
+        max=0x80000000,
+        help="The one packet-mark bit (a power of two) the iptables firewall driver uses "
+        "while a packet walks a port's security-group chains (set when a group rule "
+        "matches, cleared before the packet leaves netagent's chains). Change it only if "
+        "other software on the host uses this bit of the mark.",
+    ),
 ]
 
 

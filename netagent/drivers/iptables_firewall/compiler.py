@@ -1,0 +1,299 @@
+"""Security groups to iptables rules: pure functions, no kernel access.
+
+Layout in table ``filter`` of each family (see doc/firewall.md for the why):
+
+* ``na-FORWARD`` (netagent's hook, first in ``FORWARD``): bridged traffic of ``tap+`` ports
+  on netagent bridges (``brq+``, and ``qbr+`` for hybrid plug) goes to ``na-egress``
+  (coming from a VM) and ``na-ingress`` (going to a VM), then is accepted. On IPv6,
+  neighbour advertisements from a VM first go to ``na-nd``.
+* ``na-egress`` / ``na-ingress`` / ``na-nd``: 16 buckets by the first hex digit of the port
+  id (``na-e-<h>``, ``na-n-<h>``, ``na-d-<h>``); anything not in a bucket is dropped.
+* A bucket holds one rule per known port of the bucket (``goto`` its profile chain, or
+  ``RETURN`` when port security is off) and ends with ``DROP``: a tap netagent has no
+  filter for yet forwards nothing.
+* Profile chains ``na-po-<hash>`` / ``na-pi-<hash>``: one per (direction, stateful,
+  ordered list of groups) -- shared by every port with the same groups. Conntrack
+  RELATED/ESTABLISHED returns (= passes), INVALID drops, the always-allowed DHCP/ND
+  messages pass, then the accept mark is cleared and each group chain is jumped to; if
+  any group rule matched, the mark is set and the packet goes to ``na-accept``.
+* Group chains (``nai<id>``/``nao<id>``, :func:`netagent.common.names.security_group_chain`):
+  one rule per security-group rule of that direction and family, target ``MARK``.
+  Remote groups and remote address groups match ipset ``na4<id>``/``na6<id>``.
+
+A chain reached by ``goto`` that returns lands back in ``na-FORWARD``: "passed this
+check". Packets between two local VMs pass the source port's egress check, then the
+destination port's ingress check, then ``na-FORWARD`` accepts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from netagent.common import names
+from netagent.common.exceptions import NetagentError
+from netagent.linux.iptables import (
+    DROP,
+    RETURN,
+    U32,
+    Conntrack,
+    DPortRange,
+    DstNet,
+    Icmp,
+    InIface,
+    Jump,
+    MarkMatch,
+    Match,
+    OutIface,
+    Physdev,
+    Proto,
+    Rule,
+    SetMark,
+    SetMatch,
+    SPortRange,
+    SrcNet,
+)
+from netagent.model.secgroup import Direction, EtherType, SecurityGroup, SecurityGroupRule
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Bridges whose tap ports netagent filters: Linux bridge networks and hybrid plug.
+BRIDGE_PREFIXES = ("brq", "qbr")
+TAP_WILDCARD = "tap+"
+HEX_DIGITS = "0123456789abcdef"
+EGRESS_DISPATCH = "na-egress"
+INGRESS_DISPATCH = "na-ingress"
+ND_DISPATCH = "na-nd"
+ACCEPT_CHAIN = "na-accept"
+#: ICMPv6 types a VM may always send: MLD query/report/done, RS, NS, MLDv2 report
+#: (NA is checked per port in ``na-nd``; RA and redirects are dropped by ebtables).
+ICMPV6_EGRESS_ALWAYS = (130, 131, 132, 133, 135, 136, 143)
+#: ICMPv6 types a VM may always receive: MLD query, RA, NS, NA.
+ICMPV6_INGRESS_ALWAYS = (130, 134, 135, 136)
+
+
+class FirewallBuildError(NetagentError):
+    """A port's filter cannot be built; ``reason`` says why (rebuildable from args)."""
+
+    def __init__(self, port_id: str, reason: str) -> None:
+        super().__init__(port_id, reason)
+        self.port_id = port_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _dir(direction: Direction) -> names.Direction:
+    return "ingress" if direction is Direction.INGRESS else "egress"
+
+
+def bucket(device: str) -> str:
+    """The bucket digit of a tap device (4th character, a hex digit for port ids)."""
+    digit = device[3:4]
+    if digit not in HEX_DIGITS or not digit:
+        raise ValueError(f"device {device!r} has no hex bucket digit")
+    return digit
+
+
+def bucket_chain(kind: str, digit: str) -> str:
+    """``na-e-<h>`` (egress), ``na-n-<h>`` (ingress) or ``na-d-<h>`` (neighbour adverts)."""
+    return f"na-{kind}-{digit}"
+
+
+def profile_chain(direction: Direction, stateful: bool, group_ids: Sequence[str]) -> str:
+    """Name of the shared chain for ports with these groups (in order)."""
+    blob = f"{direction.value}|{int(stateful)}|{','.join(group_ids)}"
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return f"na-p{'i' if direction is Direction.INGRESS else 'o'}-{digest}"
+
+
+# -- security-group rules -------------------------------------------------------------
+
+
+def rule_matches(rule: SecurityGroupRule, family: int) -> tuple[Match, ...]:
+    """The iptables matches of one security-group rule (remote side, then protocol).
+
+    :raises ValueError: the rule cannot be expressed (bad values in a hand-built rule)
+    """
+    ingress = rule.direction is Direction.INGRESS
+    out: list[Match] = []
+    side = "src" if ingress else "dst"
+    if rule.remote_ip_prefix is not None:
+        prefix = ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
+        if prefix.prefixlen:
+            out.append(SrcNet(prefix) if ingress else DstNet(prefix))
+    remote = rule.remote_group_id or rule.remote_address_group_id
+    if remote is not None:
+        out.append(SetMatch(names.ipset_name(4 if family == 4 else 6, remote), side))
+    if rule.local_ip_prefix is not None:
+        local = ipaddress.ip_network(rule.local_ip_prefix, strict=False)
+        if local.prefixlen:
+            out.append(DstNet(local) if ingress else SrcNet(local))
+    if rule.protocol is not None:
+        out.append(Proto(rule.protocol))
+        if rule.port_range_min is not None:
+            high = rule.port_range_max if rule.port_range_max is not None else rule.port_range_min
+            out.append(DPortRange(rule.port_range_min, high))
+        if rule.source_port_range_min is not None:
+            low = rule.source_port_range_min
+            shigh = rule.source_port_range_max
+            out.append(SPortRange(low, low if shigh is None else shigh))
+        if rule.icmp_type is not None:
+            out.append(Icmp(rule.icmp_type, rule.icmp_code))
+    elif any(
+        x is not None for x in (rule.port_range_min, rule.icmp_type, rule.source_port_range_min)
+    ):
+        raise ValueError("ports or ICMP type without a protocol")
+    return tuple(out)
+
+
+def group_rules(group: SecurityGroup, direction: Direction, family: int, mark: int) -> list[Rule]:
+    """The rules of a group chain: each matching rule sets the accept mark.
+
+    Every rule is rendered here so that a rule the iptables layer refuses fails now.
+
+    :raises ValueError: a rule of the group cannot be expressed
+    """
+    ethertype = EtherType.IPV4 if family == 4 else EtherType.IPV6
+    out: list[Rule] = []
+    seen: set[tuple[Match, ...]] = set()
+    for sg_rule in group.rules:
+        if sg_rule.direction is not direction or sg_rule.ethertype is not ethertype:
+            continue
+        matches = rule_matches(sg_rule, family)
+        if matches in seen:
+            continue
+        seen.add(matches)
+        rule = Rule(matches, SetMark(mark, mark))
+        rule.render(family)
+        out.append(rule)
+    return out
+
+
+def group_chain(direction: Direction, group_id: str) -> str:
+    """The shared chain of a group and direction."""
+    return names.security_group_chain(_dir(direction), group_id)
+
+
+def remote_ids(groups: Iterable[SecurityGroup]) -> set[str]:
+    """Remote group and remote address group ids the groups' rules reference."""
+    return {
+        rid
+        for group in groups
+        for rule in group.rules
+        for rid in (rule.remote_group_id, rule.remote_address_group_id)
+        if rid is not None
+    }
+
+
+# -- shared chains --------------------------------------------------------------------
+
+
+def profile_rules(
+    direction: Direction, family: int, stateful: bool, group_ids: Sequence[str], mark: int
+) -> list[Rule]:
+    """Content of a profile chain (see module docstring)."""
+    out: list[Rule] = []
+    if stateful:
+        out.append(Rule((Conntrack(frozenset({"INVALID"})),), DROP))
+        out.append(Rule((Conntrack(frozenset({"RELATED", "ESTABLISHED"})),), RETURN))
+    egress = direction is Direction.EGRESS
+    if family == 4:
+        sport, dport = (68, 67) if egress else (67, 68)
+        out.append(Rule((Proto(17), SPortRange(sport, sport), DPortRange(dport, dport)), RETURN))
+    else:
+        sport, dport = (546, 547) if egress else (547, 546)
+        out.append(Rule((Proto(17), SPortRange(sport, sport), DPortRange(dport, dport)), RETURN))
+        types = ICMPV6_EGRESS_ALWAYS if egress else ICMPV6_INGRESS_ALWAYS
+        out += [Rule((Proto(58), Icmp(t)), RETURN) for t in types]
+    if group_ids:
+        out.append(Rule((), SetMark(0, mark)))
+        for group_id in group_ids:
+            out.append(Rule((), Jump(group_chain(direction, group_id))))
+        out.append(Rule((MarkMatch(mark, mark),), Jump(ACCEPT_CHAIN, goto=True)))
+    out.append(Rule((), DROP))
+    return out
+
+
+def accept_rules(mark: int) -> list[Rule]:
+    """``na-accept``: clear the mark and pass (reached by goto: returns to na-FORWARD)."""
+    return [Rule((), SetMark(0, mark)), Rule((), RETURN)]
+
+
+def hook_rules(family: int) -> list[Rule]:
+    """``na-FORWARD``: dispatch bridged tap traffic on netagent bridges, then accept it."""
+    out: list[Rule] = []
+    for prefix in BRIDGE_PREFIXES:
+        bridge = f"{prefix}+"
+        src = (InIface(bridge), Physdev(in_=TAP_WILDCARD, is_bridged=True))
+        dst = (OutIface(bridge), Physdev(out=TAP_WILDCARD, is_bridged=True))
+        if family == 6:
+            out.append(Rule((*src, Proto(58), Icmp(136)), Jump(ND_DISPATCH)))
+        out.append(Rule(src, Jump(EGRESS_DISPATCH)))
+        out.append(Rule(dst, Jump(INGRESS_DISPATCH)))
+    for prefix in BRIDGE_PREFIXES:
+        bridge = f"{prefix}+"
+        out.append(Rule((InIface(bridge), Physdev(in_=TAP_WILDCARD, is_bridged=True))))
+        out.append(Rule((OutIface(bridge), Physdev(out=TAP_WILDCARD, is_bridged=True))))
+    return out
+
+
+def dispatch_rules(kind: str) -> list[Rule]:
+    """``na-egress``/``na-ingress``/``na-nd``: goto the bucket of the tap, else drop."""
+    out = []
+    for digit in HEX_DIGITS:
+        tap = f"tap{digit}+"
+        physdev = Physdev(out=tap) if kind == "n" else Physdev(in_=tap)
+        out.append(Rule((physdev,), Jump(bucket_chain(kind, digit), goto=True)))
+    out.append(Rule((), DROP))
+    return out
+
+
+def bucket_rules(kind: str, entries: Sequence[tuple[str, str | None]]) -> list[Rule]:
+    """A bucket: ``(device, profile chain)`` per port (None: unfiltered), then drop."""
+    out = []
+    for device, chain in sorted(entries):
+        physdev = Physdev(out=device) if kind == "n" else Physdev(in_=device)
+        target = RETURN if chain is None else Jump(chain, goto=True)
+        out.append(Rule((physdev,), target))
+    out.append(Rule((), DROP))
+    return out
+
+
+# -- neighbour advertisements ---------------------------------------------------------
+
+#: u32 term: the IPv6 next header is ICMPv6 (no extension header shifts the target).
+_NEXT_HEADER_ICMPV6 = (4, 0xFF00, 0x3A00)
+#: Byte offset of an NA's target address (40-byte IPv6 header + 8 bytes of ICMPv6).
+_NA_TARGET_OFFSET = 48
+
+
+def na_target_terms(net: ipaddress.IPv6Network) -> tuple[tuple[int, int, int], ...]:
+    """u32 terms matching an NA whose target address lies in ``net``."""
+    terms = [_NEXT_HEADER_ICMPV6]
+    address = int(net.network_address)
+    netmask = int(net.netmask)
+    for word in range(4):
+        shift = 96 - 32 * word
+        mask = (netmask >> shift) & 0xFFFFFFFF
+        if mask:
+            value = (address >> shift) & mask
+            terms.append((_NA_TARGET_OFFSET + 4 * word, mask, value))
+    return tuple(terms)
+
+
+def nd_bucket_rules(entries: Sequence[tuple[str, Sequence[IPNetwork] | None]]) -> list[Rule]:
+    """``na-d-<h>``: per port, NA targets it may announce (None: any), then drop."""
+    out = []
+    for device, nets in sorted(entries, key=lambda e: e[0]):
+        physdev = Physdev(in_=device)
+        if nets is None:
+            out.append(Rule((physdev,), RETURN))
+            continue
+        for net in nets:
+            if isinstance(net, ipaddress.IPv6Network):
+                out.append(Rule((physdev, Proto(58), U32(na_target_terms(net))), RETURN))
+    out.append(Rule((), DROP))
+    return out

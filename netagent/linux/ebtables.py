@@ -1,0 +1,317 @@
+"""ebtables for netagent: typed bridge-level rules and a chain manager for table ``nat``.
+
+Used for what iptables cannot see or cannot match: Ethernet source addresses of every
+frame (also non-IP), ARP sender addresses, and dropping spoofed frames in ``PREROUTING``
+*before* the bridge learns their source MAC (so a VM cannot poison the bridge's FDB).
+
+Like :mod:`netagent.linux.iptables`: callers declare netagent chains whole
+(:meth:`EbtablesManager.set_chain`) and the rules netagent wants first in ``PREROUTING``
+(:meth:`EbtablesManager.set_hook`, kept in chain ``na-PREROUTING``, jumped to from
+position 1). :meth:`EbtablesManager.apply` writes only chains whose rendered text changed
+since the last successful apply, in one ``ebtables-nft-restore --noflush`` (one
+nf_tables transaction). ebtables has no comments, so nothing can be verified cheaply
+after a restart: the first apply of a manager rewrites every desired chain, atomically,
+and adopts (without deleting) netagent chains it finds; ``sweep=True`` deletes the ones
+nobody declared. A failed restore is retried without the chain owning the failing line,
+then that chain alone, so one bad chain never blocks the others.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from netagent.linux.iptables import validate as v
+from netagent.privileged import ebtables as priv
+
+LOG = logging.getLogger(__name__)
+
+HOOK_CHAIN = "na-PREROUTING"
+VERDICTS = ("ACCEPT", "DROP", "RETURN")
+_CHAIN_RE = re.compile(r"na-[A-Za-z0-9_-]{1,28}")
+_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp"}
+
+IPv4Network = ipaddress.IPv4Network
+IPv6Network = ipaddress.IPv6Network
+
+
+def chain_name(value: str) -> str:
+    """A netagent ebtables chain name (``na-`` prefix, at most 31 characters)."""
+    if not isinstance(value, str) or not _CHAIN_RE.fullmatch(value):
+        raise ValueError(f"invalid netagent ebtables chain name {value!r}")
+    return value
+
+
+def _net(net: IPv4Network | IPv6Network) -> str:
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
+
+
+@dataclass(frozen=True)
+class EbRule:
+    """One ebtables rule of table ``nat``; every field typed and checked when built.
+
+    :ivar ethertype: ``ARP``, ``IPv4``, ``IPv6`` or None (any frame)
+    :ivar in_iface: ``-i`` bridge port (``tap+`` wildcard allowed)
+    :ivar src_mac: Ethernet source
+    :ivar arp_mac_src: ARP sender hardware address (needs ``ARP``)
+    :ivar arp_ip_src: ARP sender protocol address or prefix (needs ``ARP``)
+    :ivar ip_src: IP source prefix (family of ``ethertype``)
+    :ivar ip_dst: IP destination prefix
+    :ivar ip_proto: IP protocol number (tcp/udp/icmp/ipv6-icmp rendered by name)
+    :ivar sport: UDP/TCP source port; ``dport``: destination port
+    :ivar icmp_type: ICMP (IPv4) or ICMPv6 (IPv6) type
+    :ivar target: ``ACCEPT``, ``DROP``, ``RETURN`` or a netagent chain to jump to
+    """
+
+    target: str
+    ethertype: str | None = None
+    in_iface: str | None = None
+    src_mac: str | None = None
+    arp_mac_src: str | None = None
+    arp_ip_src: IPv4Network | None = None
+    ip_src: IPv4Network | IPv6Network | None = None
+    ip_dst: IPv4Network | IPv6Network | None = None
+    ip_proto: int | None = None
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.target not in VERDICTS:
+            chain_name(self.target)
+        if self.ethertype not in (None, "ARP", "IPv4", "IPv6"):
+            raise ValueError(f"ethertype must be ARP, IPv4 or IPv6, got {self.ethertype!r}")
+        if self.in_iface is not None:
+            v.interface_name(self.in_iface, "in_iface")
+        for name in ("src_mac", "arp_mac_src"):
+            mac = getattr(self, name)
+            if mac is not None:
+                object.__setattr__(self, name, v.mac_address(mac, name).lower())
+        arp = (self.arp_mac_src, self.arp_ip_src)
+        if any(x is not None for x in arp) and self.ethertype != "ARP":
+            raise ValueError("ARP matches need ethertype ARP")
+        if self.arp_ip_src is not None and not isinstance(self.arp_ip_src, IPv4Network):
+            raise ValueError(f"arp_ip_src must be an IPv4Network, got {self.arp_ip_src!r}")
+        ip_fields = (self.ip_src, self.ip_dst, self.ip_proto, self.sport, self.dport)
+        if any(x is not None for x in (*ip_fields, self.icmp_type)):
+            if self.ethertype not in ("IPv4", "IPv6"):
+                raise ValueError("IP matches need ethertype IPv4 or IPv6")
+            version = 4 if self.ethertype == "IPv4" else 6
+            for net in (self.ip_src, self.ip_dst):
+                if net is not None and (
+                    not isinstance(net, IPv4Network | IPv6Network) or net.version != version
+                ):
+                    raise ValueError(f"{net!r} is not an IPv{version} network")
+        if self.ip_proto is not None:
+            v.integer(self.ip_proto, "ip_proto", 0, 255)
+        for name in ("sport", "dport"):
+            port = getattr(self, name)
+            if port is not None:
+                v.integer(port, name, 1, 65535)
+                if self.ip_proto not in (6, 17):
+                    raise ValueError(f"{name} needs ip_proto tcp or udp")
+        if self.icmp_type is not None:
+            v.integer(self.icmp_type, "icmp_type", 0, 255)
+            if self.ip_proto != (1 if self.ethertype == "IPv4" else 58):
+                raise ValueError("icmp_type needs ip_proto icmp (IPv4) or ipv6-icmp (IPv6)")
+
+    def render(self) -> str:
+        """The rule body after ``-A CHAIN`` (deterministic)."""
+        out: list[str] = []
+        if self.ethertype is not None:
+            out += ["-p", self.ethertype]
+        if self.in_iface is not None:
+            out += ["-i", self.in_iface]
+        if self.src_mac is not None:
+            out += ["-s", self.src_mac]
+        if self.arp_mac_src is not None:
+            out += ["--arp-mac-src", self.arp_mac_src]
+        if self.arp_ip_src is not None:
+            out += ["--arp-ip-src", _net(self.arp_ip_src)]
+        p = "--ip" if self.ethertype == "IPv4" else "--ip6"
+        if self.ip_src is not None:
+            out += [f"{p}-src", _net(self.ip_src)]
+        if self.ip_dst is not None:
+            out += [f"{p}-dst", _net(self.ip_dst)]
+        if self.ip_proto is not None:
+            out += [f"{p}-proto", _PROTO_NAMES.get(self.ip_proto, str(self.ip_proto))]
+        if self.sport is not None:
+            out += [f"{p}-sport", str(self.sport)]
+        if self.dport is not None:
+            out += [f"{p}-dport", str(self.dport)]
+        if self.icmp_type is not None:
+            out += [f"{p}-icmp-type", str(self.icmp_type)]
+        out += ["-j", self.target]
+        return " ".join(out)
+
+
+@dataclass
+class EbtablesResult:
+    """Outcome of :meth:`EbtablesManager.apply`.
+
+    :ivar applied: chain -> ``"written"`` or ``"deleted"``
+    :ivar failed: chain -> reason (still pending, retried by the next apply)
+    :ivar inputs: restore inputs that succeeded
+    """
+
+    applied: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    chain: str
+    delete: bool
+    body: tuple[str, ...] = ()
+
+
+class EbtablesManager:
+    """netagent's ebtables ``nat`` chains in one network namespace.
+
+    :param namespace: network namespace name; None is the agent's own namespace
+    """
+
+    def __init__(self, namespace: str | None) -> None:
+        self.namespace = namespace
+        self._desired: dict[str, tuple[str, ...]] = {}
+        self._kernel: dict[str, tuple[str, ...] | None] = {}
+        self._hook_kernel = False
+        self._scanned = False
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"EbtablesManager(namespace={self.namespace!r})"
+
+    def set_chain(self, chain: str, rules: Sequence[EbRule]) -> None:
+        """Declare the whole content of netagent chain ``chain``."""
+        if chain_name(chain) == HOOK_CHAIN:
+            raise ValueError(f"{HOOK_CHAIN} is reserved for set_hook")
+        self._set(chain, rules)
+
+    def set_hook(self, rules: Sequence[EbRule]) -> None:
+        """Declare the rules netagent evaluates first in ``PREROUTING``."""
+        self._set(HOOK_CHAIN, rules)
+
+    def _set(self, chain: str, rules: Sequence[EbRule]) -> None:
+        body = tuple(f"-A {chain} {rule.render()}" for rule in rules)
+        with self._lock:
+            self._desired[chain] = body
+
+    def remove_chain(self, chain: str) -> None:
+        """Stop wanting ``chain`` (deleted by the next apply). Idempotent."""
+        with self._lock:
+            self._desired.pop(chain_name(chain), None)
+
+    def chains(self) -> list[str]:
+        """Names of the desired chains."""
+        with self._lock:
+            return sorted(self._desired)
+
+    def _scan(self) -> None:
+        text = priv.save(self.namespace)
+        found: dict[str, tuple[str, ...] | None] = {}
+        for line in text.splitlines():
+            if line.startswith(":na-"):
+                found[line[1:].split(" ", 1)[0]] = None
+        self._hook_kernel = "-A PREROUTING -j na-PREROUTING" in text.splitlines()
+        # Content is unknown (no comments in ebtables): every desired chain is rewritten.
+        self._kernel = found
+        self._scanned = True
+
+    def apply(self, sweep: bool = False) -> EbtablesResult:
+        """Write changed chains, delete unwanted ones, in one atomic restore.
+
+        :param sweep: also delete netagent chains found in the kernel that nobody declared
+        """
+        with self._lock:
+            if not self._scanned:
+                self._scan()
+            items = [
+                _Item(name, False, body)
+                for name, body in sorted(self._desired.items())
+                if self._kernel.get(name, ()) != body or name not in self._kernel
+            ]
+            items += [
+                _Item(name, True)
+                for name in sorted(self._kernel)
+                if name not in self._desired and (sweep or self._kernel[name] is not None)
+            ]
+            result = EbtablesResult()
+            queue = [items] if items else []
+            while queue:
+                batch = queue.pop(0)
+                text, owners = self._build(batch)
+                try:
+                    priv.restore(self.namespace, text)
+                except priv.EbtablesRestoreError as exc:
+                    self._scanned = False
+                    bad = owners[exc.line] if exc.line and exc.line < len(owners) else None
+                    LOG.warning("ebtables restore in %s failed: %s", self.namespace, exc)
+                    if len(batch) == 1:
+                        result.failed[batch[0].chain] = str(exc)
+                    elif bad is not None:
+                        queue[:0] = [[i for i in batch if i is not bad], [bad]]
+                    else:
+                        half = len(batch) // 2
+                        queue[:0] = [batch[:half], batch[half:]]
+                    continue
+                result.inputs.append(text)
+                for item in batch:
+                    if item.delete:
+                        self._kernel.pop(item.chain, None)
+                        if item.chain == HOOK_CHAIN:
+                            self._hook_kernel = False
+                        result.applied[item.chain] = "deleted"
+                    else:
+                        self._kernel[item.chain] = item.body
+                        if item.chain == HOOK_CHAIN:
+                            self._hook_kernel = True
+                        result.applied[item.chain] = "written"
+            if result.applied:
+                LOG.debug(
+                    "ebtables in namespace %s: %d chains written/deleted",
+                    self.namespace,
+                    len(result.applied),
+                )
+            return result
+
+    def _build(self, batch: list[_Item]) -> tuple[str, list[_Item | None]]:
+        lines = ["*nat"]
+        owners: list[_Item | None] = [None, None]
+
+        def add(line: str, item: _Item | None) -> None:
+            lines.append(line)
+            owners.append(item)
+
+        # Writes: declare (create or flush) all, then fill, so jumps find their targets.
+        # Jumps into a chain being deleted are gone once its referrers were rewritten.
+        # Chains that jump into new chains are ordered after them (sorted names + the
+        # hook last suffice for netagent's layout, where referrers sort after targets
+        # or are rewritten in the same transaction).
+        for item in batch:
+            if not item.delete:
+                add(f":{item.chain} RETURN", item)
+        for item in batch:
+            for line in item.body:
+                add(line, item)
+        for item in batch:
+            if item.chain == HOOK_CHAIN and not item.delete and not self._hook_kernel:
+                add("-I PREROUTING 1 -j na-PREROUTING", item)
+        for item in batch:
+            if item.delete:
+                if item.chain == HOOK_CHAIN and self._hook_kernel:
+                    add("-D PREROUTING -j na-PREROUTING", item)
+                add(f"-F {item.chain}", item)
+        for item in batch:
+            if item.delete:
+                add(f"-X {item.chain}", item)
+        lines.append("COMMIT")
+        owners.append(None)
+        return "\n".join(lines) + "\n", owners

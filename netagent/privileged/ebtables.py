@@ -1,0 +1,110 @@
+"""Privileged ebtables calls: one ``ebtables-nft-restore`` per batch, ``ebtables-nft-save``.
+
+The only functions in netagent that run ebtables. Only the nf_tables variant is used:
+the legacy ebtables kernel tables are often not built (this kernel has no ebtables ``nat``
+table), and ebtables-nft works in every network namespace. Restore input is checked line
+by line against the small grammar :mod:`netagent.linux.ebtables` generates: the ``nat``
+table, netagent's own chains (``na-`` prefix), the one hook rule in ``PREROUTING``, and
+rule bodies without quotes, backslashes, ``#`` or control characters.
+
+A restore is atomic: ebtables-nft sends the whole input as one nf_tables transaction, so
+on failure nothing of it is applied. With ``--noflush`` a ``:chain POLICY`` line creates
+the chain or flushes an existing one.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from netagent.common.exceptions import NetagentError
+from netagent.privileged.iptables import netns_prefix
+
+TIMEOUT = 120.0
+_OWNED = r"na-[A-Za-z0-9_-]{1,28}"
+_BODY = r"[A-Za-z0-9 _./:,!+-]*"
+_LINE_RES = (
+    re.compile(rf":{_OWNED} RETURN"),
+    re.compile(rf"-[FX] {_OWNED}"),
+    re.compile(rf"-A {_OWNED} {_BODY}"),
+    re.compile(r"-I PREROUTING 1 -j na-PREROUTING"),
+    re.compile(r"-D PREROUTING -j na-PREROUTING"),
+)
+_LINE_NO_RE = re.compile(r"line:?\s+(\d+)")
+
+
+class EbtablesError(NetagentError):
+    """Base of the errors of this module."""
+
+
+class EbtablesInputError(EbtablesError):
+    """A restore input line is outside the grammar netagent generates."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+    def __str__(self) -> str:
+        return f"ebtables restore input line rejected: {self.line!r}"
+
+
+class EbtablesRestoreError(EbtablesError):
+    """``ebtables-nft-restore`` failed; ``line`` is the failing input line if known."""
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        super().__init__(returncode, stderr)
+        self.returncode = returncode
+        self.stderr = stderr
+        match = _LINE_NO_RE.search(stderr)
+        self.line: int | None = int(match.group(1)) if match else None
+
+    def __str__(self) -> str:
+        detail = "; ".join(x for x in self.stderr.strip().splitlines() if x)
+        return f"ebtables restore failed (rc={self.returncode}): {detail}"
+
+
+def check_restore_input(text: str) -> None:
+    """Refuse input outside netagent's grammar.
+
+    :raises EbtablesInputError: naming the first offending line
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2 or lines[0] != "*nat" or lines[-1] != "COMMIT":
+        raise EbtablesInputError(lines[0] if lines else "")
+    for line in lines[1:-1]:
+        if not any(regex.fullmatch(line) for regex in _LINE_RES):
+            raise EbtablesInputError(line)
+
+
+def restore(namespace: str | None, text: str) -> None:
+    """Apply netagent chains of the ``nat`` table atomically (``--noflush``).
+
+    :param namespace: network namespace name (None: the agent's own namespace)
+    :param text: ``*nat`` ... ``COMMIT`` in netagent's grammar
+    :raises EbtablesInputError: the input is outside the grammar
+    :raises EbtablesRestoreError: the tool failed (nothing was applied)
+    """
+    check_restore_input(text)
+    argv = [*netns_prefix(namespace), "ebtables-nft-restore", "--noflush"]
+    proc = subprocess.run(
+        argv, input=text, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    if proc.returncode != 0:
+        raise EbtablesRestoreError(proc.returncode, proc.stderr)
+
+
+def save(namespace: str | None) -> str:
+    """``ebtables-nft-save`` of the ``nat`` table (read-only).
+
+    :returns: the save output (empty when the table does not exist)
+    :raises EbtablesRestoreError: the tool failed
+    """
+    argv = [*netns_prefix(namespace), "ebtables-nft-save", "-t", "nat"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    if proc.returncode != 0:
+        if "does not exist" in proc.stderr:
+            return ""
+        raise EbtablesRestoreError(proc.returncode, proc.stderr)
+    return proc.stdout
