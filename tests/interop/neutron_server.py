@@ -46,6 +46,8 @@ AGENT_REPORT_INTERVAL = 3
 PHYSNET = "physnet1"
 VNI_RANGE = "1001:2000"
 LOG_FILES = ("api", "rpc", "periodic", "db-manage")
+#: Logged by the VXLAN type driver for every tunnel_sync call (needs debug = true).
+_TUNNEL_SYNC_LINE = "get_endpoint_by_host() called for host"
 #: An oslo.log line at ERROR level: "<date> <time> <pid> ERROR <logger> ...".
 _ERROR_LINE = re.compile(r"^\S+ \S+ \d+ ERROR ")
 
@@ -292,6 +294,13 @@ accesslog = "-"
                     if _ERROR_LINE.match(line) or line.startswith("Traceback")
                 ]
         return found
+
+    def tunnel_syncs(self) -> int:
+        """tunnel_sync calls the RPC server handled so far (one debug line each)."""
+        path = self._log("rpc")
+        if not path.exists():
+            return 0
+        return path.read_text(errors="replace").count(_TUNNEL_SYNC_LINE)
 
     def timing_line(self) -> str:
         return "interop timings: " + ", ".join(f"{k} {v}s" for k, v in self.timings.items())

@@ -9,7 +9,6 @@ Assertions are on the server's view (agents, binding, port status) and on packet
 
 from __future__ import annotations
 
-import inspect
 import signal
 import subprocess
 import time
@@ -20,25 +19,9 @@ from typing import Any
 
 import pytest
 
-from netagent.agent import service
 from tests.fullstack import harness
 from tests.interop import cloud, neutron_server
 from tests.interop.api import NeutronApi
-
-
-def _neutron_source_wired() -> bool:
-    """Whether netagent-agent can run ``[agent] source = neutron`` in this tree."""
-    return "neutron" in inspect.getsource(service.make_source)
-
-
-pytestmark = pytest.mark.xfail(
-    not _neutron_source_wired(),
-    reason="netagent.agent.service.make_source() does not build the Neutron source yet "
-    "(netagent/sources/neutron.py exists but '[agent] source = neutron' exits with 'not "
-    "available in this build'); these tests pass with it wired in",
-    run=False,
-    strict=False,
-)
 
 HOSTS = {"host-a": "198.18.0.1", "host-b": "198.18.0.2"}
 #: Port status changes wait for at most a few agent passes and report intervals.
@@ -138,6 +121,24 @@ def test_agents_report_alive(api: NeutronApi, fabric: cloud.InteropFabric) -> No
         assert agent["binary"] == "netagent-agent"
         assert agent["configurations"]["tunneling_ip"] == tunnel_ip
         assert agent["configurations"]["tunnel_types"] == ["vxlan"]
+
+
+@pytest.mark.xfail(
+    reason="tunnel_sync feedback loop in the Neutron source: each tunnel_sync makes the "
+    "server cast tunnel_update to every agent, and netagent answers every tunnel_update "
+    "(its own included) with another tunnel_sync: ~3,600 calls in 90 s with two idle agents",
+    strict=False,
+)
+def test_idle_agents_do_not_flood_the_server(
+    neutron: neutron_server.NeutronServer, api: NeutronApi, fabric: cloud.InteropFabric
+) -> None:
+    for name in HOSTS:
+        _wait_alive(api, name, True, timeout=30)
+    time.sleep(2 * neutron_server.AGENT_REPORT_INTERVAL)  # start-up syncs are over
+    before = neutron.tunnel_syncs()
+    time.sleep(10)
+    # Reference agents call tunnel_sync at start and after a resync only.
+    assert neutron.tunnel_syncs() - before <= 2 * len(HOSTS)
 
 
 def test_ports_bound_wired_active_and_vms_ping(
