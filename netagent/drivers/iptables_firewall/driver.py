@@ -492,8 +492,11 @@ class IptablesFirewallDriver(base.FirewallDriver):
             ipt_result = ipt.apply()
             self.last_inputs += set_result.inputs + eb_result.inputs
             self.last_inputs += [text for _, _, text in ipt_result.inputs]
-            failed = self._failures(set_result, eb_result, ipt_result)
-            if not failed:
+            # First pass: blame only the chains a port owns (its groups, profiles and
+            # spoof chain); buckets and dispatch chains that failed with them failed
+            # because their jump targets were missing and are retried without them.
+            failed = self._failures(set_result, eb_result, ipt_result, direct=attempt == 0)
+            if not failed and not (attempt == 0 and (eb_result.failed or ipt_result.failed)):
                 break
             for pid, reason in failed.items():
                 if pid in self._ports:
@@ -513,7 +516,9 @@ class IptablesFirewallDriver(base.FirewallDriver):
             self._dirty.add(record.digit)
             LOG.error("Port %s left unfiltered-closed (forwards nothing): %s", pid, reason)
 
-    def _failures(self, sets: IpsetResult, eb: EbtablesResult, ipt: ApplyResult) -> dict[str, str]:
+    def _failures(
+        self, sets: IpsetResult, eb: EbtablesResult, ipt: ApplyResult, direct: bool = False
+    ) -> dict[str, str]:
         failed: dict[str, str] = {}
 
         def fail(records: Iterable[PortRecord], reason: str) -> None:
@@ -526,12 +531,13 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 fail((r for r in self._ports.values() if self._references(r, rid)), reason)
             LOG.error("ipset %s not applied: %s", name, reason)
         for key, reason in ipt.failed.items():
-            fail(self._owners(key.chain), f"iptables chain {key.chain}: {reason}")
+            fail(self._owners(key.chain, direct), f"iptables chain {key.chain}: {reason}")
         for chain, reason in eb.failed.items():
-            fail(self._owners(chain), f"ebtables chain {chain}: {reason}")
+            fail(self._owners(chain, direct), f"ebtables chain {chain}: {reason}")
         return failed
 
-    def _owners(self, chain: str) -> list[PortRecord]:
+    def _owners(self, chain: str, direct: bool = False) -> list[PortRecord]:
+        """Ports a failed chain breaks (``direct``: only chains that belong to ports)."""
         records = list(self._ports.values())
         if chain in self._group_chains:
             gid = self._group_chains[chain]
@@ -540,6 +546,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
             return [r for r in records if r.profiles is not None and chain in r.profiles]
         if chain.startswith("na-s-"):
             return [r for r in records if r.spoof_chain == chain]
+        if direct:
+            return []
         for kind in (*_KINDS, "b"):
             prefix = f"na-{kind}-"
             if chain.startswith(prefix) and len(chain) == len(prefix) + 1:
