@@ -51,8 +51,14 @@ class NotificationSink(Protocol):
     def security_groups_changed(self, group_ids: Sequence[str]) -> None:
         """Rules or members of these security groups changed."""
 
-    def tunnels_changed(self) -> None:
-        """A tunnel endpoint appeared or went away: sync the tunnel list again."""
+    def tunnel_endpoint_changed(
+        self, operation: str, tunnel_ip: object, tunnel_type: object
+    ) -> None:
+        """A tunnel endpoint was announced (``update``) or removed (``delete``), unvalidated.
+
+        Applied to the local view directly: calling ``tunnel_sync`` in answer would make
+        the server cast ``tunnel_update`` to every agent again, a feedback loop.
+        """
 
     def fdb_received(self, operation: str, fdb_entries: object) -> None:
         """An l2population FDB cast (``add``, ``remove`` or ``update``), unvalidated."""
@@ -151,10 +157,10 @@ class TunnelEndpoint(_Endpoint):
     def tunnel_update(
         self, context: Any, tunnel_ip: Any = None, tunnel_type: Any = None, tunnel_id: Any = None
     ) -> None:
-        self._sink.tunnels_changed()
+        self._sink.tunnel_endpoint_changed("update", tunnel_ip, tunnel_type)
 
     def tunnel_delete(self, context: Any, tunnel_ip: Any = None, tunnel_type: Any = None) -> None:
-        self._sink.tunnels_changed()
+        self._sink.tunnel_endpoint_changed("delete", tunnel_ip, tunnel_type)
 
 
 class L2populationEndpoint(_Endpoint):

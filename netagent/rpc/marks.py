@@ -37,7 +37,7 @@ class Taken:
     ports: frozenset[str] = frozenset()
     networks: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
-    tunnels: bool = False
+    tunnel_events: tuple[tuple[str, object, object], ...] = ()
     fdb: tuple[tuple[str, object], ...] = ()
     #: a device vanished: the pass reports it down
     vanished: bool = False
@@ -76,7 +76,7 @@ class Marks:
         ports: Iterable[str] = (),
         networks: Iterable[str] = (),
         groups: Iterable[str] = (),
-        tunnels: bool = False,
+        tunnel_events: Iterable[tuple[str, object, object]] = (),
         fdb: Iterable[tuple[str, object]] = (),
         vanished: bool = False,
     ) -> None:
@@ -89,7 +89,7 @@ class Marks:
                 ports=old.ports | frozenset(ports),
                 networks=old.networks | frozenset(networks),
                 groups=old.groups | frozenset(groups),
-                tunnels=old.tunnels or tunnels,
+                tunnel_events=(*old.tunnel_events, *tunnel_events),
                 fdb=(*old.fdb, *fdb),
                 vanished=old.vanished or vanished,
             )
@@ -141,8 +141,10 @@ class Marks:
     def security_groups_changed(self, group_ids: Sequence[str]) -> None:
         self._add(groups=group_ids)
 
-    def tunnels_changed(self) -> None:
-        self._add(tunnels=True)
+    def tunnel_endpoint_changed(
+        self, operation: str, tunnel_ip: object, tunnel_type: object
+    ) -> None:
+        self._add(tunnel_events=((operation, tunnel_ip, tunnel_type),))
 
     def fdb_received(self, operation: str, fdb_entries: object) -> None:
         self._add(fdb=((operation, fdb_entries),))
@@ -171,7 +173,7 @@ class Marks:
             ports=taken.ports,
             networks=taken.networks,
             groups=taken.groups,
-            tunnels=taken.tunnels,
+            tunnel_events=taken.tunnel_events,
             fdb=taken.fdb,
             vanished=taken.vanished,
         )

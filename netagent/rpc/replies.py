@@ -9,12 +9,15 @@ a failed call.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 
 from netagent.common.exceptions import NetagentError
 from netagent.model import DeviceDetails, ModelError
 from netagent.model import validate as v
 from netagent.model.validate import IPAddress
+
+LOG = logging.getLogger(__name__)
 
 #: l2population's "flood to this endpoint" entry (neutron-lib ``FLOODING_ENTRY``).
 FLOODING_MAC = "00:00:00:00:00:00"
@@ -144,6 +147,18 @@ def parse_tunnels(reply: object) -> dict[str, IPAddress]:
             continue
         result[name] = address
     return result
+
+
+def parse_tunnel_event(tunnel_ip: object, tunnel_type: object) -> IPAddress | None:
+    """A ``tunnel_update``/``tunnel_delete`` cast's endpoint, or ``None`` when it is not a
+    valid VXLAN endpoint (other tunnel types are not netagent's)."""
+    if tunnel_type != "vxlan":
+        return None
+    try:
+        return v.ip_address(tunnel_ip)
+    except v.FieldError:
+        LOG.warning("Ignoring tunnel endpoint cast with a bad address: %s", v.show(tunnel_ip))
+        return None
 
 
 def vtep_host(address: IPAddress) -> str:

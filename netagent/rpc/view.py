@@ -104,6 +104,13 @@ class NeutronView:
         for group_id, per_family in info.member_ips.items():
             self.members[group_id] = tuple(m for ms in per_family.values() for m in ms)
 
+    def apply_tunnel_event(self, operation: str, address: IPAddress) -> None:
+        """Add (``update``) or remove (``delete``) one tunnel endpoint."""
+        if operation == "delete":
+            self.tunnels = {h: ip for h, ip in self.tunnels.items() if ip != address}
+        elif address not in self.tunnels.values():
+            self.tunnels[vtep_host(address)] = address
+
     def apply_fdb(
         self, action: str, network_id: str, endpoint: IPAddress, entries: frozenset[FdbEntry]
     ) -> None:

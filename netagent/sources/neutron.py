@@ -218,9 +218,15 @@ class NeutronSource(rpc_marks.Marks):
         sg_ports &= set(self.view.details)
         if sg_ports:
             self._fetch_sg_info(sorted(sg_ports))
-        if self.view.local_ip is not None and (marks.full or marks.tunnels):
+        if self.view.local_ip is not None and marks.full:
+            # only at start and on full resyncs, as Neutron's own agents do: each call
+            # makes the server cast tunnel_update to every agent
             reply = self.plugin.tunnel_sync(str(self.view.local_ip), "vxlan", self.host)
             self.view.tunnels = replies.parse_tunnels(reply)
+        for operation, tunnel_ip, tunnel_type in marks.tunnel_events:
+            endpoint = replies.parse_tunnel_event(tunnel_ip, tunnel_type)
+            if endpoint is not None and endpoint != self.view.local_ip:
+                self.view.apply_tunnel_event(operation, endpoint)
         for operation, entries in marks.fdb:
             for change in replies.parse_fdb(operation, entries):
                 self.view.apply_fdb(*change)

@@ -123,12 +123,6 @@ def test_agents_report_alive(api: NeutronApi, fabric: cloud.InteropFabric) -> No
         assert agent["configurations"]["tunnel_types"] == ["vxlan"]
 
 
-@pytest.mark.xfail(
-    reason="tunnel_sync feedback loop in the Neutron source: each tunnel_sync makes the "
-    "server cast tunnel_update to every agent, and netagent answers every tunnel_update "
-    "(its own included) with another tunnel_sync: ~3,600 calls in 90 s with two idle agents",
-    strict=False,
-)
 def test_idle_agents_do_not_flood_the_server(
     neutron: neutron_server.NeutronServer, api: NeutronApi, fabric: cloud.InteropFabric
 ) -> None:

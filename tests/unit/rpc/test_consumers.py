@@ -32,8 +32,10 @@ class RecordingSink:
     def security_groups_changed(self, group_ids: Sequence[str]) -> None:
         self.events.append(("security_groups_changed", list(group_ids)))
 
-    def tunnels_changed(self) -> None:
-        self.events.append(("tunnels_changed", None))
+    def tunnel_endpoint_changed(
+        self, operation: str, tunnel_ip: object, tunnel_type: object
+    ) -> None:
+        self.events.append(("tunnel_endpoint_changed", (operation, tunnel_ip, tunnel_type)))
 
     def fdb_received(self, operation: str, fdb_entries: object) -> None:
         self.events.append(("fdb_received", operation))
@@ -98,7 +100,7 @@ def test_every_notification_marks(sink: RecordingSink, fake: FakeNeutron) -> Non
         ("port_deactivated", "p5"),
         ("security_groups_changed", ("g1",)),
         ("security_groups_changed", ("g2",)),
-        ("tunnels_changed", None),
+        ("tunnel_endpoint_changed", ("update", "198.18.0.9", "vxlan")),
         ("fdb_received", "add"),
     }
 

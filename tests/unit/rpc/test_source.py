@@ -243,20 +243,31 @@ def test_tunnel_sync_gives_peers(
     view = core.updates[-1].state.for_host("cmp1")
     peers = {h: str(ip) for h, ip in view.tunnel_peers(next(iter(view.networks))).items()}
     assert peers == {"cmp2": "198.18.0.2"}
-    fake.tunnels.append({"ip_address": "198.18.0.3", "host": "cmp3"})
+    network_id = next(iter(view.networks))
+
+    def peer_ips() -> set[str]:
+        state = core.updates[-1].state.for_host("cmp1")
+        return {str(ip) for ip in state.tunnel_peers(network_id).values()}
+
+    # casts are applied locally: no tunnel_sync in answer (that would make the server
+    # cast tunnel_update to every agent again, a feedback loop)
+    for tunnel_ip in ("198.18.0.3", "198.18.0.1", "not-an-ip"):
+        fake.cast(
+            consumers.topic("tunnel", "update"),
+            "tunnel_update",
+            tunnel_ip=tunnel_ip,
+            tunnel_type="vxlan",
+        )
+    wait_for("new peer", lambda: "198.18.0.3" in peer_ips())
     fake.cast(
-        consumers.topic("tunnel", "update"),
-        "tunnel_update",
-        tunnel_ip="198.18.0.3",
+        consumers.topic("tunnel", "delete"),
+        "tunnel_delete",
+        tunnel_ip="198.18.0.2",
         tunnel_type="vxlan",
     )
-    wait_for(
-        "new peer",
-        lambda: (
-            "cmp3"
-            in core.updates[-1].state.for_host("cmp1").tunnel_peers(next(iter(view.networks)))
-        ),
-    )
+    wait_for("peer removed", lambda: "198.18.0.2" not in peer_ips())
+    assert peer_ips() == {"198.18.0.3"}  # never our own address
+    assert len(fake.calls_of("tunnel_sync")) == 1
 
 
 def test_revived_report_causes_full_resync(make_source: Any, fake: FakeNeutron) -> None:
