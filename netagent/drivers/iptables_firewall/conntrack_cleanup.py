@@ -34,37 +34,58 @@ def host_addresses(port: Port, version: int | None = None) -> list[IPAddress]:
     return [a for a in dict.fromkeys(out) if version is None or a.version == version]
 
 
+#: Above this many per-address filters for one (family, protocol), one filter for the
+#: whole protocol is used instead (the conntrack tool costs ~10 ms per filter line).
+COLLAPSE_ABOVE = 4
+
+
 def for_removed_rules(
     rules: Iterable[SecurityGroupRule], ports: Iterable[Port]
 ) -> list[ConntrackFilter]:
-    """Entries the removed ``rules`` may have admitted, for the group's local ``ports``."""
-    out: list[ConntrackFilter] = []
+    """Entries the removed ``rules`` may have admitted, for the group's local ``ports``.
+
+    Per (family, protocol): the ports' addresses as destination (ingress rules) or source
+    (egress rules); when that is more than :data:`COLLAPSE_ABOVE` filters, every entry of
+    that protocol (connections still allowed are re-admitted by their next packet).
+    """
     port_list = list(ports)
+    wanted: dict[tuple[int, int | None], list[ConntrackFilter]] = {}
     for rule in rules:
         version = rule.ethertype.version
+        bucket = wanted.setdefault((version, rule.protocol), [])
         for port in port_list:
             for address in host_addresses(port, version):
                 if rule.direction is Direction.INGRESS:
-                    out.append(ConntrackFilter(version, proto=rule.protocol, dst=address))
+                    bucket.append(ConntrackFilter(version, proto=rule.protocol, dst=address))
                 else:
-                    out.append(ConntrackFilter(version, proto=rule.protocol, src=address))
+                    bucket.append(ConntrackFilter(version, proto=rule.protocol, src=address))
+    out: list[ConntrackFilter] = []
+    for (version, proto), filters in sorted(wanted.items(), key=lambda kv: str(kv[0])):
+        unique = list(dict.fromkeys(filters))
+        if len(unique) > COLLAPSE_ABOVE:
+            out.append(ConntrackFilter(version, proto=proto))
+        else:
+            out += unique
     return out
 
 
 def for_removed_members(
     removed: Iterable[IPNetwork], ports: Iterable[Port]
 ) -> list[ConntrackFilter]:
-    """Entries between local ``ports`` (which reference the group) and members that left."""
+    """Entries of members that left a remote group (when a local port references it).
+
+    By the member's address alone (two filters per member): cheaper than one per local
+    port, and entries with ports that do not reference the group are re-admitted.
+    """
+    if not list(ports):
+        return []
     out: list[ConntrackFilter] = []
-    port_list = list(ports)
     for net in removed:
         if net.prefixlen != net.max_prefixlen:
             continue
         member = net.network_address
-        for port in port_list:
-            for address in host_addresses(port, member.version):
-                out.append(ConntrackFilter(member.version, src=member, dst=address))
-                out.append(ConntrackFilter(member.version, src=address, dst=member))
+        out.append(ConntrackFilter(member.version, src=member))
+        out.append(ConntrackFilter(member.version, dst=member))
     return out
 
 

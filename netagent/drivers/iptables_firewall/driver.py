@@ -488,8 +488,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
         for attempt in range(2):
             self._declare_buckets()
             set_result = ipset.apply()
-            eb_result = eb.apply()
-            ipt_result = ipt.apply()
+            eb_result, ipt_result = self._apply_tables(eb, ipt)
             self.last_inputs += set_result.inputs + eb_result.inputs
             self.last_inputs += [text for _, _, text in ipt_result.inputs]
             # First pass: blame only the chains a port owns (its groups, profiles and
@@ -508,6 +507,31 @@ class IptablesFirewallDriver(base.FirewallDriver):
         result = dict(self._excluded)
         result.update(failed)
         return result
+
+    @staticmethod
+    def _apply_tables(
+        eb: EbtablesManager, ipt: IptablesManager
+    ) -> tuple[EbtablesResult, ApplyResult]:
+        """ebtables and iptables restores run side by side (separate tools and tables);
+        both are done before anything is reported, so fail-closed ordering holds."""
+        box: dict[str, EbtablesResult | BaseException] = {}
+
+        def run_eb() -> None:
+            try:
+                box["eb"] = eb.apply()
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                box["eb"] = exc
+
+        thread = threading.Thread(target=run_eb, name="ebtables-apply", daemon=True)
+        thread.start()
+        try:
+            ipt_result = ipt.apply()
+        finally:
+            thread.join()
+        eb_result = box["eb"]
+        if isinstance(eb_result, BaseException):
+            raise eb_result
+        return eb_result, ipt_result
 
     def _exclude(self, pid: str, reason: str) -> None:
         record = self._ports.get(pid)
