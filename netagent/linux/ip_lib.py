@@ -52,7 +52,8 @@ class Link:
     #: ``"bridge"`` for a bridge port
     slave_kind: str | None
     #: kind-specific details: bridge ``stp_state``/``ageing_time``/``forward_delay``;
-    #: vxlan ``vni``/``port``/``learning``/``local``/``underlay`` (ifindex)
+    #: vxlan ``vni``/``port``/``learning``/``local``/``underlay`` (ifindex);
+    #: vlan ``vlan_id``/``link`` (ifindex of the parent)
     data: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -237,6 +238,32 @@ def create_vxlan(
     priv_batch.execute_one(_ns(namespace), op)
 
 
+def create_vlan(
+    name: str,
+    parent: str,
+    vlan_id: int,
+    *,
+    namespace: str | None = None,
+    mtu: int | None = None,
+    up: bool = False,
+) -> None:
+    """Create an 802.1q device ``name`` on ``parent`` (needs the kernel's 8021q module).
+
+    :param vlan_id: 1..4094.
+    :raises DeviceExists: a device of that name exists.
+    :raises DeviceNotFound: ``parent`` does not exist.
+    :raises KernelError: e.g. EOPNOTSUPP when the kernel has no 802.1q support.
+    """
+    op: Op = {
+        "op": "create_vlan",
+        "name": _dev(name, "name"),
+        "link": _dev(parent, "parent"),
+        "vlan_id": validate.int_range(vlan_id, 1, 4094, "vlan_id"),
+    }
+    op.update(_link_options(mtu, None, None, up or None))
+    priv_batch.execute_one(_ns(namespace), op)
+
+
 def create_dummy(
     name: str,
     *,
@@ -274,13 +301,21 @@ def set_link(
     mtu: int | None = None,
     mac: str | None = None,
     up: bool | None = None,
+    master: str | None = None,
+    nomaster: bool = False,
 ) -> None:
     """Change several properties of a device in one request.
 
-    :raises DeviceNotFound: no such device.
+    :param master: enslave the device to this bridge.
+    :param nomaster: release the device from its master.
+    :raises DeviceNotFound: no such device (or no such master).
     """
+    if master is not None and nomaster:
+        raise InvalidArgument("nomaster", nomaster, "master given too")
     op: Op = {"op": "set_link", "name": _dev(name, "name")}
-    op.update(_link_options(mtu, mac, None, up))
+    op.update(_link_options(mtu, mac, master, up))
+    if nomaster:
+        op["master"] = ""
     priv_batch.execute_one(_ns(namespace), op)
 
 

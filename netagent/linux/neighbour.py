@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from netagent.privileged import batch as priv_batch
 from netagent.privileged import links as priv_links
 from netagent.privileged import neigh as priv_neigh
 from netagent.privileged import validate
+from netagent.privileged.errors import EntryNotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -200,3 +202,55 @@ def list_fdb(*, namespace: str | None = None, device: str | None = None) -> list
         master = names.get(item["master"]) if item["master"] else None
         result.append(FdbEntry(name, item["mac"], dst, master))
     return result
+
+
+def is_flooding_mac(mac: str) -> bool:
+    """Zero or multicast MAC: the kernel keeps a list of destinations for it."""
+    mac = validate.mac_address(mac)
+    return mac == FLOOD_MAC or int(mac[:2], 16) & 1 == 1
+
+
+def add_fdb_entries(
+    device: str, entries: Iterable[tuple[str, IPAddress]], *, namespace: str | None = None
+) -> None:
+    """Add VXLAN FDB entries ``(mac, remote)`` to ``device`` in one pipelined batch.
+
+    Entries of flooding MACs (:func:`is_flooding_mac`) are appended, one per remote (a
+    remote already in the list stays once); a unicast MAC has one remote, which the add
+    replaces.
+
+    :raises NetagentError: the first failure, typed (``DeviceNotFound``...); the other
+        entries are applied.
+    """
+    ops = [fdb_op(device, mac, dst, append=is_flooding_mac(mac)) for mac, dst in entries]
+    _execute(namespace, ops, ignore=())
+
+
+def delete_fdb_entries(
+    device: str,
+    entries: Iterable[tuple[str, IPAddress]],
+    *,
+    namespace: str | None = None,
+    missing_ok: bool = False,
+) -> None:
+    """Delete VXLAN FDB entries ``(mac, remote)`` of ``device`` in one pipelined batch.
+
+    :param missing_ok: entries that are gone already are not an error.
+    :raises NetagentError: the first other failure, typed; the other entries are deleted.
+    """
+    ops = [fdb_op(device, mac, dst, delete=True) for mac, dst in entries]
+    _execute(namespace, ops, ignore=(EntryNotFound,) if missing_ok else ())
+
+
+def _execute(
+    namespace: str | None, ops: list[dict[str, Any]], ignore: tuple[type[Exception], ...]
+) -> None:
+    """Send ``ops`` as one batch; re-raise its first failure not in ``ignore``, typed."""
+    if not ops:
+        return
+    try:
+        priv_batch.execute(validate.optional_namespace(namespace), ops)
+    except priv_batch.BatchError as exc:
+        for _index, error in exc.errors():
+            if not isinstance(error, ignore):
+                raise error from None

@@ -50,6 +50,21 @@ def set_arp_announce(namespace: str | None, device: str, value: int) -> None:
     _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.arp_announce", value)
 
 
+def set_disable_ipv6(namespace: str | None, device: str, disabled: bool = True) -> None:
+    """Turn IPv6 off (or on) on ``device``: no link-local address, RS, DAD or MLD.
+
+    ``device`` must not contain a dot (dotted sysctl keys).
+    """
+    _set(namespace, f"net.ipv6.conf.{_sysctl_device(device)}.disable_ipv6", int(disabled))
+
+
+def _sysctl_device(device: str) -> str:
+    name = validate.device_name(device)
+    if "." in name:
+        raise InvalidArgument("device", device, "sysctl keys do not support dotted names")
+    return name
+
+
 def set_bridge_nf_call(namespace: str | None, *, iptables: bool, ip6tables: bool) -> None:
     """Whether bridged IPv4/IPv6 frames traverse iptables (needs br_netfilter loaded).
 

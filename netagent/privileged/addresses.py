@@ -40,22 +40,25 @@ def list_addresses(namespace: str | None, family: int = 0) -> list[dict[str, Any
     """
     af = {0: 0, 4: socket.AF_INET, 6: socket.AF_INET6}[family]
     sock = get_socket(v.optional_namespace(namespace))
+
+    def request() -> nl.Message:
+        msg = nl.ifaddrmsg()
+        msg.update({"family": af, "prefixlen": 0, "flags": 0, "scope": 0, "index": 0})
+        return msg
+
     result = []
-    for payload in sock.dump(nl.RTM_GETADDR, nl.IFADDRMSG.pack(af, 0, 0, 0, 0)):
-        fam, plen, flags, scope, index = nl.IFADDRMSG.unpack_from(payload)
-        attrs = nl.parse_attrs(payload, nl.IFADDRMSG.size)
-        packed = attrs.get(nl.IFA_LOCAL) or attrs.get(nl.IFA_ADDRESS)
-        if packed is None:
+    for msg in sock.dump(nl.RTM_GETADDR, request):
+        address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        if address is None:
             continue
-        if nl.IFA_FLAGS in attrs:
-            flags = nl.u32(attrs[nl.IFA_FLAGS])
+        fam = msg["family"]
         result.append(
             {
-                "index": index,
-                "cidr": f"{nl.ip_text(fam, packed)}/{plen}",
+                "index": int(msg["index"]),
+                "cidr": f"{address}/{msg['prefixlen']}",
                 "family": 6 if fam == socket.AF_INET6 else 4,
-                "scope": scope,
-                "flags": flags,
+                "scope": int(msg["scope"]),
+                "flags": int(msg.get_attr("IFA_FLAGS", msg["flags"])),
             }
         )
     return result

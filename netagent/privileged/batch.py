@@ -17,7 +17,6 @@ from typing import Any
 
 from netagent.common.exceptions import NetagentError
 from netagent.privileged import nlbuild
-from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
 from netagent.privileged.errors import InvalidArgument, KernelError, translate
 from netagent.privileged.nlsocket import Request, get_socket
@@ -71,10 +70,10 @@ class _Runner:
         if index is not None:
             return index
         self.flush()
-        reply = self.sock.run([nlbuild.get_link(name)])[0]
-        if reply.error or not reply.payloads:
+        reply = self.sock.run([nlbuild.get_link(name, header_only=True)])[0]
+        if reply.error or not reply.messages:
             raise _UnresolvedError(name, reply.error or errno.ENODEV)
-        index = int(nl.IFINFOMSG.unpack_from(reply.payloads[0][1])[2])
+        index = int(reply.messages[0]["index"])
         self.indexes[name] = index
         return index
 

@@ -1,7 +1,8 @@
 """Kernel link notifications: a read-only NETLINK_ROUTE socket subscribed to RTNLGRP_LINK.
 
 This module only reads. It sits in :mod:`netagent.privileged` because it talks netlink
-directly and must open its socket inside a given network namespace.
+directly and must open its socket inside a given network namespace. Messages are decoded
+by pyroute2 (:func:`netagent.privileged.nlcodec.decode`).
 
 Two kernel behaviours shape it:
 
@@ -27,7 +28,7 @@ from netagent.privileged import nlcodec as nl
 from netagent.privileged import nlsocket, nsenter, validate
 
 #: Bitmask of the legacy multicast group RTNLGRP_LINK (= 1) for ``bind()``.
-RTMGRP_LINK = 1
+RTMGRP_LINK = nl.RTMGRP_LINK
 _SO_RCVBUFFORCE = 33
 _RCVBUF = 4 * 1024 * 1024
 _AF_UNSPEC = 0
@@ -53,16 +54,15 @@ class LinkEventsLostError(NetagentError):
         return f"link notifications lost{where} (receive buffer overflow)"
 
 
-def _decode(msg_type: int, payload: bytes) -> LinkEvent | None:
-    if msg_type not in (nl.RTM_NEWLINK, nl.RTM_DELLINK) or len(payload) < nl.IFINFOMSG.size:
+def _decode(msg: nl.Message) -> LinkEvent | None:
+    """A pyroute2 ``ifinfmsg`` (notification or dump entry) as an event, if it is one."""
+    msg_type = msg["header"]["type"]
+    if msg_type not in (nl.RTM_NEWLINK, nl.RTM_DELLINK) or msg["family"] != _AF_UNSPEC:
         return None
-    family, _type, index, _flags, _change = nl.IFINFOMSG.unpack_from(payload)
-    if family != _AF_UNSPEC:
-        return None
-    name = nl.parse_attrs(payload, nl.IFINFOMSG.size).get(nl.IFLA_IFNAME)
+    name = msg.get_attr("IFLA_IFNAME")
     if name is None:
         return None
-    return LinkEvent(msg_type == nl.RTM_NEWLINK, index, nl.cstr(name))
+    return LinkEvent(msg_type == nl.RTM_NEWLINK, int(msg["index"]), str(name))
 
 
 def dump_links(namespace: str | None = None) -> list[LinkEvent]:
@@ -74,11 +74,17 @@ def dump_links(namespace: str | None = None) -> list[LinkEvent]:
     namespace = validate.optional_namespace(namespace)
     sock = nlsocket.RtnlSocket(namespace)
     try:
-        payloads = sock.dump(nl.RTM_GETLINK, nl.IFINFOMSG.pack(_AF_UNSPEC, 0, 0, 0, 0))
+        messages = sock.dump(nl.RTM_GETLINK, _dump_request)
     finally:
         sock.close()
-    events = (_decode(nl.RTM_NEWLINK, payload) for payload in payloads)
+    events = (_decode(msg) for msg in messages)
     return [event for event in events if event is not None]
+
+
+def _dump_request() -> nl.Message:
+    msg = nl.ifinfmsg()
+    msg.update({"family": _AF_UNSPEC, "ifi_type": 0, "index": 0, "flags": 0, "change": 0})
+    return msg
 
 
 class LinkEventSocket:
@@ -137,8 +143,8 @@ class LinkEventSocket:
                 if exc.errno == errno.ENOBUFS:
                     raise LinkEventsLostError(self.namespace) from exc
                 raise
-            for msg_type, _flags, _seq, payload in nl.iter_messages(bytes(self._buf[:size])):
-                event = _decode(msg_type, payload)
+            for msg in nl.decode(bytes(self._buf[:size])):
+                event = _decode(msg)
                 if event is not None:
                     events.append(event)
 

@@ -65,6 +65,16 @@ def create_vxlan(namespace: str | None, name: str, vni: int, **options: Any) -> 
     batch.execute_one(namespace, {"op": "create_vxlan", "name": name, "vni": vni, **options})
 
 
+def create_vlan(namespace: str | None, name: str, link: str, vlan_id: int, **options: Any) -> None:
+    """Create an 802.1q device ``name`` on ``link`` (``mtu``, ``mac``, ``up`` options).
+
+    :raises DeviceNotFound: ``link`` does not exist.
+    :raises KernelError: e.g. EOPNOTSUPP when the kernel has no 8021q support.
+    """
+    op = {"op": "create_vlan", "name": name, "link": link, "vlan_id": vlan_id, **options}
+    batch.execute_one(namespace, op)
+
+
 def create_tap(namespace: str | None, name: str) -> None:
     """Create a persistent tap device (IFF_TAP | IFF_NO_PI), down, owned by root.
 
@@ -114,57 +124,53 @@ def set_link(namespace: str | None, name: str, **changes: Any) -> None:
     batch.execute_one(namespace, {"op": "set_link", "name": name, **changes})
 
 
-def _decode_link(payload: bytes) -> dict[str, Any]:
-    _family, _type, index, flags, _change = nl.IFINFOMSG.unpack_from(payload)
-    attrs = nl.parse_attrs(payload, nl.IFINFOMSG.size)
+def _decode_link(msg: nl.Message) -> dict[str, Any]:
+    """A pyroute2 ``ifinfmsg`` as the primitives :func:`list_links` returns."""
     link: dict[str, Any] = {
-        "index": index,
-        "name": nl.cstr(attrs.get(nl.IFLA_IFNAME, b"")),
-        "up": bool(flags & nl.IFF_UP),
-        "mtu": nl.u32(attrs[nl.IFLA_MTU]) if nl.IFLA_MTU in attrs else None,
-        "mac": nl.mac_text(attrs[nl.IFLA_ADDRESS]) if nl.IFLA_ADDRESS in attrs else None,
-        "master": nl.u32(attrs[nl.IFLA_MASTER]) if nl.IFLA_MASTER in attrs else None,
+        "index": int(msg["index"]),
+        "name": msg.get_attr("IFLA_IFNAME") or "",
+        "up": bool(msg["flags"] & nl.IFF_UP),
+        "mtu": msg.get_attr("IFLA_MTU"),
+        "mac": nl.mac_attr(msg, "IFLA_ADDRESS"),
+        "master": msg.get_attr("IFLA_MASTER"),
         "kind": None,
         "slave_kind": None,
         "data": {},
     }
-    info = attrs.get(nl.IFLA_LINKINFO)
-    if info:
-        info_attrs = nl.parse_attrs(info)
-        if nl.IFLA_INFO_KIND in info_attrs:
-            link["kind"] = nl.cstr(info_attrs[nl.IFLA_INFO_KIND])
-        if nl.IFLA_INFO_SLAVE_KIND in info_attrs:
-            link["slave_kind"] = nl.cstr(info_attrs[nl.IFLA_INFO_SLAVE_KIND])
-        data = info_attrs.get(nl.IFLA_INFO_DATA)
-        if data and link["kind"] in _DATA_DECODERS:
-            link["data"] = _DATA_DECODERS[link["kind"]](nl.parse_attrs(data))
+    info = msg.get_attr("IFLA_LINKINFO")
+    if info is not None:
+        link["kind"] = info.get_attr("IFLA_INFO_KIND")
+        link["slave_kind"] = info.get_attr("IFLA_INFO_SLAVE_KIND")
+        decoder = _DATA_DECODERS.get(link["kind"])
+        data = info.get_attr("IFLA_INFO_DATA") if decoder else None
+        if decoder and data is not None:
+            link["data"] = decoder(msg, data)
     return link
 
 
-def _bridge_data(attrs: dict[int, bytes]) -> dict[str, Any]:
+def _bridge_data(_msg: nl.Message, data: nl.Message) -> dict[str, Any]:
     return {
-        "stp_state": nl.u32(attrs[nl.IFLA_BR_STP_STATE]),
-        "ageing_time": nl.u32(attrs[nl.IFLA_BR_AGEING_TIME]) // 100,
-        "forward_delay": nl.u32(attrs[nl.IFLA_BR_FORWARD_DELAY]) // 100,
+        "stp_state": data.get_attr("IFLA_BR_STP_STATE"),
+        "ageing_time": data.get_attr("IFLA_BR_AGEING_TIME") // 100,
+        "forward_delay": data.get_attr("IFLA_BR_FORWARD_DELAY") // 100,
     }
 
 
-def _vxlan_data(attrs: dict[int, bytes]) -> dict[str, Any]:
-    local = None
-    if nl.IFLA_VXLAN_LOCAL in attrs:
-        local = nl.ip_text(2, attrs[nl.IFLA_VXLAN_LOCAL])
-    elif nl.IFLA_VXLAN_LOCAL6 in attrs:
-        local = nl.ip_text(10, attrs[nl.IFLA_VXLAN_LOCAL6])
+def _vxlan_data(_msg: nl.Message, data: nl.Message) -> dict[str, Any]:
     return {
-        "vni": nl.u32(attrs[nl.IFLA_VXLAN_ID]),
-        "port": int.from_bytes(attrs[nl.IFLA_VXLAN_PORT], "big"),
-        "learning": bool(attrs[nl.IFLA_VXLAN_LEARNING][0]),
-        "local": local,
-        "underlay": nl.u32(attrs[nl.IFLA_VXLAN_LINK]) if nl.IFLA_VXLAN_LINK in attrs else None,
+        "vni": data.get_attr("IFLA_VXLAN_ID"),
+        "port": data.get_attr("IFLA_VXLAN_PORT"),  # pyroute2 decodes be16 to host order
+        "learning": bool(data.get_attr("IFLA_VXLAN_LEARNING")),
+        "local": data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6"),
+        "underlay": data.get_attr("IFLA_VXLAN_LINK"),
     }
 
 
-_DATA_DECODERS = {"bridge": _bridge_data, "vxlan": _vxlan_data}
+def _vlan_data(msg: nl.Message, data: nl.Message) -> dict[str, Any]:
+    return {"vlan_id": data.get_attr("IFLA_VLAN_ID"), "link": msg.get_attr("IFLA_LINK")}
+
+
+_DATA_DECODERS = {"bridge": _bridge_data, "vxlan": _vxlan_data, "vlan": _vlan_data}
 
 
 def get_link(namespace: str | None, name: str) -> dict[str, Any]:
@@ -175,7 +181,7 @@ def get_link(namespace: str | None, name: str) -> dict[str, Any]:
     reply = get_socket(v.optional_namespace(namespace)).run([_get_link_request(name)])[0]
     if reply.error:
         raise translate(reply.error, "link", "get_link", name, namespace)
-    return _decode_link(reply.payloads[0][1])
+    return _decode_link(reply.messages[0])
 
 
 def list_links(namespace: str | None) -> list[dict[str, Any]]:
@@ -184,8 +190,13 @@ def list_links(namespace: str | None) -> list[dict[str, Any]]:
     :returns: dicts with ``index``, ``name``, ``up``, ``mtu``, ``mac``, ``master``
         (ifindex or None), ``kind`` (``veth``, ``bridge``, ``vxlan``, ``tun``, ...),
         ``slave_kind`` and ``data`` (bridge: stp_state, ageing_time, forward_delay;
-        vxlan: vni, port, learning, local, underlay ifindex).
+        vxlan: vni, port, learning, local, underlay ifindex; vlan: vlan_id, link ifindex).
     """
     sock = get_socket(v.optional_namespace(namespace))
-    body = nl.IFINFOMSG.pack(0, 0, 0, 0, 0)
-    return [_decode_link(p) for p in sock.dump(nl.RTM_GETLINK, body)]
+    return [_decode_link(msg) for msg in sock.dump(nl.RTM_GETLINK, _dump_request)]
+
+
+def _dump_request() -> nl.Message:
+    msg = nl.ifinfmsg()
+    msg.update({"family": 0, "ifi_type": 0, "index": 0, "flags": 0, "change": 0})
+    return msg

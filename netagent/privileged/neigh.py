@@ -41,23 +41,30 @@ def list_neighbours(namespace: str | None, proxy: bool = False) -> list[dict[str
     sock = get_socket(v.optional_namespace(namespace))
     flags = nl.NTF_PROXY if proxy else 0
     result = []
-    for payload in sock.dump(nl.RTM_GETNEIGH, nl.NDMSG.pack(0, 0, 0, 0, 0, flags, 0)):
-        family, _p1, _p2, index, state, ntf, _t = nl.NDMSG.unpack_from(payload)
-        if family not in (socket.AF_INET, socket.AF_INET6) or bool(ntf & nl.NTF_PROXY) != proxy:
+    for msg in sock.dump(nl.RTM_GETNEIGH, lambda: _request(socket.AF_UNSPEC, flags)):
+        family = msg["family"]
+        if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        attrs = nl.parse_attrs(payload, nl.NDMSG.size)
-        if nl.NDA_DST not in attrs:
+        if bool(msg["flags"] & nl.NTF_PROXY) != proxy:
             continue
-        lladdr = attrs.get(nl.NDA_LLADDR)
+        address = msg.get_attr("NDA_DST")
+        if address is None:
+            continue
         result.append(
             {
-                "index": index,
-                "address": nl.ip_text(family, attrs[nl.NDA_DST]),
-                "mac": nl.mac_text(lladdr) if lladdr and len(lladdr) == 6 else None,
-                "state": state,
+                "index": int(msg["ifindex"]),
+                "address": address,
+                "mac": nl.mac_attr(msg, "NDA_LLADDR"),
+                "state": int(msg["state"]),
             }
         )
     return result
+
+
+def _request(family: int, flags: int) -> nl.Message:
+    msg = nl.ndmsg()
+    msg.update({"family": family, "ifindex": 0, "state": 0, "flags": flags, "ndm_type": 0})
+    return msg
 
 
 def add_fdb(
@@ -105,26 +112,16 @@ def list_fdb(namespace: str | None) -> list[dict[str, Any]]:
     """
     sock = get_socket(v.optional_namespace(namespace))
     result = []
-    for payload in sock.dump(nl.RTM_GETNEIGH, nl.NDMSG.pack(nl.AF_BRIDGE, 0, 0, 0, 0, 0, 0)):
-        _fam, _p1, _p2, index, state, ntf, _t = nl.NDMSG.unpack_from(payload)
-        attrs = nl.parse_attrs(payload, nl.NDMSG.size)
-        dst = attrs.get(nl.NDA_DST)
-        lladdr = attrs.get(nl.NDA_LLADDR)
+    for msg in sock.dump(nl.RTM_GETNEIGH, lambda: _request(socket.AF_BRIDGE, 0)):
+        lladdr = nl.mac_attr(msg, "NDA_LLADDR")
         result.append(
             {
-                "index": index,
-                "mac": nl.mac_text(lladdr) if lladdr else None,
-                "destination": _dst_text(dst),
-                "master": nl.u32(attrs[nl.NDA_MASTER]) if nl.NDA_MASTER in attrs else None,
-                "state": state,
-                "flags": ntf,
+                "index": int(msg["ifindex"]),
+                "mac": lladdr,
+                "destination": msg.get_attr("NDA_DST"),
+                "master": msg.get_attr("NDA_MASTER"),
+                "state": int(msg["state"]),
+                "flags": int(msg["flags"]),
             }
         )
     return result
-
-
-def _dst_text(packed: bytes | None) -> str | None:
-    if not packed:
-        return None
-    family = socket.AF_INET6 if len(packed) == 16 else socket.AF_INET
-    return nl.ip_text(family, packed)

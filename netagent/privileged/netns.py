@@ -42,8 +42,11 @@ def create_netns(name: str, loopback_up: bool = True) -> None:
         raise KernelError(exc.errno or errno.EIO, "create_netns", name, None) from None
     LOG.info("Created network namespace %s", name)
     if loopback_up:
-        body = nl.IFINFOMSG.pack(0, 0, 1, nl.IFF_UP, nl.IFF_UP)
-        reply = nlsocket.get_socket(name).run([nlsocket.Request(nl.RTM_SETLINK, 0, body)])[0]
+        msg = nl.ifinfmsg()  # lo is ifindex 1 in every namespace
+        msg.update(
+            {"family": 0, "ifi_type": 0, "index": 1, "flags": nl.IFF_UP, "change": nl.IFF_UP}
+        )
+        reply = nlsocket.get_socket(name).run([nlsocket.Request(nl.RTM_SETLINK, 0, msg)])[0]
         if reply.error:
             raise KernelError(reply.error, "set lo up", "lo", name)
 

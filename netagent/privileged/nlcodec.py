@@ -1,219 +1,257 @@
-"""Encoding and decoding of rtnetlink messages with :mod:`struct`.
+"""rtnetlink codec: pyroute2's message classes, plus the little pyroute2 lacks.
 
-Hand-written on purpose: pyroute2 0.9's message classes take about 120 µs to encode one
-RTM_NEWLINK for a veth pair, this module about 5 µs, and the wiring batch sends thousands
-of messages (see doc/kernel-layer.md). Only the attributes netagent uses are named here.
+Requests are pyroute2 messages (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``fibmsg``,
+``ndmsg``) filled in by :mod:`netagent.privileged.nlbuild`; :func:`encode` stamps the
+header and lets pyroute2 encode them. Receive buffers are split by pyroute2's
+``MarshalRtnl`` into decoded messages of the matching class (:func:`decode`); their
+attributes are decoded lazily by pyroute2 on ``get_attr``. Sockets, pipelining and
+sequence matching are ours (:mod:`netagent.privileged.nlsocket`), not pyroute2's.
+
+What pyroute2 0.9 lacks, and is therefore defined here:
+
+* ``NETLINK_CAP_ACK``, the socket option that makes the kernel echo only the header of a
+  failed request in its ``NLMSG_ERROR`` (the pipelined batches would otherwise get every
+  request back);
+* :class:`AckMsg`, the layout of such an ``NLMSG_ERROR``: error code, the request's
+  16-byte header, then the extended-ack attributes. pyroute2's ``nlmsgerr`` reads the
+  attributes straight after the error code (the ``NLMSG_DONE`` layout), and its marshal
+  decodes the echoed request as a whole message, which a capped ack does not contain;
+* :func:`mac_attr`, a hardware address read only when it is 6 bytes long (pyroute2's
+  ``l2addr`` would read past a tunnel's 4- or 16-byte address);
+* :class:`IfinfHeader`, an ``ifinfmsg`` that skips its attributes when decoded;
+* ``RT_TABLE_COMPAT``.
+
+Everything else (message types, flags, attribute names and layouts) is pyroute2's.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-# netlink header and flags (linux/netlink.h)
-NLMSG_HDR = struct.Struct("=IHHII")
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_MULTI = 0x2
-NLM_F_ACK = 0x4
-NLM_F_DUMP_INTR = 0x10
-NLM_F_REPLACE = 0x100
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLM_F_APPEND = 0x800
-NLM_F_DUMP = 0x300
-NLM_F_ACK_TLVS = 0x200
-NLMSGERR_ATTR_MSG = 1
+from pyroute2.netlink import (
+    NETLINK_EXT_ACK,
+    NLM_F_ACK,
+    NLM_F_ACK_TLVS,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_EXCL,
+    NLM_F_MULTI,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    SOL_NETLINK,
+    nlmsg,
+    nlmsgerr,
+)
+from pyroute2.netlink.rtnl import (
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELNEIGH,
+    RTM_DELROUTE,
+    RTM_DELRULE,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETNEIGH,
+    RTM_GETROUTE,
+    RTM_GETRULE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWNEIGH,
+    RTM_NEWROUTE,
+    RTM_NEWRULE,
+    RTM_SETLINK,
+    RTMGRP_LINK,
+    rtprotos,
+    rtscopes,
+    rtypes,
+)
+from pyroute2.netlink.rtnl.fibmsg import FR_ACT_TO_TBL, fibmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from pyroute2.netlink.rtnl.ndmsg import (
+    NTF_MASTER,
+    NTF_PROXY,
+    NTF_SELF,
+    NUD_NOARP,
+    NUD_PERMANENT,
+    ndmsg,
+)
+from pyroute2.netlink.rtnl.rtmsg import RTNH_F_ONLINK, rtmsg
 
-# rtnetlink message types (linux/rtnetlink.h)
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
-RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
-RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
-RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
-RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
+__all__ = [
+    "FR_ACT_TO_TBL",
+    "IFA_F_NODAD",
+    "IFF_UP",
+    "NETLINK_CAP_ACK",
+    "NETLINK_EXT_ACK",
+    "NLMSG_DONE",
+    "NLMSG_ERROR",
+    "NLM_F_ACK",
+    "NLM_F_ACK_TLVS",
+    "NLM_F_APPEND",
+    "NLM_F_CREATE",
+    "NLM_F_DUMP",
+    "NLM_F_DUMP_INTR",
+    "NLM_F_EXCL",
+    "NLM_F_MULTI",
+    "NLM_F_REPLACE",
+    "NLM_F_REQUEST",
+    "NTF_MASTER",
+    "NTF_PROXY",
+    "NTF_SELF",
+    "NUD_NOARP",
+    "NUD_PERMANENT",
+    "RTMGRP_LINK",
+    "RTM_DELADDR",
+    "RTM_DELLINK",
+    "RTM_DELNEIGH",
+    "RTM_DELROUTE",
+    "RTM_DELRULE",
+    "RTM_GETADDR",
+    "RTM_GETLINK",
+    "RTM_GETNEIGH",
+    "RTM_GETROUTE",
+    "RTM_GETRULE",
+    "RTM_NEWADDR",
+    "RTM_NEWLINK",
+    "RTM_NEWNEIGH",
+    "RTM_NEWROUTE",
+    "RTM_NEWRULE",
+    "RTM_SETLINK",
+    "RTNH_F_ONLINK",
+    "RTN_BLACKHOLE",
+    "RTN_LOCAL",
+    "RTN_PROHIBIT",
+    "RTN_UNICAST",
+    "RTN_UNREACHABLE",
+    "RTPROT_STATIC",
+    "RT_SCOPE_HOST",
+    "RT_SCOPE_LINK",
+    "RT_SCOPE_UNIVERSE",
+    "RT_TABLE_COMPAT",
+    "SOL_NETLINK",
+    "AckMsg",
+    "Message",
+    "decode",
+    "encode",
+    "fibmsg",
+    "ifaddrmsg",
+    "ifinfmsg",
+    "mac_attr",
+    "ndmsg",
+    "rtmsg",
+]
 
-# fixed headers
-IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
-IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-RTMSG = struct.Struct(
-    "=BBBBBBBBI"
-)  # family, dst_len, src_len, tos, table, proto, scope, type, flags
-FIBRULEHDR = RTMSG  # family, dst_len, src_len, tos, table, res1, res2, action, flags
-NDMSG = struct.Struct("=BBHiHBB")  # family, pad, pad, ifindex, state, flags, type
+#: A pyroute2 message (pyroute2 has no type annotations).
+Message = Any
 
-IFF_UP = 0x1
-
-# link attributes
-IFLA_ADDRESS = 1
-IFLA_IFNAME = 3
-IFLA_MTU = 4
-IFLA_LINK = 5
-IFLA_MASTER = 10
-IFLA_OPERSTATE = 16
-IFLA_LINKINFO = 18
-IFLA_NET_NS_FD = 28
-IFLA_INFO_KIND = 1
-IFLA_INFO_DATA = 2
-IFLA_INFO_SLAVE_KIND = 4
-VETH_INFO_PEER = 1
-IFLA_BR_FORWARD_DELAY = 1
-IFLA_BR_AGEING_TIME = 4
-IFLA_BR_STP_STATE = 5
-IFLA_VXLAN_ID = 1
-IFLA_VXLAN_GROUP = 2
-IFLA_VXLAN_LINK = 3
-IFLA_VXLAN_LOCAL = 4
-IFLA_VXLAN_TTL = 5
-IFLA_VXLAN_LEARNING = 7
-IFLA_VXLAN_PORT = 15
-IFLA_VXLAN_GROUP6 = 16
-IFLA_VXLAN_LOCAL6 = 17
-
-# address attributes
-IFA_ADDRESS = 1
-IFA_LOCAL = 2
-IFA_LABEL = 3
-IFA_BROADCAST = 4
-IFA_FLAGS = 8
-IFA_F_NODAD = 0x02
-
-# route attributes and values
-RTA_DST = 1
-RTA_SRC = 2
-RTA_IIF = 3
-RTA_OIF = 4
-RTA_GATEWAY = 5
-RTA_PRIORITY = 6
-RTA_PREFSRC = 7
-RTA_TABLE = 15
-RTN_UNICAST = 1
-RTN_LOCAL = 2
-RTN_BLACKHOLE = 6
-RTN_UNREACHABLE = 7
-RTN_PROHIBIT = 8
-RTPROT_STATIC = 4
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_LINK = 253
-RT_SCOPE_HOST = 254
+#: linux/netlink.h; not in pyroute2 0.9
+NETLINK_CAP_ACK = 10
+#: linux/rtnetlink.h: rtm_table value meaning "see RTA_TABLE"; not in pyroute2 0.9
 RT_TABLE_COMPAT = 252
-RTNH_F_ONLINK = 0x4
 
-# rule attributes
-FRA_DST = 1
-FRA_SRC = 2
-FRA_IIFNAME = 3
-FRA_PRIORITY = 6
-FRA_FWMARK = 10
-FRA_TABLE = 15
-FRA_FWMASK = 16
-FRA_OIFNAME = 17
-FR_ACT_TO_TBL = 1
-
-# neighbour attributes and values
-NDA_DST = 1
-NDA_LLADDR = 2
-NDA_MASTER = 9
-NUD_NOARP = 0x40
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
-NTF_MASTER = 0x04
-NTF_PROXY = 0x08
-AF_BRIDGE = 7
-
-_ATTR = struct.Struct("=HH")
-_U32 = struct.Struct("=I")
-_U16 = struct.Struct("=H")
-_BE16 = struct.Struct("!H")
-_NLA_TYPE_MASK = 0x3FFF
-
-Attr = tuple[int, bytes]
+RTN_UNICAST: int = rtypes["RTN_UNICAST"]
+RTN_LOCAL: int = rtypes["RTN_LOCAL"]
+RTN_BLACKHOLE: int = rtypes["RTN_BLACKHOLE"]
+RTN_UNREACHABLE: int = rtypes["RTN_UNREACHABLE"]
+RTN_PROHIBIT: int = rtypes["RTN_PROHIBIT"]
+RTPROT_STATIC: int = rtprotos["RTPROT_STATIC"]
+RT_SCOPE_UNIVERSE: int = rtscopes["RT_SCOPE_UNIVERSE"]
+RT_SCOPE_LINK: int = rtscopes["RT_SCOPE_LINK"]
+RT_SCOPE_HOST: int = rtscopes["RT_SCOPE_HOST"]
 
 
-def attr(atype: int, payload: bytes) -> bytes:
-    """One netlink attribute, padded to 4 bytes."""
-    length = 4 + len(payload)
-    return _ATTR.pack(length, atype) + payload + b"\0" * (-length & 3)
+class AckMsg(nlmsg):  # type: ignore[misc]  # pyroute2 is untyped
+    """``NLMSG_ERROR`` with ``NETLINK_CAP_ACK``: error, request header, extended-ack TLVs."""
+
+    __slots__ = ()
+    fields = (
+        ("error", "i"),
+        ("req_length", "I"),
+        ("req_type", "H"),
+        ("req_flags", "H"),
+        ("req_sequence_number", "I"),
+        ("req_pid", "I"),
+    )
+    prefix = "NLMSGERR_ATTR_"
+    nla_map = nlmsgerr.nla_map
 
 
-def attr_u8(atype: int, value: int) -> bytes:
-    return attr(atype, bytes((value,)))
+class IfinfHeader(ifinfmsg):  # type: ignore[misc]  # pyroute2 is untyped
+    """An ``ifinfmsg`` decoded without its attributes (index, flags: a 50x cheaper decode).
+
+    Used for the replies of the ifindex lookups a batch makes; a full link message has
+    some fifty attributes, and pyroute2 builds an object for each one it meets.
+    """
+
+    __slots__ = ()
+    nla_map = ()
 
 
-def attr_u32(atype: int, value: int) -> bytes:
-    return attr(atype, _U32.pack(value))
+class _Marshal(MarshalRtnl):  # type: ignore[misc]  # pyroute2 is untyped
+    """pyroute2's rtnetlink marshal, with capped acks and per-request reply classes."""
+
+    def __init__(self, reply_classes: Mapping[int, type] | None = None) -> None:
+        super().__init__()
+        self.reply_classes = reply_classes or {}
+
+    def parse_one_message(  # noqa: PLR0917 (pyroute2's signature)
+        self, key: int, flags: int, sequence_number: int, data: bytes, offset: int, length: int
+    ) -> Message:
+        if key == NLMSG_ERROR:
+            msg = AckMsg(data, offset=offset)
+        elif key == NLMSG_DONE:
+            # rtnetlink dumps end with the dump's int error (+ TLVs with NLM_F_ACK_TLVS)
+            msg = nlmsgerr(data, offset=offset) if length >= 20 else nlmsg(data, offset=offset)
+        else:
+            cls = self.reply_classes.get(sequence_number) or self.msg_map.get(key, nlmsg)
+            msg = cls(data, offset=offset)
+        msg.decode()
+        return msg
+
+    def fix_message(self, msg: Message) -> None:
+        # pyroute2 adds an "event" name to every message; unused here
+        pass
 
 
-def attr_be16(atype: int, value: int) -> bytes:
-    return attr(atype, _BE16.pack(value))
+_MARSHAL = _Marshal()
 
 
-def attr_str(atype: int, value: str) -> bytes:
-    return attr(atype, value.encode() + b"\0")
+def encode(msg: Message, msg_type: int, flags: int, seq: int) -> bytes:
+    """Stamp the netlink header on a pyroute2 message and encode it (once per message)."""
+    header = msg["header"]
+    header["type"] = msg_type
+    header["flags"] = flags
+    header["sequence_number"] = seq
+    header["pid"] = 0
+    msg.encode()
+    return bytes(msg.data)
 
 
-def attr_nested(atype: int, parts: Iterable[bytes]) -> bytes:
-    return attr(atype | 0x8000, b"".join(parts))
+def decode(data: bytes, reply_classes: Mapping[int, type] | None = None) -> Iterator[Message]:
+    """The messages of one receive buffer, decoded by pyroute2 (attributes lazily).
+
+    :param reply_classes: sequence number -> pyroute2 class for the non-control messages
+        answering that request (default: the class of the message type).
+    """
+    marshal = _Marshal(reply_classes) if reply_classes else _MARSHAL
+    return marshal.parse(data)  # type: ignore[no-any-return]
 
 
-def ip_bytes(address: str) -> tuple[int, bytes]:
-    """``(family, packed)`` for a textual IPv4 or IPv6 address."""
-    if ":" in address:
-        return socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address)
-    return socket.AF_INET, socket.inet_pton(socket.AF_INET, address)
+_L2ADDR_NLA_LEN = 4 + 6
 
 
-def ip_text(family: int, packed: bytes) -> str:
-    return socket.inet_ntop(family, packed)
-
-
-def mac_bytes(mac: str) -> bytes:
-    return bytes(int(part, 16) for part in mac.split(":"))
-
-
-def mac_text(packed: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in packed)
-
-
-def header(length: int, msg_type: int, flags: int, seq: int) -> bytes:
-    return NLMSG_HDR.pack(length, msg_type, flags, seq, 0)
-
-
-def iter_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
-    """Yield ``(type, flags, seq, payload)`` for each message in a receive buffer."""
-    offset = 0
-    size = len(data)
-    while offset + 16 <= size:
-        length, msg_type, flags, seq, _pid = NLMSG_HDR.unpack_from(data, offset)
-        if length < 16:
-            break
-        yield msg_type, flags, seq, data[offset + 16 : offset + length]
-        offset += (length + 3) & ~3
-
-
-def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
-    """Attributes from ``offset`` to the end; the last of a repeated type wins."""
-    attrs: dict[int, bytes] = {}
-    size = len(data)
-    while offset + 4 <= size:
-        length, atype = _ATTR.unpack_from(data, offset)
-        if length < 4:
-            break
-        attrs[atype & _NLA_TYPE_MASK] = data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return attrs
-
-
-def u32(data: bytes) -> int:
-    value: int = _U32.unpack_from(data)[0]
-    return value
-
-
-def u16(data: bytes) -> int:
-    value: int = _U16.unpack_from(data)[0]
-    return value
-
-
-def cstr(data: bytes) -> str:
-    return data.split(b"\0", 1)[0].decode()
+def mac_attr(msg: Message, name: str) -> str | None:
+    """Attribute ``name`` as ``aa:bb:cc:dd:ee:ff`` if it is a 6-byte address, else None."""
+    for cell in msg["attrs"]:
+        if cell.name == name:
+            if cell.cell[1].length != _L2ADDR_NLA_LEN:
+                return None
+            value = cell.value
+            return value if isinstance(value, str) else None
+    return None

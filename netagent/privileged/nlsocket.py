@@ -19,7 +19,7 @@ import os
 import select
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from netagent.privileged import nlcodec as nl
@@ -28,9 +28,6 @@ from netagent.privileged.errors import KernelError, NamespaceNotFound
 
 LOG = logging.getLogger(__name__)
 
-_SOL_NETLINK = 270
-_NETLINK_CAP_ACK = 10
-_NETLINK_EXT_ACK = 11
 _SO_RCVBUFFORCE = 33
 _RCVBUF = 16 * 1024 * 1024
 _SEND_CHUNK = 32 * 1024
@@ -40,23 +37,32 @@ _TIMEOUT_S = 60.0
 
 @dataclass
 class Request:
-    """One netlink request: message type, flags (``NLM_F_REQUEST|NLM_F_ACK`` are added)."""
+    """One netlink request: a pyroute2 message to send once, with its type and flags.
+
+    ``NLM_F_REQUEST`` (and ``NLM_F_ACK`` unless it is a dump) and the sequence number are
+    added when it is sent.
+    """
 
     msg_type: int
     flags: int
-    body: bytes
+    msg: nl.Message
+    #: pyroute2 class to decode the answers with (default: the class of their type)
+    reply_class: type | None = None
 
     def __repr__(self) -> str:
-        return f"Request(type={self.msg_type}, flags={self.flags:#x}, {len(self.body)} bytes)"
+        return f"Request(type={self.msg_type}, flags={self.flags:#x}, {type(self.msg).__name__})"
 
 
 @dataclass
 class Reply:
-    """The outcome of one request: ``error`` is 0 or a positive errno."""
+    """The outcome of one request: ``error`` is 0 or a positive errno.
+
+    ``messages`` are the pyroute2 messages answering it (a dump's entries, a get's reply).
+    """
 
     error: int = 0
     message: str = ""
-    payloads: list[tuple[int, bytes]] = field(default_factory=list)
+    messages: list[nl.Message] = field(default_factory=list)
     interrupted: bool = False
 
 
@@ -78,8 +84,8 @@ class RtnlSocket:
         try:
             sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _RCVBUF)
-            sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
-            sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
+            sock.setsockopt(nl.SOL_NETLINK, nl.NETLINK_CAP_ACK, 1)
+            sock.setsockopt(nl.SOL_NETLINK, nl.NETLINK_EXT_ACK, 1)
             sock.bind((0, 0))
         except BaseException:
             sock.close()
@@ -93,20 +99,23 @@ class RtnlSocket:
         with self._lock:
             self._sock.close()
 
-    def dump(self, msg_type: int, body: bytes, flags: int = nl.NLM_F_DUMP) -> list[bytes]:
-        """Run one dump request and return the payloads of its messages.
+    def dump(
+        self, msg_type: int, make: Callable[[], nl.Message], flags: int = nl.NLM_F_DUMP
+    ) -> list[nl.Message]:
+        """Run one dump request and return its messages (decoded by pyroute2).
 
-        Interrupted dumps (``NLM_F_DUMP_INTR``, the table changed meanwhile) are retried.
+        Interrupted dumps (``NLM_F_DUMP_INTR``, the table changed meanwhile) are retried,
+        each time with a fresh request from ``make``.
 
         :raises KernelError: the kernel answered with an error.
         """
         for _ in range(10):
-            reply = self.run([Request(msg_type, flags, body)])[0]
+            reply = self.run([Request(msg_type, flags, make())])[0]
             if reply.error:
                 raise KernelError(reply.error, "dump", str(msg_type), self.namespace)
             if reply.interrupted:
                 continue
-            return [payload for _t, payload in reply.payloads]
+            return reply.messages
         raise KernelError(errno.EINTR, "dump", str(msg_type), self.namespace)
 
     def run(self, requests: Sequence[Request]) -> list[Reply]:
@@ -119,30 +128,45 @@ class RtnlSocket:
         with self._lock:
             base = self._seq + 1
             self._seq += len(requests)
+            # everything is encoded before the first send: an encoding error sends nothing
+            encoded: list[bytes] = []
             pending: dict[int, int] = {}
-            chunk: list[bytes] = []
-            chunk_len = 0
+            reply_classes: dict[int, type] = {}
             for index, req in enumerate(requests):
-                seq = base + index
+                seq = (base + index) & 0xFFFFFFFF
                 flags = req.flags | nl.NLM_F_REQUEST
                 if not _is_dump(req):
                     flags |= nl.NLM_F_ACK
-                chunk.append(nl.header(16 + len(req.body), req.msg_type, flags, seq & 0xFFFFFFFF))
-                chunk.append(req.body)
-                chunk_len += 16 + len(req.body)
-                pending[seq & 0xFFFFFFFF] = index
+                encoded.append(nl.encode(req.msg, req.msg_type, flags, seq))
+                pending[seq] = index
+                if req.reply_class is not None:
+                    reply_classes[seq] = req.reply_class
+            chunk: list[bytes] = []
+            chunk_len = 0
+            sent = 0
+            for data in encoded:
+                chunk.append(data)
+                chunk_len += len(data)
+                sent += 1
                 if chunk_len >= _SEND_CHUNK:
                     self._sock.send(b"".join(chunk))
                     chunk, chunk_len = [], 0
-                    if len(pending) >= _DRAIN_EVERY:
-                        self._receive(pending, replies, block=False)
+                    if sent >= _DRAIN_EVERY:
+                        sent = 0
+                        self._receive(pending, replies, reply_classes, block=False)
             if chunk:
                 self._sock.send(b"".join(chunk))
             while pending:
-                self._receive(pending, replies, block=True)
+                self._receive(pending, replies, reply_classes, block=True)
         return replies
 
-    def _receive(self, pending: dict[int, int], replies: list[Reply], block: bool) -> None:
+    def _receive(
+        self,
+        pending: dict[int, int],
+        replies: list[Reply],
+        reply_classes: dict[int, type],
+        block: bool,
+    ) -> None:
         while pending:
             if block and not self._poll.poll(_TIMEOUT_S * 1000):
                 raise KernelError(errno.ETIMEDOUT, "netlink", "ack", self.namespace)
@@ -152,30 +176,31 @@ class RtnlSocket:
                 if block:
                     continue
                 return
-            for msg_type, msg_flags, seq, payload in nl.iter_messages(bytes(self._buf[:size])):
+            for msg in nl.decode(bytes(self._buf[:size]), reply_classes):
+                header = msg["header"]
+                seq = header["sequence_number"]
                 index = pending.get(seq)
                 if index is None:
                     LOG.debug("Dropping netlink message with unknown sequence %d", seq)
                     continue
                 reply = replies[index]
+                msg_type = header["type"]
+                msg_flags = header["flags"]
                 if msg_type == nl.NLMSG_ERROR:
-                    code = -int.from_bytes(payload[:4], "little", signed=True)
+                    code = -int(msg["error"])
                     reply.error = code
                     if code and msg_flags & nl.NLM_F_ACK_TLVS:
-                        # with NETLINK_CAP_ACK the error carries only the request header
-                        msg = nl.parse_attrs(payload, 4 + 16).get(nl.NLMSGERR_ATTR_MSG)
-                        reply.message = nl.cstr(msg) if msg else ""
+                        reply.message = str(msg.get_attr("NLMSGERR_ATTR_MSG") or "")
                     del pending[seq]
                 elif msg_type == nl.NLMSG_DONE:
-                    code = -int.from_bytes(payload[:4], "little", signed=True) if payload else 0
-                    reply.error = max(code, 0)
+                    reply.error = max(-int(msg.get("error", 0)), 0)
                     if msg_flags & nl.NLM_F_DUMP_INTR:
                         reply.interrupted = True
                     del pending[seq]
                 else:
                     if msg_flags & nl.NLM_F_DUMP_INTR:
                         reply.interrupted = True
-                    reply.payloads.append((msg_type, payload))
+                    reply.messages.append(msg)
             if not block:
                 continue
             return

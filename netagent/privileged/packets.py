@@ -15,7 +15,6 @@ import struct
 import time
 
 from netagent.privileged import links, nsenter
-from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
 from netagent.privileged.errors import InvalidArgument, translate
 
@@ -79,6 +78,13 @@ def _send(
             raise translate(exc.errno or errno.EIO, "link", "send", device, namespace) from None
 
 
+def _mac_bytes(mac: str | None) -> bytes:
+    """``aa:bb:cc:dd:ee:ff`` as 6 bytes; a device without a MAC cannot send ARP/ND."""
+    if not mac:
+        raise InvalidArgument("device", mac, "device has no Ethernet address")
+    return bytes.fromhex(mac.replace(":", ""))
+
+
 def _check(device: str, count: int, interval: float) -> None:
     v.device_name(device)
     v.int_range(count, 1, 100, "count")
@@ -105,7 +111,7 @@ def send_gratuitous_arp(
         ip = ipaddress.IPv4Address(address)
     except ValueError:
         raise InvalidArgument("address", address, "IPv4 address expected") from None
-    mac = nl.mac_bytes(links.get_link(v.optional_namespace(namespace), device)["mac"])
+    mac = _mac_bytes(links.get_link(v.optional_namespace(namespace), device)["mac"])
     _send(namespace, device, arp_frame(mac, ip, reply), _ETH_P_ARP, count=count, interval=interval)
     LOG.info("Sent %d gratuitous ARP for %s on %s (namespace %s)", count, ip, device, namespace)
 
@@ -129,7 +135,7 @@ def send_unsolicited_na(
         ip = ipaddress.IPv6Address(address)
     except ValueError:
         raise InvalidArgument("address", address, "IPv6 address expected") from None
-    mac = nl.mac_bytes(links.get_link(v.optional_namespace(namespace), device)["mac"])
+    mac = _mac_bytes(links.get_link(v.optional_namespace(namespace), device)["mac"])
     _send(
         namespace, device, na_frame(mac, ip, router), _ETH_P_IPV6, count=count, interval=interval
     )

@@ -46,35 +46,50 @@ def list_routes(
         ``oif`` (ifindex), ``metric``, ``source``, ``protocol``, ``family``.
     """
     sock = get_socket(v.optional_namespace(namespace))
-    head = nl.RTMSG.pack(_FAMILIES[family], 0, 0, 0, 0, 0, 0, 0, 0)
+    af = _FAMILIES[family]
+
+    def request() -> nl.Message:
+        msg = nl.rtmsg()
+        msg.update(dict.fromkeys(_RTMSG_FIELDS, 0))
+        msg["family"] = af
+        return msg
+
     result = []
-    for payload in sock.dump(nl.RTM_GETROUTE, head):
-        fam, dst_len, _s, _t, rtable, proto, scope, rtype, _f = nl.RTMSG.unpack_from(payload)
-        attrs = nl.parse_attrs(payload, nl.RTMSG.size)
-        table_id = nl.u32(attrs[nl.RTA_TABLE]) if nl.RTA_TABLE in attrs else rtable
+    for msg in sock.dump(nl.RTM_GETROUTE, request):
+        table_id = msg.get_attr("RTA_TABLE", msg["table"])
         if table is not None and table_id != table:
             continue
+        fam = msg["family"]
         zero = "::" if fam == socket.AF_INET6 else "0.0.0.0"
-        dst = nl.ip_text(fam, attrs[nl.RTA_DST]) if nl.RTA_DST in attrs else zero
         result.append(
             {
-                "destination": f"{dst}/{dst_len}",
+                "destination": f"{msg.get_attr('RTA_DST') or zero}/{msg['dst_len']}",
                 "table": table_id,
-                "type": _TYPE_NAMES.get(rtype, str(rtype)),
-                "scope": _SCOPE_NAMES.get(scope, str(scope)),
-                "gateway": _ip(fam, attrs.get(nl.RTA_GATEWAY)),
-                "oif": nl.u32(attrs[nl.RTA_OIF]) if nl.RTA_OIF in attrs else None,
-                "metric": nl.u32(attrs[nl.RTA_PRIORITY]) if nl.RTA_PRIORITY in attrs else None,
-                "source": _ip(fam, attrs.get(nl.RTA_PREFSRC)),
-                "protocol": proto,
+                "type": _TYPE_NAMES.get(msg["type"], str(msg["type"])),
+                "scope": _SCOPE_NAMES.get(msg["scope"], str(msg["scope"])),
+                "gateway": msg.get_attr("RTA_GATEWAY"),
+                "oif": msg.get_attr("RTA_OIF"),
+                "metric": msg.get_attr("RTA_PRIORITY"),
+                "source": msg.get_attr("RTA_PREFSRC"),
+                "protocol": msg["proto"],
                 "family": 6 if fam == socket.AF_INET6 else 4,
             }
         )
     return result
 
 
-def _ip(family: int, packed: bytes | None) -> str | None:
-    return nl.ip_text(family, packed) if packed else None
+_RTMSG_FIELDS = ("family", "dst_len", "src_len", "tos", "table", "proto", "scope", "type", "flags")
+_FIBMSG_FIELDS = (
+    "family",
+    "dst_len",
+    "src_len",
+    "tos",
+    "table",
+    "res1",
+    "res2",
+    "action",
+    "flags",
+)
 
 
 def add_rule(namespace: str | None, **options: Any) -> None:
@@ -104,26 +119,29 @@ def list_rules(namespace: str | None, family: int = 4) -> list[dict[str, Any]]:
     """
     sock = get_socket(v.optional_namespace(namespace))
     af = _FAMILIES[family]
+
+    def request() -> nl.Message:
+        msg = nl.fibmsg()
+        msg.update(dict.fromkeys(_FIBMSG_FIELDS, 0))
+        msg["family"] = af
+        return msg
+
     result = []
-    for payload in sock.dump(nl.RTM_GETRULE, nl.FIBRULEHDR.pack(af, 0, 0, 0, 0, 0, 0, 0, 0)):
-        fam, dst_len, src_len, _tos, rtable, _r1, _r2, action, _f = nl.FIBRULEHDR.unpack_from(
-            payload
-        )
-        attrs = nl.parse_attrs(payload, nl.FIBRULEHDR.size)
-        src = attrs.get(nl.FRA_SRC)
-        dst = attrs.get(nl.FRA_DST)
+    for msg in sock.dump(nl.RTM_GETRULE, request):
+        src = msg.get_attr("FRA_SRC")
+        dst = msg.get_attr("FRA_DST")
         result.append(
             {
-                "priority": nl.u32(attrs[nl.FRA_PRIORITY]) if nl.FRA_PRIORITY in attrs else 0,
-                "table": nl.u32(attrs[nl.FRA_TABLE]) if nl.FRA_TABLE in attrs else rtable,
-                "source": f"{nl.ip_text(fam, src)}/{src_len}" if src else None,
-                "destination": f"{nl.ip_text(fam, dst)}/{dst_len}" if dst else None,
-                "iif": nl.cstr(attrs[nl.FRA_IIFNAME]) if nl.FRA_IIFNAME in attrs else None,
-                "oif": nl.cstr(attrs[nl.FRA_OIFNAME]) if nl.FRA_OIFNAME in attrs else None,
-                "fwmark": nl.u32(attrs[nl.FRA_FWMARK]) if nl.FRA_FWMARK in attrs else None,
-                "fwmask": nl.u32(attrs[nl.FRA_FWMASK]) if nl.FRA_FWMASK in attrs else None,
-                "action": action,
-                "family": 6 if fam == socket.AF_INET6 else 4,
+                "priority": msg.get_attr("FRA_PRIORITY", 0),
+                "table": msg.get_attr("FRA_TABLE", msg["table"]),
+                "source": f"{src}/{msg['src_len']}" if src else None,
+                "destination": f"{dst}/{msg['dst_len']}" if dst else None,
+                "iif": msg.get_attr("FRA_IIFNAME"),
+                "oif": msg.get_attr("FRA_OIFNAME"),
+                "fwmark": msg.get_attr("FRA_FWMARK"),
+                "fwmask": msg.get_attr("FRA_FWMASK"),
+                "action": msg["action"],
+                "family": 6 if msg["family"] == socket.AF_INET6 else 4,
             }
         )
     return result

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from netagent.drivers.linuxbridge.fdb import is_flooding
 from netagent.drivers.linuxbridge.kernel import FdbEntry, Link, VxlanSpec
-from netagent.linux import ip_lib, neighbour
-from netagent.privileged import batch
-from netagent.privileged import sysctl as priv_sysctl
-from netagent.privileged.errors import EntryNotFound
+from netagent.linux import ip_lib, neighbour, sysctl
 
 
 def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
@@ -28,7 +24,7 @@ def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
         mtu=raw.mtu or 0,
         up=raw.up,
         master=indexes.get(raw.master) if raw.master else None,
-        vni=data.get("vni") if kind in ("vxlan", "vlan") else None,
+        vni=data.get("vni") if vxlan else data.get("vlan_id") if kind == "vlan" else None,
         parent=data.get("underlay") if vxlan else data.get("link"),
         vxlan_local=data.get("local") if vxlan else None,
         vxlan_port=data.get("port") if vxlan else None,
@@ -73,18 +69,10 @@ class IpLibKernel:
         )
 
     def disable_ipv6(self, name: str) -> None:
-        # netagent.linux.sysctl has no typed setter for this key yet; the privileged
-        # layer allows it.
-        priv_sysctl.set_sysctl(self.netns, f"net.ipv6.conf.{name}.disable_ipv6", 1)
+        sysctl.set_disable_ipv6(self.netns, name)
 
     def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
-        # Needs a "create_vlan" operation in the kernel layer (IFLA_INFO_KIND "vlan",
-        # IFLA_VLAN_ID, IFLA_LINK); until it exists the batch rejects the op with
-        # InvalidArgument, which fails the VLAN network only.
-        batch.execute_one(
-            self.netns,
-            {"op": "create_vlan", "name": name, "link": parent, "vlan_id": vlan_id, "mtu": mtu},
-        )
+        ip_lib.create_vlan(name, parent, vlan_id, namespace=self.netns, mtu=mtu)
 
     def set_link(
         self,
@@ -95,14 +83,9 @@ class IpLibKernel:
         master: str | None = None,
         nomaster: bool = False,
     ) -> None:
-        ops = ip_lib.Batch(self.netns)
-        if master is not None:
-            ops.set_master(name, master)
-        elif nomaster:
-            ops.release(name)
-        if mtu is not None or up is not None:
-            ops.set_link(name, mtu=mtu, up=up)
-        _apply(ops)
+        ip_lib.set_link(
+            name, namespace=self.netns, mtu=mtu, up=up, master=master, nomaster=nomaster
+        )
 
     def delete_link(self, name: str) -> None:
         ip_lib.delete_device(name, namespace=self.netns, missing_ok=True)
@@ -115,24 +98,9 @@ class IpLibKernel:
         }
 
     def fdb_add(self, device: str, entries: list[FdbEntry]) -> None:
-        ops = ip_lib.Batch(self.netns)
-        for e in entries:
-            dst = ipaddress.ip_address(e.dst)
-            ops.add_raw(neighbour.fdb_op(device, e.mac, dst, append=is_flooding(e.mac)))
-        _apply(ops)
+        pairs = [(e.mac, ipaddress.ip_address(e.dst)) for e in entries]
+        neighbour.add_fdb_entries(device, pairs, namespace=self.netns)
 
     def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
-        ops = ip_lib.Batch(self.netns)
-        for e in entries:
-            ops.add_raw(neighbour.fdb_op(device, e.mac, ipaddress.ip_address(e.dst), delete=True))
-        _apply(ops, ignore=(EntryNotFound,))
-
-
-def _apply(ops: ip_lib.Batch, ignore: tuple[type[Exception], ...] = ()) -> None:
-    """Send a batch; re-raise its first failure not in ``ignore``, typed."""
-    try:
-        ops.apply()
-    except batch.BatchError as exc:
-        for _index, error in exc.errors():
-            if not isinstance(error, ignore):
-                raise error from None
+        pairs = [(e.mac, ipaddress.ip_address(e.dst)) for e in entries]
+        neighbour.delete_fdb_entries(device, pairs, namespace=self.netns, missing_ok=True)

@@ -148,6 +148,34 @@ def test_dummy(netns: str) -> None:
     assert (link.kind, link.mtu, link.up) == ("dummy", 1400, True)
 
 
+def test_vlan(netns: str) -> None:
+    ip_lib.create_veth("p0", "p0p", namespace=netns, up=True)
+    try:
+        ip_lib.create_vlan("p0.100", "p0", 100, namespace=netns, mtu=1400, up=True)
+    except KernelError as exc:
+        if exc.errno == errno.EOPNOTSUPP:
+            pytest.skip("kernel has no 802.1q module")
+        raise
+    link = ip_lib.get_device("p0.100", namespace=netns)
+    parent = ip_lib.get_device("p0", namespace=netns)
+    assert (link.kind, link.mtu, link.up) == ("vlan", 1400, True)
+    assert link.data == {"vlan_id": 100, "link": parent.index}
+    assert _details(netns, "p0.100")["linkinfo"]["info_data"]["id"] == 100
+
+
+def test_set_link_master_in_one_request(netns: str) -> None:
+    ip_lib.create_bridge("brm", namespace=netns)
+    ip_lib.create_veth("m0", "m0p", namespace=netns)
+    ip_lib.set_link("m0", namespace=netns, master="brm", mtu=1400, up=True)
+    port = ip_lib.get_device("m0", namespace=netns)
+    assert (port.master, port.mtu, port.up) == ("brm", 1400, True)
+    ip_lib.set_link("m0", namespace=netns, nomaster=True)
+    assert ip_lib.get_device("m0", namespace=netns).master is None
+    with pytest.raises(DeviceNotFound):
+        ip_lib.set_link("m0", namespace=netns, master="nosuchbr", mtu=1300)
+    assert ip_lib.get_device("m0", namespace=netns).mtu == 1400
+
+
 def test_typed_errors(netns: str) -> None:
     with pytest.raises(DeviceNotFound):
         ip_lib.set_mtu("nosuchdev", 1400, namespace=netns)

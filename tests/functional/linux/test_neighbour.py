@@ -10,7 +10,7 @@ import pytest
 
 from netagent.linux import ip_lib, neighbour, sysctl
 from netagent.privileged.errors import DeviceNotFound, EntryNotFound, InvalidArgument
-from tests.functional.linux.helpers import ip_out
+from tests.functional.linux.helpers import ip_out, wait_for
 
 addr = ipaddress.ip_address
 
@@ -60,6 +60,33 @@ def test_vxlan_flood_list_and_static_fdb(netns: str) -> None:
         )
 
 
+def test_fdb_entries_in_one_batch(netns: str) -> None:
+    ip_lib.create_vxlan("vx-8", 8, namespace=netns, local=addr("198.18.0.1"))
+    zero = neighbour.FLOOD_MAC
+    entries = [
+        (zero, addr("198.18.0.2")),
+        (zero, addr("198.18.0.3")),
+        ("fa:16:3e:00:00:08", addr("198.18.0.2")),
+        ("fa:16:3e:00:00:08", addr("198.18.0.3")),  # a unicast MAC's remote is replaced
+    ]
+    neighbour.add_fdb_entries("vx-8", entries, namespace=netns)
+    found = {(e.mac, str(e.destination)) for e in neighbour.list_fdb(namespace=netns)}
+    assert {(zero, "198.18.0.2"), (zero, "198.18.0.3")} <= found
+    assert ("fa:16:3e:00:00:08", "198.18.0.3") in found
+    assert ("fa:16:3e:00:00:08", "198.18.0.2") not in found
+    neighbour.add_fdb_entries("vx-8", entries[:1], namespace=netns)  # already there: no-op
+    assert subprocess_fdb(netns).count("00:00:00:00:00:00 dev vx-8 dst 198.18.0.2 ") == 1
+    # (the kernel ignores the delete of an unknown remote of a known flooding MAC)
+    gone = [(zero, addr("198.18.0.2")), ("fa:16:3e:00:00:99", addr("198.18.0.9"))]
+    with pytest.raises(EntryNotFound):
+        neighbour.delete_fdb_entries("vx-8", gone, namespace=netns)
+    # the existing entry was deleted even though the other one failed
+    assert "dst 198.18.0.2 " not in subprocess_fdb(netns).replace("\n", " ")
+    neighbour.delete_fdb_entries("vx-8", gone, namespace=netns, missing_ok=True)
+    with pytest.raises(DeviceNotFound):
+        neighbour.add_fdb_entries("nosuchdev", entries[:1], namespace=netns)
+
+
 def test_bridge_port_static_fdb(netns: str) -> None:
     ip_lib.create_bridge("brf", namespace=netns, up=True)
     ip_lib.create_veth("f0", "f0p", namespace=netns, master="brf", up=True)
@@ -100,3 +127,17 @@ def test_sysctls_in_namespace(netns: str) -> None:
         sysctl.get(netns, "kernel.core_pattern")
     with pytest.raises(InvalidArgument):
         sysctl.set_proxy_arp(netns, "../../x", True)
+
+
+def test_disable_ipv6(netns: str) -> None:
+    ip_lib.create_veth("s1", "s1p", namespace=netns)
+    sysctl.set_disable_ipv6(netns, "s1")
+    ip_lib.set_up("s1", namespace=netns)
+    ip_lib.set_up("s1p", namespace=netns)
+    assert sysctl.get(netns, "net.ipv6.conf.s1.disable_ipv6") == 1
+    assert not ip_lib.list_addresses(namespace=netns, device="s1", family=6)
+    assert wait_for(lambda: bool(ip_lib.list_addresses(namespace=netns, device="s1p", family=6)))
+    sysctl.set_disable_ipv6(netns, "s1", False)
+    assert sysctl.get(netns, "net.ipv6.conf.s1.disable_ipv6") == 0
+    with pytest.raises(InvalidArgument):
+        sysctl.set_disable_ipv6(netns, "s1.100")

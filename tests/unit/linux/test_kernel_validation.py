@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from netagent.linux import ip_lib, neighbour, sysctl
 from netagent.privileged import batch, nlbuild, packets, validate
 from netagent.privileged import nlcodec as nl
 from netagent.privileged.errors import (
@@ -19,6 +20,7 @@ from netagent.privileged.errors import (
     NamespaceNotFound,
     translate,
 )
+from netagent.privileged.nlsocket import Request
 
 
 @pytest.mark.parametrize("name", ["eth0", "tap1234567890a", "br-int", "a.b_c", "x" * 15])
@@ -74,6 +76,15 @@ def test_bad_ops_rejected_before_sending(op: dict[str, object]) -> None:
         batch._dry_run([op])
 
 
+def _encoded(request: Request) -> nl.Message:
+    """Encode a built request with pyroute2 and decode it back with the class of its type."""
+    data = nl.encode(request.msg, request.msg_type, request.flags, 42)
+    (msg,) = nl.decode(data)
+    assert msg["header"]["sequence_number"] == 42
+    assert msg["header"]["type"] == request.msg_type
+    return msg
+
+
 def test_veth_encoding_nests_peer() -> None:
     ctx = nlbuild.Context(lambda name: {"br0": 7}[name])
     op = {"op": "create_veth", "name": "a", "peer_name": "b", "master": "br0", "mtu": 1450}
@@ -82,17 +93,110 @@ def test_veth_encoding_nests_peer() -> None:
     assert (kind, target, peer_target) == ("link", "a", "b")
     assert create.msg_type == nl.RTM_NEWLINK
     assert create.flags == nl.NLM_F_CREATE | nl.NLM_F_EXCL
-    attrs = nl.parse_attrs(create.body, nl.IFINFOMSG.size)
-    assert nl.cstr(attrs[nl.IFLA_IFNAME]) == "a"
-    assert nl.u32(attrs[nl.IFLA_MASTER]) == 7
-    assert nl.u32(attrs[nl.IFLA_MTU]) == 1450
-    info = nl.parse_attrs(attrs[nl.IFLA_LINKINFO])
-    assert nl.cstr(info[nl.IFLA_INFO_KIND]) == "veth"
-    peer = nl.parse_attrs(info[nl.IFLA_INFO_DATA])[nl.VETH_INFO_PEER]
-    assert nl.cstr(nl.parse_attrs(peer, nl.IFINFOMSG.size)[nl.IFLA_IFNAME]) == "b"
+    msg = _encoded(create)
+    assert msg.get_attr("IFLA_IFNAME") == "a"
+    assert msg.get_attr("IFLA_MASTER") == 7
+    assert msg.get_attr("IFLA_MTU") == 1450
+    assert msg["flags"] & nl.IFF_UP and msg["change"] & nl.IFF_UP
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "veth"
+    peer = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
+    assert peer.get_attr("IFLA_IFNAME") == "b"
+    assert peer["flags"] == 0  # never IFF_UP at creation
     # the peer is brought up by a separate RTM_SETLINK (IFF_UP at creation: ENOTCONN)
     assert peer_up.msg_type == nl.RTM_SETLINK
-    assert nl.IFINFOMSG.unpack_from(peer_up.body)[3] & nl.IFF_UP
+    assert _encoded(peer_up)["flags"] & nl.IFF_UP
+
+
+def test_vxlan_encoding() -> None:
+    ctx = nlbuild.Context(lambda name: {"eth1": 9}[name])
+    op = {"op": "create_vxlan", "name": "vx", "vni": 1000, "local": "192.0.2.1"}
+    ((_kind, _target, request),) = nlbuild.create_vxlan(
+        {**op, "port": 4790, "underlay": "eth1", "ttl": 64}, ctx
+    )
+    data = nl.encode(request.msg, request.msg_type, request.flags, 1)
+    # IFLA_VXLAN_PORT (15) goes in network byte order
+    assert struct.pack("=HH", 6, 15) + struct.pack("!H", 4790) in data
+    vxlan = _encoded(request).get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+    assert vxlan.get_attr("IFLA_VXLAN_ID") == 1000
+    assert vxlan.get_attr("IFLA_VXLAN_PORT") == 4790
+    assert vxlan.get_attr("IFLA_VXLAN_LOCAL") == "192.0.2.1"
+    assert vxlan.get_attr("IFLA_VXLAN_LEARNING") == 0
+    assert vxlan.get_attr("IFLA_VXLAN_LINK") == 9
+    assert vxlan.get_attr("IFLA_VXLAN_TTL") == 64
+
+
+def test_vlan_encoding_and_validation() -> None:
+    ctx = nlbuild.Context(lambda name: {"eth1": 9}[name])
+    op = {"op": "create_vlan", "name": "eth1.100", "link": "eth1", "vlan_id": 100, "mtu": 1500}
+    ((kind, target, request),) = nlbuild.create_vlan(op, ctx)
+    assert (kind, target, request.msg_type) == ("link", "eth1.100", nl.RTM_NEWLINK)
+    assert request.flags == nl.NLM_F_CREATE | nl.NLM_F_EXCL
+    msg = _encoded(request)
+    assert msg.get_attr("IFLA_IFNAME") == "eth1.100"
+    assert msg.get_attr("IFLA_LINK") == 9
+    assert msg.get_attr("IFLA_MTU") == 1500
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "vlan"
+    assert info.get_attr("IFLA_INFO_DATA").get_attr("IFLA_VLAN_ID") == 100
+    for bad in ({"vlan_id": 0}, {"vlan_id": 4095}, {"vlan_id": True}, {"link": "a b"}):
+        with pytest.raises(InvalidArgument):
+            batch._dry_run([{**op, **bad}])
+
+
+def test_fdb_and_route_encoding() -> None:
+    ctx = nlbuild.Context(lambda name: {"vx": 11, "a": 3}[name])
+    fdb = {"op": "add_fdb", "device": "vx", "mac": "00:00:00:00:00:00"}
+    ((_k, _t, request),) = nlbuild.add_fdb({**fdb, "destination": "fd00::7", "append": True}, ctx)
+    assert request.flags == nl.NLM_F_CREATE | nl.NLM_F_APPEND
+    msg = _encoded(request)
+    assert (msg["family"], msg["ifindex"], msg["flags"]) == (7, 11, nl.NTF_SELF)
+    assert msg.get_attr("NDA_DST") == "fd00::7"
+    assert msg.get_attr("NDA_LLADDR") == "00:00:00:00:00:00"
+    route = {"op": "add_route", "destination": "10.0.0.0/8", "device": "a", "table": 1000}
+    ((_k, _t, request),) = nlbuild.add_route({**route, "gateway": "192.0.2.1"}, ctx)
+    msg = _encoded(request)
+    assert (msg["dst_len"], msg["table"], msg["type"]) == (8, nl.RT_TABLE_COMPAT, nl.RTN_UNICAST)
+    assert msg.get_attr("RTA_TABLE") == 1000
+    assert msg.get_attr("RTA_DST") == "10.0.0.0"
+    assert msg.get_attr("RTA_GATEWAY") == "192.0.2.1"
+    assert msg.get_attr("RTA_OIF") == 3
+    with pytest.raises(InvalidArgument):
+        batch._dry_run([{**route, "source": "fd00::1"}])
+
+
+def test_linux_api_validates_before_sending() -> None:
+    # no namespace exists and nothing is root here: these must fail on the arguments
+    for vlan_id in (0, 4095, True):
+        with pytest.raises(InvalidArgument):
+            ip_lib.create_vlan("v.1", "eth1", vlan_id, namespace="nope")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        ip_lib.create_vlan("v.1", "bad parent", 10, namespace="nope")
+    with pytest.raises(InvalidArgument):
+        ip_lib.set_link("v0", namespace="nope", master="br0", nomaster=True)
+    with pytest.raises(InvalidArgument):
+        sysctl.set_disable_ipv6("nope", "eth1.100")
+    with pytest.raises(InvalidArgument):
+        neighbour.add_fdb_entries("vx", [("not-a-mac", ipaddress.ip_address("192.0.2.1"))])
+    assert neighbour.is_flooding_mac("00:00:00:00:00:00")
+    assert neighbour.is_flooding_mac("01:00:5E:00:00:01")
+    assert not neighbour.is_flooding_mac("fa:16:3e:00:00:01")
+
+
+def test_capped_ack_decoding() -> None:
+    # NLMSG_ERROR as the kernel sends it with NETLINK_CAP_ACK and extended acks:
+    # error, the request's header, then NLMSGERR_ATTR_MSG
+    text = b"Unknown device type\0"
+    tlv = struct.pack("=HH", 4 + len(text), 1) + text + b"\0" * (-len(text) % 4)
+    body = struct.pack("=i", -95) + struct.pack("=IHHII", 100, nl.RTM_NEWLINK, 0x605, 5, 0)
+    header = struct.pack("=IHHII", 16 + len(body) + len(tlv), nl.NLMSG_ERROR, 0x300, 5, 0)
+    done = struct.pack("=IHHII", 20, nl.NLMSG_DONE, 2, 6, 0) + struct.pack("=i", 0)
+    ack, end = nl.decode(header + body + tlv + done)
+    assert isinstance(ack, nl.AckMsg)
+    assert ack["error"] == -95 and ack["header"]["sequence_number"] == 5
+    assert ack["req_type"] == nl.RTM_NEWLINK
+    assert ack.get_attr("NLMSGERR_ATTR_MSG") == "Unknown device type"
+    assert end["header"]["type"] == nl.NLMSG_DONE and end["error"] == 0
 
 
 def test_error_translation_and_rebuild() -> None:
