@@ -172,6 +172,21 @@ def group_rules(group: SecurityGroup, direction: Direction, family: int, mark: i
     return out
 
 
+def compile_group(group: SecurityGroup, mark: int) -> dict[tuple[int, Direction], list[Rule]]:
+    """All four chains of a group: ``{(family, direction): rules}``.
+
+    :raises FirewallBuildError: (for the group id) any rule cannot be expressed
+    """
+    try:
+        return {
+            (family, direction): group_rules(group, direction, family, mark)
+            for family in (4, 6)
+            for direction in (Direction.EGRESS, Direction.INGRESS)
+        }
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise FirewallBuildError(group.id, f"security group {group.id}: {exc}") from exc
+
+
 def group_chain(direction: Direction, group_id: str) -> str:
     """The shared chain of a group and direction."""
     return names.security_group_chain(_dir(direction), group_id)

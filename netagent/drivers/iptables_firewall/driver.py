@@ -78,8 +78,15 @@ class PortRecord:
 def build_record(port: Port, state: DesiredState, old: PortRecord | None = None) -> PortRecord:
     """The record of ``port`` (``old`` is reused when nothing it depends on changed).
 
-    :raises ValueError: the port cannot be filtered (e.g. a device name without bucket)
+    :raises FirewallBuildError: the port cannot be filtered (e.g. a bad address pair)
     """
+    try:
+        return _build_record(port, state, old)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise comp.FirewallBuildError(port.id, str(exc)) from exc
+
+
+def _build_record(port: Port, state: DesiredState, old: PortRecord | None) -> PortRecord:
     device = port.device_name
     digit = comp.bucket(device)
     if not port.port_security_enabled:
@@ -187,7 +194,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 old = self._ports.get(port.id)
                 try:
                     record = build_record(port, state, old)
-                except (ValueError, NetagentError) as exc:
+                except NetagentError as exc:
                     self._forget(port.id)
                     outcome.failed[port.id] = f"filter not built: {exc}"
                     LOG.error("Port %s filter not built: %s", port.id, exc)
@@ -351,13 +358,9 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if self._groups.get(gid) == group and gid not in self._bad_groups:
                 continue
             try:
-                chains = {
-                    (family, direction): comp.group_rules(group, direction, family, self.mark)
-                    for family in FAMILIES
-                    for direction in DIRECTIONS
-                }
-            except (ValueError, NetagentError) as exc:
-                self._bad_groups[gid] = f"security group {gid}: {exc}"
+                chains = comp.compile_group(group, self.mark)
+            except NetagentError as exc:
+                self._bad_groups[gid] = str(exc)
                 LOG.error("Security group %s cannot be compiled: %s", gid, exc)
                 continue
             self._bad_groups.pop(gid, None)
