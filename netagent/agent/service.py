@@ -18,7 +18,7 @@ from types import FrameType
 
 from oslo_config import cfg
 
-from netagent.agent import status
+from netagent.agent import metrics, status
 from netagent.agent.core import Reconciler
 from netagent.agent.devices import DeviceMonitor
 from netagent.agent.source import Source
@@ -75,6 +75,24 @@ def make_device_monitor() -> DeviceMonitor:
     return LinkMonitor(name_filter=lambda name: name.startswith(constants.TAP_PREFIX))
 
 
+def make_metrics_server(listen: str, reconciler: Reconciler) -> metrics.MetricsServer | None:
+    """The Prometheus endpoint on ``<address>:<port>``, started; ``None`` when disabled.
+
+    :raises NetagentError: the value is not ``<address>:<port>`` or cannot be bound.
+    """
+    if not listen:
+        return None
+    address, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NetagentError(f"[agent] metrics_listen must be <address>:<port>, got {listen!r}")
+    try:
+        server = metrics.MetricsServer(address.strip("[]"), int(port), reconciler.status)
+    except OSError as exc:
+        raise NetagentError(f"cannot serve metrics on {listen}: {exc}") from exc
+    server.start()
+    return server
+
+
 def make_reconciler(
     conf: cfg.ConfigOpts, l2: base.L2Driver, firewall: base.FirewallDriver, l3: base.L3Driver
 ) -> Reconciler:
@@ -110,6 +128,7 @@ def run(
     monitor = make_device_monitor()
     server = status.StatusServer(status.socket_path(conf.state_path), reconciler.status)
     server.start()
+    metrics_server = make_metrics_server(conf.agent.metrics_listen, reconciler)
     LOG.info(
         "netagent-agent starting on host %s (source=%s, l2=%s, firewall=%s, l3=%s)",
         conf.host,
@@ -129,5 +148,7 @@ def run(
         monitor.stop()
         reconciler.stop()
         server.stop()
+        if metrics_server is not None:
+            metrics_server.stop()
     LOG.info("netagent-agent stopped")
     return 0

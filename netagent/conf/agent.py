@@ -79,6 +79,13 @@ AGENT_OPTS = [
         help="Every this many consecutive failures of one resource, the agent runs a full "
         "resync of everything (to repair state the failing resource may depend on).",
     ),
+    cfg.StrOpt(
+        "metrics_listen",
+        default="",
+        help="Serve Prometheus metrics (sync durations, ports wired and filtered, failures) "
+        "over HTTP at http://<this>/metrics, given as <address>:<port>, e.g. "
+        "127.0.0.1:9737. Empty disables the endpoint.",
+    ),
 ]
 
 
