@@ -1,7 +1,8 @@
 """conntrack: batched, de-duplicated deletion of entries, and zones for ports.
 
 :func:`delete_entries` takes any number of :class:`ConntrackFilter` objects, drops
-duplicates and filters made redundant by a more general one, and deletes with one process.
+duplicates and filters made redundant by a more general one, and deletes over ctnetlink:
+one dump of the namespace's table, matched in Python, only matching entries deleted.
 :class:`ZoneManager` gives each zone key (typically a network) a stable conntrack zone and
 keeps the raw-table ``CT --zone`` rules of the ports' devices in chain ``na-ct-zones``
 through the iptables manager, so that overlapping addresses in different networks get
@@ -81,10 +82,11 @@ def reduce_filters(filters: Iterable[ConntrackFilter]) -> list[ConntrackFilter]:
 
 
 def delete_entries(namespace: str | None, filters: Iterable[ConntrackFilter]) -> int:
-    """Delete all entries matching any filter, in one process.
+    """Delete all entries matching any filter (one ctnetlink dump, then the deletions).
 
     :returns: number of entries deleted
-    :raises netagent.privileged.conntrack.ConntrackError: the tool failed
+    :raises netagent.privileged.conntrack.ConntrackError: the kernel refused the dump
+        or a deletion
     """
     reduced = reduce_filters(filters)
     if not reduced:

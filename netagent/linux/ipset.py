@@ -1,12 +1,20 @@
 """ipset manager: netagent's hash:net / hash:ip sets of one namespace, replaced atomically.
 
 Callers declare each set's whole membership (:meth:`IpsetManager.set_members`);
-:meth:`IpsetManager.apply` writes one ``ipset restore`` for every set that changed since
-the last successful apply. A set's membership is replaced without a gap: the new members
-go into a temporary set (``nt`` instead of ``na`` in the name, as
-:func:`netagent.common.names.ipset_name` gives with ``temporary=True``), which is then
-swapped with the live set and destroyed, all in the same restore. ``hash:net`` refuses a
-/0, so ``0.0.0.0/0`` and ``::/0`` become their two /1 halves.
+:meth:`IpsetManager.apply` writes one ``ipset restore -exist`` for every set that changed
+since the last successful apply. Membership changes without a gap, two ways:
+
+* in place, for a small change to a set this manager has written before (at most
+  :data:`IN_PLACE_MAX` members added plus removed, same family, kind and size class):
+  ``add``/``del`` of the changed members on the live set. Each is atomic by itself, and
+  members that stay are never touched (Neutron edits its sets the same way);
+* otherwise (new set, first apply after a restart, large change) the new members go into
+  a temporary set (``nt`` instead of ``na`` in the name, as
+  :func:`netagent.common.names.ipset_name` gives with ``temporary=True``), which is then
+  swapped with the live set and destroyed, all in the same restore.
+
+``hash:net`` refuses a /0, so ``0.0.0.0/0`` and ``::/0`` become their two /1 halves (in
+both paths, since both work on the normalised members).
 
 Ordering: a set that is no longer wanted is destroyed only by
 :meth:`IpsetManager.destroy_unreferenced`, which callers run after the iptables apply that
@@ -31,6 +39,10 @@ LOG = logging.getLogger(__name__)
 KINDS = ("hash:net", "hash:ip")
 HASHSIZE = 1024
 MAXELEM = 65536
+#: Largest number of added + removed members applied in place; above, the set is
+#: rebuilt and swapped (one restore line per member either way, but a swap costs a
+#: second set's worth of memory and rewrites every member).
+IN_PLACE_MAX = 64
 
 Member = (
     str
@@ -93,12 +105,32 @@ def normalize_members(family: int, kind: str, members: Iterable[Member]) -> froz
     return frozenset(out)
 
 
-def _set_lines(name: str, spec: _SetSpec) -> list[str]:
-    inet = "inet" if spec.family == 4 else "inet6"
+def _maxelem(spec: _SetSpec) -> int:
     maxelem = MAXELEM
     while maxelem < len(spec.members):
         maxelem *= 2
-    create = f"{spec.kind} family {inet} hashsize {HASHSIZE} maxelem {maxelem}"
+    return maxelem
+
+
+def _in_place_lines(name: str, old: _SetSpec | None, new: _SetSpec) -> list[str] | None:
+    """``add``/``del`` lines turning ``old`` into ``new`` on the live set, or None when
+    the change has to go through a temporary set and a swap."""
+    if old is None or (old.family, old.kind) != (new.family, new.kind):
+        return None
+    if _maxelem(old) != _maxelem(new):
+        return None
+    added = new.members - old.members
+    removed = old.members - new.members
+    if len(added) + len(removed) > IN_PLACE_MAX:
+        return None
+    return [f"del {name} {m}" for m in sorted(removed)] + [
+        f"add {name} {m}" for m in sorted(added)
+    ]
+
+
+def _set_lines(name: str, spec: _SetSpec) -> list[str]:
+    inet = "inet" if spec.family == 4 else "inet6"
+    create = f"{spec.kind} family {inet} hashsize {HASHSIZE} maxelem {_maxelem(spec)}"
     tmp = temporary_name(name)
     lines = [f"create {name} {create}", f"create {tmp} {create}", f"flush {tmp}"]
     lines += [f"add {tmp} {m}" for m in sorted(spec.members)]
@@ -150,8 +182,14 @@ class IpsetManager:
             self._desired.pop(name, None)
             self._to_destroy.add(name)
 
+    def _lines(self, name: str) -> list[str]:
+        desired = self._desired[name]
+        in_place = _in_place_lines(name, self._applied.get(name), desired)
+        return in_place if in_place is not None else _set_lines(name, desired)
+
     def apply(self) -> IpsetResult:
-        """Write every changed set in one ``ipset restore`` (fill temporary set, swap).
+        """Write every changed set in one ``ipset restore`` (in place, or fill a
+        temporary set and swap).
 
         A failing set is set aside and the others are retried; it is reported in
         ``failed`` and retried by the next apply.
@@ -163,17 +201,25 @@ class IpsetManager:
             while queue:
                 batch = queue.pop(0)
                 owners: list[str] = []
+                lines: list[str] = []
                 for name in batch:
-                    owners += [name] * len(_set_lines(name, self._desired[name]))
-                text = "".join(
-                    line + "\n" for n in batch for line in _set_lines(n, self._desired[n])
-                )
+                    set_lines = self._lines(name)
+                    owners += [name] * len(set_lines)
+                    lines += set_lines
+                text = "".join(line + "\n" for line in lines)
                 try:
                     priv.restore(self.namespace, text)
                 except priv.IpsetError as exc:
                     LOG.warning("ipset restore in namespace %s failed: %s", self.namespace, exc)
                     if len(batch) == 1:
-                        result.failed[batch[0]] = str(exc)
+                        name = batch[0]
+                        if name in self._applied:
+                            # The live set may not be what we believed (destroyed or
+                            # edited out of band): rebuild it whole and swap, once.
+                            del self._applied[name]
+                            queue.insert(0, [name])
+                            continue
+                        result.failed[name] = str(exc)
                         continue
                     bad = owners[exc.line - 1] if exc.line and exc.line <= len(owners) else None
                     if bad is None:
@@ -186,7 +232,7 @@ class IpsetManager:
                     self._applied[name] = self._desired[name]
                     result.applied.add(name)
                 LOG.info(
-                    "ipset applied in namespace %s: %d sets replaced", self.namespace, len(batch)
+                    "ipset applied in namespace %s: %d sets written", self.namespace, len(batch)
                 )
             return result
 

@@ -23,7 +23,7 @@ _LINE_RES = (
     ),
     re.compile(rf"^(?:flush|destroy) {_SET}$"),
     re.compile(rf"^swap {_SET} {_SET}$"),
-    re.compile(rf"^add {_SET} [0-9a-fA-F.:]+(?:/\d{{1,3}})?$"),
+    re.compile(rf"^(?:add|del) {_SET} [0-9a-fA-F.:]+(?:/\d{{1,3}})?$"),
 )
 _LINE_NO_RE = re.compile(r"[Ee]rror in line (\d+)")
 
@@ -74,7 +74,8 @@ def _run(namespace: str | None, args: list[str], text: str | None = None) -> str
 
 
 def restore(namespace: str | None, text: str) -> None:
-    """Run one ``ipset restore -exist`` with ``text`` (create/flush/add/swap/destroy lines).
+    """Run one ``ipset restore -exist`` with ``text`` (create/flush/add/del/swap/destroy
+    lines; ``-exist`` makes adding a present member and deleting an absent one no-ops).
 
     Processing stops at the first failing line; earlier lines stay applied.
 

@@ -146,6 +146,9 @@ class IptablesFirewallDriver(base.FirewallDriver):
         self._static_done = False
         self._pending_ct: list[conntrack.ConntrackFilter] = []
         self._state: DesiredState | None = None
+        #: remote-group members per (group, family), for the state object they came from
+        self._members: tuple[DesiredState | None, dict[tuple[str, int], frozenset[IPNetwork]]]
+        self._members = (None, {})
         #: Restore inputs of the last pass, for benchmarks and diagnostics.
         self.last_inputs: list[str] = []
 
@@ -423,8 +426,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 if rid is not None:
                     wanted.add((rid, rule.ethertype.version))
         for rid, family in sorted(wanted):
-            ethertype = EtherType.IPV4 if family == 4 else EtherType.IPV6
-            members = state.remote_group_members(rid, ethertype)
+            members = self._remote_members(state, rid, family)
             old = self._sets.get((rid, family))
             if old == members:
                 continue
@@ -440,6 +442,16 @@ class IptablesFirewallDriver(base.FirewallDriver):
             set_name = names.ipset_name(4 if family == 4 else 6, rid)
             self._set_names.pop(set_name, None)
             ipset.remove_set(set_name)
+
+    def _remote_members(self, state: DesiredState, rid: str, family: int) -> frozenset[IPNetwork]:
+        """``state.remote_group_members``, computed once per (immutable) state object."""
+        if self._members[0] is not state:
+            self._members = (state, {})
+        cache = self._members[1]
+        if (rid, family) not in cache:
+            ethertype = EtherType.IPV4 if family == 4 else EtherType.IPV6
+            cache[(rid, family)] = state.remote_group_members(rid, ethertype)
+        return cache[(rid, family)]
 
     def _references(self, record: PortRecord, rid: str) -> bool:
         return any(

@@ -7,8 +7,9 @@ import subprocess
 
 from netagent.linux.conntrack import ConntrackFilter, ZoneManager, delete_entries
 from netagent.linux.iptables import ACCEPT, Conntrack, IptablesManager, Jump, Rule
+from netagent.privileged import ctnetlink
 from netagent.privileged.conntrack import list_entries
-from tests.functional.iptables.conftest import A4, B4, Pair, nsrun, ping
+from tests.functional.iptables.conftest import A4, A6, B4, B6, Pair, nsrun, ping
 
 
 def send_udp(pair: Pair, ports: range) -> None:
@@ -68,3 +69,58 @@ def test_zone_rules_and_delete_by_zone(pair: Pair, backend: str) -> None:
         check=True,
     ).stdout
     assert "na-" not in raw
+
+
+def send_udp6(pair: Pair, ports: range) -> None:
+    code = (
+        "import socket\n"
+        "s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+        f"[s.sendto(b'x', ({B6!r}, p)) for p in {list(ports)!r}]\n"
+    )
+    nsrun(pair.a, "python3", "-c", code)
+
+
+def test_netlink_deletes_only_matching_entries_of_real_flows(pair: Pair, backend: str) -> None:
+    """One ctnetlink dump, matched in Python: the flows a filter names are deleted (both
+    families, exact protocol and address), every other entry stays."""
+    ipt = track(pair, backend)
+    ipt.set_chain(6, "filter", "na-track", [Rule((Conntrack(frozenset({"NEW"})),), ACCEPT)])
+    ipt.set_jumps(6, "filter", "INPUT", [Rule((), Jump("na-track"))])
+    assert ipt.apply().ok
+    send_udp(pair, range(7200, 7203))
+    send_udp6(pair, range(7300, 7302))
+    assert ping(pair.a, B4)
+    before = ctnetlink.dump(pair.b)
+    udp4 = [e for e in before if e.family == 4 and e.proto == 17]
+    udp6 = [e for e in before if e.family == 6 and e.proto == 17]
+    icmp4 = [e for e in before if e.family == 4 and e.proto == 1]
+    assert len(udp4) == 3 and len(udp6) == 2 and icmp4, before
+    a4, a6 = ipaddress.ip_address(A4), ipaddress.ip_address(A6)
+    assert all(e.src == a4 for e in udp4) and all(e.src == a6 for e in udp6)
+    # nothing matches: nothing is deleted, the table is unchanged
+    other = ipaddress.ip_address("198.51.100.99")
+    assert delete_entries(pair.b, [ConntrackFilter(4, src=other)]) == 0
+    assert len(ctnetlink.dump(pair.b)) == len(before)
+    # IPv6 UDP from A only: the IPv4 UDP and ICMP entries stay
+    assert delete_entries(pair.b, [ConntrackFilter(6, proto=17, src=a6)]) == 2
+    after = ctnetlink.dump(pair.b)
+    assert not [e for e in after if e.family == 6 and e.proto == 17]
+    assert len([e for e in after if e.family == 4 and e.proto == 17]) == 3
+    assert [e for e in after if e.family == 4 and e.proto == 1]
+    # by destination, IPv4 UDP: the ICMP entry still stays
+    assert (
+        delete_entries(pair.b, [ConntrackFilter(4, proto=17, dst=ipaddress.ip_address(B4))]) == 3
+    )
+    left = list_entries(pair.b)
+    assert not any(e.startswith("udp") for e in left)
+    assert any(e.startswith("icmp") for e in left)
+    # the deleted flows are tracked again from their next packet
+    send_udp(pair, range(7200, 7201))
+    assert sum(e.proto == 17 for e in ctnetlink.dump(pair.b)) == 1
+
+
+def test_netlink_count_skips_empty_table(pair: Pair) -> None:
+    with ctnetlink.CtnetlinkSocket(pair.b) as sock:
+        assert sock.count() == 0
+        assert sock.dump() == []
+    assert delete_entries(pair.b, [ConntrackFilter(4)]) == 0

@@ -1,4 +1,5 @@
-"""ipset manager on the real kernel: swap without a gap, /0, destroy ordering."""
+"""ipset manager on the real kernel: swap and in-place changes without a gap, /0,
+destroy ordering."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 import pytest
 
+from netagent.linux import ipset as ipset_mod
 from netagent.linux.ipset import IpsetManager
 from netagent.linux.iptables import ACCEPT, DROP, IptablesManager, Jump, Proto, Rule, SetMatch
 from netagent.privileged.ipset import list_names
@@ -26,7 +28,74 @@ def guard_icmp(ipt: IptablesManager, set_name: str) -> None:
     ipt.set_jumps(4, "filter", "INPUT", [Rule((), Jump("na-guard"))])
 
 
-def test_swap_changes_membership_without_gap(pair: Pair, backend: str) -> None:
+def _flood(pair: Pair, count: int) -> subprocess.Popen[str]:
+    """Pings from A4 (a member that stays) to B4 every 5 ms, bounded by ``count``."""
+    return subprocess.Popen(
+        [
+            *("ip", "netns", "exec", pair.a, "ping", "-q", "-i", "0.005", "-c", str(count)),
+            *("-W", "1", "-I", A4, B4),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _received(out: str) -> int:
+    return int(re.search(r"(\d+) received", out).group(1))  # type: ignore[union-attr]
+
+
+def test_in_place_membership_change_without_gap(pair: Pair, backend: str) -> None:
+    """Small changes are add/del on the live set: a member that stays loses nothing."""
+    ipset = IpsetManager(pair.b)
+    ipt = IptablesManager(pair.b, backend=backend)
+    ipset.set_members(SET, 4, [A4, *A4_EXTRA])
+    assert ipset.apply().failed == {}
+    guard_icmp(ipt, SET)
+    assert ipt.apply().ok
+    assert ping(pair.a, B4, A4_EXTRA[0]) and ping(pair.a, B4, A4_EXTRA[1])
+    flood = _flood(pair, 600)
+    ipset.set_members(SET, 4, [A4, A4_EXTRA[0]])  # one member removed, in place
+    assert ipset.apply().inputs == [f"del {SET} {A4_EXTRA[1]}\n"]
+    changes = 1
+    deadline = time.monotonic() + 20
+    while flood.poll() is None and time.monotonic() < deadline:
+        gone, kept = A4_EXTRA[(changes + 1) % 2], A4_EXTRA[changes % 2]
+        ipset.set_members(SET, 4, [A4, kept])
+        result = ipset.apply()
+        assert result.failed == {}
+        assert result.inputs == [f"del {SET} {gone}\nadd {SET} {kept}\n"]
+        changes += 1
+    out, _ = flood.communicate(timeout=30)
+    assert changes >= 10
+    assert _received(out) == 600, out
+    ipset.set_members(SET, 4, [A4, A4_EXTRA[0]])
+    assert ipset.apply().failed == {}
+    assert ping(pair.a, B4, A4_EXTRA[0]) and not ping(pair.a, B4, A4_EXTRA[1])
+    # /0 in place: its two /1 halves are added, the now redundant members stay
+    ipset.set_members(SET, 4, ["0.0.0.0/0", A4])
+    result = ipset.apply()
+    assert result.inputs == [
+        f"del {SET} {A4_EXTRA[0]}\nadd {SET} 0.0.0.0/1\nadd {SET} 128.0.0.0/1\n"
+    ]
+    assert ping(pair.a, B4, A4_EXTRA[0]) and ping(pair.a, B4, A4_EXTRA[1])
+
+
+def test_in_place_falls_back_to_swap_when_the_set_is_gone(pair: Pair) -> None:
+    ipset = IpsetManager(pair.b)
+    ipset.set_members(SET, 4, [A4])
+    assert ipset.apply().failed == {}
+    subprocess.run(["ip", "netns", "exec", pair.b, "ipset", "destroy", SET], check=True)
+    ipset.set_members(SET, 4, [A4, B4])
+    result = ipset.apply()
+    assert result.failed == {} and result.applied == {SET}
+    assert "swap nt4testset na4testset" in result.inputs[-1]
+    assert SET in list_names(pair.b)
+
+
+def test_swap_changes_membership_without_gap(
+    pair: Pair, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ipset_mod, "IN_PLACE_MAX", 0)
     ipset = IpsetManager(pair.b)
     ipt = IptablesManager(pair.b, backend=backend)
     ipset.set_members(SET, 4, [A4, A4_EXTRA[0]])
@@ -34,27 +103,7 @@ def test_swap_changes_membership_without_gap(pair: Pair, backend: str) -> None:
     guard_icmp(ipt, SET)
     assert ipt.apply().ok
     assert ping(pair.a, B4, A4_EXTRA[0]) and not ping(pair.a, B4, A4_EXTRA[1])
-    flood = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            pair.a,
-            "ping",
-            "-q",
-            "-i",
-            "0.005",
-            "-c",
-            "600",
-            "-W",
-            "1",
-            "-I",
-            A4,
-            B4,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    flood = _flood(pair, 600)
     swaps = 0
     deadline = time.monotonic() + 20
     while flood.poll() is None and time.monotonic() < deadline:
@@ -65,9 +114,8 @@ def test_swap_changes_membership_without_gap(pair: Pair, backend: str) -> None:
         assert "swap nt4testset na4testset" in result.inputs[0]
         swaps += 1
     out, _ = flood.communicate(timeout=30)
-    received = int(re.search(r"(\d+) received", out).group(1))  # type: ignore[union-attr]
     assert swaps >= 10
-    assert received == 600, out
+    assert _received(out) == 600, out
     ipset.set_members(SET, 4, [A4, A4_EXTRA[1]])
     ipset.apply()
     assert ping(pair.a, B4, A4_EXTRA[1]) and not ping(pair.a, B4, A4_EXTRA[0])
