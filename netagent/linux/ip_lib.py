@@ -55,6 +55,10 @@ class Link:
     #: vxlan ``vni``/``port``/``learning``/``local``/``underlay`` (ifindex);
     #: vlan ``vlan_id``/``link`` (ifindex of the parent)
     data: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: bridge ports only (``None`` otherwise): ARP/ND suppression flag of the port
+    neigh_suppress: bool | None = None
+    #: bridge ports only: whether the bridge learns source MACs on this port
+    port_learning: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,41 @@ def set_link(
     priv_batch.execute_one(_ns(namespace), op)
 
 
+def _bridge_port_op(name: str, neigh_suppress: bool | None, learning: bool | None) -> Op:
+    op: Op = {"op": "set_bridge_port", "name": _dev(name, "name")}
+    for key, value in (("neigh_suppress", neigh_suppress), ("learning", learning)):
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise InvalidArgument(key, value, "bool expected")
+        op[key] = value
+    if len(op) == 2:
+        raise InvalidArgument("flags", None, "neigh_suppress or learning expected")
+    return op
+
+
+def set_bridge_port(
+    name: str,
+    *,
+    neigh_suppress: bool | None = None,
+    learning: bool | None = None,
+    namespace: str | None = None,
+) -> None:
+    """Set flags of the bridge port ``name`` (``bridge link set dev X neigh_suppress on``).
+
+    :param neigh_suppress: the bridge answers ARP requests and IPv6 neighbour
+        solicitations that would leave through this port from its own neighbour table
+        (entries on the bridge device whose MAC has an FDB entry on a suppressing port),
+        and does not send them, nor gratuitous ARP and unsolicited NA, out of this port.
+    :param learning: the bridge learns source MACs of frames received on this port.
+    :raises InvalidArgument: neither flag given, or not a bool.
+    :raises DeviceNotFound: no such device.
+    :raises KernelError: EOPNOTSUPP when ``name`` is not a bridge port.
+    """
+    op = _bridge_port_op(name, neigh_suppress, learning)
+    priv_batch.execute_one(_ns(namespace), op)
+
+
 def set_mtu(name: str, mtu: int, *, namespace: str | None = None) -> None:
     """Set the MTU of a device."""
     set_link(name, namespace=namespace, mtu=mtu)
@@ -366,6 +405,8 @@ def _to_links(raw: list[dict[str, Any]]) -> list[Link]:
             master=names.get(item["master"]) if item["master"] else None,
             slave_kind=item["slave_kind"],
             data=item["data"],
+            neigh_suppress=item.get("port", {}).get("neigh_suppress"),
+            port_learning=item.get("port", {}).get("learning"),
         )
         for item in raw
     ]
@@ -508,6 +549,12 @@ class Batch:
         self.ops.append(
             {"op": "set_link", "name": _dev(name), **_link_options(mtu, mac, None, up)}
         )
+
+    def set_bridge_port(
+        self, name: str, *, neigh_suppress: bool | None = None, learning: bool | None = None
+    ) -> None:
+        """Queue :func:`set_bridge_port`."""
+        self.ops.append(_bridge_port_op(name, neigh_suppress, learning))
 
     def set_mtu(self, name: str, mtu: int) -> None:
         """Queue :func:`set_mtu`."""

@@ -18,7 +18,7 @@ from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
 from netagent.privileged.errors import DeviceExists, DeviceNotFound, translate
 from netagent.privileged.nlbuild import get_link as _get_link_request
-from netagent.privileged.nlsocket import get_socket
+from netagent.privileged.nlsocket import Request, get_socket
 
 LOG = logging.getLogger(__name__)
 
@@ -116,6 +116,15 @@ def delete_link(namespace: str | None, name: str) -> None:
     batch.execute_one(namespace, {"op": "delete_link", "name": name})
 
 
+def set_bridge_port(namespace: str | None, name: str, **flags: bool) -> None:
+    """Set bridge port flags of ``name``: ``neigh_suppress``, ``learning``.
+
+    :raises DeviceNotFound: no such device.
+    :raises KernelError: EOPNOTSUPP when ``name`` is not a bridge port.
+    """
+    batch.execute_one(namespace, {"op": "set_bridge_port", "name": name, **flags})
+
+
 def set_link(namespace: str | None, name: str, **changes: Any) -> None:
     """Change a device: ``mtu``, ``mac``, ``up`` (bool), ``master`` (name; "" releases).
 
@@ -136,6 +145,7 @@ def _decode_link(msg: nl.Message) -> dict[str, Any]:
         "kind": None,
         "slave_kind": None,
         "data": {},
+        "port": {},
     }
     info = msg.get_attr("IFLA_LINKINFO")
     if info is not None:
@@ -145,7 +155,23 @@ def _decode_link(msg: nl.Message) -> dict[str, Any]:
         data = info.get_attr("IFLA_INFO_DATA") if decoder else None
         if decoder and data is not None:
             link["data"] = decoder(msg, data)
+        if link["slave_kind"] == "bridge":
+            port = info.get_attr("IFLA_INFO_SLAVE_DATA")
+            if port is not None:
+                link["port"] = _bridge_port_data(port)
     return link
+
+
+def _bridge_port_data(port: nl.Message) -> dict[str, Any]:
+    """The bridge port flags netagent sets (``IFLA_BRPORT_*``), as bools."""
+    result: dict[str, Any] = {}
+    for key, nla in (
+        ("neigh_suppress", "IFLA_BRPORT_NEIGH_SUPPRESS"),
+        ("learning", "IFLA_BRPORT_LEARNING"),
+    ):
+        value = port.get_attr(nla)
+        result[key] = None if value is None else bool(value)
+    return result
 
 
 def _bridge_data(_msg: nl.Message, data: nl.Message) -> dict[str, Any]:
@@ -184,13 +210,29 @@ def get_link(namespace: str | None, name: str) -> dict[str, Any]:
     return _decode_link(reply.messages[0])
 
 
+def get_link_name(namespace: str | None, index: int) -> str:
+    """The name of the device with ifindex ``index``.
+
+    :raises DeviceNotFound: no such device.
+    """
+    v.int_range(index, 1, 2**31 - 1, "index")
+    msg = nl.ifinfmsg()
+    msg.update({"family": 0, "ifi_type": 0, "index": index, "flags": 0, "change": 0})
+    msg["attrs"] = []
+    reply = get_socket(v.optional_namespace(namespace)).run([Request(nl.RTM_GETLINK, 0, msg)])[0]
+    if reply.error:
+        raise translate(reply.error, "link", "get_link", f"ifindex {index}", namespace)
+    return str(reply.messages[0].get_attr("IFLA_IFNAME"))
+
+
 def list_links(namespace: str | None) -> list[dict[str, Any]]:
     """All devices of a namespace, from one dump.
 
     :returns: dicts with ``index``, ``name``, ``up``, ``mtu``, ``mac``, ``master``
         (ifindex or None), ``kind`` (``veth``, ``bridge``, ``vxlan``, ``tun``, ...),
-        ``slave_kind`` and ``data`` (bridge: stp_state, ageing_time, forward_delay;
-        vxlan: vni, port, learning, local, underlay ifindex; vlan: vlan_id, link ifindex).
+        ``slave_kind``, ``data`` (bridge: stp_state, ageing_time, forward_delay;
+        vxlan: vni, port, learning, local, underlay ifindex; vlan: vlan_id, link ifindex)
+        and ``port`` (bridge ports: ``neigh_suppress``, ``learning``; else empty).
     """
     sock = get_socket(v.optional_namespace(namespace))
     return [_decode_link(msg) for msg in sock.dump(nl.RTM_GETLINK, _dump_request)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from netagent.privileged import batch
@@ -67,6 +68,14 @@ def _request(family: int, flags: int) -> nl.Message:
     return msg
 
 
+def _port_request(index: int) -> nl.Message:
+    msg = nl.ifinfmsg()
+    msg.update({"family": socket.AF_BRIDGE, "ifi_type": 0, "index": index, "flags": 0})
+    msg["change"] = 0
+    msg["attrs"] = []
+    return msg
+
+
 def add_fdb(
     namespace: str | None,
     device: str,
@@ -104,15 +113,24 @@ def delete_fdb(
     batch.execute_one(namespace, {**op, "master": master})
 
 
-def list_fdb(namespace: str | None) -> list[dict[str, Any]]:
-    """All bridge FDB entries of a namespace from one dump.
+def list_fdb(namespace: str | None, index: int | None = None) -> list[dict[str, Any]]:
+    """Bridge FDB entries of a namespace from one dump.
 
+    :param index: only the entries of the device with this ifindex (its own, e.g. a VXLAN
+        device's, and those of its bridge on it), filtered by the kernel: the request
+        then carries an ``ifinfomsg`` whose ``ifi_index`` selects the port, as
+        ``bridge fdb show dev X`` sends it.
     :returns: dicts with ``index`` (port or VXLAN ifindex), ``mac``, ``destination``,
         ``master`` (bridge ifindex or None), ``state``, ``flags``.
     """
     sock = get_socket(v.optional_namespace(namespace))
+    if index is None:
+        factory: Callable[[], nl.Message] = lambda: _request(socket.AF_BRIDGE, 0)  # noqa: E731
+    else:
+        port = v.int_range(index, 1, 2**31 - 1, "index")
+        factory = lambda: _port_request(port)  # noqa: E731
     result = []
-    for msg in sock.dump(nl.RTM_GETNEIGH, lambda: _request(socket.AF_BRIDGE, 0)):
+    for msg in sock.dump(nl.RTM_GETNEIGH, factory):
         lladdr = nl.mac_attr(msg, "NDA_LLADDR")
         result.append(
             {

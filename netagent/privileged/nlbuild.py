@@ -195,6 +195,38 @@ def set_link(op: Op, ctx: Context) -> Built:
     return [("link", op["name"], Request(nl.RTM_SETLINK, 0, msg))]
 
 
+#: ``set_bridge_port`` keys -> ``IFLA_BRPORT_*`` flags (u8 0/1) they set.
+BRIDGE_PORT_FLAGS = {
+    "neigh_suppress": "IFLA_BRPORT_NEIGH_SUPPRESS",
+    "learning": "IFLA_BRPORT_LEARNING",
+}
+
+
+def set_bridge_port(op: Op, ctx: Context) -> Built:
+    """Bridge port flags (``bridge link set dev X neigh_suppress on``).
+
+    ``RTM_SETLINK`` with ``ifi_family = AF_BRIDGE`` goes to the master bridge's
+    ``ndo_bridge_setlink``; it finds the port by ifindex only (no ``IFLA_IFNAME`` lookup),
+    and reads ``IFLA_PROTINFO`` as nested port attributes only when ``NLA_F_NESTED`` is
+    set (without it the kernel takes it for the old one-byte STP state).
+    """
+    name = v.device_name(op["name"], "name")
+    attrs: Attrs = []
+    for key, nla in BRIDGE_PORT_FLAGS.items():
+        value = op.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise InvalidArgument(key, value, "bool expected")
+        attrs.append((nla, int(value)))
+    if not attrs:
+        raise InvalidArgument("flags", None, f"one of {sorted(BRIDGE_PORT_FLAGS)} expected")
+    msg = nl.ifinfmsg()
+    msg.update({**_ifinfo_fields(None, ctx.resolve(name)), "family": socket.AF_BRIDGE})
+    msg["attrs"] = [("IFLA_PROTINFO", {"attrs": attrs}, nl.NLA_F_NESTED)]
+    return [("link", name, Request(nl.RTM_SETLINK, 0, msg))]
+
+
 def get_link(name: str, *, header_only: bool = False) -> Request:
     """RTM_GETLINK by name; ``header_only`` decodes the reply without attributes (index)."""
     msg = _ifinfo([("IFLA_IFNAME", v.device_name(name))])
@@ -437,6 +469,7 @@ BUILDERS: dict[str, Callable[[Op, Context], Built]] = {
     "create_vlan": create_vlan,
     "delete_link": delete_link,
     "set_link": set_link,
+    "set_bridge_port": set_bridge_port,
     "add_address": add_address,
     "delete_address": delete_address,
     "add_route": add_route,

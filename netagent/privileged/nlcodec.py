@@ -31,6 +31,7 @@ from typing import Any
 
 from pyroute2.netlink import (
     NETLINK_EXT_ACK,
+    NLA_F_NESTED,
     NLM_F_ACK,
     NLM_F_ACK_TLVS,
     NLM_F_APPEND,
@@ -89,6 +90,7 @@ __all__ = [
     "IFF_UP",
     "NETLINK_CAP_ACK",
     "NETLINK_EXT_ACK",
+    "NLA_F_NESTED",
     "NLMSG_DONE",
     "NLMSG_ERROR",
     "NLM_F_ACK",

@@ -68,6 +68,8 @@ def test_mac_and_ranges() -> None:
         {"op": "add_rule", "family": 6, "source": "10.0.0.0/8"},
         {"op": "add_fdb", "device": "v", "mac": "nonsense"},
         {"op": "create_veth", "name": "a", "peer_name": "b", "peer_namespace": "../x"},
+        {"op": "set_bridge_port", "name": "vx"},  # no flag
+        {"op": "set_bridge_port", "name": "vx", "neigh_suppress": 1},  # not a bool
     ],
 )
 def test_bad_ops_rejected_before_sending(op: dict[str, object]) -> None:
@@ -163,6 +165,27 @@ def test_fdb_and_route_encoding() -> None:
     assert msg.get_attr("RTA_OIF") == 3
     with pytest.raises(InvalidArgument):
         batch._dry_run([{**route, "source": "fd00::1"}])
+
+
+def test_bridge_port_encoding() -> None:
+    ctx = nlbuild.Context(lambda name: {"vx": 11}[name])
+    op = {"op": "set_bridge_port", "name": "vx", "neigh_suppress": True, "learning": False}
+    ((kind, target, request),) = nlbuild.set_bridge_port(op, ctx)
+    assert (kind, target, request.msg_type, request.flags) == ("link", "vx", nl.RTM_SETLINK, 0)
+    data = nl.encode(request.msg, request.msg_type, request.flags, 1)
+    # IFLA_PROTINFO (12) must carry NLA_F_NESTED, or the bridge reads one STP-state byte
+    assert struct.pack("=H", 12 | nl.NLA_F_NESTED) in data
+    msg = _encoded(request)
+    assert (msg["family"], msg["index"]) == (7, 11)  # AF_BRIDGE, by ifindex
+    info = msg.get_attr("IFLA_PROTINFO")
+    assert info.get_attr("IFLA_BRPORT_NEIGH_SUPPRESS") == 1
+    assert info.get_attr("IFLA_BRPORT_LEARNING") == 0
+    with pytest.raises(InvalidArgument):
+        ip_lib.set_bridge_port("vx", namespace="nope")
+    with pytest.raises(InvalidArgument):
+        ip_lib.set_bridge_port("vx", neigh_suppress="on", namespace="nope")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        ip_lib.Batch(None).set_bridge_port("bad name", learning=True)
 
 
 def test_linux_api_validates_before_sending() -> None:
