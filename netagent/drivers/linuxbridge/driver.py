@@ -6,7 +6,8 @@ Per network on this host:
   STP off, MAC ageing :data:`AGEING_SECONDS`, MTU of the network;
 * its uplink: for VXLAN a device ``nvx-<vni>`` over ``[linuxbridge] local_ip`` (learning
   off, destination port ``vxlan_udp_port``, MTU of the network; the underlay must carry
-  50 bytes more) whose FDB is converged by :mod:`.fdb`; for flat networks the interface
+  50 bytes more) whose FDB is converged by :mod:`.fdb`, with ARP for remote ports answered
+  by the bridge (:mod:`.neighbours`); for flat networks the interface
   mapped in ``physical_interface_mappings`` (enslaved, nothing else on it is changed); for
   VLAN networks a sub-interface ``nvl-`` + 11 characters of the network id on that
   interface; local networks have none;
@@ -21,6 +22,7 @@ netagent's (tap, ``nvx-``/``nvl-``, a mapped physical interface) is never delete
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -30,7 +32,7 @@ from netagent.common import constants as c
 from netagent.common import names
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
-from netagent.drivers.linuxbridge import fdb
+from netagent.drivers.linuxbridge import fdb, neighbours
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
 from netagent.model.network import Network, NetworkType
@@ -162,7 +164,9 @@ class LinuxBridgeDriver(base.L2Driver):
         existing = links.get(bridge)
         if existing is None:
             LOG.info("Network %s: creating bridge %s", network.id, bridge)
-            self.kernel.create_bridge(bridge, network.mtu, AGEING_SECONDS)
+            self.kernel.create_bridge(
+                bridge, network.mtu, AGEING_SECONDS, self._bridge_mac(network)
+            )
             # The host has no business on tenant networks: no link-local address, no
             # router solicitations, DAD or MLD reports from the bridge into the network.
             self.kernel.disable_ipv6(bridge)
@@ -222,11 +226,18 @@ class LinuxBridgeDriver(base.L2Driver):
             raise LinuxBridgeError(network.id, f"physical interface {uplink} is absent")
         return created
 
+    def _bridge_mac(self, network: Network) -> str | None:
+        """The fixed MAC of a VXLAN network's bridge (see :func:`.neighbours.bridge_mac`)."""
+        if network.network_type is not NetworkType.VXLAN or not self.local_ip:
+            return None
+        return neighbours.bridge_mac(network.id, self.local_ip)
+
     def _converge_network(self, plan: base.NetworkPlan, links: dict[str, Link]) -> None:
         network = plan.network
         bridge_name = names.network_bridge(network.id)
         bridge = links[bridge_name]
-        self._fix_link(network.id, bridge, mtu=network.mtu, up=True)
+        mac = self._bridge_mac(network)
+        self._fix_link(network.id, bridge, mtu=network.mtu, mac=mac, up=True)
         if bridge.stp:
             LOG.warning(
                 "Network %s: %s has STP on (not changed by netagent)", network.id, bridge_name
@@ -241,10 +252,15 @@ class LinuxBridgeDriver(base.L2Driver):
         if uplink_name is not None:
             uplink = links[uplink_name]
             if uplink_name.startswith(_OWN_UPLINK_PREFIXES):
+                if uplink.master != bridge.index:
+                    # a new bridge port starts with the default port flags
+                    uplink = dataclasses.replace(uplink, neigh_suppress=None)
                 self._fix_link(network.id, uplink, mtu=network.mtu, up=True, master=bridge)
             else:
                 self._enslave_physical(network, uplink, bridge, links)
         if network.network_type is NetworkType.VXLAN and uplink_name is not None:
+            want = neighbours.wanted(plan, self.local_ip)
+            record.update(neighbours.converge(self.kernel, network.id, bridge_name, uplink, want))
             wanted = fdb.wanted_entries(plan, self.local_ip)
             change = fdb.diff(wanted, self.kernel.fdb_entries(uplink_name))
             if change.add:
@@ -281,6 +297,7 @@ class LinuxBridgeDriver(base.L2Driver):
         link: Link,
         *,
         mtu: int | None = None,
+        mac: str | None = None,
         up: bool | None = None,
         master: Link | None = None,
     ) -> None:
@@ -288,6 +305,8 @@ class LinuxBridgeDriver(base.L2Driver):
         changes: dict[str, Any] = {}
         if mtu is not None and link.mtu != mtu:
             changes["mtu"] = mtu
+        if mac is not None and (link.mac or "").lower() != mac:
+            changes["mac"] = mac
         if master is not None and link.master != master.index:
             changes["master"] = master.name
         if up is not None and link.up != up:

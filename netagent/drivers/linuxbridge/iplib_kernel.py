@@ -30,6 +30,8 @@ def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
         vxlan_port=data.get("port") if vxlan else None,
         vxlan_learning=data.get("learning") if vxlan else None,
         stp=bool(data["stp_state"]) if kind == "bridge" and "stp_state" in data else None,
+        mac=raw.mac,
+        neigh_suppress=raw.neigh_suppress,
     )
 
 
@@ -50,9 +52,16 @@ class IpLibKernel:
         indexes = {item.name: item.index for item in raw}
         return {item.name: _link(item, indexes) for item in raw}
 
-    def create_bridge(self, name: str, mtu: int, ageing_seconds: int) -> None:
+    def create_bridge(
+        self, name: str, mtu: int, ageing_seconds: int, mac: str | None = None
+    ) -> None:
         ip_lib.create_bridge(
-            name, namespace=self.netns, ageing_time=ageing_seconds, forward_delay=0, mtu=mtu
+            name,
+            namespace=self.netns,
+            ageing_time=ageing_seconds,
+            forward_delay=0,
+            mtu=mtu,
+            mac=mac,
         )
 
     def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
@@ -79,12 +88,13 @@ class IpLibKernel:
         name: str,
         *,
         mtu: int | None = None,
+        mac: str | None = None,
         up: bool | None = None,
         master: str | None = None,
         nomaster: bool = False,
     ) -> None:
         ip_lib.set_link(
-            name, namespace=self.netns, mtu=mtu, up=up, master=master, nomaster=nomaster
+            name, namespace=self.netns, mtu=mtu, mac=mac, up=up, master=master, nomaster=nomaster
         )
 
     def delete_link(self, name: str) -> None:
@@ -104,3 +114,34 @@ class IpLibKernel:
     def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
         pairs = [(e.mac, ipaddress.ip_address(e.dst)) for e in entries]
         neighbour.delete_fdb_entries(device, pairs, namespace=self.netns, missing_ok=True)
+
+    def set_bridge_port(self, name: str, *, neigh_suppress: bool) -> None:
+        ip_lib.set_bridge_port(name, neigh_suppress=neigh_suppress, namespace=self.netns)
+
+    def bridge_static_macs(self, port: str) -> set[str]:
+        return {
+            entry.mac
+            for entry in neighbour.list_fdb(namespace=self.netns, device=port)
+            if entry.master is not None and entry.mac and entry.static
+        }
+
+    def bridge_fdb_add(self, port: str, macs: list[str]) -> None:
+        neighbour.add_bridge_fdb_entries(port, macs, namespace=self.netns)
+
+    def bridge_fdb_delete(self, port: str, macs: list[str]) -> None:
+        neighbour.delete_bridge_fdb_entries(port, macs, namespace=self.netns, missing_ok=True)
+
+    def neighbours(self, device: str) -> dict[str, str]:
+        return {
+            str(entry.address): entry.mac
+            for entry in neighbour.list_neighbours(namespace=self.netns, device=device)
+            if entry.address.version == 4 and entry.mac and entry.state & neighbour.NUD_PERMANENT
+        }
+
+    def neighbours_add(self, device: str, entries: dict[str, str]) -> None:
+        pairs = [(ipaddress.ip_address(ip), mac) for ip, mac in entries.items()]
+        neighbour.add_neighbours(device, pairs, namespace=self.netns)
+
+    def neighbours_delete(self, device: str, addresses: list[str]) -> None:
+        ips = [ipaddress.ip_address(ip) for ip in addresses]
+        neighbour.delete_neighbours(device, ips, namespace=self.netns, missing_ok=True)

@@ -38,6 +38,9 @@ class Link:
     vxlan_port: int | None = None
     vxlan_learning: bool | None = None
     stp: bool | None = None
+    mac: str | None = None
+    #: bridge ports only: ARP/ND suppression (``IFLA_BRPORT_NEIGH_SUPPRESS``)
+    neigh_suppress: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -72,8 +75,10 @@ class Kernel(Protocol):
     def links(self) -> dict[str, Link]:
         """All devices, by name (one dump)."""
 
-    def create_bridge(self, name: str, mtu: int, ageing_seconds: int) -> None:
-        """Create a bridge with STP off, administratively down."""
+    def create_bridge(
+        self, name: str, mtu: int, ageing_seconds: int, mac: str | None = None
+    ) -> None:
+        """Create a bridge with STP off, administratively down (``mac``: a fixed one)."""
 
     def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
         """Create a VXLAN device with learning off, administratively down."""
@@ -89,6 +94,7 @@ class Kernel(Protocol):
         name: str,
         *,
         mtu: int | None = None,
+        mac: str | None = None,
         up: bool | None = None,
         master: str | None = None,
         nomaster: bool = False,
@@ -107,3 +113,24 @@ class Kernel(Protocol):
 
     def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
         """Delete entries (gone already is fine)."""
+
+    def set_bridge_port(self, name: str, *, neigh_suppress: bool) -> None:
+        """Turn ARP/ND suppression of the bridge port ``name`` on or off."""
+
+    def bridge_static_macs(self, port: str) -> set[str]:
+        """MACs of the static (``master static``) entries on ``port`` in its bridge's table."""
+
+    def bridge_fdb_add(self, port: str, macs: list[str]) -> None:
+        """Make ``macs`` static entries on ``port`` (learned ones are replaced)."""
+
+    def bridge_fdb_delete(self, port: str, macs: list[str]) -> None:
+        """Delete the entries of ``macs`` on ``port`` (gone already is fine)."""
+
+    def neighbours(self, device: str) -> dict[str, str]:
+        """Permanent IPv4 neighbour entries of ``device``: address -> MAC."""
+
+    def neighbours_add(self, device: str, entries: dict[str, str]) -> None:
+        """Add or replace permanent entries address -> MAC on ``device``."""
+
+    def neighbours_delete(self, device: str, addresses: list[str]) -> None:
+        """Delete the entries of ``addresses`` on ``device`` (gone already is fine)."""

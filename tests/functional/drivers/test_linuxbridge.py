@@ -1,9 +1,9 @@
 """The Linux bridge driver alone against real bridges, VXLAN devices and FDB entries.
 
-The driver is bound to a fresh test namespace (``netns=``); nothing outside it is touched.
-Taps are veth ends left in the namespace as a hypervisor would; the "underlay" address is
-on a dummy device. Kernel state is read back with iproute2's JSON output, independently of
-the code under test.
+The driver is bound to a fresh test namespace (``netns=``, fixtures in ``conftest.py``);
+nothing outside it is touched. Taps are veth ends left in the namespace as a hypervisor
+would; the "underlay" address is on a veth end. Kernel state is read back with iproute2's
+JSON output (``helpers.py``), independently of the code under test.
 """
 
 from __future__ import annotations
@@ -11,155 +11,33 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from oslo_config import cfg
-from oslo_config import fixture as config_fixture
 
-from netagent.conf import linuxbridge as lb_conf
-from netagent.drivers.base import NetworkPlan, PortPlan, RemotePort
+from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.linuxbridge import LinuxBridgeDriver
-from netagent.model.network import Network, NetworkType
 from netagent.model.port import Port
-
-LOCAL_IP = "198.18.0.1"
-PEER_B = ipaddress.ip_address("198.18.0.2")
-PEER_C = ipaddress.ip_address("198.18.0.3")
-PEER_D = ipaddress.ip_address("198.18.0.4")
-ZERO = "00:00:00:00:00:00"
-
-
-# -- helpers --------------------------------------------------------------------------
-
-
-def sh(netns: str, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["ip", "-n", netns, *args], capture_output=True, text=True)
-    if check and proc.returncode:
-        raise AssertionError(f"ip {' '.join(args)}: {proc.stderr}")
-    return proc.stdout
-
-
-def links(netns: str) -> dict[str, dict[str, Any]]:
-    return {d["ifname"]: d for d in json.loads(sh(netns, "-d", "-j", "link", "show") or "[]")}
-
-
-def fdb(netns: str, device: str) -> set[tuple[str, str]]:
-    out = subprocess.run(
-        ["bridge", "-n", netns, "-j", "fdb", "show", "dev", device],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {(e["mac"], e["dst"]) for e in json.loads(out or "[]") if "dst" in e}
-
-
-def add_nic(netns: str, name: str) -> None:
-    """A stand-in NIC (this kernel has no dummy module): a veth end, peer ``x-<name>``."""
-    sh(netns, "link", "add", name, "type", "veth", "peer", "name", ("x-" + name)[:15])
-
-
-def is_up(dev: dict[str, Any]) -> bool:
-    return "UP" in dev["flags"]
-
-
-def network(
-    vni: int | None = 1001, mtu: int = 1450, kind: str = "vxlan", physnet: str | None = None
-) -> Network:
-    return Network(
-        id=str(uuid.uuid4()),
-        name="",
-        network_type=NetworkType(kind),
-        segmentation_id=vni,
-        physical_network=physnet,
-        mtu=mtu,
-    )
-
-
-def port(net: Network, admin_state_up: bool = True) -> Port:
-    mac = "fa:16:3e:" + ":".join(f"{b:02x}" for b in uuid.uuid4().bytes[:3])
-    return Port(
-        id=str(uuid.uuid4()),
-        network_id=net.id,
-        mac_address=mac,
-        host="host-a",
-        admin_state_up=admin_state_up,
-    )
-
-
-def remote(mac: str, tunnel: ipaddress.IPv4Address) -> RemotePort:
-    return RemotePort(mac_address=mac, ip_addresses=(), tunnel_ip=tunnel)
-
-
-def brq(net: Network) -> str:
-    return "brq" + net.id[:11]
-
-
-class Monitor:
-    """``ip monitor link neigh`` in a namespace: every link/FDB/neighbour change."""
-
-    def __init__(self, netns: str) -> None:
-        self.proc = subprocess.Popen(
-            ["ip", "-n", netns, "monitor", "link", "neigh"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        time.sleep(0.3)
-
-    def stop(self) -> str:
-        time.sleep(0.3)
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=5)
-        return out
-
-
-# -- fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def host(netns: str) -> str:
-    """The test namespace with an underlay address on a veth end."""
-    add_nic(netns, "ul0")
-    sh(netns, "addr", "add", f"{LOCAL_IP}/15", "dev", "ul0")
-    sh(netns, "link", "set", "ul0", "up")
-    return netns
-
-
-@pytest.fixture
-def make_driver(host: str) -> Iterator[Callable[..., LinuxBridgeDriver]]:
-    conf = cfg.ConfigOpts()
-    lb_conf.register_opts(conf)
-    fixture = config_fixture.Config(conf)
-    fixture.setUp()
-
-    def factory(**overrides: Any) -> LinuxBridgeDriver:
-        options = {"local_ip": LOCAL_IP, "vxlan_udp_port": 4790, **overrides}
-        fixture.config(group="linuxbridge", **options)
-        driver = LinuxBridgeDriver(conf, netns=host)
-        driver.initialize()
-        return driver
-
-    yield factory
-    fixture.cleanUp()
-
-
-@pytest.fixture
-def driver(make_driver: Callable[..., LinuxBridgeDriver]) -> LinuxBridgeDriver:
-    return make_driver()
-
-
-def add_tap(netns: str, p: Port, up: bool = True) -> None:
-    """What Nova leaves: the tap (here a veth end), MTU 1500, not in any bridge."""
-    sh(netns, "link", "add", p.device_name, "type", "veth", "peer", "name", "vm" + p.id[:8])
-    if up:
-        sh(netns, "link", "set", p.device_name, "up")
-
-
-# -- tests ----------------------------------------------------------------------------
+from tests.functional.drivers.helpers import (
+    LOCAL_IP,
+    PEER_B,
+    PEER_C,
+    PEER_D,
+    ZERO,
+    Monitor,
+    add_nic,
+    add_tap,
+    brq,
+    fdb,
+    is_up,
+    links,
+    network,
+    port,
+    remote,
+    sh,
+)
 
 
 def test_vxlan_network_devices(driver: LinuxBridgeDriver, host: str) -> None:
@@ -259,7 +137,9 @@ def test_rerun_changes_nothing(make_driver: Callable[..., LinuxBridgeDriver], ho
     ports = [port(net), port(net, admin_state_up=False)]
     for p in ports:
         add_tap(host, p)
-    plan = NetworkPlan(net, {"host-b": PEER_B}, (remote("fa:16:3e:00:00:05", PEER_B),))
+    plan = NetworkPlan(
+        net, {"host-b": PEER_B}, (remote("fa:16:3e:00:00:05", PEER_B, "192.0.2.5"),)
+    )
     port_plans = [PortPlan(p, net) for p in ports]
     first = make_driver()
     first.ensure_networks([plan])

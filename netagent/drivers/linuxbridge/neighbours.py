@@ -1,0 +1,142 @@
+"""ARP suppression on a VXLAN network's bridge: what it answers for remote ports.
+
+The EVPN scheme, with the bridge as the answering party (not the VXLAN ``proxy`` flag,
+see doc/linuxbridge.md):
+
+* the ``nvx-<vni>`` bridge port has ``neigh_suppress`` on;
+* the ``brq`` bridge device holds a permanent neighbour entry ``<IPv4> -> <MAC>`` for
+  every IPv4 address of every remote port;
+* the bridge's own table holds a static entry ``<MAC> dev nvx-<vni> master`` for every
+  remote port's MAC.
+
+An ARP request from a local VM for an address with a neighbour entry whose MAC the bridge
+knows on the suppressing port is answered by the bridge, out of the VM's own port, and
+does not leave through the VXLAN device. A request for any other address is flooded as
+before (to the hosts of the network), so unknown addresses still resolve. IPv6 (ND) is
+not suppressed: the bridges run with IPv6 disabled (doc/linuxbridge.md says why).
+
+Every neighbour entry on a ``brq`` bridge and every static entry on an ``nvx-`` port is
+netagent's (the host has no address on the bridge, and learned entries are never
+static); converging compares the wanted sets with dumps of that bridge and that port and
+sends only the difference, so a second run sends nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Mapping, Set
+
+from netagent.drivers.base import NetworkPlan
+from netagent.drivers.linuxbridge.kernel import Kernel, Link
+
+LOG = logging.getLogger(__name__)
+
+
+def bridge_mac(network_id: str, local_ip: str) -> str:
+    """A fixed, locally administered MAC for the network's bridge on this host.
+
+    A bridge whose MAC was never set follows the lowest MAC among its ports, and every
+    change of the bridge's MAC makes the kernel flush *all* neighbour entries of the
+    device, permanent ones included (``neigh_changeaddr``): a tap joining or leaving would
+    silently drop the suppression entries until the next full sync. A MAC set explicitly
+    stays. Derived from the network and this host's tunnel address: the same on every run
+    (adoption sends nothing), different between hosts of the same network.
+    """
+    digest = hashlib.sha256(f"{network_id}/{local_ip}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """What suppression needs for one network."""
+
+    #: IPv4 address -> MAC, on the bridge device
+    arp: Mapping[str, str]
+    #: MACs with a static entry on the VXLAN port in the bridge's table
+    macs: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """Entries to add (or replace) and to delete."""
+
+    set_arp: Mapping[str, str]
+    delete_arp: tuple[str, ...]
+    add_macs: tuple[str, ...]
+    delete_macs: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.set_arp or self.delete_arp or self.add_macs or self.delete_macs)
+
+
+def wanted(plan: NetworkPlan, local_ip: str | None) -> Wanted:
+    """The neighbour and static bridge entries of the network's remote ports.
+
+    Ports behind this host's own tunnel address are not remote and are skipped. An
+    IPv4 address claimed by two remote ports (stale input) goes to the lowest MAC, so
+    the choice does not flap between runs.
+    """
+    arp: dict[str, str] = {}
+    macs: set[str] = set()
+    for remote in plan.remote_ports:
+        if str(remote.tunnel_ip) == local_ip:
+            continue
+        mac = remote.mac_address.lower()
+        macs.add(mac)
+        for address in remote.ip_addresses:
+            if address.version != 4:
+                continue
+            key = str(address)
+            arp[key] = min(arp.get(key, mac), mac)
+    return Wanted(arp=arp, macs=frozenset(macs))
+
+
+def diff(want: Wanted, arp: Mapping[str, str], macs: Set[str]) -> Change:
+    """What to send to turn the current entries (``arp``, ``macs``) into ``want``."""
+    return Change(
+        set_arp={ip: mac for ip, mac in sorted(want.arp.items()) if arp.get(ip) != mac},
+        delete_arp=tuple(sorted(set(arp) - set(want.arp))),
+        add_macs=tuple(sorted(want.macs - macs)),
+        delete_macs=tuple(sorted(set(macs) - want.macs)),
+    )
+
+
+def converge(
+    kernel: Kernel, network_id: str, bridge: str, port: Link, want: Wanted
+) -> dict[str, int]:
+    """Turn ARP suppression on for the VXLAN ``port`` of ``bridge`` and converge entries.
+
+    Static MACs are added before the neighbour entries that need them, stale neighbour
+    entries deleted before their MACs.
+
+    :param port: the VXLAN device as dumped *after* it was enslaved to ``bridge``, or
+        with ``neigh_suppress`` unknown (``None``): then the flag is set.
+    :returns: a summary for the status document.
+    """
+    if port.neigh_suppress is not True:
+        LOG.info("Network %s: %s set neigh_suppress on", network_id, port.name)
+        kernel.set_bridge_port(port.name, neigh_suppress=True)
+    change = diff(want, kernel.neighbours(bridge), kernel.bridge_static_macs(port.name))
+    if change.add_macs:
+        LOG.info(
+            "Network %s: %s static bridge FDB %s",
+            network_id,
+            port.name,
+            ", ".join(change.add_macs),
+        )
+        kernel.bridge_fdb_add(port.name, list(change.add_macs))
+    if change.set_arp:
+        shown = ", ".join(f"{ip}->{mac}" for ip, mac in change.set_arp.items())
+        LOG.info("Network %s: %s ARP entries %s", network_id, bridge, shown)
+        kernel.neighbours_add(bridge, dict(change.set_arp))
+    if change.delete_arp:
+        shown = ", ".join(change.delete_arp)
+        LOG.info("Network %s: %s removing ARP entries %s", network_id, bridge, shown)
+        kernel.neighbours_delete(bridge, list(change.delete_arp))
+    if change.delete_macs:
+        shown = ", ".join(change.delete_macs)
+        LOG.info("Network %s: %s removing static bridge FDB %s", network_id, port.name, shown)
+        kernel.bridge_fdb_delete(port.name, list(change.delete_macs))
+    return {"suppressed_arp": len(want.arp), "static_bridge_fdb": len(want.macs)}
