@@ -5,6 +5,14 @@ These are the only functions in netagent that run ``iptables-*-restore`` and
 restore input that would touch something netagent does not own: every line is checked
 against the small grammar the manager in :mod:`netagent.linux.iptables` generates.
 
+Restore returns once the kernel has committed, not when the tool exits. The input ends
+with a comment line after ``COMMIT``; ``iptables-restore -v`` echoes comments to stdout
+when it reaches them, i.e. after the commit succeeded (on a failure it exits first). With
+nf_tables, closing the tool's netlink socket waits for the kernel's deferred release of
+deleted rules (``nf_tables_trans_destroy_flush_work``: one RCU grace period, ~12 ms here)
+whenever the commit removed rules; that exit is left to a reaper thread. See
+doc/iptables.md.
+
 Namespaces: a command runs inside a named namespace through
 ``nsenter --net=/run/netns/NAME``. ``nsenter`` only switches the network namespace (``ip
 netns exec`` also unshares the mount namespace and remounts ``/sys``, which these tools
@@ -15,8 +23,12 @@ do not need); measured here both cost about 2.5 ms per call, dominated by the ex
 from __future__ import annotations
 
 import logging
+import os
 import re
+import select
 import subprocess
+import threading
+import time
 
 from netagent.common.exceptions import NetagentError
 
@@ -45,6 +57,9 @@ _LINE_RES = (
     re.compile(rf"^-D {_BUILTIN} -m comment --comment na:hook -j {_OWNED}$"),
 )
 _LINE_NO_RE = re.compile(r"line:?\s+(\d+)")
+#: Comment appended after ``COMMIT``; ``-v`` echoes it once everything before it is done.
+#: Netagent's own input can never contain ``#`` (see the grammar above).
+SYNC_MARKER = "# netagent: committed"
 
 
 class IptablesError(NetagentError):
@@ -144,33 +159,110 @@ def check_restore_input(table: str, text: str) -> None:
             raise IptablesInputError(line)
 
 
-def restore(namespace: str | None, backend: str, family: int, table: str, text: str) -> None:
+def restore(
+    namespace: str | None,
+    backend: str,
+    family: int,
+    table: str,
+    text: str,
+    *,
+    settle: bool = True,
+) -> None:
     """Load one table's worth of netagent chains with ``iptables-restore --noflush -w``.
 
-    The restore is atomic per table: on failure nothing of ``text`` is applied.
+    The restore is atomic per table: on failure nothing of ``text`` is applied. Returns as
+    soon as the tool reports the commit done (:data:`SYNC_MARKER`); unless ``settle``, the
+    tool's exit, which with nf_tables may wait an RCU grace period, is reaped in the
+    background.
 
     :param namespace: network namespace name (None: root namespace)
     :param backend: ``nft`` or ``legacy``
     :param family: 4 or 6
     :param table: filter, nat, mangle or raw
     :param text: restore input (``*table`` ... ``COMMIT``) in netagent's grammar
+    :param settle: also wait for the tool's exit: with nf_tables the kernel releases the
+        removed rules' side effects (ipset references, xtables destructors) only when the
+        tool closes its socket; needed when the caller may destroy a set next
     :raises IptablesInputError: the input is outside the grammar
     :raises IptablesRestoreError: the tool failed; carries stderr and the failing line
     """
     _check_table(table)
     check_restore_input(table, text)
+    tool = _binary(backend, family, "restore")
     argv = [
         *netns_prefix(namespace),
-        _binary(backend, family, "restore"),
+        tool,
+        "-v",
         "--noflush",
         "-w",
         str(LOCK_WAIT),
     ]
-    proc = subprocess.run(
-        argv, input=text, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
-    if proc.returncode != 0:
-        raise IptablesRestoreError(family, table, proc.returncode, proc.stderr)
+    # Input and stderr are memory files: nothing can block on a full pipe but stdout,
+    # which carries only the echoed marker.
+    stdin = _memfile(f"{text}{SYNC_MARKER}\n")
+    stderr = _memfile("")
+    try:
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+    finally:
+        os.close(stdin)
+    try:
+        if _wait_for_marker(proc, time.monotonic() + TIMEOUT):
+            if settle:
+                _reap(proc, tool)
+            else:
+                threading.Thread(target=_reap, args=(proc, tool), daemon=True).start()
+            return
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        message = os.pread(stderr, 1 << 16, 0).decode(errors="replace")
+    finally:
+        os.close(stderr)
+    raise IptablesRestoreError(family, table, proc.returncode or 1, message)
+
+
+def _memfile(text: str) -> int:
+    fd = os.memfd_create("netagent-iptables")
+    os.write(fd, text.encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _wait_for_marker(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Read the tool's stdout until the marker line (True) or EOF/timeout (False)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    marker = f"{SYNC_MARKER}\n".encode()
+    out = b""
+    try:
+        while marker not in out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                LOG.error("iptables-restore timed out after %.0f s, killing it", TIMEOUT)
+                proc.kill()
+                return False
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return False
+                out += chunk
+        return True
+    finally:
+        proc.stdout.close()
+
+
+def _reap(proc: subprocess.Popen[bytes], tool: str) -> None:
+    """Wait for a restore that already reported its commit; its exit status is moot."""
+    try:
+        returncode = proc.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        returncode = proc.wait()
+    if returncode != 0:
+        LOG.warning("%s exited with %d after committing", tool, returncode)
 
 
 def save(namespace: str | None, backend: str, family: int, table: str) -> str:

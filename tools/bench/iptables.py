@@ -2,7 +2,11 @@
 """Benchmark the iptables manager: full apply of N chains x R rules, then one chain changed.
 
 Runs in a fresh namespace of its own (deleted at the end) and prints one JSON line; the
-one-chain time is the median of ``--repeat`` changes, each to a different chain::
+one-chain time is the median of ``--repeat`` changes, each to a different chain, made
+``--pause`` seconds apart (an isolated change, as the agent makes them).
+``one_chain_b2b_s`` is the median of as many changes made back to back: with nf_tables
+each of those waits for the kernel to release the previous commit's deleted rules (one
+RCU grace period per namespace, see doc/iptables.md)::
 
     tools/bench/iptables.py --chains 500 --rules 20 [--backend nft|legacy|auto]
 
@@ -53,6 +57,9 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=500)
     parser.add_argument("--rules", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5, help="one-chain changes (median)")
+    parser.add_argument(
+        "--pause", type=float, default=0.1, help="seconds between one-chain changes"
+    )
     parser.add_argument("--backend", default="nft", choices=["nft", "legacy", "auto"])
     args = parser.parse_args()
     ns = f"nabench-{uuid.uuid4().hex[:8]}"
@@ -71,15 +78,18 @@ def main() -> int:
         full = mgr.apply()
         t_full = time.perf_counter() - t0
         assert full.ok, full.failed
-        samples = []
-        for k in range(args.repeat):
+        samples: dict[float, list[float]] = {args.pause: [], 0.0: []}
+        for k in range(2 * args.repeat):
+            pause = args.pause if k < args.repeat else 0.0
+            time.sleep(pause)
             changed = names[(args.chains // 2 + k) % args.chains]
             mgr.set_chain(4, "filter", changed, chain_rules(k, args.rules, 1))
             t0 = time.perf_counter()
             one = mgr.apply()
-            samples.append(time.perf_counter() - t0)
+            samples[pause].append(time.perf_counter() - t0)
             assert one.ok, one.failed
-        t_one = statistics.median(samples)
+        t_one = statistics.median(samples[args.pause])
+        t_b2b = statistics.median(samples[0.0])
         t0 = time.perf_counter()
         mgr.verify()
         t_verify = time.perf_counter() - t0
@@ -94,6 +104,7 @@ def main() -> int:
                     "full_apply_s": round(t_full, 4),
                     "one_chain_apply_s": round(t_one, 4),
                     "ratio": round(t_one / t_full, 4),
+                    "one_chain_b2b_s": round(t_b2b, 4),
                     "full_input_bytes": len(full.inputs[0][2]),
                     "one_chain_input_bytes": len(one_text),
                     "one_chain_input_chains": sum(

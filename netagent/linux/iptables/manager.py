@@ -4,17 +4,18 @@ How it works. Callers declare chains whole (:meth:`IptablesManager.set_chain`) a
 rules netagent wants first in a built-in chain (:meth:`IptablesManager.set_jumps`); the
 latter live in a netagent *hook chain* (``na-FORWARD``...) to which netagent keeps exactly
 one jump, at position 1 of the built-in chain. Each chain is rendered when declared (bad
-rules fail there, before anything reaches the kernel) and hashed; every rule carries the
-hash as ``-m comment --comment na:<hash>``.
+rules fail there, before anything reaches the kernel) and hashed; the chain's first rule
+carries the hash as ``-m comment --comment na:<hash>``.
 
 :meth:`IptablesManager.apply` compares desired hashes with the hashes it believes the
 kernel has and writes, per (family, table), one ``iptables-restore --noflush`` with only
 the chains that differ (``:chain`` declaration, which creates or flushes it, then the
 rules) and the deletion of chains no longer wanted. Rules are never parsed back to decide
 what to change. The belief is checked cheaply (:meth:`IptablesManager.verify`): one
-``iptables-save`` per table scanned only for netagent chain names, hash comments and the
-hook positions; a chain that was deleted, flushed or edited by someone else no longer
-matches and is rewritten by the same apply. The check runs at the first apply of a table
+``iptables-save`` per table scanned only for netagent chain names, rule counts, the first
+rule's hash comment, a digest of each chain's saved lines and the hook positions; a chain
+that was deleted, flushed or edited by someone else no longer matches and is rewritten by
+the same apply. The check runs at the first apply of a table
 (adopting what a previous agent left in place without rewriting it), when asked, and
 every ``verify_interval`` seconds.
 
@@ -82,10 +83,30 @@ class ApplyResult:
 class _Table:
     desired: dict[str, plan.DesiredChain] = field(default_factory=dict)
     kernel: dict[str, str] = field(default_factory=dict)
+    # Digest of each chain's iptables-save lines at the last check that found it intact
+    # (dropped when the chain is rewritten): catches edits keeping count and first rule.
+    texts: dict[str, str] = field(default_factory=dict)
+    # Sets matched by each chain's kernel content, where known (written or adopted).
+    kernel_sets: dict[str, frozenset[str]] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)
     hooks_wanted: set[str] = field(default_factory=set)
     hooks_kernel: dict[str, bool] = field(default_factory=dict)
     scanned: bool = False
+
+
+def _drops_sets(state: _Table, item: plan.Item) -> bool:
+    """True when ``item`` may remove the last rule of its chain that matches some set.
+
+    The kernel releases a set reference after the commit (with nf_tables, when the
+    restore tool exits); callers destroy unreferenced sets right after an apply, so such
+    a restore is waited for in full (``settle``). Unknown kernel content counts as yes.
+    """
+    if not item.exists:
+        return False
+    old = state.kernel_sets.get(item.chain)
+    if old is None:
+        return True
+    return bool(old - item.sets)
 
 
 class IptablesManager:
@@ -188,10 +209,12 @@ class IptablesManager:
     def _scan(self, family: int, table: str) -> set[ChainKey]:
         state = self._tables[(family, table)]
         seen = plan.scan_save(priv.save(self.namespace, self.backend, family, table))
-        kernel = {
-            name: plan.kernel_digest(rules, state.desired.get(name))
-            for name, rules in seen.chains.items()
-        }
+        kernel: dict[str, str] = {}
+        for name, chain in seen.chains.items():
+            digest = plan.kernel_digest(chain, state.desired.get(name))
+            if state.texts.get(name, chain.text) != chain.text:
+                digest = plan.UNKNOWN
+            kernel[name] = digest
         damaged = {
             ChainKey(family, table, name)
             for name, digest in state.kernel.items()
@@ -211,6 +234,12 @@ class IptablesManager:
                 ", ".join(sorted(k.chain for k in damaged)),
             )
         state.kernel = kernel
+        state.texts = {
+            name: seen.chains[name].text for name, d in kernel.items() if d != plan.UNKNOWN
+        }
+        state.kernel_sets = {
+            name: state.desired[name].sets for name, d in kernel.items() if d != plan.UNKNOWN
+        }
         state.hooks_kernel = dict(seen.hooks)
         state.scanned = True
         return damaged if damaged else set()
@@ -229,7 +258,9 @@ class IptablesManager:
             if state.kernel.get(name) != want.digest or hook:
                 exists = name in state.kernel
                 items.append(
-                    plan.Item(name, False, exists, want.lines, hook, want.digest, want.refs)
+                    plan.Item(
+                        name, False, exists, want.lines, hook, want.digest, want.refs, want.sets
+                    )
                 )
         for name in state.kernel:
             if name in state.desired or not (sweep or name in state.known):
@@ -278,8 +309,9 @@ class IptablesManager:
         while queue:
             batch = queue.pop(0)
             text, owners = plan.build_input(table, batch)
+            settle = any(_drops_sets(state, item) for item in batch)
             try:
-                priv.restore(self.namespace, self.backend, family, table, text)
+                priv.restore(self.namespace, self.backend, family, table, text, settle=settle)
             except priv.IptablesRestoreError as exc:
                 # The kernel may not be what we believed: check it before the next apply.
                 state.scanned = False
@@ -326,7 +358,9 @@ class IptablesManager:
         for item in batch:
             key = ChainKey(family, table, item.chain)
             builtin = item.chain[len("na-") :] if item.chain in plan.HOOK_CHAINS else None
+            state.texts.pop(item.chain, None)
             if item.delete:
+                state.kernel_sets.pop(item.chain, None)
                 state.kernel.pop(item.chain, None)
                 if builtin is not None:
                     state.hooks_kernel.pop(builtin, None)
@@ -334,6 +368,7 @@ class IptablesManager:
                 result.applied[key] = "deleted"
             else:
                 state.kernel[item.chain] = item.digest
+                state.kernel_sets[item.chain] = item.sets
                 if item.hook and builtin is not None:
                     state.hooks_kernel[builtin] = True
                 result.applied[key] = "written"

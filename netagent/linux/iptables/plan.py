@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from netagent.common import constants as c
 from netagent.linux.iptables import validate as v
-from netagent.linux.iptables.rules import Rule
+from netagent.linux.iptables.rules import Rule, SetMatch
 
 #: Comment of the one rule netagent puts in a built-in chain (the jump to its hook chain).
 HOOK_COMMENT = "na:hook"
@@ -35,18 +35,23 @@ HOOK_CHAINS = frozenset(hook_chain(b) for bs in v.BUILTIN_CHAINS.values() for b 
 
 @dataclass(frozen=True)
 class DesiredChain:
-    """A rendered chain: its restore lines, content hash and the chains it jumps to."""
+    """A rendered chain: restore lines, content hash, chains it jumps to, sets it matches."""
 
     digest: str
     lines: tuple[str, ...]
     refs: frozenset[str]
+    sets: frozenset[str] = frozenset()
 
 
 def render_chain(name: str, family: int, rules: Sequence[Rule]) -> DesiredChain:
-    """Render ``rules`` as ``-A name ...`` lines, each commented ``na:<hash>[:tag]``.
+    """Render ``rules`` as ``-A name ...`` lines; the first rule carries ``na:<hash>``.
 
     The hash covers the family and every rule's text, so any change of content or
-    order changes it; the kernel check compares it and the rule count.
+    order changes it; the kernel check compares it with the first rule's comment and
+    the rule count (see :func:`kernel_digest`). Only the first rule and tagged rules
+    (``na:<hash>:<tag>``) carry a comment: with iptables-nft each ``-m comment`` is an
+    xtables-compat match, which costs about a third of a large restore and a call per
+    packet for every rule it traverses.
 
     :raises ValueError: a rule does not fit the family (names the field)
     """
@@ -54,12 +59,16 @@ def render_chain(name: str, family: int, rules: Sequence[Rule]) -> DesiredChain:
     blob = f"{family}\n" + "\n".join(f"{m}|{t}|{tag or ''}" for (m, t), tag in parts)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     lines = []
-    for (matches, target), tag in parts:
-        comment = f"na:{digest}" if tag is None else f"na:{digest}:{tag}"
+    for index, ((matches, target), tag) in enumerate(parts):
         head = f"-A {name} {matches} " if matches else f"-A {name} "
-        lines.append(f"{head}-m comment --comment {comment} {target}")
+        if tag is not None:
+            head += f"-m comment --comment na:{digest}:{tag} "
+        elif index == 0:
+            head += f"-m comment --comment na:{digest} "
+        lines.append(f"{head}{target}")
     refs = frozenset(r for rule in rules if (r := rule.target.chain_reference()) is not None)
-    return DesiredChain(digest, tuple(lines), refs)
+    sets = frozenset(m.name for rule in rules for m in rule.matches if isinstance(m, SetMatch))
+    return DesiredChain(digest, tuple(lines), refs, sets)
 
 
 @dataclass
@@ -76,6 +85,7 @@ class Item:
     hook: tuple[str, ...] = ()
     digest: str = ""
     refs: frozenset[str] = field(default_factory=frozenset)
+    sets: frozenset[str] = field(default_factory=frozenset)
 
 
 def build_input(table: str, items: Sequence[Item]) -> tuple[str, list[Item | None]]:
@@ -144,10 +154,22 @@ def order_items(items: Iterable[Item]) -> list[Item]:
 
 
 @dataclass
+class KernelChain:
+    """One netagent chain as the cheap check saw it.
+
+    :ivar hashes: per rule, the ``na:<hash>`` of its comment (None: no comment)
+    :ivar text: digest of the chain's rule lines exactly as ``iptables-save`` printed them
+    """
+
+    hashes: list[str | None] = field(default_factory=list)
+    text: str = ""
+
+
+@dataclass
 class KernelTable:
     """What the cheap check saw: netagent chains, their hash comments, hook positions."""
 
-    chains: dict[str, list[str | None]] = field(default_factory=dict)
+    chains: dict[str, KernelChain] = field(default_factory=dict)
     hooks: dict[str, bool] = field(default_factory=dict)
 
 
@@ -155,32 +177,48 @@ def scan_save(text: str) -> KernelTable:
     """Scan ``iptables-save -t TABLE`` output for what netagent needs to verify.
 
     Looks only at netagent chain headers, the ``na:<hash>`` comments of rules in
-    netagent chains, and where the hook jumps sit in built-in chains.
+    netagent chains (plus a digest of those chains' lines, to notice later edits), and
+    where the hook jumps sit in built-in chains. Rules are never parsed.
     """
     state = KernelTable()
+    texts: dict[str, list[str]] = {}
     builtin_index: dict[str, int] = {}
     for line in text.splitlines():
         if line.startswith(":"):
             name = line[1:].split(" ", 1)[0]
-            if v.is_owned_chain(name):
-                state.chains.setdefault(name, [])
+            if v.is_owned_chain(name) and name not in state.chains:
+                state.chains[name] = KernelChain()
+                texts[name] = []
         elif line.startswith("-A "):
             name = line[3:].split(" ", 1)[0]
-            if name in state.chains:
-                match = _HASH_RE.search(line)
-                state.chains[name].append(match.group(1) if match else None)
+            chain = state.chains.get(name)
+            if chain is not None:
+                match = _HASH_RE.search(line) if "na:" in line else None
+                chain.hashes.append(match.group(1) if match else None)
+                texts[name].append(line)
             elif not v.is_owned_chain(name):
                 index = builtin_index.get(name, 0)
                 builtin_index[name] = index + 1
                 if line.endswith(f" -j {hook_chain(name)}"):
                     state.hooks[name] = state.hooks.get(name, False) or index == 0
+    for name, chain in state.chains.items():
+        chain.text = hashlib.sha256("\n".join(texts[name]).encode()).hexdigest()[:16]
     return state
 
 
-def kernel_digest(rules: list[str | None], desired: DesiredChain | None) -> str:
-    """``desired.digest`` when the kernel chain carries exactly that content, else UNKNOWN."""
-    if desired is None or len(rules) != len(desired.lines):
+def kernel_digest(seen: KernelChain, desired: DesiredChain | None) -> str:
+    """``desired.digest`` when the kernel chain carries that content, else UNKNOWN.
+
+    "Carries" means: the same number of rules, the first rule commented with the
+    digest, and no rule commented with another digest (tagged rules carry it too).
+    A chain flushed, deleted, or with rules added or removed, or its first rule
+    replaced, fails this; the manager also compares :attr:`KernelChain.text` with the
+    previous check to catch a later edit that keeps the rule count and first rule.
+    """
+    if desired is None or len(seen.hashes) != len(desired.lines):
         return UNKNOWN
-    if any(h != desired.digest for h in rules):
+    if seen.hashes and seen.hashes[0] != desired.digest:
+        return UNKNOWN
+    if any(h is not None and h != desired.digest for h in seen.hashes):
         return UNKNOWN
     return desired.digest

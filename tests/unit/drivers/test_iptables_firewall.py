@@ -315,7 +315,9 @@ class FakeKernel:
         self.deleted: list[Any] = []
         monkeypatch.setattr(lct, "delete_entries", lambda ns, f: self.deleted.extend(f) or 0)
 
-    def ipt_restore(self, ns: Any, backend: str, family: int, table: str, text: str) -> None:
+    def ipt_restore(
+        self, ns: Any, backend: str, family: int, table: str, text: str, *, settle: bool = True
+    ) -> None:
         priv_ipt.check_restore_input(table, text)
         if self.refuse:
             for n, line in enumerate(text.splitlines(), 1):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from netagent.linux.iptables import ACCEPT, DROP, DPortRange, IptablesManager, Jump, Proto, Rule
+from netagent.linux.iptables import (
+    ACCEPT,
+    DROP,
+    DPortRange,
+    IptablesManager,
+    Jump,
+    Proto,
+    Rule,
+    SetMatch,
+)
 from netagent.linux.iptables import manager as manager_mod
 from netagent.privileged import iptables as real_priv
 
@@ -19,6 +28,7 @@ class FakeKernel:
     def __init__(self) -> None:
         self.tables: dict[tuple[int, str], dict[str, list[str]]] = {}
         self.restores: list[str] = []
+        self.settled: list[bool] = []
         self.saves = 0
 
     def detect_backend(self) -> str:
@@ -27,7 +37,16 @@ class FakeKernel:
     def _table(self, family: int, table: str) -> dict[str, list[str]]:
         return self.tables.setdefault((family, table), {"INPUT": [], "FORWARD": []})
 
-    def restore(self, ns: str | None, backend: str, family: int, table: str, text: str) -> None:
+    def restore(
+        self,
+        ns: str | None,
+        backend: str,
+        family: int,
+        table: str,
+        text: str,
+        *,
+        settle: bool = True,
+    ) -> None:
         real_priv.check_restore_input(table, text)
         chains = {k: list(x) for k, x in self._table(family, table).items()}
         for n, line in enumerate(text.splitlines(), 1):
@@ -52,6 +71,7 @@ class FakeKernel:
                 del chains[words[1]]
         self.tables[(family, table)] = chains
         self.restores.append(text)
+        self.settled.append(settle)
 
     def save(self, ns: str | None, backend: str, family: int, table: str) -> str:
         self.saves += 1
@@ -95,6 +115,46 @@ def test_damage_found_by_verify(kernel: FakeKernel) -> None:
     assert {k.chain for k in mgr.verify()} == {"na-a"}
     assert mgr.apply().ok
     assert len(kernel.tables[(4, "filter")]["na-a"]) == 2
+
+
+def test_only_first_rule_carries_the_hash_and_edits_are_still_found(kernel: FakeKernel) -> None:
+    mgr = IptablesManager("ns1", verify_interval=None)
+    rules = [*drop_port(1)[:1], *drop_port(2)]
+    mgr.set_chain(4, "filter", "na-a", rules)
+    assert mgr.apply().ok
+    lines = kernel.tables[(4, "filter")]["na-a"]
+    assert ["na:" in line for line in lines] == [True, False, False]
+    assert mgr.verify() == set()  # records the chain's saved text
+    lines[1] = lines[1].replace("--dport 2", "--dport 3")  # same count, same first rule
+    assert {k.chain for k in mgr.verify()} == {"na-a"}
+    assert mgr.apply().ok
+    assert kernel.tables[(4, "filter")]["na-a"][1].endswith("--dport 2 -j DROP")
+    assert mgr.verify() == set()
+
+
+def test_restore_settles_only_when_set_references_may_drop(kernel: FakeKernel) -> None:
+    mgr = IptablesManager("ns1", verify_interval=None)
+    in_set = Rule((SetMatch("na4a"),), ACCEPT)
+    mgr.set_chain(4, "filter", "na-a", [in_set, *drop_port(1)])
+    mgr.set_chain(4, "filter", "na-b", drop_port(1))
+    assert mgr.apply().ok
+    assert kernel.settled == [False]  # nothing existed
+    mgr.set_chain(4, "filter", "na-b", drop_port(2))
+    mgr.set_chain(4, "filter", "na-a", [in_set, *drop_port(2)])
+    assert mgr.apply().ok
+    assert kernel.settled[-1] is False  # set na4a still matched
+    mgr.set_chain(4, "filter", "na-a", drop_port(3))
+    assert mgr.apply().ok
+    assert kernel.settled[-1] is True  # last reference to na4a gone
+    mgr.set_chain(4, "filter", "na-a", [in_set])
+    assert mgr.apply().ok
+    mgr.remove_chain(4, "filter", "na-a")
+    assert mgr.apply().ok
+    assert kernel.settled[-1] is True  # deleted with its reference
+    kernel.tables[(4, "filter")]["na-b"] = []
+    assert mgr.verify()
+    assert mgr.apply().ok
+    assert kernel.settled[-1] is True  # unknown content: assume it held references
 
 
 def test_bad_chain_isolated_and_retried(kernel: FakeKernel) -> None:

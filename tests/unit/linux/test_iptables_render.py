@@ -179,7 +179,12 @@ def test_render_chain_golden_and_hash() -> None:
     assert len(h) == 16
     assert chain.lines == (
         f"-A na-i-0123456789a -p tcp -m tcp --dport 22 -m comment --comment na:{h}:r1 -j ACCEPT",
-        f"-A na-i-0123456789a -m comment --comment na:{h} -j DROP",
+        "-A na-i-0123456789a -j DROP",
+    )
+    first = plan.render_chain("na-x", 4, rules[::-1])
+    assert first.lines == (
+        f"-A na-x -m comment --comment na:{first.digest} -j DROP",
+        f"-A na-x -p tcp -m tcp --dport 22 -m comment --comment na:{first.digest}:r1 -j ACCEPT",
     )
     assert plan.render_chain("na-other", 4, rules).digest == h
     assert plan.render_chain("na-x", 4, rules[::-1]).digest != h
@@ -243,8 +248,34 @@ def test_scan_save() -> None:
 COMMIT
 """
     seen = plan.scan_save(text)
-    assert seen.chains == {"na-FORWARD": [], "na-x": ["0123456789abcdef", None], "na-empty": []}
+    assert {n: c.hashes for n, c in seen.chains.items()} == {
+        "na-FORWARD": [],
+        "na-x": ["0123456789abcdef", None],
+        "na-empty": [],
+    }
     assert seen.hooks == {"FORWARD": False, "INPUT": True}
+    edited = plan.scan_save(text.replace("-A na-x -j ACCEPT", "-A na-x -j DROP"))
+    assert edited.chains["na-x"].text != seen.chains["na-x"].text
+    assert edited.chains["na-empty"].text == seen.chains["na-empty"].text
+
+
+def test_kernel_digest_first_rule_and_count() -> None:
+    rules = [Rule((Proto(6),), DROP), Rule((), ACCEPT, tag="t"), Rule((), DROP)]
+    want = plan.render_chain("na-x", 4, rules)
+    h = want.digest
+
+    def seen(*hashes: str | None) -> plan.KernelChain:
+        return plan.KernelChain(list(hashes), "")
+
+    assert plan.kernel_digest(seen(h, h, None), want) == h
+    assert plan.kernel_digest(seen(), want) == plan.UNKNOWN  # flushed
+    assert plan.kernel_digest(seen(h, h), want) == plan.UNKNOWN  # a rule deleted
+    assert plan.kernel_digest(seen(h, h, None, None), want) == plan.UNKNOWN  # appended
+    assert plan.kernel_digest(seen(None, h, None), want) == plan.UNKNOWN  # first replaced
+    assert plan.kernel_digest(seen(h, "0" * 16, None), want) == plan.UNKNOWN  # stale tag
+    assert plan.kernel_digest(seen(h, h, None), None) == plan.UNKNOWN  # not desired
+    empty = plan.render_chain("na-e", 4, [])
+    assert plan.kernel_digest(seen(), empty) == empty.digest
 
 
 @pytest.mark.parametrize(
