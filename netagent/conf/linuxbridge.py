@@ -15,6 +15,17 @@ LINUXBRIDGE_OPTS = [
         "local_ip",
         help="This host's VXLAN underlay (tunnel endpoint) address. Required for VXLAN networks.",
     ),
+    cfg.BoolOpt(
+        "arp_responder",
+        default=False,
+        help="Answer ARP requests for remote ports of VXLAN networks on this host's bridge "
+        "(neigh_suppress plus static neighbour entries) instead of flooding them to the "
+        "other hosts. The kernel then also keeps gratuitous ARP from local VMs off the "
+        "tunnels, so a VIP that moves between VMs on different hosts (keepalived/VRRP, "
+        "Octavia, allowed address pairs) is only learned by remote VMs when their ARP "
+        "cache expires: leave it off where tenants move addresses. IPv6 ND is never "
+        "suppressed.",
+    ),
     cfg.PortOpt(
         "vxlan_udp_port",
         default=4789,

@@ -88,6 +88,7 @@ class LinuxBridgeDriver(base.L2Driver):
         self.mappings = parse_mappings(group.physical_interface_mappings)
         self.local_ip: str | None = str(group.local_ip) if group.local_ip else None
         self.vxlan_port: int = group.vxlan_udp_port
+        self.arp_responder: bool = group.arp_responder
         self.netns = netns
         self._kernel = kernel
         self._networks: dict[str, dict[str, Any]] = {}
@@ -259,8 +260,13 @@ class LinuxBridgeDriver(base.L2Driver):
             else:
                 self._enslave_physical(network, uplink, bridge, links)
         if network.network_type is NetworkType.VXLAN and uplink_name is not None:
-            want = neighbours.wanted(plan, self.local_ip)
-            record.update(neighbours.converge(self.kernel, network.id, bridge_name, uplink, want))
+            suppress = self.arp_responder
+            want = neighbours.wanted(plan, self.local_ip) if suppress else neighbours.NOTHING
+            record.update(
+                neighbours.converge(
+                    self.kernel, network.id, bridge_name, uplink, want, enabled=suppress
+                )
+            )
             wanted = fdb.wanted_entries(plan, self.local_ip)
             change = fdb.diff(wanted, self.kernel.fdb_entries(uplink_name))
             if change.add:

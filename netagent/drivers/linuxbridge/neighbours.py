@@ -103,10 +103,21 @@ def diff(want: Wanted, arp: Mapping[str, str], macs: Set[str]) -> Change:
     )
 
 
+#: What a network needs when ARP suppression is off: no entries of netagent's.
+NOTHING = Wanted(arp={}, macs=frozenset())
+
+
 def converge(
-    kernel: Kernel, network_id: str, bridge: str, port: Link, want: Wanted
+    kernel: Kernel,
+    network_id: str,
+    bridge: str,
+    port: Link,
+    want: Wanted,
+    *,
+    enabled: bool = True,
 ) -> dict[str, int]:
-    """Turn ARP suppression on for the VXLAN ``port`` of ``bridge`` and converge entries.
+    """Turn ARP suppression on (or off, with ``enabled`` false and ``want`` =
+    :data:`NOTHING`) for the VXLAN ``port`` of ``bridge`` and converge entries.
 
     Static MACs are added before the neighbour entries that need them, stale neighbour
     entries deleted before their MACs.
@@ -115,9 +126,14 @@ def converge(
         with ``neigh_suppress`` unknown (``None``): then the flag is set.
     :returns: a summary for the status document.
     """
-    if port.neigh_suppress is not True:
-        LOG.info("Network %s: %s set neigh_suppress on", network_id, port.name)
-        kernel.set_bridge_port(port.name, neigh_suppress=True)
+    if port.neigh_suppress is not enabled:
+        LOG.info(
+            "Network %s: %s set neigh_suppress %s",
+            network_id,
+            port.name,
+            "on" if enabled else "off",
+        )
+        kernel.set_bridge_port(port.name, neigh_suppress=enabled)
     change = diff(want, kernel.neighbours(bridge), kernel.bridge_static_macs(port.name))
     if change.add_macs:
         LOG.info(

@@ -1,4 +1,5 @@
-"""ARP suppression on VXLAN networks: the bridge answers ARP for remote ports itself.
+"""ARP suppression on VXLAN networks (``[linuxbridge] arp_responder``): the bridge answers
+ARP for remote ports itself.
 
 The driver sets ``neigh_suppress`` on the ``nvx-`` port, keeps permanent neighbour entries
 for remote ports' IPv4 addresses on the ``brq`` bridge and static bridge FDB entries for
@@ -14,6 +15,8 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+import pytest
 
 from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.linuxbridge import LinuxBridgeDriver
@@ -33,6 +36,25 @@ from tests.functional.drivers.helpers import (
 )
 
 TCPDUMP = ("tcpdump", "-lnec", "20", "-i")
+
+
+@pytest.fixture
+def make_driver(
+    make_driver: Callable[..., LinuxBridgeDriver],
+) -> Callable[..., LinuxBridgeDriver]:
+    """Drivers with ``arp_responder`` on unless a test says otherwise."""
+
+    def factory(**overrides: object) -> LinuxBridgeDriver:
+        return make_driver(**{"arp_responder": True, **overrides})
+
+    return factory
+
+
+@pytest.fixture
+def driver(make_driver: Callable[..., LinuxBridgeDriver]) -> LinuxBridgeDriver:
+    return make_driver()
+
+
 MAC1, MAC2, MAC3 = "fa:16:3e:00:01:01", "fa:16:3e:00:01:02", "fa:16:3e:00:01:03"
 
 
@@ -195,6 +217,17 @@ def test_vm_arp_answered_by_bridge_not_flooded(
         arping(vm, "192.0.2.77")
     assert any("who-has 192.0.2.77" in line for line in unknown), unknown
 
+    # The price, and why arp_responder is off by default: the kernel keeps gratuitous ARP
+    # (a VIP announcing its move) off suppressing ports, so remote VMs do not hear it.
+    with capture_arp(host, vx) as announced:
+        subprocess.run(
+            ["ip", "netns", "exec", vm, "arping", "-U", "-c", "1", "-I", "eth0", "192.0.2.1"],
+            capture_output=True,
+            timeout=15,
+            check=False,
+        )
+    assert not any("tell 192.0.2.1," in line for line in announced), announced
+
 
 def test_rerun_with_suppression_changes_nothing(
     make_driver: Callable[..., LinuxBridgeDriver], host: str
@@ -224,3 +257,39 @@ def test_rerun_with_suppression_changes_nothing(
         events = monitor.stop()
     assert events == "", f"re-run changed the kernel:\n{events}"
     assert static_bridge_fdb(host, "nvx-9003") == {MAC1, MAC2}
+
+
+def test_off_by_default_and_turning_it_off_removes_entries(
+    make_driver: Callable[..., LinuxBridgeDriver], host: str, make_netns: Callable[[str], str]
+) -> None:
+    net = network(vni=9004)
+    vx, bridge = "nvx-9004", brq(net)
+    plan = NetworkPlan(net, {"host-b": PEER_B}, (remote(MAC1, PEER_B, "192.0.2.11"),))
+    assert not make_driver().ensure_networks([plan]).failed
+    assert neigh_suppress(host, vx) is True and arp_entries(host, bridge)
+
+    # the default: no suppression, none of netagent's entries, ARP for remote ports and
+    # gratuitous ARP (a moving VIP) cross the tunnel
+    off = make_driver(arp_responder=False)
+    assert not off.ensure_networks([plan]).failed
+    assert neigh_suppress(host, vx) is False
+    assert arp_entries(host, bridge) == {}
+    assert static_bridge_fdb(host, vx) == set()
+    local = port(net)
+    vm = make_netns("vm")
+    sh(host, "link", "add", local.device_name, "type", "veth", "peer", "name", "eth0", "netns", vm)
+    sh(host, "link", "set", local.device_name, "up")
+    sh(vm, "link", "set", "eth0", "address", local.mac_address, "up")
+    sh(vm, "addr", "add", "192.0.2.1/24", "dev", "eth0")
+    assert not off.plug_ports([PortPlan(local, net)]).failed
+    with capture_arp(host, vx) as seen:
+        arping(vm, "192.0.2.11")
+        subprocess.run(
+            ["ip", "netns", "exec", vm, "arping", "-U", "-c", "1", "-I", "eth0", "192.0.2.1"],
+            capture_output=True,
+            timeout=15,
+            check=False,
+        )
+    assert any("who-has 192.0.2.11" in line for line in seen), seen
+    garp = [line for line in seen if "who-has 192.0.2.1 " in line and "tell 192.0.2.1," in line]
+    assert garp, seen
