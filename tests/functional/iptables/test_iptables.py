@@ -129,6 +129,22 @@ def test_out_of_band_damage_is_repaired(pair: Pair, backend: str) -> None:
     assert again.apply().inputs == []
 
 
+def test_edit_keeping_count_and_first_rule_is_repaired(pair: Pair, backend: str) -> None:
+    mgr = IptablesManager(pair.b, backend=backend, verify_interval=None)
+    rules = [Rule((Proto(6),), DROP), Rule((Proto(17),), DROP), Rule((), RETURN)]
+    mgr.set_chain(4, "filter", "na-x", rules)
+    assert mgr.apply().ok
+    good = rules_of(save(pair.b, backend), "na-x")
+    assert ["na:" in line for line in good] == [True, False, False]  # hash on rule 1 only
+    assert mgr.verify() == set()  # records the chain's saved lines
+    iptables(pair.b, backend, "-R", "na-x", "2", "-j", "ACCEPT")
+    assert {k.chain for k in mgr.verify()} == {"na-x"}
+    result = mgr.apply()
+    assert result.ok and set(result.applied) == {(4, "filter", "na-x")}
+    assert rules_of(save(pair.b, backend), "na-x") == good
+    assert mgr.verify() == set() and mgr.apply().inputs == []
+
+
 def test_bad_chain_fails_alone(pair: Pair, backend: str) -> None:
     mgr = IptablesManager(pair.b, backend=backend)
     for i in range(6):
