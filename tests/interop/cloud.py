@@ -27,9 +27,17 @@ RABBIT_PORT = 5672
 class InteropFabric(harness.Fabric):
     """The fullstack fabric with ``naio-`` namespaces and Neutron-driven agents."""
 
-    def __init__(self, workdir: Path, server: neutron_server.NeutronServer) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server: neutron_server.NeutronServer,
+        firewall_driver: str | None = None,
+    ) -> None:
+        """:param firewall_driver: ``[agent] firewall_driver`` of every agent (e.g.
+        ``iptables``, with the nft backend); None keeps the agent's default."""
         super().__init__(workdir)
         self.server = server
+        self.firewall_driver = firewall_driver
         self.relays: list[Relay] = []
 
     def _netns(self, role: str) -> str:
@@ -47,6 +55,10 @@ class InteropFabric(harness.Fabric):
 
     def write_agent_config(self, host: harness.Host) -> None:
         """``[agent] source = neutron`` with the server's vhost, through the relay."""
+        firewall = iptables = ""
+        if self.firewall_driver is not None:
+            firewall = f"firewall_driver = {self.firewall_driver}\n"
+            iptables = "[iptables]\nbackend = nft\n"
         host.state_path.mkdir(exist_ok=True)
         host.config_file.write_text(
             "[DEFAULT]\n"
@@ -59,6 +71,8 @@ class InteropFabric(harness.Fabric):
             "[agent]\n"
             "source = neutron\n"
             "l2_driver = linuxbridge\n"
+            f"{firewall}"
+            f"{iptables}"
             "[neutron]\n"
             f"report_interval = {neutron_server.AGENT_REPORT_INTERVAL}\n"
             "[linuxbridge]\n"

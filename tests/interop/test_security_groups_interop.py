@@ -1,0 +1,190 @@
+"""Security groups through the Neutron REST API change what passes between two VMs.
+
+Two simulated hosts run ``netagent-agent`` with ``[agent] source = neutron`` and
+``firewall_driver = iptables`` (nft backend). A security group is created through the API
+(Neutron gives it only its default egress rules, no ingress rule) and two compute ports in
+it, one per host, are bound and wired. Then, with real packets across the VXLAN network:
+
+* ICMP between the VMs is blocked, as no rule allows it;
+* a rule added through the API (ingress ICMP, IPv4) lets the pings pass within
+  :data:`CHANGE_TIMEOUT` (the server casts ``security_groups_rule_updated``; each agent
+  refetches ``security_group_info_for_devices`` and rewrites the group's chain);
+* deleting that rule stops them again within the same bound.
+
+Module-scoped scenario; the tests run in file order and build on each other's state.
+Host names, tunnel addresses and the subnet differ from test_neutron_interop.py so the two
+modules never share an agent record or a tunnel endpoint in the server.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fullstack import harness
+from tests.interop import cloud, neutron_server
+from tests.interop.api import NeutronApi
+
+HOSTS = {"sg-host-a": "198.18.0.11", "sg-host-b": "198.18.0.12"}
+STATUS_TIMEOUT = 60
+#: Bound for an API change to show up in the data plane (cast, refetch, apply).
+CHANGE_TIMEOUT = 30
+#: How long "blocked" is observed before it is believed.
+BLOCKED_FOR = 4.0
+
+
+@pytest.fixture(scope="module")
+def fabric(
+    neutron: neutron_server.NeutronServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[cloud.InteropFabric]:
+    for name in cloud.leftover_namespaces():
+        harness.run("ip", "netns", "delete", name, check=False)
+    workdir: Path = tmp_path_factory.mktemp("sg-fabric")
+    fab = cloud.InteropFabric(workdir, neutron, firewall_driver="iptables")
+    try:
+        fab.start()
+        for name, tunnel_ip in HOSTS.items():
+            fab.add_host(name, tunnel_ip)
+        fab.start_neutron_agents()
+        yield fab
+    finally:
+        print(fab.diagnostics())
+        fab.close()
+
+
+@pytest.fixture(scope="module")
+def api(neutron: neutron_server.NeutronServer) -> NeutronApi:
+    return neutron.api()
+
+
+@pytest.fixture(scope="module")
+def group(api: NeutronApi) -> dict[str, Any]:
+    """A fresh group: Neutron's default egress rules (IPv4, IPv6), no ingress rule."""
+    sg = api.create("security_group", name=f"interop-sg-{uuid.uuid4().hex[:6]}")
+    rules = sg["security_group_rules"]
+    assert rules and all(r["direction"] == "egress" for r in rules), rules
+    return sg
+
+
+@pytest.fixture(scope="module")
+def vms(
+    api: NeutronApi, fabric: cloud.InteropFabric, group: dict[str, Any]
+) -> dict[str, harness.Vm]:
+    """One compute port in ``group`` per host, bound, wired and ACTIVE, and its VM."""
+    for name in HOSTS:
+        _wait_alive(api, name)
+    net = api.create("network", name="interop-sg-vxlan")
+    api.create(
+        "subnet",
+        network_id=net["id"],
+        cidr="203.0.113.0/24",
+        ip_version=4,
+        enable_dhcp=False,
+        gateway_ip=None,
+    )
+    result = {}
+    for index, (name, host) in enumerate(fabric.hosts.items()):
+        port = api.create(
+            "port",
+            network_id=net["id"],
+            device_owner="compute:nova",
+            device_id=str(uuid.uuid4()),
+            security_groups=[group["id"]],
+            **{"binding:host_id": name},
+        )
+        assert port["binding:vif_type"] == "tap", port
+        assert port["binding:vif_details"]["port_filter"] is True, port
+        result[name] = fabric.add_neutron_vm(f"sgvm{index}", host, port, mtu=net["mtu"])
+    fabric.wait_wired(*result.values(), timeout=STATUS_TIMEOUT)
+    for vm in result.values():
+        _wait_status(api, vm.port_id, "ACTIVE")
+    return result
+
+
+def _wait_alive(api: NeutronApi, host: str) -> None:
+    def probe() -> dict[str, Any] | None:
+        agents = api.agents(host=host, agent_type="Netagent agent")
+        return agents[0] if agents and agents[0]["alive"] else None
+
+    agent = neutron_server.wait_until(f"agent on {host} alive", probe, 30, 0.5)
+    assert agent["configurations"].get("firewall_driver") == "iptables", agent
+
+
+def _wait_status(api: NeutronApi, port_id: str, status: str) -> None:
+    def probe() -> dict[str, Any] | None:
+        port = api.show("port", port_id)
+        return port if port["status"] == status else None
+
+    neutron_server.wait_until(f"port {port_id} {status}", probe, STATUS_TIMEOUT, 0.5)
+
+
+def _assert_blocked(src: harness.Vm, dst: harness.Vm) -> None:
+    """No ping from ``src`` to ``dst`` gets through for :data:`BLOCKED_FOR` seconds."""
+    deadline = time.monotonic() + BLOCKED_FOR
+    while time.monotonic() < deadline:
+        assert not harness.can_ping(src.netns, dst.address), f"{src.name} reached {dst.name}"
+
+
+def _wait_blocked(src: harness.Vm, dst: harness.Vm) -> None:
+    harness.wait_for(
+        f"{src.name} -> {dst.name} blocked",
+        lambda: not harness.can_ping(src.netns, dst.address),
+        timeout=CHANGE_TIMEOUT,
+    )
+    _assert_blocked(src, dst)
+
+
+def test_icmp_blocked_without_an_ingress_rule(vms: dict[str, harness.Vm]) -> None:
+    a, b = vms["sg-host-a"], vms["sg-host-b"]
+    _assert_blocked(a, b)
+    _assert_blocked(b, a)
+
+
+def test_rule_added_through_the_api_lets_icmp_pass(
+    api: NeutronApi, fabric: cloud.InteropFabric, vms: dict[str, harness.Vm], group: dict[str, Any]
+) -> None:
+    a, b = vms["sg-host-a"], vms["sg-host-b"]
+    rule = api.create(
+        "security_group_rule",
+        security_group_id=group["id"],
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="icmp",
+    )
+    group["icmp_rule_id"] = rule["id"]
+    started = time.monotonic()
+    fabric.wait_ping(a, b, timeout=CHANGE_TIMEOUT)
+    fabric.wait_ping(b, a, timeout=max(CHANGE_TIMEOUT - (time.monotonic() - started), 5))
+    # TCP is still not allowed: only the ICMP rule was added (probe port 22 on b).
+    assert not _tcp_ok(a, b, 22)
+
+
+def test_rule_deleted_through_the_api_stops_icmp(
+    api: NeutronApi, fabric: cloud.InteropFabric, vms: dict[str, harness.Vm], group: dict[str, Any]
+) -> None:
+    a, b = vms["sg-host-a"], vms["sg-host-b"]
+    rule_id = group.get("icmp_rule_id")
+    assert rule_id, "the rule of the previous test is missing"
+    fabric.wait_ping(a, b)
+    api.remove("security_group_rule", rule_id)
+    _wait_blocked(a, b)
+    _wait_blocked(b, a)
+
+
+def _tcp_ok(src: harness.Vm, dst: harness.Vm, port: int) -> bool:
+    """A TCP connect from ``src`` to ``dst``: True if anything answered (SYN-ACK or RST)."""
+    address = dst.address
+    code = (
+        "import socket,sys\n"
+        "s=socket.socket(); s.settimeout(2)\n"
+        f"try: s.connect(({address!r},{port}))\n"
+        "except ConnectionRefusedError: sys.exit(0)\n"
+        "except OSError: sys.exit(1)\n"
+    )
+    proc = harness.run("ip", "netns", "exec", src.netns, "python3", "-c", code, check=False)
+    return proc.returncode == 0
