@@ -3,7 +3,8 @@
 Runs only with ``NETAGENT_FULLSTACK=1`` as root. Each test gets a :class:`Fabric` of its
 own; the fixture's finalizer stops the agents it started (by PID) and deletes every
 namespace it made, also when the test fails. Leftovers of a crashed run (namespaces named
-``nafs-*``) are removed at the start of the session.
+``nafs-<pid>-*`` whose process is gone) are removed at the start of the session; a run
+going on in parallel keeps its namespaces.
 """
 
 from __future__ import annotations

@@ -256,7 +256,9 @@ class Fabric:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.tag = uuid.uuid4().hex[:6]
+        # the creating PID lets a later run tell a crashed run's leftovers from the
+        # namespaces of a run going on in parallel (see leftover_namespaces)
+        self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.state_file = workdir / "state.yaml"
         self.namespaces: list[str] = []
         self.hosts: dict[str, Host] = {}
@@ -443,9 +445,37 @@ class Fabric:
             run("ip", "netns", "delete", name, check=False)
 
 
+#: Namespaces named before names carried a PID count as leftovers after this long.
+UNTAGGED_LEFTOVER_AGE = 1800.0
+
+
 def leftover_namespaces() -> Iterator[str]:
-    """Namespaces of an earlier, crashed fullstack run."""
+    """Namespaces of an earlier, crashed fullstack run.
+
+    Names are ``nafs-<pid>-<hex>-<role>``: only those whose creating process is gone are
+    leftovers, so that a fullstack run never deletes the namespaces of another run going
+    on at the same time (that pulled the taps from under a running test here).
+    """
     with contextlib.suppress(FileNotFoundError):
         for name in sorted(os.listdir("/run/netns")):
-            if name.startswith(NETNS_PREFIX):
-                yield name
+            if not name.startswith(NETNS_PREFIX):
+                continue
+            owner = name[len(NETNS_PREFIX) :].split("-", 1)[0]
+            if owner.isdigit():
+                if not _pid_alive(int(owner)):
+                    yield name
+                continue
+            with contextlib.suppress(OSError):
+                age = time.time() - os.stat(f"/run/netns/{name}").st_mtime
+                if age > UNTAGGED_LEFTOVER_AGE:
+                    yield name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
