@@ -154,6 +154,9 @@ class NeutronSource(rpc_marks.Marks):
         resync = float(self.conf.agent.resync_interval)
         last_full = time.monotonic()
         while not self.stopped:
+            if self._server_unreachable():
+                self._wait_for_server()
+                continue
             marks = self.take(timeout=self._wait_time())
             if marks is None:
                 return
@@ -172,6 +175,25 @@ class NeutronSource(rpc_marks.Marks):
                 self.restore(marks)
                 self.request_full("unexpected error")
                 self.sleep(delay)
+
+    def _server_unreachable(self) -> bool:
+        """The state reporter's last report failed: the server (or broker) is away."""
+        reporter = self.reporter
+        return reporter is not None and reporter.failures > 0 and not reporter.connected.is_set()
+
+    def _wait_for_server(self) -> None:
+        """Pause passes until a state report gets through again.
+
+        Calls made meanwhile would only time out, and each timeout doubles the method's
+        timeout (up to ``rpc_response_max_timeout``): once the server is back, the pass in
+        flight would then wait minutes for a reply that was lost. The reporter probes the
+        server every few seconds and asks for a full pass when it answers again.
+        """
+        LOG.info("Device passes paused until neutron-server answers state reports")
+        while not self.stopped and self._server_unreachable():
+            self.sleep(0.5)
+        if not self.stopped:
+            LOG.info("neutron-server answers: device passes resume")
 
     def _wait_time(self) -> float | None:
         if self.awaiting_up() and self._status_provider is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -280,3 +281,31 @@ def test_revived_report_causes_full_resync(make_source: Any, fake: FakeNeutron) 
         "refetch",
         lambda: len(fake.calls_of("get_devices_details_list_and_failed_devices")) > before,
     )
+
+
+def test_passes_wait_while_state_reports_fail(
+    conf: cfg.ConfigOpts, make_source: Any, fake: FakeNeutron
+) -> None:
+    """While the server does not answer state reports no device call is made (each would
+    time out and double that method's timeout); the first answered report resumes them."""
+    conf.set_override("report_interval", 1, group="neutron")
+    fake.fail["report_state"] = 1000
+    source, _core, _ = make_source(1)
+    wait_for("failed reports", lambda: source.reporter.failures >= 2)
+    time.sleep(0.3)  # a pass started before the first failure ends
+    before = len(fake.calls_of("get_devices_details_list_and_failed_devices"))
+    source.port_changed(port_id(0))
+    source.request_full("test")
+    time.sleep(1.0)
+    assert len(fake.calls_of("get_devices_details_list_and_failed_devices")) == before
+    reports_up = len(fake.calls_of("update_device_list"))
+    fake.fail["report_state"] = 0
+    wait_for(
+        "passes resume",
+        lambda: (
+            len(fake.calls_of("get_devices_details_list_and_failed_devices")) > before
+            and len(fake.calls_of("update_device_list")) > reports_up
+        ),
+        timeout=10,
+    )
+    assert fake.calls_of("update_device_list")[-1]["devices_up"] == [port_id(0)]
