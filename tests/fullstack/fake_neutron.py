@@ -33,7 +33,8 @@ class FakeNeutron:
     :ivar security_groups: port id → list of SG ids; :ivar rules: SG id → rule dicts.
     :ivar members: SG id → ``{"IPv4": [[ip, mac], ...]}``.
     :ivar override: device → the raw details entry to return (malformed payloads).
-    :ivar delay: method → seconds to sleep before answering (once, then cleared).
+    :ivar delay: method → seconds to sleep before answering the next call (once, then
+        cleared), or a list of such delays for the next calls, one per call.
     :ivar fail: method → number of calls to fail with :class:`FakeError`.
     :ivar tunnels: the ``tunnel_sync`` answer's list.
     :ivar report_replies: answers of the next reports (then ``"alive"``).
@@ -49,7 +50,7 @@ class FakeNeutron:
         self.rules: dict[str, list[dict[str, Any]]] = {}
         self.members: dict[str, dict[str, list[list[Any]]]] = {}
         self.override: dict[str, Any] = {}
-        self.delay: dict[str, float] = {}
+        self.delay: dict[str, float | list[float]] = {}
         self.fail: dict[str, int] = {}
         self.tunnels: list[dict[str, str]] = []
         self.report_replies: list[Any] = []
@@ -68,8 +69,12 @@ class FakeNeutron:
         return self
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
+        # Stopping a rabbit listener waits for its poll loop (seconds each): in parallel.
+        threads = [threading.Thread(target=server.stop) for server in self.servers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         for server in self.servers:
             server.wait()
 
@@ -82,11 +87,21 @@ class FakeNeutron:
             failures = self.fail.get(method, 0)
             if failures:
                 self.fail[method] = failures - 1
-            delay = self.delay.pop(method, 0.0)
+            delay = self._next_delay(method)
         if delay:
             time.sleep(delay)
         if failures:
             raise FakeError(f"{method} failed on purpose")
+
+    def _next_delay(self, method: str) -> float:
+        planned = self.delay.get(method)
+        if isinstance(planned, list):
+            delay = planned.pop(0) if planned else 0.0
+            if not planned:
+                del self.delay[method]
+            return delay
+        self.delay.pop(method, None)
+        return planned or 0.0
 
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         with self.lock:
