@@ -85,6 +85,10 @@ class NeutronSource(rpc_marks.Marks):
         self.watch = rpc_transport.ConnectionWatch()
         self._callback: UpdateCallback | None = None
         self._delivered: DesiredState | None = None
+        #: ``origin`` of the last snapshot handed to the core; the core's status document
+        #: carries the origin of the snapshot it describes.
+        self._delivered_origin = ""
+        self._deliveries = 0
         self._errors: dict[str, str] = {}
         self._failures = 0
         self._thread: threading.Thread | None = None
@@ -335,9 +339,11 @@ class NeutronSource(rpc_marks.Marks):
         if state == self._delivered and not full:
             return
         self._delivered = state
+        self._deliveries += 1
+        self._delivered_origin = f"neutron#{self._deliveries}"
         if self._callback is not None:
             errors = tuple(f"{d}: {e}" for d, e in sorted(self._errors.items()))
-            self._callback(SourceUpdate(state, errors, origin="neutron"))
+            self._callback(SourceUpdate(state, errors, origin=self._delivered_origin))
 
     def _delivered_ports(self) -> Mapping[str, Any]:
         return self._delivered.ports if self._delivered is not None else {}
@@ -362,6 +368,11 @@ class NeutronSource(rpc_marks.Marks):
             doc = self._status_provider()
         except Exception:
             LOG.debug("Core status unavailable", exc_info=True)
+            return
+        if doc.get("origin") != self._delivered_origin:
+            # The core has not run over the last snapshot yet: its per-port "converged"
+            # describes the previous one (e.g. a port still up that was just set admin
+            # down, or still on its old network), so reporting now would be a lie.
             return
         self.ports_converged(
             p["id"] for p in doc.get("ports", []) if isinstance(p, dict) and p.get("converged")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import oslo_messaging
@@ -55,6 +56,8 @@ class FakeNeutron:
         self.tunnels: list[dict[str, str]] = []
         self.report_replies: list[Any] = []
         self.status: dict[str, str] = {}
+        #: method → called with the arguments of each call, before it is answered
+        self.hooks: dict[str, Callable[[dict[str, Any]], None]] = {}
         endpoints = [_Plugin(self), _SecurityGroups(self), _Reports(self)]
         self.servers = [
             oslo_messaging.get_rpc_server(
@@ -83,6 +86,9 @@ class FakeNeutron:
     def record(self, method: str, kwargs: dict[str, Any]) -> None:
         with self.lock:
             self.calls.append((method, copy.deepcopy(kwargs)))
+            hook = self.hooks.get(method)
+        if hook is not None:
+            hook(kwargs)
         with self.lock:
             failures = self.fail.get(method, 0)
             if failures:

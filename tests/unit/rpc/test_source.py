@@ -39,6 +39,8 @@ class Core:
 
     def __init__(self) -> None:
         self.updates: list[SourceUpdate] = []
+        #: index of the update the status describes (None: the last one)
+        self.applied: int | None = None
 
     def on_update(self, update: SourceUpdate) -> None:
         self.updates.append(update)
@@ -46,8 +48,12 @@ class Core:
     def status(self) -> dict[str, Any]:
         if not self.updates:
             return {"ports": []}
-        ports = self.updates[-1].state.ports.values()
-        return {"ports": [{"id": p.id, "converged": True} for p in ports if p.host == "cmp1"]}
+        update = self.updates[-1 if self.applied is None else self.applied]
+        ports = update.state.ports.values()
+        return {
+            "origin": update.origin,
+            "ports": [{"id": p.id, "converged": True} for p in ports if p.host == "cmp1"],
+        }
 
 
 def tap(pid: str) -> str:
@@ -309,3 +315,20 @@ def test_passes_wait_while_state_reports_fail(
         timeout=10,
     )
     assert fake.calls_of("update_device_list")[-1]["devices_up"] == [port_id(0)]
+
+
+def test_ports_reported_only_once_the_core_applied_the_last_snapshot(
+    make_source: Any, fake: FakeNeutron
+) -> None:
+    """The core's per-port "converged" describes the snapshot named by its ``origin``:
+    a port set admin down is not reported down while the core still shows it wired up."""
+    source, core, _ = make_source(2)
+    wait_for("up", lambda: len(fake.devices_up()) == 2)
+    core.applied = len(core.updates) - 1  # the core stalls on the current snapshot
+    fake.ports[port_id(1)]["admin_state_up"] = False
+    source.port_changed(port_id(1))
+    wait_for("new snapshot", lambda: len(core.updates) > (core.applied or 0) + 1)
+    time.sleep(0.5)  # several status polls
+    assert port_id(1) not in fake.devices_down()
+    core.applied = None  # the core catches up
+    wait_for("down once applied", lambda: port_id(1) in fake.devices_down())
