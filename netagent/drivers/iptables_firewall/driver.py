@@ -30,7 +30,7 @@ from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.iptables_firewall import antispoof
 from netagent.drivers.iptables_firewall import compiler as comp
-from netagent.drivers.iptables_firewall import conntrack_cleanup as ct
+from netagent.drivers.iptables_firewall import zones as ctzones
 from netagent.linux import conntrack
 from netagent.linux.ebtables import EbRule, EbtablesManager, EbtablesResult
 from netagent.linux.ipset import IpsetManager, IpsetResult
@@ -133,6 +133,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
         self._ipt: IptablesManager | None = None
         self._eb: EbtablesManager | None = None
         self._ipset: IpsetManager | None = None
+        self._zones: ctzones.NetworkZones | None = None
+        self._state_path: str | None = getattr(conf, "state_path", None)
         self._lock = threading.RLock()
         self._ports: dict[str, PortRecord] = {}
         self._excluded: dict[str, str] = {}
@@ -177,8 +179,17 @@ class IptablesFirewallDriver(base.FirewallDriver):
             )
             self._eb = EbtablesManager(self.netns)
             self._ipset = IpsetManager(self.netns)
+            raw = IptablesManager(self.netns, self.backend, self.verify_interval)
+            self._zones = ctzones.NetworkZones(raw, self._state_path)
         assert self._eb is not None and self._ipset is not None
         return self._ipt, self._eb, self._ipset
+
+    @property
+    def _ctz(self) -> ctzones.NetworkZones:
+        """Conntrack zones of the networks (raw table, own manager: applied first)."""
+        self._managers()
+        assert self._zones is not None
+        return self._zones
 
     # -- interface ----------------------------------------------------------------------
 
@@ -208,7 +219,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                     if old is not None and old.digit != record.digit:
                         self._dirty.add(old.digit)
                     if old is not None and set(old.groups) - set(record.groups):
-                        self._pending_ct += ct.for_port(old.port)
+                        self._pending_ct += self._ctz.for_port(old.port)
                     self._set_port(record, old)
                     changed.append(port.id)
             self._sync_shared(state)
@@ -242,7 +253,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             for pid in port_ids:
                 record = self._ports.get(pid)
                 if record is not None:
-                    self._pending_ct += ct.for_port(record.port)
+                    self._pending_ct += self._ctz.for_port(record.port)
                     removed.append(pid)
                 self._forget(pid)
             if self._state is not None:
@@ -273,6 +284,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                     lines.append(f"iptables IPv{key.family} {key.table} {key.chain}")
                 lines += [f"ebtables {c}" for c in eb.apply(sweep=True).applied]
                 lines += [f"ipset {s}" for s in sorted(ipset.destroy_unreferenced(True).applied)]
+                lines += self._ctz.sweep(r.port for r in self._ports.values() if r.secured)
             return lines
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
@@ -295,6 +307,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             res = ipt.apply(sweep=True)
             lines += [f"iptables IPv{k.family} {k.table} {k.chain}" for k in res.applied]
             lines += [f"ipset {s}" for s in sorted(ipset.destroy_unreferenced(True).applied)]
+            lines += self._ctz.cleanup()
             self._ports.clear()
             self._static_done = False
             return lines
@@ -375,9 +388,9 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if old is not None:
                 removed = set(old.rules) - set(group.rules)
                 members = [r.port for r in self._ports.values() if gid in r.groups]
-                self._pending_ct += ct.for_removed_rules(removed, members)
+                self._pending_ct += self._ctz.for_removed_rules(removed, members)
                 if old.stateful != group.stateful:
-                    self._pending_ct += [f for p in members for f in ct.for_port(p)]
+                    self._pending_ct += [f for p in members for f in self._ctz.for_port(p)]
             self._groups[gid] = group
         for gid in sorted(set(self._groups) - set(used)):
             del self._groups[gid]
@@ -435,7 +448,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             ipset.set_members(set_name, family, members)
             if old is not None and old - members:
                 referencing = [r.port for r in self._ports.values() if self._references(r, rid)]
-                self._pending_ct += ct.for_removed_members(old - members, referencing)
+                self._pending_ct += self._ctz.for_removed_members(old - members, referencing)
             self._sets[(rid, family)] = members
         for rid, family in sorted(set(self._sets) - wanted):
             del self._sets[(rid, family)]
@@ -499,6 +512,10 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if not self._usable(record) and record.port.id not in self._excluded:
                 reasons = [self._bad_groups[g] for g in record.groups if g in self._bad_groups]
                 self._exclude(record.port.id, "; ".join(reasons))
+        # Zone rules go in before any filter allows traffic (fail closed).
+        missing = self._ctz.prepare(r.port for r in self._ports.values() if r.secured)
+        for record in [r for r in self._ports.values() if r.port.network_id in missing]:
+            self._exclude(record.port.id, "conntrack zone rule not applied")
         failed: dict[str, str] = {}
         for attempt in range(2):
             self._declare_buckets()
@@ -518,6 +535,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if attempt == 0:
                 LOG.warning("Firewall pass left %d ports out, applying the rest", len(failed))
         ipset.destroy_unreferenced()
+        self._ctz.finish(r.port for r in self._ports.values() if r.secured)
         self._delete_conntrack()
         result = dict(self._excluded)
         result.update(failed)
