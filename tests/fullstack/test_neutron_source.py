@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -212,12 +213,20 @@ class NeutronHost:
         self.fabric.wait_wired(*vms, timeout=timeout)
 
     def close(self) -> None:
-        self.host.stop_agent()
+        # both take seconds: the fake server stops while the agent does
+        stopping = threading.Thread(target=self._stop_fake)
+        stopping.start()
+        try:
+            self.host.stop_agent()
+        finally:
+            stopping.join()
+            self.fake.transport.cleanup()
+            self.relay.stop()
+
+    def _stop_fake(self) -> None:
         if self.fake_started:
             with contextlib.suppress(Exception):
                 self.fake.stop()
-        self.fake.transport.cleanup()
-        self.relay.stop()
 
 
 @contextlib.contextmanager
@@ -389,9 +398,10 @@ def test_broker_outage_full_resync_no_data_plane_change(
         ifindexes = fabric.ifindexes(env.host, watched)
         assert len(ifindexes) == 5  # bridge, vxlan device, three taps
         calls_before = len(env.fake.calls)
-        interval, count = 0.2, int(OUTAGE / 0.2)
+        # pings through the outage and the resync after it
+        interval, count = 0.2, int((OUTAGE + 15) / 0.2)
         ping_cmd = ["ip", "netns", "exec", vms[0].netns, "ping", "-n", "-q", "-i", str(interval)]
-        ping_cmd += ["-c", str(count), "-w", str(int(OUTAGE) + 15), vms[1].address]
+        ping_cmd += ["-c", str(count), "-w", str(int(OUTAGE) + 30), vms[1].address]
         monitor_cmd = ["ip", "-n", env.host.netns, "-o", "monitor", "link"]
         with harness.background(monitor_cmd) as monitor, harness.background(ping_cmd) as pinger:
             private_broker.stop()
@@ -402,7 +412,6 @@ def test_broker_outage_full_resync_no_data_plane_change(
             assert env.host.agent_alive()
             private_broker.start()
             restarted = time.monotonic()
-            pinger_out, _ = pinger.communicate(timeout=OUTAGE + 30)
 
             def resynced() -> bool:
                 after = env.fake.calls[calls_before:]
@@ -417,18 +426,24 @@ def test_broker_outage_full_resync_no_data_plane_change(
 
             wait_for("full resync after the outage", resynced, timeout=90)
             print(f"resynced {time.monotonic() - restarted:.1f} s after the broker came back")
-            time.sleep(1.0)
-        monitor.kill()
-        events, _ = monitor.communicate(timeout=5)
-        sent, received = _ping_counts(pinger_out)
-        assert received == sent, pinger_out
-        assert env.pid == pid and env.host.agent_alive()
-        assert fabric.ifindexes(env.host, watched) == ifindexes
-        touched = [line for line in events.splitlines() if any(n in line for n in ifindexes)]
-        assert touched == []
-        assert all(fabric.wired(vm) for vm in vms)
-        # notifications flow again: consumers came back on the restarted broker
-        env.fake.ports[vms[2].port_id]["admin_state_up"] = False
-        env.fake.cast(PORT_UPDATE_TOPIC, "port_update", port={"id": vms[2].port_id})
-        wait_for("port_update after the outage", lambda: vms[2].port_id in env.fake.devices_down())
-        wait_for(f"{vms[2].tap} set down", lambda: not tap_up(vms[2]))
+            pinger_out, _ = pinger.communicate(timeout=OUTAGE + 45)
+            sent, received = _ping_counts(pinger_out)
+            assert received == sent, pinger_out
+            assert env.pid == pid and env.host.agent_alive()
+            assert fabric.ifindexes(env.host, watched) == ifindexes
+            assert all(fabric.wired(vm) for vm in vms)
+            # notifications flow again: consumers came back on the restarted broker; the
+            # tap going down also shows that the link monitor sees events
+            env.fake.ports[vms[2].port_id]["admin_state_up"] = False
+            env.fake.cast(PORT_UPDATE_TOPIC, "port_update", port={"id": vms[2].port_id})
+            wait_for(
+                "port_update after the outage", lambda: vms[2].port_id in env.fake.devices_down()
+            )
+            wait_for(f"{vms[2].tap} set down", lambda: not tap_up(vms[2]))
+            time.sleep(0.5)
+            monitor.kill()
+            events = monitor.communicate(timeout=5)[0].splitlines()
+        first = next((i for i, line in enumerate(events) if vms[2].tap in line), None)
+        assert first is not None, events  # the admin-down of the tap was seen
+        touched = [line for line in events[:first] if any(n in line for n in ifindexes)]
+        assert touched == []  # nothing before it: the outage and resync changed no link
