@@ -18,6 +18,7 @@ then that chain alone, so one bad chain never blocks the others.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -41,15 +42,31 @@ IPv6Network = ipaddress.IPv6Network
 
 def chain_name(value: str) -> str:
     """A netagent ebtables chain name (``na-`` prefix, at most 31 characters)."""
-    if not isinstance(value, str) or not _CHAIN_RE.fullmatch(value):
+    if not isinstance(value, str) or not _chain_ok(str(value)):
         raise ValueError(f"invalid netagent ebtables chain name {value!r}")
     return value
 
 
+@functools.lru_cache(maxsize=8192)
+def _chain_ok(value: str) -> bool:
+    return _CHAIN_RE.fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=16384)
 def _net(net: IPv4Network | IPv6Network) -> str:
     if net.prefixlen == net.max_prefixlen:
         return str(net.network_address)
     return str(net)
+
+
+def _mac(value: object, field: str) -> str:
+    """A MAC address, lower-case (memoised through :func:`validate.mac_address`)."""
+    return _lower(v.mac_address(value, field))
+
+
+@functools.lru_cache(maxsize=8192)
+def _lower(mac: str) -> str:
+    return mac.lower()
 
 
 @dataclass(frozen=True)
@@ -89,17 +106,24 @@ class EbRule:
             raise ValueError(f"ethertype must be ARP, IPv4 or IPv6, got {self.ethertype!r}")
         if self.in_iface is not None:
             v.interface_name(self.in_iface, "in_iface")
-        for name in ("src_mac", "arp_mac_src"):
-            mac = getattr(self, name)
-            if mac is not None:
-                object.__setattr__(self, name, v.mac_address(mac, name).lower())
-        arp = (self.arp_mac_src, self.arp_ip_src)
-        if any(x is not None for x in arp) and self.ethertype != "ARP":
+        if self.src_mac is not None:
+            object.__setattr__(self, "src_mac", _mac(self.src_mac, "src_mac"))
+        if self.arp_mac_src is not None:
+            object.__setattr__(self, "arp_mac_src", _mac(self.arp_mac_src, "arp_mac_src"))
+        if (
+            self.arp_mac_src is not None or self.arp_ip_src is not None
+        ) and self.ethertype != "ARP":
             raise ValueError("ARP matches need ethertype ARP")
         if self.arp_ip_src is not None and not isinstance(self.arp_ip_src, IPv4Network):
             raise ValueError(f"arp_ip_src must be an IPv4Network, got {self.arp_ip_src!r}")
-        ip_fields = (self.ip_src, self.ip_dst, self.ip_proto, self.sport, self.dport)
-        if any(x is not None for x in (*ip_fields, self.icmp_type)):
+        if (
+            self.ip_src is not None
+            or self.ip_dst is not None
+            or self.ip_proto is not None
+            or self.sport is not None
+            or self.dport is not None
+            or self.icmp_type is not None
+        ):
             if self.ethertype not in ("IPv4", "IPv6"):
                 raise ValueError("IP matches need ethertype IPv4 or IPv6")
             version = 4 if self.ethertype == "IPv4" else 6
@@ -110,8 +134,7 @@ class EbRule:
                     raise ValueError(f"{net!r} is not an IPv{version} network")
         if self.ip_proto is not None:
             v.integer(self.ip_proto, "ip_proto", 0, 255)
-        for name in ("sport", "dport"):
-            port = getattr(self, name)
+        for name, port in (("sport", self.sport), ("dport", self.dport)):
             if port is not None:
                 v.integer(port, name, 1, 65535)
                 if self.ip_proto not in (6, 17):
@@ -120,6 +143,13 @@ class EbRule:
             v.integer(self.icmp_type, "icmp_type", 0, 255)
             if self.ip_proto != (1 if self.ethertype == "IPv4" else 58):
                 raise ValueError("icmp_type needs ip_proto icmp (IPv4) or ipv6-icmp (IPv6)")
+
+    def rendered(self) -> str:
+        """:meth:`render`, memoised on this (immutable) rule."""
+        text: str | None = self.__dict__.get("_rendered")
+        if text is None:
+            text = self.__dict__["_rendered"] = self.render()
+        return text
 
     def render(self) -> str:
         """The rule body after ``-A CHAIN`` (deterministic)."""
@@ -184,6 +214,7 @@ class EbtablesManager:
         self._kernel: dict[str, tuple[str, ...] | None] = {}
         self._hook_kernel = False
         self._scanned = False
+        self._prefetched: str | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -200,7 +231,7 @@ class EbtablesManager:
         self._set(HOOK_CHAIN, rules)
 
     def _set(self, chain: str, rules: Sequence[EbRule]) -> None:
-        body = tuple(f"-A {chain} {rule.render()}" for rule in rules)
+        body = tuple(f"-A {chain} {rule.rendered()}" for rule in rules)
         with self._lock:
             self._desired[chain] = body
 
@@ -214,8 +245,22 @@ class EbtablesManager:
         with self._lock:
             return sorted(self._desired)
 
-    def _scan(self) -> None:
+    def prefetch(self) -> None:
+        """Read the kernel's netagent chains ahead of the first :meth:`apply`, without
+        holding the manager's lock (callers overlap the save with building their chains).
+        A no-op once scanned; on any error the apply simply reads them itself."""
+        with self._lock:
+            if self._scanned or self._prefetched is not None:
+                return
         text = priv.save(self.namespace)
+        with self._lock:
+            if not self._scanned:
+                self._prefetched = text
+
+    def _scan(self) -> None:
+        text, self._prefetched = self._prefetched, None
+        if text is None:
+            text = priv.save(self.namespace)
         found: dict[str, tuple[str, ...] | None] = {}
         for line in text.splitlines():
             if line.startswith(":na-"):

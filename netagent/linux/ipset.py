@@ -86,10 +86,13 @@ def normalize_members(family: int, kind: str, members: Iterable[Member]) -> froz
     """
     out: set[str] = set()
     for member in members:
-        try:
-            net = ipaddress.ip_network(member, strict=False)
-        except ValueError as exc:
-            raise ValueError(f"member: invalid address {member!r}") from exc
+        if isinstance(member, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            net = member  # already a network (host bits are zero by construction)
+        else:
+            try:
+                net = ipaddress.ip_network(member, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"member: invalid address {member!r}") from exc
         if net.version != family:
             raise ValueError(f"member: {net} is not IPv{family}")
         if kind == "hash:ip":

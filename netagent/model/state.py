@@ -46,8 +46,11 @@ def _members_of(ports: Iterable[Port], version: int) -> frozenset[IPNetwork]:
 
 
 def ipaddress_network(address: IPAddress) -> IPNetwork:
-    """The ``/32`` or ``/128`` network of an address."""
-    return ipaddress.ip_network(address)
+    """The ``/32`` or ``/128`` network of an address (built from its integer value, not
+    parsed back from text: this runs once per member per pass)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv4Network((int(address), 32))
+    return ipaddress.IPv6Network((int(address), 128))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -47,6 +47,8 @@ _LINE_RES = (
     re.compile(r"-I PREROUTING 1 -j na-PREROUTING"),
     re.compile(r"-D PREROUTING -j na-PREROUTING"),
 )
+#: The same grammar as one pattern (one match per line instead of one per alternative).
+_LINE_RE = re.compile("|".join(f"(?:{regex.pattern})" for regex in _LINE_RES))
 _LINE_NO_RE = re.compile(r"line:?\s+(\d+)")
 
 
@@ -91,7 +93,7 @@ def check_restore_input(text: str) -> None:
     if len(lines) < 2 or lines[0] != "*nat" or lines[-1] != "COMMIT":
         raise EbtablesInputError(lines[0] if lines else "")
     for line in lines[1:-1]:
-        if not any(regex.fullmatch(line) for regex in _LINE_RES):
+        if not _LINE_RE.fullmatch(line):
             raise EbtablesInputError(line)
 
 

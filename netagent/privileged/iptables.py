@@ -56,6 +56,8 @@ _LINE_RES = (
     re.compile(rf"^-I {_BUILTIN} 1 -m comment --comment na:hook -j {_OWNED}$"),
     re.compile(rf"^-D {_BUILTIN} -m comment --comment na:hook -j {_OWNED}$"),
 )
+#: The same grammar as one pattern (one match per line instead of one per alternative).
+_LINE_RE = re.compile("|".join(f"(?:{regex.pattern})" for regex in _LINE_RES))
 _LINE_NO_RE = re.compile(r"line:?\s+(\d+)")
 #: Comment appended after ``COMMIT``; ``-v`` echoes it once everything before it is done.
 #: Netagent's own input can never contain ``#`` (see the grammar above).
@@ -155,7 +157,7 @@ def check_restore_input(table: str, text: str) -> None:
     if len(lines) < 2 or lines[0] != f"*{table}" or lines[-1] != "COMMIT":
         raise IptablesInputError(lines[0] if lines else "")
     for line in lines[1:-1]:
-        if not any(regex.fullmatch(line) for regex in _LINE_RES):
+        if not _LINE_RE.fullmatch(line):
             raise IptablesInputError(line)
 
 

@@ -4,13 +4,15 @@ Frames from a VM are checked before the bridge learns their source MAC:
 
 * ``na-PREROUTING``: 16 buckets by the tap's first hex digit (``na-b-<h>``), then
   ``-i tap+ -j DROP`` (a tap whose name has no hex digit there);
-* a bucket: per port ``-i tapX -j na-s-X`` (port security on) or ``-j ACCEPT`` (off),
-  then ``DROP`` (a tap with no filter yet passes nothing);
-* ``na-s-X``: ARP, IPv4 and IPv6 frames whose Ethernet source and sender/source address
-  are one of the port's (MAC, prefix) pairs -- fixed IPs with the port's MAC, allowed
-  address pairs with theirs, the EUI-64 link-local address of the port's MAC -- go to
-  ``na-eb-ok``; frames from one of the port's MACs go to ``na-eb-tail``; the rest drops
-  (other ethertypes too: VLAN-tagged frames would bypass br_netfilter);
+* a bucket: per port ``-i tapX -s MAC -j na-s-X`` for each of the port's MACs (port
+  security on) or ``-i tapX -j ACCEPT`` (off), then ``DROP`` (a tap with no filter yet,
+  or a frame from a foreign MAC, passes nothing);
+* ``na-s-X``: ARP, IPv4 and IPv6 frames whose sender/source address (and, for a port
+  with several MACs, Ethernet source) are one of the port's (MAC, prefix) pairs --
+  fixed IPs with the port's MAC, allowed address pairs with theirs, the EUI-64
+  link-local address of the port's MAC -- go to ``na-eb-ok``; everything else goes to
+  ``na-eb-tail`` (other ethertypes too, which it drops: VLAN-tagged frames would bypass
+  br_netfilter);
 * ``na-eb-ok``: drops DHCP/DHCPv6 server replies, router advertisements and redirects,
   accepts the rest;
 * ``na-eb-tail``: accepts what a VM without an address sends (ARP probes from 0.0.0.0,
@@ -21,6 +23,7 @@ Frames from a VM are checked before the bridge learns their source MAC:
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 from netagent.common import names
 from netagent.drivers.iptables_firewall.compiler import HEX_DIGITS
@@ -50,13 +53,22 @@ def link_local(mac: str) -> ipaddress.IPv6Network:
     return ipaddress.IPv6Network((value, 128))
 
 
+def _host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> IPNetwork:
+    """``ip_network(address)`` without the round trip through text."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv4Network((int(address), 32))
+    return ipaddress.IPv6Network((int(address), 128))
+
+
 def address_pairs(port: Port) -> list[tuple[str, IPNetwork]]:
     """(MAC, prefix) pairs the port may send from, in a stable order."""
     pairs: list[tuple[str, IPNetwork]] = []
     for address in port.addresses:
-        pairs.append((port.mac_address, ipaddress.ip_network(address)))
+        pairs.append((port.mac_address, _host(address)))
     for pair in port.allowed_address_pairs:
-        net = ipaddress.ip_network(pair.ip_address, strict=False)
+        net = pair.ip_address
+        if not isinstance(net, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            net = ipaddress.ip_network(net, strict=False)
         pairs.append((pair.mac_address or port.mac_address, net))
     pairs.append((port.mac_address, link_local(port.mac_address)))
     return list(dict.fromkeys(pairs))
@@ -69,22 +81,35 @@ def macs(port: Port) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def own_v6_networks(port: Port) -> list[ipaddress.IPv6Network]:
-    """IPv6 prefixes a port may announce in neighbour advertisements."""
-    return [net for _, net in address_pairs(port) if isinstance(net, ipaddress.IPv6Network)]
+def own_v6_networks(
+    port: Port, pairs: list[tuple[str, IPNetwork]] | None = None
+) -> list[ipaddress.IPv6Network]:
+    """IPv6 prefixes a port may announce in neighbour advertisements.
+
+    :param pairs: ``address_pairs(port)`` when already computed
+    """
+    pairs = address_pairs(port) if pairs is None else pairs
+    return [net for _, net in pairs if isinstance(net, ipaddress.IPv6Network)]
 
 
-def port_rules(port: Port) -> list[EbRule]:
-    """The port's ``na-s-X`` chain."""
+def port_rules(port: Port, pairs: list[tuple[str, IPNetwork]] | None = None) -> list[EbRule]:
+    """The port's ``na-s-X`` chain (``pairs``: ``address_pairs(port)`` if computed).
+
+    Only frames whose Ethernet source is one of the port's MACs get here (the bucket
+    rules check it, :func:`bucket_entries`), so a port with a single MAC needs no ``-s``
+    in its chain; with several, each (MAC, prefix) pair keeps its MAC. The chain ends in
+    ``na-eb-tail``, which ends in DROP: nothing falls through.
+    """
     out: list[EbRule] = []
-    for mac, net in address_pairs(port):
+    single = len(macs(port)) == 1
+    for mac, net in address_pairs(port) if pairs is None else pairs:
+        src = None if single else mac
         if isinstance(net, ipaddress.IPv4Network):
-            out.append(EbRule(OK_CHAIN, "ARP", src_mac=mac, arp_mac_src=mac, arp_ip_src=net))
-            out.append(EbRule(OK_CHAIN, "IPv4", src_mac=mac, ip_src=net))
+            out.append(EbRule(OK_CHAIN, "ARP", src_mac=src, arp_mac_src=mac, arp_ip_src=net))
+            out.append(EbRule(OK_CHAIN, "IPv4", src_mac=src, ip_src=net))
         else:
-            out.append(EbRule(OK_CHAIN, "IPv6", src_mac=mac, ip_src=net))
-    out += [EbRule(TAIL_CHAIN, src_mac=mac) for mac in macs(port)]
-    out.append(EbRule("DROP"))
+            out.append(EbRule(OK_CHAIN, "IPv6", src_mac=src, ip_src=net))
+    out.append(EbRule(TAIL_CHAIN))
     return out
 
 
@@ -125,8 +150,23 @@ def hook_rules() -> list[EbRule]:
     return out
 
 
-def bucket_rules(entries: list[tuple[str, str | None]]) -> list[EbRule]:
-    """A bucket: ``(device, spoof chain)`` per port (None: port security off), then drop."""
-    out = [EbRule(chain or "ACCEPT", in_iface=device) for device, chain in sorted(entries)]
-    out.append(EbRule("DROP"))
+#: Last rule of every bucket: a tap without a filter passes nothing.
+BUCKET_END = EbRule("DROP")
+
+
+def bucket_entries(device: str, chain: str | None, port_macs: Sequence[str]) -> list[EbRule]:
+    """A port's rules in its bucket: frames from one of its MACs go to its spoof chain;
+    with port security off (``chain`` None) everything from the tap is accepted."""
+    if chain is None:
+        return [EbRule("ACCEPT", in_iface=device)]
+    return [EbRule(chain, in_iface=device, src_mac=mac) for mac in port_macs]
+
+
+def bucket_rules(entries: Sequence[tuple[str, str | None, Sequence[str]]]) -> list[EbRule]:
+    """A bucket: ``(device, spoof chain, MACs)`` per port (chain None: port security
+    off), then drop (also frames of a known tap from a foreign MAC)."""
+    out: list[EbRule] = []
+    for device, chain, port_macs in sorted(entries, key=lambda e: (e[0], e[1] or "")):
+        out += bucket_entries(device, chain, port_macs)
+    out.append(BUCKET_END)
     return out

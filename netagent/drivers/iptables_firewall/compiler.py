@@ -27,6 +27,7 @@ destination port's ingress check, then ``na-FORWARD`` accepts them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
@@ -104,9 +105,18 @@ def bucket_chain(kind: str, digit: str) -> str:
 
 def profile_chain(direction: Direction, stateful: bool, group_ids: Sequence[str]) -> str:
     """Name of the shared chain for ports with these groups (in order)."""
+    return _profile_chain(direction, stateful, tuple(group_ids))
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile_chain(direction: Direction, stateful: bool, group_ids: tuple[str, ...]) -> str:
     blob = f"{direction.value}|{int(stateful)}|{','.join(group_ids)}"
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return f"na-p{'i' if direction is Direction.INGRESS else 'o'}-{digest}"
+
+
+#: Last rule of every bucket: a tap without a filter forwards nothing.
+BUCKET_END = Rule((), DROP)
 
 
 # -- security-group rules -------------------------------------------------------------
@@ -167,7 +177,7 @@ def group_rules(group: SecurityGroup, direction: Direction, family: int, mark: i
             continue
         seen.add(matches)
         rule = Rule(matches, SetMark(mark, mark))
-        rule.render(family)
+        rule.rendered(family)
         out.append(rule)
     return out
 
@@ -266,14 +276,16 @@ def dispatch_rules(kind: str) -> list[Rule]:
     return out
 
 
+def bucket_entry(kind: str, device: str, chain: str | None) -> Rule:
+    """A port's rule in its ``na-e-``/``na-n-`` bucket: goto its profile (None: RETURN)."""
+    physdev = Physdev(out=device) if kind == "n" else Physdev(in_=device)
+    return Rule((physdev,), RETURN if chain is None else Jump(chain, goto=True))
+
+
 def bucket_rules(kind: str, entries: Sequence[tuple[str, str | None]]) -> list[Rule]:
     """A bucket: ``(device, profile chain)`` per port (None: unfiltered), then drop."""
-    out = []
-    for device, chain in sorted(entries):
-        physdev = Physdev(out=device) if kind == "n" else Physdev(in_=device)
-        target = RETURN if chain is None else Jump(chain, goto=True)
-        out.append(Rule((physdev,), target))
-    out.append(Rule((), DROP))
+    out = [bucket_entry(kind, device, chain) for device, chain in sorted(entries)]
+    out.append(BUCKET_END)
     return out
 
 
@@ -299,16 +311,22 @@ def na_target_terms(net: ipaddress.IPv6Network) -> tuple[tuple[int, int, int], .
     return tuple(terms)
 
 
+def nd_entries(device: str, nets: Sequence[IPNetwork] | None) -> list[Rule]:
+    """A port's rules in its ``na-d-`` bucket: NA targets it may announce (None: any)."""
+    physdev = Physdev(in_=device)
+    if nets is None:
+        return [Rule((physdev,), RETURN)]
+    return [
+        Rule((physdev, Proto(58), U32(na_target_terms(net))), RETURN)
+        for net in nets
+        if isinstance(net, ipaddress.IPv6Network)
+    ]
+
+
 def nd_bucket_rules(entries: Sequence[tuple[str, Sequence[IPNetwork] | None]]) -> list[Rule]:
     """``na-d-<h>``: per port, NA targets it may announce (None: any), then drop."""
     out = []
     for device, nets in sorted(entries, key=lambda e: e[0]):
-        physdev = Physdev(in_=device)
-        if nets is None:
-            out.append(Rule((physdev,), RETURN))
-            continue
-        for net in nets:
-            if isinstance(net, ipaddress.IPv6Network):
-                out.append(Rule((physdev, Proto(58), U32(na_target_terms(net))), RETURN))
-    out.append(Rule((), DROP))
+        out += nd_entries(device, nets)
+    out.append(BUCKET_END)
     return out

@@ -23,8 +23,8 @@ import dataclasses
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
@@ -34,7 +34,7 @@ from netagent.drivers.iptables_firewall import zones as ctzones
 from netagent.linux import conntrack
 from netagent.linux.ebtables import EbRule, EbtablesManager, EbtablesResult
 from netagent.linux.ipset import IpsetManager, IpsetResult
-from netagent.linux.iptables import IptablesManager
+from netagent.linux.iptables import IptablesManager, Rule
 from netagent.linux.iptables.manager import ApplyResult
 from netagent.model.port import Port
 from netagent.model.secgroup import Direction, EtherType, SecurityGroup
@@ -55,6 +55,32 @@ class FirewallError(NetagentError):
     """The driver cannot work at all (e.g. br_netfilter missing)."""
 
 
+_T = TypeVar("_T")
+
+
+class _Background(Generic[_T]):
+    """One call run in a thread; :meth:`result` waits for it and re-raises its error."""
+
+    def __init__(self, call: Callable[[], _T], name: str) -> None:
+        self._call = call
+        self._box: list[_T] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._box.append(self._call())
+        except BaseException as exc:  # re-raised by result(), in the caller's thread
+            self._error = exc
+
+    def result(self) -> _T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._box[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class PortRecord:
     """What one port's filter is built from (compared to skip unchanged ports)."""
@@ -68,6 +94,37 @@ class PortRecord:
     profiles: tuple[str, str] | None = None
     spoof_rules: tuple[EbRule, ...] = ()
     nd_nets: tuple[ipaddress.IPv6Network, ...] | None = None
+    #: The port's rules in its iptables buckets (egress, ingress, neighbour adverts) and
+    #: its ebtables bucket, derived from the fields above: built once per record (on
+    #: first use), not once per pass.
+    ipt_rules: tuple[Rule, Rule, tuple[Rule, ...]] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    eb_rules: tuple[EbRule, ...] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+
+    def ipt_entries(self) -> tuple[Rule, Rule, tuple[Rule, ...]]:
+        """The port's rules in its ``na-e-``, ``na-n-`` and ``na-d-`` buckets."""
+        if self.ipt_rules is None:
+            profiles = self.profiles or (None, None)
+            rules = (
+                comp.bucket_entry("e", self.device, profiles[0]),
+                comp.bucket_entry("n", self.device, profiles[1]),
+                tuple(comp.nd_entries(self.device, self.nd_nets)),
+            )
+            object.__setattr__(self, "ipt_rules", rules)
+            return rules
+        return self.ipt_rules
+
+    def eb_entries(self) -> tuple[EbRule, ...]:
+        """The port's rules in its ebtables bucket ``na-b-``."""
+        if self.eb_rules is None:
+            macs = antispoof.macs(self.port)
+            rules = tuple(antispoof.bucket_entries(self.device, self.spoof_chain, macs))
+            object.__setattr__(self, "eb_rules", rules)
+            return rules
+        return self.eb_rules
 
     @property
     def spoof_chain(self) -> str | None:
@@ -100,6 +157,7 @@ def _build_record(port: Port, state: DesiredState, old: PortRecord | None) -> Po
         comp.profile_chain(Direction.EGRESS, stateful, groups),
         comp.profile_chain(Direction.INGRESS, stateful, groups),
     )
+    pairs = antispoof.address_pairs(port)
     return PortRecord(
         port,
         device,
@@ -108,8 +166,8 @@ def _build_record(port: Port, state: DesiredState, old: PortRecord | None) -> Po
         groups=groups,
         stateful=stateful,
         profiles=profiles,
-        spoof_rules=tuple(antispoof.port_rules(port)),
-        nd_nets=tuple(antispoof.own_v6_networks(port)),
+        spoof_rules=tuple(antispoof.port_rules(port, pairs)),
+        nd_nets=tuple(antispoof.own_v6_networks(port, pairs)),
     )
 
 
@@ -134,6 +192,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
         self._eb: EbtablesManager | None = None
         self._ipset: IpsetManager | None = None
         self._zones: ctzones.NetworkZones | None = None
+        self._raw_ipt: IptablesManager | None = None
         self._state_path: str | None = getattr(conf, "state_path", None)
         self._lock = threading.RLock()
         self._ports: dict[str, PortRecord] = {}
@@ -147,6 +206,11 @@ class IptablesFirewallDriver(base.FirewallDriver):
         self._dirty: set[str] = set(comp.HEX_DIGITS)
         self._static_done = False
         self._pending_ct: list[conntrack.ConntrackFilter] = []
+        #: ebtables restore started ahead of the rest of a pass, and the bucket members
+        #: (port ids per digit) it was declared with
+        self._eb_job: _Background[EbtablesResult] | None = None
+        self._set_job: _Background[IpsetResult] | None = None
+        self._eb_declared: dict[str, list[str]] = {}
         self._state: DesiredState | None = None
         #: remote-group members per (group, family), for the state object they came from
         self._members: tuple[DesiredState | None, dict[tuple[str, int], frozenset[IPNetwork]]]
@@ -180,6 +244,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             self._eb = EbtablesManager(self.netns)
             self._ipset = IpsetManager(self.netns)
             raw = IptablesManager(self.netns, self.backend, self.verify_interval)
+            self._raw_ipt = raw
             self._zones = ctzones.NetworkZones(raw, self._state_path)
         assert self._eb is not None and self._ipset is not None
         return self._ipt, self._eb, self._ipset
@@ -203,6 +268,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             self._state = state
             outcome = base.Outcome()
             changed: list[str] = []
+            prefetch = self._prefetch()
             for plan in plans:
                 port = plan.port
                 old = self._ports.get(port.id)
@@ -223,6 +289,9 @@ class IptablesFirewallDriver(base.FirewallDriver):
                     self._set_port(record, old)
                     changed.append(port.id)
             self._sync_shared(state)
+            if prefetch is not None:
+                prefetch.result()
+            self._start_eb()
             failed = self._apply()
             for plan in plans:
                 pid = plan.port.id
@@ -258,6 +327,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 self._forget(pid)
             if self._state is not None:
                 self._sync_shared(self._state)
+            self._start_eb()
             failed = self._apply()
             outcome = base.Outcome()
             for pid in port_ids:
@@ -474,30 +544,34 @@ class IptablesFirewallDriver(base.FirewallDriver):
             for rule in self._groups[gid].rules
         )
 
-    def _declare_buckets(self) -> None:
-        ipt, eb, _ = self._managers()
-        for digit in sorted(self._dirty):
-            records = [
-                r
-                for r in self._ports.values()
-                if r.digit == digit and r.port.id not in self._excluded and self._usable(r)
-            ]
-            entries = {
-                kind: [
-                    (r.device, None if r.profiles is None else r.profiles[kind == "n"])
-                    for r in records
-                ]
-                for kind in ("e", "n")
-            }
-            for family in FAMILIES:
-                for kind in ("e", "n"):
-                    rules = comp.bucket_rules(kind, entries[kind])
+    def _bucket_members(self) -> dict[str, list[PortRecord]]:
+        """Records of the dirty buckets that go in their bucket, sorted by device."""
+        members: dict[str, list[PortRecord]] = {digit: [] for digit in self._dirty}
+        for r in self._ports.values():
+            if r.digit in members and r.port.id not in self._excluded and self._usable(r):
+                members[r.digit].append(r)
+        for records in members.values():
+            records.sort(key=lambda r: (r.device, r.spoof_chain or ""))
+        return members
+
+    def _declare_eb_buckets(self, members: dict[str, list[PortRecord]]) -> None:
+        _, eb, _ = self._managers()
+        for digit, records in sorted(members.items()):
+            rules = [rule for r in records for rule in r.eb_entries()]
+            rules.append(antispoof.BUCKET_END)
+            eb.set_chain(antispoof.eb_bucket_chain(digit), rules)
+
+    def _declare_ipt_buckets(self, members: dict[str, list[PortRecord]]) -> None:
+        ipt, _, _ = self._managers()
+        for digit, records in sorted(members.items()):
+            entries = [r.ipt_entries() for r in records]
+            for kind, rules in (("e", [e[0] for e in entries]), ("n", [e[1] for e in entries])):
+                rules.append(comp.BUCKET_END)
+                for family in FAMILIES:
                     ipt.set_chain(family, "filter", comp.bucket_chain(kind, digit), rules)
-            nd = [(r.device, r.nd_nets) for r in records]
-            ipt.set_chain(6, "filter", comp.bucket_chain("d", digit), comp.nd_bucket_rules(nd))
-            eb_entries = [(r.device, r.spoof_chain) for r in records]
-            eb.set_chain(antispoof.eb_bucket_chain(digit), antispoof.bucket_rules(eb_entries))
-        self._dirty.clear()
+            nd = [rule for e in entries for rule in e[2]]
+            nd.append(comp.BUCKET_END)
+            ipt.set_chain(6, "filter", comp.bucket_chain("d", digit), nd)
 
     # -- applying -----------------------------------------------------------------------
 
@@ -518,9 +592,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             self._exclude(record.port.id, "conntrack zone rule not applied")
         failed: dict[str, str] = {}
         for attempt in range(2):
-            self._declare_buckets()
-            set_result = ipset.apply()
-            eb_result, ipt_result = self._apply_tables(eb, ipt)
+            set_result, eb_result, ipt_result = self._apply_all(ipt, eb, ipset)
             self.last_inputs += set_result.inputs + eb_result.inputs
             self.last_inputs += [text for _, _, text in ipt_result.inputs]
             # First pass: blame only the chains a port owns (its groups, profiles and
@@ -541,30 +613,105 @@ class IptablesFirewallDriver(base.FirewallDriver):
         result.update(failed)
         return result
 
-    @staticmethod
-    def _apply_tables(
-        eb: EbtablesManager, ipt: IptablesManager
-    ) -> tuple[EbtablesResult, ApplyResult]:
-        """ebtables and iptables restores run side by side (separate tools and tables);
-        both are done before anything is reported, so fail-closed ordering holds."""
-        box: dict[str, EbtablesResult | BaseException] = {}
+    def _prefetch(self) -> _Background[None] | None:
+        """On a pass with nothing applied yet, read the kernel's netagent chains (the
+        managers' first check) in the background while the port records are built."""
+        if self._static_done:
+            return None
+        ipt, eb, _ = self._managers()
 
-        def run_eb() -> None:
+        raw = self._raw_ipt
+
+        def fetch() -> None:
             try:
-                box["eb"] = eb.apply()
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                box["eb"] = exc
+                _Background(eb.prefetch, "ebtables-save").result()
+                ipt.prefetch([(family, "filter") for family in FAMILIES])
+                if raw is not None:  # the zones' table, written first by the pass
+                    raw.prefetch([(family, "raw") for family in FAMILIES])
+            except (NetagentError, OSError, ValueError) as exc:
+                LOG.debug("prefetch failed, the apply reads the kernel itself: %s", exc)
 
-        thread = threading.Thread(target=run_eb, name="ebtables-apply", daemon=True)
-        thread.start()
+        return _Background(fetch, "firewall-prefetch")
+
+    def _start_eb(self) -> None:
+        """Declare the dirty ebtables buckets and start the ebtables restore now.
+
+        ebtables depends on nothing else a pass writes (its own tool, table and chains:
+        no ipsets, no iptables chains), and it is the longest restore of a large pass, so
+        it runs while the iptables buckets are built and the ipsets and iptables are
+        restored. :meth:`_apply_all` waits for it; buckets that change meanwhile (a port
+        excluded) are declared and applied again there.
+        """
+        if self._eb_job is not None:
+            return
+        _, eb, ipset = self._managers()
+        members = self._bucket_members()
+        self._declare_eb_buckets(members)
+        self._eb_declared = {d: [r.port.id for r in rs] for d, rs in members.items()}
+        self._eb_job = _Background(eb.apply, "ebtables-apply")
+        # The sets are declared too (_sync_shared): restore them while the iptables
+        # buckets are built; iptables, which needs them, waits for this in _apply_all.
+        if self._set_job is None:
+            self._set_job = _Background(ipset.apply, "ipset-apply")
+
+    def _apply_all(
+        self, ipt: IptablesManager, eb: EbtablesManager, ipset: IpsetManager
+    ) -> tuple[IpsetResult, EbtablesResult, ApplyResult]:
+        """Declare the dirty buckets and apply all three managers.
+
+        ebtables is independent of ipsets and iptables (separate tool and table), so its
+        restore (started by :meth:`_start_eb`, else here) runs in a thread while the
+        iptables buckets are declared, the ipsets restored (before iptables: rules need
+        their sets) and the iptables tables restored. All are done before anything is
+        reported, so the fail-closed ordering holds (ports are wired only after the pass).
+        """
+        members = self._bucket_members()
+        early, self._eb_job = self._eb_job, None
+        declared, self._eb_declared = self._eb_declared, {}
+        changed = {
+            d: rs for d, rs in members.items() if [r.port.id for r in rs] != declared.get(d)
+        }
+        if changed:
+            self._declare_eb_buckets(changed)
+
+        def run_eb() -> EbtablesResult:
+            first = None
+            if early is not None:
+                try:
+                    first = early.result()
+                except Exception as exc:  # the apply below retries everything pending
+                    LOG.warning("early ebtables apply failed, applying again: %s", exc)
+            second = eb.apply()
+            if first is None:
+                return second
+            # The second apply retried whatever the first could not write.
+            return EbtablesResult(
+                {**first.applied, **second.applied},
+                dict(second.failed),
+                first.inputs + second.inputs,
+            )
+
+        job = _Background(run_eb, "ebtables-apply")
+        early_sets, self._set_job = self._set_job, None
         try:
+            self._declare_ipt_buckets(members)
+            self._dirty.clear()
+            set_result = ipset.apply()  # what the early restore could not write
+            if early_sets is not None:
+                first = early_sets.result()
+                set_result = IpsetResult(
+                    first.applied | set_result.applied,
+                    dict(set_result.failed),
+                    first.inputs + set_result.inputs,
+                )
             ipt_result = ipt.apply()
-        finally:
-            thread.join()
-        eb_result = box["eb"]
-        if isinstance(eb_result, BaseException):
-            raise eb_result
-        return eb_result, ipt_result
+        except BaseException:
+            try:
+                job.result()
+            except Exception:  # the first error is the one raised
+                LOG.exception("ebtables apply failed too")
+            raise
+        return set_result, job.result(), ipt_result
 
     def _exclude(self, pid: str, reason: str) -> None:
         record = self._ports.get(pid)

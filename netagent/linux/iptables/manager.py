@@ -28,12 +28,13 @@ reported per chain in :class:`ApplyResult`. Model: Felix ``fiptables.py``, KEP-3
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar, cast
 
 from netagent.linux.iptables import plan
 from netagent.linux.iptables import validate as v
@@ -109,6 +110,39 @@ def _drops_sets(state: _Table, item: plan.Item) -> bool:
     return bool(old - item.sets)
 
 
+_T = TypeVar("_T")
+
+
+def _parallel(calls: Sequence[Callable[[], _T]]) -> list[_T]:
+    """Run ``calls`` side by side (each in its own thread but the first); results in
+    order. An exception of any call is re-raised after all have finished."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    results: list[_T | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"iptables-{i}", daemon=True)
+        for i in range(1, len(calls))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        run(0)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return cast(list[_T], results)
+
+
 class IptablesManager:
     """Desired netagent chains of one network namespace, applied incrementally.
 
@@ -134,6 +168,7 @@ class IptablesManager:
         self.verify_interval = verify_interval
         self._tables: dict[tuple[int, str], _Table] = {}
         self._last_verify = 0.0
+        self._prefetched: dict[tuple[int, str], str] = {}
         self._lock = _namespace_lock(namespace)
 
     def __repr__(self) -> str:
@@ -200,15 +235,42 @@ class IptablesManager:
             and any missing hook are rewritten by the next apply)
         """
         with self._lock:
-            damaged: set[ChainKey] = set()
-            for family, table in sorted(self._tables):
-                damaged |= self._scan(family, table)
+            found = self._scan_all(list(self._tables))
             self._last_verify = time.monotonic()
-            return damaged
+            return set().union(*found)
+
+    def prefetch(self, tables: Sequence[tuple[int, str]]) -> None:
+        """Read ``(family, table)``s not yet scanned ahead of the first :meth:`apply`,
+        side by side and without holding the manager's lock (callers overlap the saves
+        with declaring their chains). The apply's check then uses them once."""
+        with self._lock:
+            wanted = [
+                (v.family(f), v.table_name(t))
+                for f, t in tables
+                if not self._table(f, t).scanned and (f, t) not in self._prefetched
+            ]
+
+        def fetch(family: int, table: str) -> None:
+            text = priv.save(self.namespace, self.backend, family, table)
+            with self._lock:
+                if not self._table(family, table).scanned:
+                    self._prefetched[(family, table)] = text
+
+        _parallel([functools.partial(fetch, f, t) for f, t in wanted])
+
+    def _scan_all(self, keys: list[tuple[int, str]]) -> list[set[ChainKey]]:
+        """:meth:`_scan` of each table; the saves still to run run side by side."""
+        calls = [functools.partial(self._scan, family, table) for family, table in keys]
+        if sum(1 for key in keys if key not in self._prefetched) > 1:
+            return _parallel(calls)
+        return [call() for call in calls]
 
     def _scan(self, family: int, table: str) -> set[ChainKey]:
         state = self._tables[(family, table)]
-        seen = plan.scan_save(priv.save(self.namespace, self.backend, family, table))
+        text = self._prefetched.pop((family, table), None)
+        if text is None:
+            text = priv.save(self.namespace, self.backend, family, table)
+        seen = plan.scan_save(text)
         kernel: dict[str, str] = {}
         for name, chain in seen.chains.items():
             digest = plan.kernel_digest(chain, state.desired.get(name))
@@ -288,13 +350,29 @@ class IptablesManager:
             )
             if verify or (verify is None and due):
                 self.verify()
-            for family, table in sorted(self._tables):
+            keys = sorted(self._tables)
+            self._scan_all([key for key in keys if not self._tables[key].scanned])
+            # One restore per table. When they only create chains (a first apply), the
+            # tables' restores run side by side: separate tools and transactions whose
+            # parsing overlaps. A restore that flushes or deletes chains runs alone: its
+            # tool's exit holds the namespace's nf_tables commit mutex for an RCU grace
+            # period, which the next transaction would wait for (doc/firewall.md).
+            work = []
+            for family, table in keys:
                 state = self._tables[(family, table)]
-                if not state.scanned:
-                    self._scan(family, table)
                 items = self._items(state, sweep)
                 if items:
-                    self._run(family, table, state, items, result)
+                    work.append((family, table, state, items, ApplyResult()))
+            calls = [functools.partial(self._run, *job) for job in work]
+            if all(not i.exists and not i.delete for job in work for i in job[3]):
+                _parallel(calls)
+            else:
+                for call in calls:
+                    call()
+            for *_, part in work:
+                result.applied.update(part.applied)
+                result.failed.update(part.failed)
+                result.inputs += part.inputs
             return result
 
     def _run(

@@ -55,7 +55,7 @@ def render_chain(name: str, family: int, rules: Sequence[Rule]) -> DesiredChain:
 
     :raises ValueError: a rule does not fit the family (names the field)
     """
-    parts = [(rule.render(family), rule.tag) for rule in rules]
+    parts = [(rule.rendered(family), rule.tag) for rule in rules]
     blob = f"{family}\n" + "\n".join(f"{m}|{t}|{tag or ''}" for (m, t), tag in parts)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     lines = []

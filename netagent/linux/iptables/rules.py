@@ -351,6 +351,15 @@ class Rule:
         if self.tag is not None:
             v.tag(self.tag)
 
+    def rendered(self, family: int) -> tuple[str, str]:
+        """:meth:`render`, memoised on this (immutable) rule: a bucket rule is built once
+        per port and rendered for both families and every later rewrite of its bucket."""
+        cache: dict[int, tuple[str, str]] = self.__dict__.setdefault("_rendered", {})
+        text = cache.get(family)
+        if text is None:
+            text = cache[family] = self.render(family)
+        return text
+
     def render(self, family: int) -> tuple[str, str]:
         """Render for ``family`` as ``(matches, target)`` text.
 

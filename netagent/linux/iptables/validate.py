@@ -7,6 +7,7 @@ meaning of a restore line.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from netagent.common import constants as c
@@ -55,7 +56,13 @@ def owned_chain_name(value: object, field: str = "chain") -> str:
 
 def interface_name(value: object, field: str = "interface", wildcard: bool = True) -> str:
     """A device name (IFNAMSIZ), optionally ending with iptables' ``+`` wildcard."""
-    name = _text(value, field)
+    if isinstance(value, str):  # memoised: a few thousand taps per pass
+        return _interface_name(str(value), field, wildcard)
+    raise ValueError(f"{field} must be a string, got {value!r}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _interface_name(name: str, field: str, wildcard: bool) -> str:
     bare = name[:-1] if wildcard and name.endswith("+") else name
     if (
         not bare
@@ -86,7 +93,13 @@ def owned_set_name(value: object, field: str = "set") -> str:
 
 def mac_address(value: object, field: str = "mac") -> str:
     """A colon-separated MAC address, returned upper-case as iptables prints it."""
-    mac = _text(value, field)
+    if isinstance(value, str):  # memoised (errors are not cached)
+        return _mac_address(str(value), field)
+    raise ValueError(f"{field} must be a string, got {value!r}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _mac_address(mac: str, field: str) -> str:
     if not _MAC_RE.fullmatch(mac):
         raise ValueError(f"{field}: invalid MAC address {mac!r}")
     return mac.upper()

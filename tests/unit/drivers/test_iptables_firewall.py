@@ -163,8 +163,27 @@ def test_antispoof_golden() -> None:
         "-j na-eb-ok",
         "-p IPv4 -s fa:16:3e:00:00:99 --ip-src 0.0.0.0/0 -j na-eb-ok",
         "-p IPv6 -s fa:16:3e:12:34:56 --ip6-src fe80::f816:3eff:fe12:3456 -j na-eb-ok",
-        "-s fa:16:3e:12:34:56 -j na-eb-tail",
-        "-s fa:16:3e:00:00:99 -j na-eb-tail",
+        "-j na-eb-tail",
+    ]
+    # The bucket admits only the port's MACs into its chain; a foreign MAC falls through
+    # to the bucket's final DROP.
+    bucket = antispoof.bucket_rules([(port.device_name, "na-s-x", antispoof.macs(port))])
+    assert [rule.render() for rule in bucket] == [
+        f"-i {port.device_name} -s fa:16:3e:12:34:56 -j na-s-x",
+        f"-i {port.device_name} -s fa:16:3e:00:00:99 -j na-s-x",
+        "-j DROP",
+    ]
+    # One MAC: the bucket checked it, the chain does not repeat it.
+    single = [rule.render() for rule in antispoof.port_rules(_port())]
+    assert single == [
+        "-p ARP --arp-mac-src fa:16:3e:12:34:56 --arp-ip-src 198.51.100.10 -j na-eb-ok",
+        "-p IPv4 --ip-src 198.51.100.10 -j na-eb-ok",
+        "-p IPv6 --ip6-src fe80::f816:3eff:fe12:3456 -j na-eb-ok",
+        "-j na-eb-tail",
+    ]
+    unfiltered = antispoof.bucket_rules([(port.device_name, None, ())])
+    assert [rule.render() for rule in unfiltered] == [
+        f"-i {port.device_name} -j ACCEPT",
         "-j DROP",
     ]
 
