@@ -11,33 +11,23 @@ A restore is atomic: ebtables-nft sends the whole input as one nf_tables transac
 on failure nothing of it is applied. With ``--noflush`` a ``:chain POLICY`` line creates
 the chain or flushes an existing one.
 
-:func:`restore` returns once the kernel has committed, not when the tool exits: the input
-ends with a comment after ``COMMIT``, which ``-v`` echoes only after the commit succeeded
-(on a failure the tool exits first). Closing the tool's netlink socket waits, under the
-namespace's nf_tables commit mutex, for the deferred release of the rules the commit
-removed (one RCU grace period, 10-15 ms here); that exit is reaped by a thread. The same
-is done for iptables (:mod:`netagent.privileged.iptables`).
+:func:`restore` returns once the kernel has committed, not when the tool exits, as the
+iptables restores do (:mod:`netagent.privileged.committed_restore`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import select
 import subprocess
-import threading
-import time
 
 from netagent.common.exceptions import NetagentError
+from netagent.privileged import committed_restore
 from netagent.privileged.iptables import netns_prefix
 
 LOG = logging.getLogger(__name__)
 
 TIMEOUT = 120.0
-#: Appended after ``COMMIT``; ``-v`` echoes it once the commit is done. Netagent's own
-#: input never contains ``#`` (see the grammar below).
-SYNC_MARKER = "# netagent: committed"
 _OWNED = r"na-[A-Za-z0-9_-]{1,28}"
 _BODY = r"[A-Za-z0-9 _./:,!+-]*"
 _LINE_RES = (
@@ -100,7 +90,7 @@ def check_restore_input(text: str) -> None:
 def restore(namespace: str | None, text: str, *, settle: bool = False) -> None:
     """Apply netagent chains of the ``nat`` table atomically (``--noflush``).
 
-    Returns when the tool reports the commit done (:data:`SYNC_MARKER`).
+    Returns when the tool reports the commit done (:data:`.committed_restore.SYNC_MARKER`).
 
     :param namespace: network namespace name (None: the agent's own namespace)
     :param text: ``*nat`` ... ``COMMIT`` in netagent's grammar
@@ -110,71 +100,11 @@ def restore(namespace: str | None, text: str, *, settle: bool = False) -> None:
     """
     check_restore_input(text)
     argv = [*netns_prefix(namespace), "ebtables-nft-restore", "-v", "--noflush"]
-    # stdin and stderr are memory files: only stdout (the echoed marker) is a pipe.
-    stdin = _memfile(f"{text}{SYNC_MARKER}\n")
-    stderr = _memfile("")
-    try:
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
-    finally:
-        os.close(stdin)
-    try:
-        if _wait_for_marker(proc, time.monotonic() + TIMEOUT):
-            if settle:
-                _reap(proc)
-            else:
-                threading.Thread(target=_reap, args=(proc,), daemon=True).start()
-            return
-        try:
-            proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        message = os.pread(stderr, 1 << 16, 0).decode(errors="replace")
-    finally:
-        os.close(stderr)
-    raise EbtablesRestoreError(proc.returncode or 1, message)
-
-
-def _memfile(text: str) -> int:
-    fd = os.memfd_create("netagent-ebtables", os.MFD_CLOEXEC)
-    os.write(fd, text.encode())
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
-def _wait_for_marker(proc: subprocess.Popen[bytes], deadline: float) -> bool:
-    """Read the tool's stdout until the marker line (True) or EOF/timeout (False)."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    marker = f"{SYNC_MARKER}\n".encode()
-    out = b""
-    try:
-        while marker not in out:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                LOG.error("ebtables-nft-restore timed out after %.0f s, killing it", TIMEOUT)
-                proc.kill()
-                return False
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    return False
-                out += chunk
-        return True
-    finally:
-        proc.stdout.close()
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    """Wait for a restore that already reported its commit; its exit status is moot."""
-    try:
-        returncode = proc.wait(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        returncode = proc.wait()
-    if returncode != 0:
-        LOG.warning("ebtables-nft-restore exited with %d after committing", returncode)
+    failed = committed_restore.run(
+        argv, text, tool="ebtables-nft-restore", timeout=TIMEOUT, settle=settle
+    )
+    if failed is not None:
+        raise EbtablesRestoreError(*failed)
 
 
 def save(namespace: str | None) -> str:

@@ -23,14 +23,11 @@ do not need); measured here both cost about 2.5 ms per call, dominated by the ex
 from __future__ import annotations
 
 import logging
-import os
 import re
-import select
 import subprocess
-import threading
-import time
 
 from netagent.common.exceptions import NetagentError
+from netagent.privileged import committed_restore
 
 LOG = logging.getLogger(__name__)
 
@@ -59,9 +56,6 @@ _LINE_RES = (
 #: The same grammar as one pattern (one match per line instead of one per alternative).
 _LINE_RE = re.compile("|".join(f"(?:{regex.pattern})" for regex in _LINE_RES))
 _LINE_NO_RE = re.compile(r"line:?\s+(\d+)")
-#: Comment appended after ``COMMIT``; ``-v`` echoes it once everything before it is done.
-#: Netagent's own input can never contain ``#`` (see the grammar above).
-SYNC_MARKER = "# netagent: committed"
 
 
 class IptablesError(NetagentError):
@@ -173,9 +167,9 @@ def restore(
     """Load one table's worth of netagent chains with ``iptables-restore --noflush -w``.
 
     The restore is atomic per table: on failure nothing of ``text`` is applied. Returns as
-    soon as the tool reports the commit done (:data:`SYNC_MARKER`); unless ``settle``, the
-    tool's exit, which with nf_tables may wait an RCU grace period, is reaped in the
-    background.
+    soon as the tool reports the commit done (see :mod:`.committed_restore`); unless
+    ``settle``, the tool's exit, which with nf_tables may wait an RCU grace period, is
+    reaped in the background.
 
     :param namespace: network namespace name (None: root namespace)
     :param backend: ``nft`` or ``legacy``
@@ -199,72 +193,9 @@ def restore(
         "-w",
         str(LOCK_WAIT),
     ]
-    # Input and stderr are memory files: nothing can block on a full pipe but stdout,
-    # which carries only the echoed marker.
-    stdin = _memfile(f"{text}{SYNC_MARKER}\n")
-    stderr = _memfile("")
-    try:
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
-    finally:
-        os.close(stdin)
-    try:
-        if _wait_for_marker(proc, time.monotonic() + TIMEOUT):
-            if settle:
-                _reap(proc, tool)
-            else:
-                threading.Thread(target=_reap, args=(proc, tool), daemon=True).start()
-            return
-        try:
-            proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        message = os.pread(stderr, 1 << 16, 0).decode(errors="replace")
-    finally:
-        os.close(stderr)
-    raise IptablesRestoreError(family, table, proc.returncode or 1, message)
-
-
-def _memfile(text: str) -> int:
-    fd = os.memfd_create("netagent-iptables")
-    os.write(fd, text.encode())
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
-def _wait_for_marker(proc: subprocess.Popen[bytes], deadline: float) -> bool:
-    """Read the tool's stdout until the marker line (True) or EOF/timeout (False)."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    marker = f"{SYNC_MARKER}\n".encode()
-    out = b""
-    try:
-        while marker not in out:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                LOG.error("iptables-restore timed out after %.0f s, killing it", TIMEOUT)
-                proc.kill()
-                return False
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    return False
-                out += chunk
-        return True
-    finally:
-        proc.stdout.close()
-
-
-def _reap(proc: subprocess.Popen[bytes], tool: str) -> None:
-    """Wait for a restore that already reported its commit; its exit status is moot."""
-    try:
-        returncode = proc.wait(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        returncode = proc.wait()
-    if returncode != 0:
-        LOG.warning("%s exited with %d after committing", tool, returncode)
+    failed = committed_restore.run(argv, text, tool=tool, timeout=TIMEOUT, settle=settle)
+    if failed is not None:
+        raise IptablesRestoreError(family, table, *failed)
 
 
 def save(namespace: str | None, backend: str, family: int, table: str) -> str:
