@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,27 @@ def leftover_namespaces() -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         return sorted(n for n in os.listdir("/run/netns") if n.startswith(NETNS_PREFIX))
     return []
+
+
+@contextlib.contextmanager
+def running_fabric(
+    neutron: neutron_server.NeutronServer,
+    workdir: Path,
+    hosts: Mapping[str, str],
+    **fabric_options: Any,
+) -> Iterator[InteropFabric]:
+    """Simulated hosts (name -> tunnel address) running real agents against ``neutron``;
+    leftovers of earlier runs removed first, everything removed after, diagnostics printed.
+    """
+    for name in leftover_namespaces():
+        harness.run("ip", "netns", "delete", name, check=False)
+    fab = InteropFabric(workdir, neutron, **fabric_options)
+    try:
+        fab.start()
+        for name, tunnel_ip in hosts.items():
+            fab.add_host(name, tunnel_ip)
+        fab.start_neutron_agents()
+        yield fab
+    finally:
+        print(fab.diagnostics())
+        fab.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.interop import neutron_server, services
+from tests.interop.api import NeutronApi
 
 _SERVER_KEY = pytest.StashKey[neutron_server.NeutronServer]()
 
@@ -57,6 +58,11 @@ def neutron(
     finally:
         server.stop()
         print("\n" + server.timing_line())
+
+
+@pytest.fixture(scope="module")
+def api(neutron: neutron_server.NeutronServer) -> NeutronApi:
+    return neutron.api()
 
 
 @pytest.hookimpl(hookwrapper=True)

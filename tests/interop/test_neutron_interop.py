@@ -14,7 +14,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,26 +31,9 @@ STATUS_TIMEOUT = 60
 def fabric(
     neutron: neutron_server.NeutronServer,
     tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
 ) -> Iterator[cloud.InteropFabric]:
-    for name in cloud.leftover_namespaces():
-        harness.run("ip", "netns", "delete", name, check=False)
-    workdir: Path = tmp_path_factory.mktemp("fabric")
-    fab = cloud.InteropFabric(workdir, neutron)
-    try:
-        fab.start()
-        for name, tunnel_ip in HOSTS.items():
-            fab.add_host(name, tunnel_ip)
-        fab.start_neutron_agents()
+    with cloud.running_fabric(neutron, tmp_path_factory.mktemp("fabric"), HOSTS) as fab:
         yield fab
-    finally:
-        print(fab.diagnostics())
-        fab.close()
-
-
-@pytest.fixture(scope="module")
-def api(neutron: neutron_server.NeutronServer) -> NeutronApi:
-    return neutron.api()
 
 
 @pytest.fixture(scope="module")

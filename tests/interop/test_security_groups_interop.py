@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,24 +41,10 @@ BLOCKED_FOR = 4.0
 def fabric(
     neutron: neutron_server.NeutronServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[cloud.InteropFabric]:
-    for name in cloud.leftover_namespaces():
-        harness.run("ip", "netns", "delete", name, check=False)
-    workdir: Path = tmp_path_factory.mktemp("sg-fabric")
-    fab = cloud.InteropFabric(workdir, neutron, firewall_driver="iptables")
-    try:
-        fab.start()
-        for name, tunnel_ip in HOSTS.items():
-            fab.add_host(name, tunnel_ip)
-        fab.start_neutron_agents()
+    with cloud.running_fabric(
+        neutron, tmp_path_factory.mktemp("sg-fabric"), HOSTS, firewall_driver="iptables"
+    ) as fab:
         yield fab
-    finally:
-        print(fab.diagnostics())
-        fab.close()
-
-
-@pytest.fixture(scope="module")
-def api(neutron: neutron_server.NeutronServer) -> NeutronApi:
-    return neutron.api()
 
 
 @pytest.fixture(scope="module")
