@@ -59,6 +59,8 @@ PROTOCOL_NUMBERS: dict[str, int] = {
     "udplite": 136,
     "vrrp": 112,
 }
+#: Protocol 0 on the wire: Neutron reads it as "any protocol" (see :func:`protocol_number`).
+PROTO_ANY = 0
 PROTO_ICMP = 1
 PROTO_ICMPV6 = 58
 #: Protocols whose rules may carry port ranges: tcp, udp, sctp, udplite, dccp.
@@ -74,18 +76,25 @@ _PREFIX_KEYS = {Direction.INGRESS: "source_ip_prefix", Direction.EGRESS: "dest_i
 def protocol_number(value: object) -> int | None:
     """Normalise a protocol name or number (int or numeric string) to its IANA number.
 
-    :returns: ``None`` for ``any``.
+    Protocol 0 (``0``, ``"000"``, ``hopopt``) means *any protocol*, not IPv6 hop-by-hop
+    only: Neutron's own iptables driver renders it without ``-p``, and rules written for
+    Neutron rely on that. It is normalised to ``None`` here so that every later layer
+    (rendering, status, logs) shows one meaning.
+
+    :returns: ``None`` for any protocol (``any`` or 0).
     :raises FieldError: unknown name, or a number outside 0..255.
     """
     if isinstance(value, str):
         if value.lower() == "any":
             return None
         if value.lower() in PROTOCOL_NUMBERS:
-            return PROTOCOL_NUMBERS[value.lower()]
-        if not _NUMBER_RE.fullmatch(value):
+            value = PROTOCOL_NUMBERS[value.lower()]
+        elif not _NUMBER_RE.fullmatch(value):
             raise v.FieldError(f"not a protocol name or number: {v.show(value)}")
-        value = int(value)
-    return v.integer(value, 0, 255)
+        else:
+            value = int(value)
+    number = v.integer(value, 0, 255)
+    return None if number == PROTO_ANY else number
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
