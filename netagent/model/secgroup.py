@@ -59,6 +59,8 @@ PROTOCOL_NUMBERS: dict[str, int] = {
     "udplite": 136,
     "vrrp": 112,
 }
+#: Number -> name for display; where two names share a number the first listed wins.
+_PROTOCOL_NAMES: dict[int, str] = {n: name for name, n in reversed(PROTOCOL_NUMBERS.items())}
 #: Protocol 0 on the wire: Neutron reads it as "any protocol" (see :func:`protocol_number`).
 PROTO_ANY = 0
 PROTO_ICMP = 1
@@ -129,6 +131,33 @@ class SecurityGroupRule:
     local_ip_prefix: IPNetwork | None = None
     source_port_range_min: int | None = None
     source_port_range_max: int | None = None
+
+    def summary(self) -> str:
+        """One line for operators, e.g. ``ingress IPv4 tcp 22-22 from 198.51.100.0/24``.
+
+        A rule without protocol (including protocol 0, see :func:`protocol_number`) reads
+        ``any protocol``.
+        """
+        words = [str(self.direction), str(self.ethertype)]
+        if self.protocol is None:
+            words.append("any protocol")
+        else:
+            words.append(_PROTOCOL_NAMES.get(self.protocol, f"protocol {self.protocol}"))
+        if self.port_range_min is not None:
+            words.append(f"port {self.port_range_min}-{self.port_range_max}")
+        if self.icmp_type is not None:
+            code = "" if self.icmp_code is None else f" code {self.icmp_code}"
+            words.append(f"type {self.icmp_type}{code}")
+        side = "from" if self.direction is Direction.INGRESS else "to"
+        if self.remote_group_id is not None:
+            words.append(f"{side} group {self.remote_group_id}")
+        elif self.remote_address_group_id is not None:
+            words.append(f"{side} address group {self.remote_address_group_id}")
+        elif self.remote_ip_prefix is not None:
+            words.append(f"{side} {self.remote_ip_prefix}")
+        else:
+            words.append(f"{side} anywhere")
+        return " ".join(words)
 
     @classmethod
     def from_api(cls, data: object, security_group_id: str | None = None) -> SecurityGroupRule:

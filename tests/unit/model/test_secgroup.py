@@ -269,3 +269,30 @@ def test_address_group() -> None:
     with pytest.raises(ModelError) as info:
         AddressGroup.from_api(changed(s.address_group(), "addresses[1]", "fd00:9::/129"))
     assert info.value.field == "addresses[1]"
+
+
+@pytest.mark.parametrize(
+    ("changes", "summary"),
+    [
+        ({"protocol": 0, "ethertype": "IPv6"}, "ingress IPv6 any protocol from anywhere"),
+        ({"protocol": "hopopt"}, "ingress IPv4 any protocol from anywhere"),
+        ({"protocol": None}, "ingress IPv4 any protocol from anywhere"),
+        (
+            {"protocol": "tcp", "port_range_min": 22, "port_range_max": 22},
+            "ingress IPv4 tcp port 22-22 from anywhere",
+        ),
+        (
+            {"protocol": "icmp", "port_range_min": 8, "port_range_max": 0},
+            "ingress IPv4 icmp type 8 code 0 from anywhere",
+        ),
+        (
+            {"direction": "egress", "protocol": 47, "remote_ip_prefix": "198.51.100.7/24"},
+            "egress IPv4 gre to 198.51.100.0/24",
+        ),
+        ({"protocol": 253}, "ingress IPv4 protocol 253 from anywhere"),
+    ],
+)
+def test_summary_reads_protocol_zero_as_any(changes: dict[str, object], summary: str) -> None:
+    data = s.rule(port_range_min=None, port_range_max=None, remote_ip_prefix=None)
+    data.update(changes)
+    assert SecurityGroupRule.from_api(data).summary() == summary
