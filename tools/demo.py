@@ -62,6 +62,11 @@ def main() -> int:
     parser.add_argument("--l2-driver", default="linuxbridge")
     parser.add_argument("--firewall-driver", default="iptables")
     parser.add_argument("--keep", action="store_true", help="leave everything running")
+    parser.add_argument(
+        "--bin-dir",
+        default=str(Path(sys.executable).parent),
+        help="where netagent-agent and netagent-status are (e.g. a venv the wheel went into)",
+    )
     args = parser.parse_args()
 
     result = statefile.load_state(args.state)
@@ -98,7 +103,7 @@ def main() -> int:
                 f"[linuxbridge]\nlocal_ip = {agent.tunneling_ip}\n"
                 "physical_interface_mappings = physnet1:phys1\n"
             )
-            agent_bin = str(Path(sys.executable).parent / "netagent-agent")
+            agent_bin = str(Path(args.bin_dir) / "netagent-agent")
             agents.append(
                 subprocess.Popen(
                     ["ip", "netns", "exec", host_ns, agent_bin, "--config-file", str(conf)]
@@ -136,7 +141,7 @@ def main() -> int:
                     ok &= ping(src_ns, address, f"{src_host} -> {dst_host}")
         for agent in sorted(state.agents.values(), key=lambda a: a.host):
             status = sh(
-                str(Path(sys.executable).parent / "netagent-status"),
+                str(Path(args.bin_dir) / "netagent-status"),
                 "--state-path",
                 str(workdir / agent.host),
                 check=False,
