@@ -12,6 +12,7 @@ for a full resync.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -29,15 +30,37 @@ from netagent.drivers import base
 LOG = logging.getLogger(__name__)
 
 
-def install_stop_handlers(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set ``stop``; the data plane is left exactly as it is."""
+#: Seconds a stop may take before the process exits anyway (systemd's stop timeout is 15 s).
+STOP_DEADLINE = 10.0
+
+
+def install_stop_handlers(stop: threading.Event, deadline: float = STOP_DEADLINE) -> None:
+    """SIGTERM and SIGINT set ``stop``; the data plane is left exactly as it is.
+
+    A part may block the orderly stop, e.g. a source still connecting to a broker that is
+    down. Nothing the agent leaves behind needs an orderly stop (the kernel keeps the
+    data plane and the next start adopts it), so ``deadline`` seconds after the first
+    signal, or at a second one, the process exits with status 0 anyway.
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        LOG.info("Received %s: stopping, data plane left as it is", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            _exit_now(f"second {name}")
+        LOG.info("Received %s: stopping, data plane left as it is", name)
         stop.set()
+        timer = threading.Timer(deadline, _exit_now, args=(f"stop took over {deadline:g} s",))
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def _exit_now(why: str) -> None:
+    LOG.warning("%s: exiting now; the data plane is left as it is", why)
+    logging.shutdown()
+    os._exit(0)
 
 
 def install_resync_handler(reconciler: Reconciler) -> None:

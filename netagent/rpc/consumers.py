@@ -254,14 +254,28 @@ class Consumers:
             server.start()
 
     def stop(self) -> None:
-        """Stop consuming and wait for running handlers. Idempotent."""
-        for server in self.servers:
-            try:
-                server.stop()
-            except Exception:  # stop of a never-started server
-                LOG.debug("RPC server stop failed", exc_info=True)
-        for server in self.servers:
-            try:
-                server.wait()
-            except Exception:
-                LOG.debug("RPC server wait failed", exc_info=True)
+        """Stop consuming and wait for running handlers. Idempotent.
+
+        The servers stop side by side: each one's stop waits for its listener's poll to
+        return (about a second), so stopping a dozen one after the other took 9 s.
+        """
+        threads = [
+            threading.Thread(target=_stop_and_wait, args=(s,), name="rpc-stop", daemon=True)
+            for s in self.servers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def _stop_and_wait(server: Any) -> None:
+    try:
+        server.stop()
+    except Exception:  # stop of a never-started server
+        LOG.debug("RPC server stop failed", exc_info=True)
+        return
+    try:
+        server.wait()
+    except Exception:
+        LOG.debug("RPC server wait failed", exc_info=True)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -447,3 +449,47 @@ def test_broker_outage_full_resync_no_data_plane_change(
         assert first is not None, events  # the admin-down of the tap was seen
         touched = [line for line in events[:first] if any(n in line for n in ifindexes)]
         assert touched == []  # nothing before it: the outage and resync changed no link
+
+
+def test_sigterm_with_broker_unreachable_exits(fabric: Fabric) -> None:
+    """A stop blocked on a broker that never answers still ends: exit 0, data plane kept.
+
+    Before, the main thread stayed in the source's first connect and SIGTERM never
+    ended the process (11 minutes seen). Nothing listens on the relay's target port.
+    """
+    url = "rabbit://guest:guest@127.0.0.1:5672/"
+    with neutron_host(fabric, url, url, _closed_port()) as env:
+        env.start_agent()
+        wait_for("connect failure logged", lambda: "Connection failed" in env.log(), timeout=30)
+        process = env.host.process
+        assert process is not None
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the agent did not exit 30 s after SIGTERM:\n" + env.host.log_tail())
+        assert code == 0
+        assert "exiting now; the data plane is left as it is" in env.log()
+
+
+def test_sigterm_stops_in_order_within_the_deadline(env: NeutronHost, fabric: Fabric) -> None:
+    """With the broker up, the orderly stop (all RPC servers at once) ends by itself."""
+    vms = env.add_vms(1)
+    env.start_agent()
+    env.wait_converged(vms)
+    process = env.host.process
+    assert process is not None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    log = env.log()
+    assert "netagent-agent stopped" in log
+    assert "exiting now" not in log
+    assert fabric.wired(vms[0])  # the data plane is left as it is
+
+
+def _closed_port() -> int:
+    """A root-namespace TCP port nothing listens on (bound, never listened, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
