@@ -21,6 +21,14 @@ function install_netagent_packages {
 }
 
 function install_netagent {
+    # devstack's pip_install always applies upper-constraints, which may pin pyroute2
+    # below netagent's minimum (openstack/requirements had pyroute2===0.8.1 against our
+    # >=0.9.4): pip then refuses to install netagent. Drop that pin, as devstack does for
+    # libvirt-python; neutron itself accepts pyroute2>=0.7.3.
+    if [[ -n "$REQUIREMENTS_DIR" ]]; then
+        "$REQUIREMENTS_DIR/.venv/bin/edit-constraints" \
+            "$REQUIREMENTS_DIR/upper-constraints.txt" -- pyroute2
+    fi
     if is_service_enabled q-svc neutron-api; then
         # the mechanism driver runs inside neutron-server: same Python environment
         setup_develop "$NETAGENT_DIR" neutron

@@ -258,9 +258,25 @@ def test_node_without_agent_installs_no_packages_and_writes_no_config(tmp_path: 
     assert [c[0] for c in run.named("run_process")] == ["netagent-agent"]
 
 
+def _requirements_dir(tmp: Path) -> Path:
+    """A REQUIREMENTS_DIR whose edit-constraints records its call."""
+    req = tmp / "requirements"
+    (req / ".venv" / "bin").mkdir(parents=True)
+    tool = req / ".venv" / "bin" / "edit-constraints"
+    tool.write_text(f'#!/bin/bash\nsource {STUBS}\n_record edit-constraints "$@"\n')
+    tool.chmod(0o755)
+    return req
+
+
 def test_install_server_side_with_neutron_extra(tmp_path: Path) -> None:
-    run = ok(run_devstack(tmp_path, ["stack install"]))
+    req = _requirements_dir(tmp_path)
+    run = ok(run_devstack(tmp_path, ["stack install"], {"REQUIREMENTS_DIR": str(req)}))
     assert run.named("setup_develop") == [[str(REPO), "neutron"]]
+    # the pyroute2 pin is dropped before the install
+    assert [c[0] for c in run.calls] == ["edit-constraints", "setup_develop"]
+    assert run.named("edit-constraints") == [
+        [str(req / "upper-constraints.txt"), "--", "pyroute2"]
+    ]
 
 
 def test_install_compute_node_without_extra(tmp_path: Path) -> None:
