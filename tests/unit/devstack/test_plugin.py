@@ -234,7 +234,11 @@ def test_pre_install_packages_and_br_netfilter(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "local_conf",
-    [{"STUB_IN_CONTAINER": "1"}, {"NETAGENT_FIREWALL_DRIVER": "noop"}],
+    [
+        {"STUB_IN_CONTAINER": "1"},
+        {"NETAGENT_FIREWALL_DRIVER": "noop"},
+        {"Q_USE_SECGROUP": "False"},
+    ],
 )
 def test_pre_install_no_br_netfilter(tmp_path: Path, local_conf: dict[str, str]) -> None:
     run = ok(run_devstack(tmp_path, ["stack pre-install"], local_conf))
@@ -366,6 +370,11 @@ def test_post_config_option_names_are_netagents(tmp_path: Path) -> None:
     assert conf.linuxbridge.local_ip == "192.0.2.10"
     assert conf.linuxbridge.physical_interface_mappings == ["public:eth1"]
     assert conf.neutron.l2_population is True
+
+
+def test_post_config_without_security_groups_uses_noop_firewall(tmp_path: Path) -> None:
+    run = ok(run_devstack(tmp_path, ["stack post-config"], {"Q_USE_SECGROUP": "False"}))
+    assert ["agent", "firewall_driver", "noop"] in _conf_calls(run)
 
 
 def test_post_config_without_tunnels_sets_no_local_ip(tmp_path: Path) -> None:
