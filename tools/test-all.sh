@@ -1,8 +1,9 @@
 #!/bin/bash
 # Set up this machine (tools/setup-host.sh) and run every check and test tier:
-# config-sample drift, ruff, mypy --strict, the wheel installed and run from a fresh
-# virtualenv (tools/wheel-smoke.sh), then unit, functional, fullstack and interop
-# tests in one pytest run. Needs root (functional and later tiers use the real kernel).
+# config-sample drift, ruff, mypy --strict, shellcheck/bashate of devstack/, the wheel
+# installed and run from a fresh virtualenv (tools/wheel-smoke.sh), then unit,
+# functional, fullstack and interop tests in one pytest run. Needs root (functional and
+# later tiers use the real kernel).
 # Exits non-zero if anything fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ step genconfig tools/genconfig.sh --check
 step ruff .venv/bin/ruff check netagent tests tools
 step ruff-format .venv/bin/ruff format --check netagent tests tools
 step mypy .venv/bin/mypy --strict netagent
+step devstack-lint tools/lint-devstack.sh
 step wheel tools/wheel-smoke.sh
 
 export NETAGENT_FUNCTIONAL=1 NETAGENT_FULLSTACK=1 NETAGENT_INTEROP=1
