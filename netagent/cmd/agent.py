@@ -27,6 +27,24 @@ def load_drivers(conf: cfg.ConfigOpts) -> tuple[base.L2Driver, base.FirewallDriv
     )
 
 
+def preflight_passed(conf: cfg.ConfigOpts) -> bool:
+    """Run ``netagent-check``'s checks; log each failure. False: do not start."""
+    from netagent.agent import preflight  # noqa: PLC0415
+    from netagent.rpc import transport  # noqa: PLC0415
+
+    passed = True
+    for result in preflight.run(conf, transport.check_broker, at_start=True):
+        if result.ok:
+            LOG.debug("Preflight %s", result.line())
+        elif result.required:
+            LOG.error("Preflight %s: not starting", result.line())
+            print(f"netagent-agent: preflight {result.line()}", file=sys.stderr)
+            passed = False
+        else:
+            LOG.warning("Preflight %s", result.line())
+    return passed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         conf = common.setup(argv, "netagent network agent")
@@ -39,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.error("%s", exc)
         print(f"netagent-agent: {exc}", file=sys.stderr)
         return 2
+    if not preflight_passed(conf):
+        return 1
     from netagent.agent import service  # noqa: PLC0415 - after drivers, to fail fast
 
     try:

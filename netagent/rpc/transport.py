@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import logging
+import socket
 import threading
 import urllib.parse
 import uuid
@@ -17,6 +18,8 @@ from typing import Any
 import oslo_messaging
 import oslo_messaging.opts
 from oslo_config import cfg
+
+from netagent.common.exceptions import PreflightError
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +39,37 @@ def build_transport(conf: cfg.ConfigOpts, url: str | None = None) -> Any:
     oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
     register_opts(conf)
     return oslo_messaging.get_rpc_transport(conf, url=url)
+
+
+#: Seconds a broker's TCP port may take to accept a connection (preflight).
+BROKER_TIMEOUT = 3.0
+
+
+def check_broker(conf: cfg.ConfigOpts) -> str:
+    """Preflight: every host of ``transport_url`` accepts a TCP connection (no login).
+
+    :raises PreflightError: no URL, a malformed one, or a host that does not answer.
+    """
+    # the same order as build_transport: the default first, or registering twice differs
+    oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
+    register_opts(conf)
+    if not conf.transport_url:
+        raise PreflightError("[DEFAULT] transport_url is not set")
+    try:
+        parsed = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
+    except oslo_messaging.InvalidTransportURL as exc:
+        raise PreflightError(f"transport_url is not valid: {exc}") from None
+    answered = []
+    for host in parsed.hosts:
+        where = f"{host.hostname}:{host.port or 5672}"
+        try:
+            with socket.create_connection(
+                (host.hostname or "localhost", host.port or 5672), timeout=BROKER_TIMEOUT
+            ):
+                answered.append(where)
+        except OSError as exc:
+            raise PreflightError(f"broker {where} does not answer: {exc}") from None
+    return "TCP connect to " + ", ".join(answered)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
