@@ -127,12 +127,17 @@ def describe(
         }
         for rid, router in sorted(plan.routers.items())
     ]
+    security_groups = [
+        {"id": gid, "stateful": group.stateful, "rules": [r.summary() for r in group.rules]}
+        for gid, group in sorted(plan.view.security_groups.items())
+    ]
     return {
         "host": host,
         "origin": update.origin,
         "ports": ports,
         "networks": networks,
         "routers": routers,
+        "security_groups": security_groups,
         "source_errors": list(update.errors),
     }
 

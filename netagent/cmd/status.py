@@ -94,6 +94,12 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
             f"router {router['id']} ready: {_flag(router['ready'])}"
             + (f"  ERROR {router['error']}" if router.get("error") else "")
         )
+    for group in doc.get("security_groups", []):
+        if resource and not group["id"].startswith(resource):
+            continue
+        kind = "stateful" if group["stateful"] else "stateless"
+        lines.append(f"security group {group['id']} ({kind})")
+        lines += [f"  {rule}" for rule in group["rules"]]
     for error in doc.get("source_errors", []):
         lines.append(f"state: {error}")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from netagent.agent.core import Reconciler
 from netagent.agent.source import SourceUpdate
 from netagent.cmd import cleanup as cleanup_cmd
 from netagent.cmd import status as status_cmd
+from netagent.model.secgroup import SecurityGroup
 from tests.unit.agent import fakes
 from tests.unit.agent.fakes import HOST, Clock, World, network, port, state
 
@@ -102,3 +103,38 @@ def test_cleanup_refuses_while_an_agent_runs(
     conf.write_text(f"[DEFAULT]\nstate_path = {state_path}\n")
     assert cleanup_cmd.main(["--config-file", str(conf)]) == 1
     assert "agent is running" in capsys.readouterr().err
+
+
+def test_rules_with_protocol_zero_show_as_any_protocol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = SecurityGroup.from_api(
+        {
+            "id": fakes.uid(9, 3),
+            "security_group_rules": [
+                {"direction": "ingress", "ethertype": "IPv6", "protocol": 0},
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "hopopt"},
+                {"direction": "egress", "ethertype": "IPv4", "protocol": "tcp"},
+            ],
+        }
+    )
+    secured = port(3, NET1, security_groups=(group.id,))
+    rec = Reconciler(HOST, *fakes.drivers(World()), clock=Clock(), settle=0.0)
+    rec.set_devices({secured.device_name: 9})
+    rec.on_update(SourceUpdate(state([NET1], [secured], security_groups=[group]), (), "f"))
+    rec.step(timeout=0)
+    doc = rec.status()
+    assert doc["security_groups"] == [
+        {
+            "id": group.id,
+            "stateful": True,
+            "rules": [
+                "ingress IPv6 any protocol from anywhere",
+                "ingress IPv4 any protocol from anywhere",
+                "egress IPv4 tcp to anywhere",
+            ],
+        }
+    ]
+    out = status_cmd.render(dict(doc))
+    assert f"security group {group.id} (stateful)" in out
+    assert "  ingress IPv6 any protocol from anywhere" in out
