@@ -46,10 +46,8 @@ def preflight_passed(conf: cfg.ConfigOpts) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        conf = common.setup(argv, "netagent network agent")
-    except cfg.Error as exc:
-        print(f"netagent-agent: configuration error: {exc}", file=sys.stderr)
+    conf = common.setup_or_report(argv, "netagent-agent", "netagent network agent")
+    if conf is None:
         return 2
     try:
         drivers = load_drivers(conf)

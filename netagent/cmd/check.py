@@ -12,8 +12,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-from oslo_config import cfg
-
 from netagent.agent import preflight
 from netagent.cmd import common
 
@@ -25,10 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netagent-check", add_help=False)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args, rest = parser.parse_known_args(argv)
-    try:
-        conf = common.setup(rest, "netagent preflight check")
-    except cfg.Error as exc:
-        print(f"netagent-check: configuration error: {exc}", file=sys.stderr)
+    conf = common.setup_or_report(rest, "netagent-check", "netagent preflight check")
+    if conf is None:
         return EXIT_USAGE
     broker = None
     if conf.agent.source == "neutron":

@@ -11,8 +11,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from oslo_config import cfg
-
 from netagent.agent import status
 from netagent.cmd import agent as agent_cmd
 from netagent.cmd import common
@@ -30,10 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print, do not change")
     parser.add_argument("--force", action="store_true", help="run even while an agent is running")
     args, rest = parser.parse_known_args(argv)
-    try:
-        conf = common.setup(rest, "netagent cleanup")
-    except cfg.Error as exc:
-        print(f"netagent-cleanup: configuration error: {exc}", file=sys.stderr)
+    conf = common.setup_or_report(rest, "netagent-cleanup", "netagent cleanup")
+    if conf is None:
         return 2
     if not args.force and not args.dry_run:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from oslo_config import cfg
@@ -27,6 +28,17 @@ def setup(argv: Sequence[str] | None, description: str) -> cfg.ConfigOpts:
     _validate_all(conf)
     logging.setup(conf, "netagent")
     return conf
+
+
+def setup_or_report(
+    argv: Sequence[str] | None, prog: str, description: str
+) -> cfg.ConfigOpts | None:
+    """:func:`setup`, or ``None`` after printing ``<prog>: configuration error: ...``."""
+    try:
+        return setup(argv, description)
+    except cfg.Error as exc:
+        print(f"{prog}: configuration error: {exc}", file=sys.stderr)
+        return None
 
 
 def _validate_all(conf: cfg.ConfigOpts) -> None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,50 +103,50 @@ def test_agent_unit_stops_in_time_and_has_no_mount_namespace() -> None:
     assert [o for o in MOUNT_NAMESPACE_OPTIONS if o in unit] == []
 
 
-def test_namespace_created_under_the_unit_restrictions_is_usable_from_outside() -> None:
+@pytest.fixture
+def netns_name() -> Iterator[str]:
+    """A unique namespace name; whatever a test made under it is removed afterwards."""
+    name = unique_name(f"{TEST_NETNS_PREFIX}sd-", 30) + f"-{os.getpid()}"
+    yield name
+    _delete_netns(name)
+    Path("/run/netns", name).unlink(missing_ok=True)
+
+
+def _create_netns_restricted(
+    name: str, capabilities: str, no_new_privs: bool
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *_restricted(capabilities, no_new_privs),
+            sys.executable,
+            "-c",
+            _create_netns_program(name),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_namespace_created_under_the_unit_restrictions_is_usable_from_outside(
+    netns_name: str,
+) -> None:
     unit = _service_section("netagent-agent.service")
-    name = unique_name(f"{TEST_NETNS_PREFIX}sd-", 30) + f"-{os.getpid()}"
-    try:
-        proc = subprocess.run(
-            [
-                *_restricted(unit["CapabilityBoundingSet"], unit["NoNewPrivileges"] == "yes"),
-                sys.executable,
-                "-c",
-                _create_netns_program(name),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == "['lo']"
-        # from outside (another process, the host's mount namespace) it is a real namespace
-        outside = subprocess.run(
-            ["ip", "-n", name, "-o", "link", "show", "lo"], capture_output=True, text=True
-        )
-        assert outside.returncode == 0, outside.stderr
-        assert "state UNKNOWN" in outside.stdout or ",UP" in outside.stdout
-    finally:
-        _delete_netns(name)
+    proc = _create_netns_restricted(
+        netns_name, unit["CapabilityBoundingSet"], unit["NoNewPrivileges"] == "yes"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['lo']"
+    # from outside (another process, the host's mount namespace) it is a real namespace
+    outside = subprocess.run(
+        ["ip", "-n", netns_name, "-o", "link", "show", "lo"], capture_output=True, text=True
+    )
+    assert outside.returncode == 0, outside.stderr
+    assert "state UNKNOWN" in outside.stdout or ",UP" in outside.stdout
 
 
-def test_without_cap_sys_admin_the_namespace_is_refused() -> None:
+def test_without_cap_sys_admin_the_namespace_is_refused(netns_name: str) -> None:
     """The control: the bounding set really restricts (so the test above can fail)."""
-    name = unique_name(f"{TEST_NETNS_PREFIX}sd-", 30) + f"-{os.getpid()}"
-    try:
-        proc = subprocess.run(
-            [
-                *_restricted("CAP_NET_ADMIN CAP_NET_RAW", True),
-                sys.executable,
-                "-c",
-                _create_netns_program(name),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert proc.returncode != 0
-        assert "Operation not permitted" in proc.stderr or "EPERM" in proc.stderr
-    finally:
-        _delete_netns(name)
-        Path("/run/netns", name).unlink(missing_ok=True)
+    proc = _create_netns_restricted(netns_name, "CAP_NET_ADMIN CAP_NET_RAW", True)
+    assert proc.returncode != 0
+    assert "Operation not permitted" in proc.stderr or "EPERM" in proc.stderr
