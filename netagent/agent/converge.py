@@ -22,7 +22,7 @@ from netagent.drivers.base import (
     Outcome,
     PortPlan,
 )
-from netagent.model import DesiredState, Router
+from netagent.model import DesiredState, Network, Port, Router
 
 LOG = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ class Converger:
         :param full: re-send every wanted resource, then sweep.
         :returns: the plan the pass worked from (for the status).
         """
-        plan = planning.compute(state, self.host, devices)
+        incumbents = self.incumbents()
+        plan = planning.compute(state, self.host, devices, incumbents)
         dirty = set(keys) | self.backoff.due()
         ports_failed: dict[str, str] = {}
         ports_ok: set[str] = set()
@@ -193,7 +194,22 @@ class Converger:
             keep = set(plan.port_plans) | self.wired.ids() | self.filtered.ids()
             self._sweep("firewall", lambda: self.firewall.sweep(keep))
             self._sweep("l3", lambda: self.l3.sweep(set(plan.routers) | self.routers.ids()))
+        released = incumbents.keys() - self.incumbents().keys()
+        if released and (plan.port_errors or plan.refused_networks):
+            # a removal freed a kernel name another object was refused for: plan again now
+            again: set[Key] = {("port", p) for p in plan.port_errors}
+            again |= {("network", n) for n in plan.refused_networks}
+            return self.run(state, devices, again, full=False)
         return plan
+
+    def incumbents(self) -> dict[str, str]:
+        """Kernel names -> the network or port that holds them now (see
+        :func:`planning.compute`): wired ports first, then filtered ones, then networks."""
+        applied: list[Network | Port] = []
+        for record in (self.wired, self.filtered):
+            applied += [e.plan.port for pid in record if (e := record.get(pid)) is not None]
+        applied += [n.plan.network for nid in self.networks if (n := self.networks.get(nid))]
+        return planning.incumbents_of(applied)
 
     # -- steps --------------------------------------------------------------------------
 

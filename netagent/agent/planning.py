@@ -9,11 +9,15 @@ threads, no I/O: the unit tests call these directly.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from netagent.agent.dirty import Key
+from netagent.common import names
 from netagent.drivers.base import NetworkPlan, PortPlan, RemotePort
-from netagent.model import DesiredState, HostView, Port, Router
+from netagent.model import DesiredState, HostView, Network, NetworkType, Port, Router
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +31,8 @@ class HostPlan:
     :param port_errors: local ports that cannot be planned, with why (not retried: they
         wait for a new snapshot).
     :param routers: routers with a port on this host.
+    :param refused_networks: local networks refused because a kernel name they derive is
+        taken by another network, with why (their ports are in ``port_errors``).
     """
 
     view: HostView
@@ -35,6 +41,7 @@ class HostPlan:
     port_plans: Mapping[str, PortPlan]
     port_errors: Mapping[str, str]
     routers: Mapping[str, Router]
+    refused_networks: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def waiting_for_device(self, port_id: str) -> bool:
         """A local, plannable port whose device does not exist (yet)."""
@@ -45,16 +52,41 @@ class HostPlan:
         )
 
 
-def compute(state: DesiredState, host: str, devices: Mapping[str, int]) -> HostPlan:
+def compute(
+    state: DesiredState,
+    host: str,
+    devices: Mapping[str, int],
+    incumbents: Mapping[str, str] | None = None,
+) -> HostPlan:
     """Plan ``host`` from ``state`` given the devices that exist (name -> ifindex).
+
+    Kernel names derived from ids or segmentation ids (see :func:`network_claims` and
+    :func:`port_claims`) must name one object each. When two local objects derive the
+    same name, one keeps it and the other is refused with an error naming both: the
+    incumbent (the object ``incumbents`` says holds the name, i.e. the one applied now),
+    otherwise the object with the lowest id, so every pass and every restart with the
+    same objects picks the same one. A name held by an object that is no longer wanted
+    stays refused to others until that object is removed from the host.
 
     :param state: the complete desired state (all hosts: remote ports matter).
     :param host: this agent's host name.
     :param devices: the tap devices present on the host.
+    :param incumbents: derived name -> id of the object currently applied under it.
     """
     view = state.for_host(host)
+    held = incumbents or {}
+    refused: dict[str, str] = {}
+    # a name stays taken until what holds it is removed from the host (later this pass)
+    owner = {c: i for c, i in held.items() if i not in view.networks and i not in view.ports}
+    for network_id in _incumbents_first(view.networks, network_claims, held):
+        for claim in network_claims(view.networks[network_id]):
+            if owner.setdefault(claim, network_id) != network_id:
+                refused[network_id] = f"{claim} is already used by network {owner[claim]}"
+                break
     networks: dict[str, NetworkPlan] = {}
     for network_id, network in view.networks.items():
+        if network_id in refused:
+            continue
         peers = view.tunnel_peers(network_id)
         remote = tuple(
             RemotePort(p.mac_address, p.addresses, peers[p.host])
@@ -64,21 +96,63 @@ def compute(state: DesiredState, host: str, devices: Mapping[str, int]) -> HostP
         networks[network_id] = NetworkPlan(network, peers, remote)
     port_plans: dict[str, PortPlan] = {}
     errors: dict[str, str] = {}
-    owner: dict[str, str] = {}
-    for port_id in sorted(view.ports):
+    for port_id in _incumbents_first(view.ports, port_claims, held):
         port = view.ports[port_id]
         maybe_network = view.networks.get(port.network_id)
-        if maybe_network is None:
-            errors[port_id] = f"network {port.network_id} is not in the desired state"
+        if maybe_network is None or port.network_id in refused:
+            why = refused.get(port.network_id, "is not in the desired state")
+            errors[port_id] = f"network {port.network_id} {why}"
             continue
-        device = port.device_name
-        if device in owner:
-            errors[port_id] = f"device {device} is already the device of port {owner[device]}"
+        taken = [c for c in port_claims(port) if owner.get(c, port_id) != port_id]
+        if taken:
+            errors[port_id] = f"{taken[0]} is already used by port {owner[taken[0]]}"
             continue
-        owner[device] = port_id
-        if device in devices:
+        owner.update((c, port_id) for c in port_claims(port))
+        if port.device_name in devices:
             port_plans[port_id] = PortPlan(port, maybe_network)
-    return HostPlan(view, networks, view.ports, port_plans, errors, view.routers)
+    for network_id, why in refused.items():
+        errors.update(
+            (p.id, f"network {network_id} refused: {why}")
+            for p in view.ports_on_network(network_id)
+        )
+    return HostPlan(view, networks, view.ports, port_plans, errors, view.routers, refused)
+
+
+def network_claims(network: Network) -> tuple[str, ...]:
+    """The kernel names a network's wiring derives: its bridge (``brq`` + 11 characters of
+    the id, shared by the ``nvl-`` device) and, for VXLAN, ``nvx-<VNI>``."""
+    claims = [f"bridge {names.network_bridge(network.id)}"]
+    if network.network_type is NetworkType.VXLAN and network.segmentation_id is not None:
+        claims.append(f"VXLAN device {names.vxlan_device(network.segmentation_id)}")
+    elif network.network_type is NetworkType.VLAN:
+        claims.append(f"VLAN {network.segmentation_id} on {network.physical_network}")
+    return tuple(claims)
+
+
+def port_claims(port: Port) -> tuple[str, ...]:
+    """The kernel names a port derives: its tap (``tap`` + 11 characters of the id), which
+    also names its filter chains (``na-i-``/``na-o-``/``na-s-`` + the same characters)."""
+    return (f"device {port.device_name}",)
+
+
+def incumbents_of(applied: Iterable[Network | Port]) -> dict[str, str]:
+    """Derived name -> id for objects that are applied now (see :func:`compute`)."""
+    held: dict[str, str] = {}
+    for obj in applied:
+        claims = network_claims(obj) if isinstance(obj, Network) else port_claims(obj)
+        for claim in claims:
+            held.setdefault(claim, obj.id)
+    return held
+
+
+def _incumbents_first(
+    objects: Mapping[str, T], claims: Callable[[T], tuple[str, ...]], held: Mapping[str, str]
+) -> list[str]:
+    def rank(object_id: str) -> tuple[bool, str]:
+        mine = any(held.get(c) == object_id for c in claims(objects[object_id]))
+        return (not mine, object_id)
+
+    return sorted(objects, key=rank)
 
 
 def wire_fingerprint(plan: PortPlan, devices: Mapping[str, int]) -> object:

@@ -119,6 +119,19 @@ def describe(
                 "error": converger.errors.get(("network", nid)),
             }
         )
+    for nid, why in sorted(plan.refused_networks.items()):
+        network = plan.view.networks[nid]
+        networks.append(
+            {
+                "id": nid,
+                "type": str(network.network_type),
+                "segmentation_id": network.segmentation_id,
+                "mtu": network.mtu,
+                "ports": sorted(p.id for p in plan.ports.values() if p.network_id == nid),
+                "ready": False,
+                "error": why,
+            }
+        )
     routers = [
         {
             "id": rid,
