@@ -175,6 +175,8 @@ class LinuxBridgeDriver(base.L2Driver):
         elif existing.kind != "bridge":
             raise LinuxBridgeError(network.id, f"{bridge} exists and is not a bridge")
         uplink = self._uplink_name(network)
+        if existing is not None:
+            self._remove_stale_uplinks(network.id, existing, uplink, links)
         if uplink is None:
             return created
         current = links.get(uplink)
@@ -226,6 +228,20 @@ class LinuxBridgeDriver(base.L2Driver):
         elif current is None:
             raise LinuxBridgeError(network.id, f"physical interface {uplink} is absent")
         return created
+
+    def _remove_stale_uplinks(
+        self, network_id: str, bridge: Link, uplink: str | None, links: dict[str, Link]
+    ) -> None:
+        """Delete netagent's VXLAN devices on the bridge other than ``uplink``: after a VNI
+        change the old one would keep flooding the network's broadcasts on the old VNI."""
+        for link in links.values():
+            if (
+                link.master == bridge.index
+                and link.name != uplink
+                and link.name.startswith(c.VXLAN_DEVICE_PREFIX)
+            ):
+                LOG.info("Network %s: removing %s (no longer its uplink)", network_id, link.name)
+                self.kernel.delete_link(link.name)
 
     def _bridge_mac(self, network: Network) -> str | None:
         """The fixed MAC of a VXLAN network's bridge (see :func:`.neighbours.bridge_mac`)."""

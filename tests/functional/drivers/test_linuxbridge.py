@@ -8,6 +8,7 @@ JSON output (``helpers.py``), independently of the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import subprocess
@@ -299,3 +300,24 @@ def test_vlan_network(make_driver: Callable[..., LinuxBridgeDriver], host: str) 
     assert not driver.ensure_networks([NetworkPlan(net, {})]).failed
     vlan = links(host)["nvl-" + net.id[:11]]
     assert vlan["linkinfo"]["info_data"]["id"] == 100 and vlan["master"] == brq(net)
+
+
+def test_vni_change_removes_the_old_vxlan_device_at_once(
+    driver: LinuxBridgeDriver, host: str
+) -> None:
+    """Issue 17 item 7: the old ``nvx-<VNI>`` stayed on the bridge, flooding broadcasts on
+    the old VNI too, until the next full resync."""
+    old = network(vni=3001)
+    peers = {"host-b": PEER_B}
+    assert not driver.ensure_networks([NetworkPlan(old, peers)]).failed
+    assert fdb(host, "nvx-3001") == {(ZERO, str(PEER_B))}
+
+    new = dataclasses.replace(old, segmentation_id=3002)
+    assert not driver.ensure_networks([NetworkPlan(new, peers)]).failed
+
+    devs = links(host)
+    assert "nvx-3001" not in devs
+    on_bridge = {name for name, dev in devs.items() if dev.get("master") == brq(new)}
+    assert on_bridge == {"nvx-3002"}
+    assert devs["nvx-3002"]["linkinfo"]["info_data"]["id"] == 3002
+    assert fdb(host, "nvx-3002") == {(ZERO, str(PEER_B))}
