@@ -15,6 +15,7 @@ from netagent.agent.devices import LocalDevices
 from netagent.agent.dirty import DirtySet, Key
 from netagent.agent.source import SourceUpdate
 from netagent.drivers.base import FirewallDriver, L2Driver, L3Driver
+from netagent.model import DesiredState
 
 LOG = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Reconciler:
         with self._lock:
             previous = self._update
             self._update = update
+        _warn_shared_macs(previous.state if previous else None, update.state)
         if previous is None:
             LOG.info("First complete desired state received from %s", update.origin or "source")
             self._dirty.request_full("first complete desired state")
@@ -302,3 +304,16 @@ class Reconciler:
                     return False
                 self._converged.wait(min(left, 0.05))
             return True
+
+
+def _warn_shared_macs(old: DesiredState | None, new: DesiredState) -> None:
+    """Warn once per change about allowed address pairs that carry another port's MAC."""
+    before = old.pair_macs_of_other_ports() if old is not None else frozenset()
+    for port_id, mac, other in sorted(new.pair_macs_of_other_ports() - before):
+        LOG.warning(
+            "Port %s has an allowed address pair with MAC %s, the MAC of port %s on the "
+            "same network: it may take over that port's traffic",
+            port_id,
+            mac,
+            other,
+        )

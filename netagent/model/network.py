@@ -11,6 +11,8 @@ from netagent.model.validate import IPAddress, IPNetwork, Reader
 MTU_MIN = 68
 MTU_MAX = 65535
 DEFAULT_MTU = 1500
+#: IPv6 needs links of at least this MTU (RFC 8200 section 5).
+IPV6_MIN_MTU = 1280
 VXLAN_VNI_MAX = 2**24 - 1
 VLAN_ID_MAX = 4094
 
@@ -96,6 +98,20 @@ class Network:
             mtu=r.opt("mtu", v.int_range(MTU_MIN, MTU_MAX), DEFAULT_MTU),
             admin_state_up=r.opt("admin_state_up", v.boolean, True),
         )
+
+
+def ipv6_mtu_problem(network: Network, ipv6_user: str | None) -> str | None:
+    """Why ``network`` cannot carry IPv6, when something on it uses IPv6.
+
+    Both sources refuse such a network with this reason: the state file when it has an
+    IPv6 subnet, the Neutron source when a port has an IPv6 fixed IP on it.
+
+    :param ipv6_user: what uses IPv6 on the network (e.g. ``"IPv6 subnet <id>"``), or
+        ``None`` when nothing does.
+    """
+    if ipv6_user is None or network.mtu >= IPV6_MIN_MTU:
+        return None
+    return f"{network.mtu} is below {IPV6_MIN_MTU}, the IPv6 minimum, and it has {ipv6_user}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

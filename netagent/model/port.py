@@ -6,7 +6,8 @@ import dataclasses
 
 from netagent.common import names
 from netagent.model import validate as v
-from netagent.model.network import Network
+from netagent.model.errors import ModelError
+from netagent.model.network import Network, ipv6_mtu_problem
 from netagent.model.validate import IPAddress, IPNetwork, Reader
 
 #: Neutron's default ``max_fixed_ips_per_port`` is 5; this only bounds hostile input.
@@ -173,7 +174,12 @@ class DeviceDetails:
         if not r.has("port_id"):
             return cls(device, None, None, r.opt("no_active_binding", v.boolean, False))
         port = Port.from_device_details(data, host=host)
-        return cls(device, port, Network.from_device_details(data))
+        network = Network.from_device_details(data)
+        ipv6 = next((a for a in port.addresses if a.version == 6), None)
+        why = ipv6_mtu_problem(network, None if ipv6 is None else f"IPv6 address {ipv6}")
+        if why is not None:
+            raise ModelError("network", network.id, "mtu", why)
+        return cls(device, port, network)
 
 
 def _optional_host(value: object) -> str | None:

@@ -129,6 +129,23 @@ class DesiredState:
         members = (p for p in self.ports.values() if group_id in p.security_groups)
         return _members_of(members, ethertype.version)
 
+    def pair_macs_of_other_ports(self) -> frozenset[tuple[str, str, str]]:
+        """Allowed address pairs that name the MAC of another port on the same network.
+
+        Neutron accepts them (a VM may take over a failed peer's MAC), so they are kept;
+        the agent warns about them.
+
+        :returns: ``(port id, MAC, id of the port whose MAC it is)`` triples.
+        """
+        owner = {(p.network_id, p.mac_address): p.id for p in self.ports.values()}
+        return frozenset(
+            (port.id, pair.mac_address, other)
+            for port in self.ports.values()
+            for pair in port.allowed_address_pairs
+            if pair.mac_address is not None
+            and (other := owner.get((port.network_id, pair.mac_address), port.id)) != port.id
+        )
+
     def for_host(self, host: str) -> HostView:
         """What ``host`` has to implement.
 

@@ -33,6 +33,7 @@ from netagent.model import (
     SecurityGroupRule,
     Subnet,
 )
+from netagent.model.network import ipv6_mtu_problem
 from netagent.model.validate import show
 
 T = TypeVar("T")
@@ -152,6 +153,12 @@ class _Assembler:
     def run(self) -> LoadResult:
         networks = self.parse("networks", Network.from_api, _id)
         subnets = self.parse("subnets", Subnet.from_api, _id)
+        ipv6_subnet = {
+            e.obj.network_id: f"IPv6 subnet {e.obj.id}"
+            for e in reversed(subnets.values())
+            if e.obj.ip_version == 6
+        }
+        networks = self.keep("network", networks, lambda n: _mtu_problem(n, ipv6_subnet.get(n.id)))
         subnets = self.keep(
             "subnet", subnets, lambda s: _ref(s.network_id, networks, "network_id", "network")
         )
@@ -378,6 +385,11 @@ def _remote_problem(
             reason = f"unknown address group {rule.remote_address_group_id}"
             return (f"{field}.remote_address_group_id", reason)
     return None
+
+
+def _mtu_problem(network: Network, ipv6_user: str | None) -> tuple[str, str] | None:
+    why = ipv6_mtu_problem(network, ipv6_user)
+    return None if why is None else ("mtu", why)
 
 
 def _port_problem(

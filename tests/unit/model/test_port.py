@@ -162,3 +162,25 @@ def test_invalid_device_details(path: str, value: object, kind: str, field: str)
     with pytest.raises(ModelError) as info:
         DeviceDetails.from_rpc(data)
     assert (info.value.kind, info.value.field) == (kind, field)
+
+
+@pytest.mark.parametrize(
+    ("mtu", "address", "refused"),
+    [
+        (1279, "fd00:1::10", True),
+        (1280, "fd00:1::10", False),
+        (100, "192.0.2.10", False),
+    ],
+)
+def test_device_details_refuse_an_ipv6_port_on_a_network_below_1280(
+    mtu: int, address: str, refused: bool
+) -> None:
+    entry = s.device_details(mtu=mtu, fixed_ips=[{"subnet_id": s.SUBNET4, "ip_address": address}])
+    if not refused:
+        assert DeviceDetails.from_rpc(entry).network is not None
+        return
+    with pytest.raises(ModelError) as info:
+        DeviceDetails.from_rpc(entry)
+    error = info.value
+    assert (error.kind, error.object_id, error.field) == ("network", s.NET, "mtu")
+    assert "below 1280" in error.reason and "fd00:1::10" in error.reason

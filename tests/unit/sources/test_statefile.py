@@ -295,3 +295,33 @@ def test_missing_file(tmp_path: Path) -> None:
     assert isinstance(info.value, NetagentError)
     rebuilt = pickle.loads(pickle.dumps(info.value))
     assert (rebuilt.path, rebuilt.reason) == (info.value.path, info.value.reason)
+
+
+TENANT_NET = "5bf5b5fe-d6ab-4868-bac7-a0dea247a672"
+
+
+@pytest.mark.parametrize(("mtu", "refused"), [(100, True), (1279, True), (1280, False)])
+def test_network_with_an_ipv6_subnet_needs_mtu_1280(
+    doc: dict[str, Any], mtu: int, refused: bool
+) -> None:
+    """Issue 17 item 9: MTU 100 on a network with an IPv6 subnet was accepted."""
+    next(n for n in doc["networks"] if n["id"] == TENANT_NET)["mtu"] = mtu
+    result = parse_state(doc, "mem")
+    assert (TENANT_NET not in result.state.networks) is refused
+    errors = [e for e in result.errors if e.kind == "network"]
+    if refused:
+        (error,) = errors
+        assert (error.object_id, error.field) == (TENANT_NET, "mtu")
+        assert f"{mtu} is below 1280" in error.reason and "IPv6 subnet" in error.reason
+    else:
+        assert errors == []
+
+
+def test_low_mtu_without_ipv6_is_accepted(doc: dict[str, Any]) -> None:
+    doc["subnets"] = [s for s in doc["subnets"] if s["ip_version"] == 4]
+    for p in doc["ports"]:
+        p["fixed_ips"] = [f for f in p["fixed_ips"] if ":" not in f["ip_address"]]
+    next(n for n in doc["networks"] if n["id"] == TENANT_NET)["mtu"] = 1000
+    result = parse_state(doc, "mem")
+    assert result.state.networks[TENANT_NET].mtu == 1000
+    assert [e for e in result.errors if e.kind == "network"] == []
