@@ -26,7 +26,7 @@ import threading
 from collections.abc import Mapping
 
 from netagent.agent.source import SourceUpdate, UpdateCallback
-from netagent.model import DesiredState, ModelError
+from netagent.model import DesiredState, ModelError, Port
 from netagent.model.state import frozen_map
 from netagent.sources import statefile
 
@@ -117,6 +117,72 @@ def merge_last_good(
     return dataclasses.replace(new, **changes), covered  # type: ignore[arg-type]
 
 
+def _claims(port: Port) -> list[tuple[str, tuple[str, str]]]:
+    """What a port must hold alone: its MAC and each address on its network, its tap."""
+    claims = [("mac_address", (port.network_id, port.mac_address))]
+    claims += [
+        (f"fixed_ips[{i}].ip_address", (port.network_id, str(f.ip_address)))
+        for i, f in enumerate(port.fixed_ips)
+    ]
+    if port.host:
+        claims.append(("id", (port.host, port.device_name)))
+    return claims
+
+
+def keep_unique(
+    state: DesiredState, previous: DesiredState | None
+) -> tuple[DesiredState, tuple[ModelError, ...]]:
+    """Make MACs and addresses unique per network, and taps per host, over the final set.
+
+    Runs after :func:`merge_last_good`, which may put back a port's previous version next
+    to a new port claiming the same address. A claim belongs to the port that held it in
+    ``previous`` (the last delivered state) when that port still makes it; otherwise to the
+    first port in file order. A port losing a claim is left out (its previous version is
+    put back when none of that version's claims is taken), whatever the order in the file.
+
+    :returns: the state without the losers, and one error per loser.
+    """
+    held: dict[tuple[str, str], str] = {}
+    for port in previous.ports.values() if previous is not None else ():
+        held.update((claim, port.id) for _, claim in _claims(port))
+
+    def holder(claim: tuple[str, str]) -> str | None:
+        owner = held.get(claim)
+        current = state.ports.get(owner or "")
+        mine = current is not None and claim in (c for _, c in _claims(current))
+        return owner if mine else None
+
+    taken: dict[tuple[str, str], str] = {}
+    kept: dict[str, Port] = {}
+    losers: list[tuple[Port, str, str]] = []
+    for port in state.ports.values():
+        clash = next(
+            (
+                (field, other)
+                for field, claim in _claims(port)
+                if (other := holder(claim) or taken.get(claim, port.id)) != port.id
+            ),
+            None,
+        )
+        if clash is None:
+            kept[port.id] = port
+            taken.update((claim, port.id) for _, claim in _claims(port))
+            continue
+        losers.append((port, *clash))
+    if not losers:
+        return state, ()
+    errors: list[ModelError] = []
+    for port, field, other in losers:
+        old = previous.ports.get(port.id) if previous is not None else None
+        reason = f"already used by port {other}"
+        if old is not None and old != port and all(c not in taken for _, c in _claims(old)):
+            kept[port.id] = old
+            taken.update((claim, old.id) for _, claim in _claims(old))
+            reason += " (keeping the previous version)"
+        errors.append(ModelError("port", port.id, field, reason))
+    return dataclasses.replace(state, ports=frozen_map(kept)), tuple(errors)
+
+
 class FileSource:
     """Feeds the agent core from a state file (implements
     :class:`netagent.agent.source.Source`).
@@ -181,11 +247,13 @@ class FileSource:
             LOG.info("State file %s is usable again", self.path)
             self._file_error = None
         state, covered = merge_last_good(result.state, result.errors, self._good)
-        self._log_errors(result.errors, covered)
+        state, clashes = keep_unique(state, self._good)
+        errors = result.errors + clashes
+        self._log_errors(errors, covered)
         self._good = state
         lines = tuple(
             f"{e} (keeping the previous version)" if _error_key(e) in covered else str(e)
-            for e in result.errors
+            for e in errors
         )
         if self._callback is not None:
             self._callback(SourceUpdate(state, lines, self.path))
