@@ -3,7 +3,8 @@
 Interop names (``tap``, ``qbr``/``qvb``/``qvo``, ``brq``, ``qrouter-``, ``qr-``, ``qg-``)
 follow Nova and Neutron exactly, so devices created by Nova/os-vif or a previous Neutron
 agent are recognised. They keep 11 characters of the id, as Nova does: two ports whose ids
-share those 11 characters cannot both exist on one host, and the agent refuses the second.
+share those 11 characters cannot both exist on one host, nor two networks whose ids do:
+the agent refuses the newcomer (:func:`netagent.agent.planning.compute`).
 
 netagent's own names that are keyed by a full UUID (security-group chains, ipsets) encode
 all 128 bits in 25 base-36 characters, so distinct ids always give distinct names.
