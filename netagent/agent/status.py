@@ -128,6 +128,9 @@ def describe(
                 "segmentation_id": network.segmentation_id,
                 "mtu": network.mtu,
                 "ports": sorted(p.id for p in plan.ports.values() if p.network_id == nid),
+                "devices": [],
+                "tunnel_peers": {},
+                "remote_ports": 0,
                 "ready": False,
                 "error": why,
             }

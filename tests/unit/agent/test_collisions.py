@@ -74,6 +74,8 @@ def test_network_sharing_the_bridge_name_is_refused_the_holder_stays(listed_firs
     assert found[HIGH] is None and found[vm1.id] is None
     assert found[LOW] == f"bridge brqaaaaaaaa-aa is already used by network {HIGH}"
     assert found[vm2.id] == f"network {LOW} refused: {found[LOW]}"
+    shapes = {frozenset(n) for n in rec.status()["networks"]}
+    assert len(shapes) == 1  # a refused network is shown like any other
 
 
 def test_same_first_snapshot_lowest_id_wins_every_time() -> None:
