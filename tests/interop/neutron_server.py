@@ -134,7 +134,7 @@ class NeutronServer:
             self._spawn("rpc", [self._bin("neutron-rpc-server"), *self._config_args()])
             self._spawn("periodic", [self._bin("neutron-periodic-workers"), *self._config_args()])
             self._spawn("api", [self._bin("gunicorn")], cwd=self.workdir, env=self._api_env())
-            wait_until("the Neutron API", self._api_answers, timeout=90)
+            wait_until("the Neutron API", self._api_answers, timeout=180)
             wait_until(
                 "neutron-rpc-server consuming q-reports-plugin",
                 lambda: self.services.queue_consumers().get("q-reports-plugin", 0) > 0,
