@@ -16,6 +16,13 @@ wheel=("$work"/dist/netagent-*.whl)
 sdist=("$work"/dist/netagent-*.tar.gz)
 echo "built ${wheel[0]##*/} and ${sdist[0]##*/}"
 
+# A tree without git metadata (a git archive, a repository tarball) builds as well.
+mkdir "$work/plain"
+tar -c --exclude=./.git --exclude=./.venv . | tar -x -C "$work/plain"
+.venv/bin/pip wheel -q --no-deps -w "$work/plain-dist" "$work/plain" >"$work/plain.log" 2>&1 \
+    || { cat "$work/plain.log"; exit 1; }
+echo "built $(basename "$work"/plain-dist/netagent-*.whl) from a tree without .git"
+
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q "${wheel[0]}"
 for data in etc/netagent/netagent.conf.sample etc/netagent/examples/state.yaml \

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from tests.fullstack import harness
-from tests.fullstack.harness import Fabric, can_ping, links, wait_for
+from tests.fullstack.harness import Fabric, Host, Vm, can_ping, links, wait_for
 
 
 def _status(host: harness.Host) -> dict[str, Any]:
@@ -37,13 +37,19 @@ def _twin(resource_id: str) -> str:
     return resource_id[:11] + str(uuid.uuid4())[11:]
 
 
-def test_network_with_a_colliding_bridge_name_is_refused(fabric: Fabric) -> None:
+def _one_host_two_vms(fabric: Fabric) -> tuple[Host, str, Vm, Vm]:
+    """One host running its agent, one network, two VMs on it that ping each other."""
     host = fabric.add_host("host-a", "198.18.0.1")
-    net1 = fabric.add_network(1001)
-    vm1 = fabric.add_vm("vm1", host, net1, "192.0.2.10/24")
-    vm2 = fabric.add_vm("vm2", host, net1, "192.0.2.11/24")
+    net = fabric.add_network(1001)
+    vm1 = fabric.add_vm("vm1", host, net, "192.0.2.10/24")
+    vm2 = fabric.add_vm("vm2", host, net, "192.0.2.11/24")
     fabric.start_agents()
     fabric.wait_ping(vm1, vm2)
+    return host, net, vm1, vm2
+
+
+def test_network_with_a_colliding_bridge_name_is_refused(fabric: Fabric) -> None:
+    host, net1, vm1, vm2 = _one_host_two_vms(fabric)
 
     net2 = _twin(net1)
     fabric.networks[net2] = {**fabric.networks[net1], "id": net2, "name": "twin"}
@@ -77,12 +83,7 @@ def test_network_with_a_colliding_bridge_name_is_refused(fabric: Fabric) -> None
 def test_port_with_a_colliding_tap_name_is_refused_the_holder_stays_wired(
     fabric: Fabric,
 ) -> None:
-    host = fabric.add_host("host-a", "198.18.0.1")
-    net = fabric.add_network(1001)
-    vm1 = fabric.add_vm("vm1", host, net, "192.0.2.10/24")
-    vm2 = fabric.add_vm("vm2", host, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2)
+    host, net, vm1, vm2 = _one_host_two_vms(fabric)
 
     twin = _twin(vm1.port_id)
     entry = {
