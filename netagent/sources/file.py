@@ -146,11 +146,11 @@ def keep_unique(
     for port in previous.ports.values() if previous is not None else ():
         held.update((claim, port.id) for _, claim in _claims(port))
 
+    wanted = {p.id: {c for _, c in _claims(p)} for p in state.ports.values()}
+
     def holder(claim: tuple[str, str]) -> str | None:
         owner = held.get(claim)
-        current = state.ports.get(owner or "")
-        mine = current is not None and claim in (c for _, c in _claims(current))
-        return owner if mine else None
+        return owner if owner is not None and claim in wanted.get(owner, ()) else None
 
     taken: dict[tuple[str, str], str] = {}
     kept: dict[str, Port] = {}
