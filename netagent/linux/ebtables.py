@@ -1,4 +1,4 @@
-"""ebtables for netagent: typed bridge-level rules and a chain manager for table ``nat``.
+"""ebtables for netagent: typed bridge-level rules and a chain manager per table.
 
 Used for what iptables cannot see or cannot match: Ethernet source addresses of every
 frame (also non-IP), ARP sender addresses, and dropping spoofed frames in ``PREROUTING``
@@ -7,13 +7,16 @@ frame (also non-IP), ARP sender addresses, and dropping spoofed frames in ``PRER
 Like :mod:`netagent.linux.iptables`: callers declare netagent chains whole
 (:meth:`EbtablesManager.set_chain`) and the rules netagent wants first in ``PREROUTING``
 (:meth:`EbtablesManager.set_hook`, kept in chain ``na-PREROUTING``, jumped to from
-position 1). :meth:`EbtablesManager.apply` writes only chains whose rendered text changed
-since the last successful apply, in one ``ebtables-nft-restore --noflush`` (one
-nf_tables transaction). ebtables has no comments, so nothing can be verified cheaply
-after a restart: the first apply of a manager rewrites every desired chain, atomically,
-and adopts (without deleting) netagent chains it finds; ``sweep=True`` deletes the ones
-nobody declared. A failed restore is retried without the chain owning the failing line,
-then that chain alone, so one bad chain never blocks the others.
+position 1). Table ``filter`` serves the L2 driver's host guard: its hook chain
+``na-INPUT`` is jumped to from position 1 of ``INPUT``, which sees the frames a bridge
+delivers to the host's own stack. :meth:`EbtablesManager.apply` writes only chains
+whose rendered text changed since the last successful apply, in one
+``ebtables-nft-restore --noflush`` (one nf_tables transaction). ebtables has no
+comments, so nothing can be verified cheaply after a restart: the first apply of a
+manager rewrites every desired chain, atomically, and adopts (without deleting) netagent
+chains it finds; ``sweep=True`` deletes the ones nobody declared. A failed restore is
+retried without the chain owning the failing line, then that chain alone, so one bad
+chain never blocks the others.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from netagent.privileged import ebtables as priv
 
 LOG = logging.getLogger(__name__)
 
-HOOK_CHAIN = "na-PREROUTING"
+#: table -> the built-in chain netagent's hook chain (``na-`` + its name) is first in
+HOOKS = priv.HOOKS
 VERDICTS = ("ACCEPT", "DROP", "RETURN")
 _CHAIN_RE = re.compile(r"na-[A-Za-z0-9_-]{1,28}")
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp"}
@@ -71,7 +75,7 @@ def _lower(mac: str) -> str:
 
 @dataclass(frozen=True)
 class EbRule:
-    """One ebtables rule of table ``nat``; every field typed and checked when built.
+    """One ebtables rule; every field typed and checked when built.
 
     :ivar ethertype: ``ARP``, ``IPv4``, ``IPv6`` or None (any frame)
     :ivar in_iface: ``-i`` bridge port (``tap+`` wildcard allowed)
@@ -203,13 +207,20 @@ class _Item:
 
 
 class EbtablesManager:
-    """netagent's ebtables ``nat`` chains in one network namespace.
+    """netagent's ebtables chains of one table in one network namespace.
 
     :param namespace: network namespace name; None is the agent's own namespace
+    :param table: ``nat`` (anti-spoofing, hook in ``PREROUTING``) or ``filter`` (hook
+        in ``INPUT``)
     """
 
-    def __init__(self, namespace: str | None) -> None:
+    def __init__(self, namespace: str | None, table: str = "nat") -> None:
+        if table not in HOOKS:
+            raise ValueError(f"ebtables table must be one of {sorted(HOOKS)}, got {table!r}")
         self.namespace = namespace
+        self.table = table
+        self.builtin = HOOKS[table]
+        self.hook_chain = "na-" + self.builtin
         self._desired: dict[str, tuple[str, ...]] = {}
         self._kernel: dict[str, tuple[str, ...] | None] = {}
         self._hook_kernel = False
@@ -218,17 +229,17 @@ class EbtablesManager:
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        return f"EbtablesManager(namespace={self.namespace!r})"
+        return f"EbtablesManager(namespace={self.namespace!r}, table={self.table!r})"
 
     def set_chain(self, chain: str, rules: Sequence[EbRule]) -> None:
         """Declare the whole content of netagent chain ``chain``."""
-        if chain_name(chain) == HOOK_CHAIN:
-            raise ValueError(f"{HOOK_CHAIN} is reserved for set_hook")
+        if chain_name(chain) == self.hook_chain:
+            raise ValueError(f"{self.hook_chain} is reserved for set_hook")
         self._set(chain, rules)
 
     def set_hook(self, rules: Sequence[EbRule]) -> None:
-        """Declare the rules netagent evaluates first in ``PREROUTING``."""
-        self._set(HOOK_CHAIN, rules)
+        """Declare the rules netagent evaluates first in the table's built-in chain."""
+        self._set(self.hook_chain, rules)
 
     def _set(self, chain: str, rules: Sequence[EbRule]) -> None:
         body = tuple(f"-A {chain} {rule.rendered()}" for rule in rules)
@@ -252,7 +263,7 @@ class EbtablesManager:
         with self._lock:
             if self._scanned or self._prefetched is not None:
                 return
-        text = priv.save(self.namespace)
+        text = priv.save(self.namespace, self.table)
         with self._lock:
             if not self._scanned:
                 self._prefetched = text
@@ -260,12 +271,12 @@ class EbtablesManager:
     def _scan(self) -> None:
         text, self._prefetched = self._prefetched, None
         if text is None:
-            text = priv.save(self.namespace)
+            text = priv.save(self.namespace, self.table)
         found: dict[str, tuple[str, ...] | None] = {}
         for line in text.splitlines():
             if line.startswith(":na-"):
                 found[line[1:].split(" ", 1)[0]] = None
-        self._hook_kernel = "-A PREROUTING -j na-PREROUTING" in text.splitlines()
+        self._hook_kernel = f"-A {self.builtin} -j {self.hook_chain}" in text.splitlines()
         # Content is unknown (no comments in ebtables): every desired chain is rewritten.
         self._kernel = found
         self._scanned = True
@@ -294,11 +305,13 @@ class EbtablesManager:
                 batch = queue.pop(0)
                 text, owners = self._build(batch)
                 try:
-                    priv.restore(self.namespace, text)
+                    priv.restore(self.namespace, text, table=self.table)
                 except priv.EbtablesRestoreError as exc:
                     self._scanned = False
                     bad = owners[exc.line] if exc.line and exc.line < len(owners) else None
-                    LOG.warning("ebtables restore in %s failed: %s", self.namespace, exc)
+                    LOG.warning(
+                        "ebtables %s restore in %s failed: %s", self.table, self.namespace, exc
+                    )
                     if len(batch) == 1:
                         result.failed[batch[0].chain] = str(exc)
                     elif bad is not None:
@@ -311,12 +324,12 @@ class EbtablesManager:
                 for item in batch:
                     if item.delete:
                         self._kernel.pop(item.chain, None)
-                        if item.chain == HOOK_CHAIN:
+                        if item.chain == self.hook_chain:
                             self._hook_kernel = False
                         result.applied[item.chain] = "deleted"
                     else:
                         self._kernel[item.chain] = item.body
-                        if item.chain == HOOK_CHAIN:
+                        if item.chain == self.hook_chain:
                             self._hook_kernel = True
                         result.applied[item.chain] = "written"
             if result.applied:
@@ -328,7 +341,7 @@ class EbtablesManager:
             return result
 
     def _build(self, batch: list[_Item]) -> tuple[str, list[_Item | None]]:
-        lines = ["*nat"]
+        lines = [f"*{self.table}"]
         owners: list[_Item | None] = [None, None]
 
         def add(line: str, item: _Item | None) -> None:
@@ -347,12 +360,12 @@ class EbtablesManager:
             for line in item.body:
                 add(line, item)
         for item in batch:
-            if item.chain == HOOK_CHAIN and not item.delete and not self._hook_kernel:
-                add("-I PREROUTING 1 -j na-PREROUTING", item)
+            if item.chain == self.hook_chain and not item.delete and not self._hook_kernel:
+                add(f"-I {self.builtin} 1 -j {self.hook_chain}", item)
         for item in batch:
             if item.delete:
-                if item.chain == HOOK_CHAIN and self._hook_kernel:
-                    add("-D PREROUTING -j na-PREROUTING", item)
+                if item.chain == self.hook_chain and self._hook_kernel:
+                    add(f"-D {self.builtin} -j {self.hook_chain}", item)
                 add(f"-F {item.chain}", item)
         for item in batch:
             if item.delete:

@@ -4,8 +4,9 @@ The only functions in netagent that run ebtables. Only the nf_tables variant is 
 the legacy ebtables kernel tables are often not built (this kernel has no ebtables ``nat``
 table), and ebtables-nft works in every network namespace. Restore input is checked line
 by line against the small grammar :mod:`netagent.linux.ebtables` generates: the ``nat``
-table, netagent's own chains (``na-`` prefix), the one hook rule in ``PREROUTING``, and
-rule bodies without quotes, backslashes, ``#`` or control characters.
+or ``filter`` table, netagent's own chains (``na-`` prefix), the one hook rule in
+``PREROUTING`` (nat) or ``INPUT`` (filter), and rule bodies without quotes, backslashes,
+``#`` or control characters.
 
 A restore is atomic: ebtables-nft sends the whole input as one nf_tables transaction, so
 on failure nothing of it is applied. With ``--noflush`` a ``:chain POLICY`` line creates
@@ -30,15 +31,24 @@ LOG = logging.getLogger(__name__)
 TIMEOUT = 120.0
 _OWNED = r"na-[A-Za-z0-9_-]{1,28}"
 _BODY = r"[A-Za-z0-9 _./:,!+-]*"
-_LINE_RES = (
-    re.compile(rf":{_OWNED} RETURN"),
-    re.compile(rf"-[FX] {_OWNED}"),
-    re.compile(rf"-A {_OWNED} {_BODY}"),
-    re.compile(r"-I PREROUTING 1 -j na-PREROUTING"),
-    re.compile(r"-D PREROUTING -j na-PREROUTING"),
-)
-#: The same grammar as one pattern (one match per line instead of one per alternative).
-_LINE_RE = re.compile("|".join(f"(?:{regex.pattern})" for regex in _LINE_RES))
+#: table -> the built-in chain holding the jump to netagent's hook chain
+HOOKS = {"nat": "PREROUTING", "filter": "INPUT"}
+
+
+def _grammar(builtin: str) -> re.Pattern[str]:
+    """The lines netagent writes into a table whose hook is in ``builtin``, as one pattern
+    (one match per line instead of one per alternative)."""
+    alternatives = (
+        rf":{_OWNED} RETURN",
+        rf"-[FX] {_OWNED}",
+        rf"-A {_OWNED} {_BODY}",
+        rf"-I {builtin} 1 -j na-{builtin}",
+        rf"-D {builtin} -j na-{builtin}",
+    )
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
+
+_LINE_RES = {table: _grammar(builtin) for table, builtin in HOOKS.items()}
 _LINE_NO_RE = re.compile(r"line:?\s+(\d+)")
 
 
@@ -72,33 +82,35 @@ class EbtablesRestoreError(EbtablesError):
         return f"ebtables restore failed (rc={self.returncode}): {detail}"
 
 
-def check_restore_input(text: str) -> None:
-    """Refuse input outside netagent's grammar.
+def check_restore_input(text: str, table: str = "nat") -> None:
+    """Refuse input outside netagent's grammar for ``table``.
 
     :raises EbtablesInputError: naming the first offending line
     """
+    grammar = _LINE_RES.get(table)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    if len(lines) < 2 or lines[0] != "*nat" or lines[-1] != "COMMIT":
+    if grammar is None or len(lines) < 2 or lines[0] != f"*{table}" or lines[-1] != "COMMIT":
         raise EbtablesInputError(lines[0] if lines else "")
     for line in lines[1:-1]:
-        if not _LINE_RE.fullmatch(line):
+        if not grammar.fullmatch(line):
             raise EbtablesInputError(line)
 
 
-def restore(namespace: str | None, text: str, *, settle: bool = False) -> None:
-    """Apply netagent chains of the ``nat`` table atomically (``--noflush``).
+def restore(namespace: str | None, text: str, *, table: str = "nat", settle: bool = False) -> None:
+    """Apply netagent chains of ``table`` atomically (``--noflush``).
 
     Returns when the tool reports the commit done (:data:`.committed_restore.SYNC_MARKER`).
 
     :param namespace: network namespace name (None: the agent's own namespace)
-    :param text: ``*nat`` ... ``COMMIT`` in netagent's grammar
+    :param text: ``*<table>`` ... ``COMMIT`` in netagent's grammar
+    :param table: ``nat`` or ``filter``
     :param settle: also wait for the tool's exit (the kernel's release of removed rules)
     :raises EbtablesInputError: the input is outside the grammar
     :raises EbtablesRestoreError: the tool failed (nothing was applied)
     """
-    check_restore_input(text)
+    check_restore_input(text, table)
     argv = [*netns_prefix(namespace), "ebtables-nft-restore", "-v", "--noflush"]
     failed = committed_restore.run(
         argv, text, tool="ebtables-nft-restore", timeout=TIMEOUT, settle=settle
@@ -107,13 +119,15 @@ def restore(namespace: str | None, text: str, *, settle: bool = False) -> None:
         raise EbtablesRestoreError(*failed)
 
 
-def save(namespace: str | None) -> str:
-    """``ebtables-nft-save`` of the ``nat`` table (read-only).
+def save(namespace: str | None, table: str = "nat") -> str:
+    """``ebtables-nft-save`` of ``table`` (read-only).
 
     :returns: the save output (empty when the table does not exist)
     :raises EbtablesRestoreError: the tool failed
     """
-    argv = [*netns_prefix(namespace), "ebtables-nft-save", "-t", "nat"]
+    if table not in HOOKS:
+        raise ValueError(f"unknown ebtables table {table!r}")
+    argv = [*netns_prefix(namespace), "ebtables-nft-save", "-t", table]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     if proc.returncode != 0:
         if "does not exist" in proc.stderr:

@@ -13,6 +13,13 @@ Per network on this host:
   interface; local networks have none;
 * each local port's tap, with the network's MTU, up or down as its admin state says.
 
+The host guard (ebtables ``filter`` chain ``na-INPUT``, first in ``INPUT``) drops every
+frame a bridge would hand to the host's own stack when it came from a tap or a
+``nvx-``/``nvl-`` uplink: a VM, or a remote VM through the tunnel, reaches neither the
+host's services nor its VXLAN socket (where a datagram for another VNI would be
+decapsulated into another tenant's network). The host serves nothing to VMs on these
+bridges. No port is plugged until the guard is in place.
+
 Every method works from one dump of the namespace's links and changes only what differs,
 so running it again on a wired host sends nothing to the kernel, and an agent restart adopts
 the devices in place (same ifindexes, no flap). What netagent owns is recognised by name:
@@ -42,6 +49,12 @@ LOG = logging.getLogger(__name__)
 #: Seconds a learned MAC stays in a bridge's table (the kernel's default too).
 AGEING_SECONDS = 300
 _OWN_UPLINK_PREFIXES = sweep_mod.OWN_UPLINK_PREFIXES
+#: Bridge ports whose frames never go to the host's stack (VMs, overlay and VLAN uplinks).
+GUARDED_PORTS = [
+    c.TAP_PREFIX + "+",
+    c.VXLAN_DEVICE_PREFIX + "+",
+    c.VLAN_DEVICE_PREFIX + "+",
+]
 
 
 class LinuxBridgeError(NetagentError):
@@ -93,6 +106,7 @@ class LinuxBridgeDriver(base.L2Driver):
         self._kernel = kernel
         self._networks: dict[str, dict[str, Any]] = {}
         self._ports: dict[str, dict[str, Any]] = {}
+        self._guard_error: str | None = "not written yet"
 
     @property
     def kernel(self) -> Kernel:
@@ -109,6 +123,10 @@ class LinuxBridgeDriver(base.L2Driver):
 
     def ensure_networks(self, plans: Sequence[base.NetworkPlan]) -> base.Outcome:
         outcome = base.Outcome()
+        if not self._ensure_guard():
+            for plan in plans:
+                outcome.failed[plan.network.id] = f"host guard missing: {self._guard_error}"
+            return outcome
         links = self.kernel.links()
         created = False
         for plan in plans:
@@ -342,6 +360,23 @@ class LinuxBridgeDriver(base.L2Driver):
             )
             self.kernel.set_link(link.name, **changes)
 
+    def _ensure_guard(self) -> bool:
+        try:
+            self.kernel.ensure_host_guard(GUARDED_PORTS)
+        except (NetagentError, OSError) as exc:
+            if self._guard_error is None or self._guard_error == "not written yet":
+                LOG.error(
+                    "Host guard (ebtables filter na-INPUT) could not be written, no network "
+                    "or port is wired until it is: %s",
+                    exc,
+                )
+            self._guard_error = str(exc)
+            return False
+        if self._guard_error not in (None, "not written yet"):
+            LOG.info("Host guard (ebtables filter na-INPUT) written")
+        self._guard_error = None
+        return True
+
     # -- ports --------------------------------------------------------------------------
 
     def plug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
@@ -350,6 +385,8 @@ class LinuxBridgeDriver(base.L2Driver):
         for plan in plans:
             port, network = plan.port, plan.network
             try:
+                if self._guard_error is not None:
+                    raise LinuxBridgeError(port.id, f"host guard missing: {self._guard_error}")
                 tap = links.get(port.device_name)
                 if tap is None:
                     raise LinuxBridgeError(port.id, f"device {port.device_name} not found")
@@ -420,7 +457,20 @@ class LinuxBridgeDriver(base.L2Driver):
         return actions + self._remove_owned(keep, dry_run)
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
-        return self._remove_owned(set(), dry_run)
+        actions = self._remove_owned(set(), dry_run)
+        kept = sorted(
+            link.name
+            for link in self.kernel.links().values()
+            if link.kind == "bridge" and link.name.startswith(c.NETWORK_BRIDGE_PREFIX)
+        )
+        guard = "the host guard (ebtables filter na-INPUT)"
+        if kept:
+            actions.append(f"keep {guard}: bridges {', '.join(kept)} remain")
+        else:
+            if not dry_run:
+                self.kernel.remove_host_guard()
+            actions.append(f"remove {guard}")
+        return actions
 
     def _remove_owned(self, keep: set[str], dry_run: bool) -> list[str]:
         actions, deleted = sweep_mod.remove_owned(
@@ -437,6 +487,7 @@ class LinuxBridgeDriver(base.L2Driver):
         return {
             "driver": "linuxbridge",
             "local_ip": self.local_ip,
+            "host_guard": "written" if self._guard_error is None else self._guard_error,
             "networks": dict(sorted(self._networks.items())),
             "ports": dict(sorted(self._ports.items())),
         }

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from netagent.common.exceptions import NetagentError
 from netagent.drivers.linuxbridge.kernel import FdbEntry, Link, VxlanSpec
 from netagent.linux import ip_lib, neighbour, sysctl
+from netagent.linux.ebtables import EbRule, EbtablesManager
 
 
 def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
@@ -43,6 +45,7 @@ class IpLibKernel:
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
+        self._guard = EbtablesManager(netns, table="filter")
 
     def __repr__(self) -> str:
         return f"IpLibKernel(netns={self.netns!r})"
@@ -145,3 +148,20 @@ class IpLibKernel:
     def neighbours_delete(self, device: str, addresses: list[str]) -> None:
         ips = [ipaddress.ip_address(ip) for ip in addresses]
         neighbour.delete_neighbours(device, ips, namespace=self.netns, missing_ok=True)
+
+    def ensure_host_guard(self, ports: list[str]) -> None:
+        self._guard.set_hook([EbRule("DROP", in_iface=port) for port in ports])
+        self._apply_guard(sweep=False)
+
+    def remove_host_guard(self) -> None:
+        self._guard.remove_chain(self._guard.hook_chain)
+        self._apply_guard(sweep=True)
+
+    def _apply_guard(self, sweep: bool) -> None:
+        result = self._guard.apply(sweep=sweep)
+        if result.failed:
+            raise HostGuardError("; ".join(sorted(result.failed.values())))
+
+
+class HostGuardError(NetagentError):
+    """The ebtables host guard could not be written (the reason is ebtables')."""

@@ -134,3 +134,11 @@ class Kernel(Protocol):
 
     def neighbours_delete(self, device: str, addresses: list[str]) -> None:
         """Delete the entries of ``addresses`` on ``device`` (gone already is fine)."""
+
+    def ensure_host_guard(self, ports: list[str]) -> None:
+        """Drop every frame a bridge would deliver to this namespace's own stack when it
+        came in on a bridge port matching one of ``ports`` (``tap+`` wildcards); written
+        only when it differs from what was last applied."""
+
+    def remove_host_guard(self) -> None:
+        """Remove the guard (absent already is fine)."""

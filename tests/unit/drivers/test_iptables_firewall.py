@@ -344,8 +344,8 @@ class FakeKernel:
                     raise priv_ipt.IptablesRestoreError(family, table, 2, f"line {n}: refused")
         self.inputs.append(text)
 
-    def eb_restore(self, ns: Any, text: str) -> None:
-        priv_eb.check_restore_input(text)
+    def eb_restore(self, ns: Any, text: str, table: str = "nat") -> None:
+        priv_eb.check_restore_input(text, table)
         self.inputs.append(text)
 
 

@@ -1,0 +1,175 @@
+"""Hand-built Ethernet frames for attack tests, sent and captured with raw sockets inside
+network namespaces (no scapy on the machine).
+
+The builders are pure functions; :func:`send` and :class:`Capture` run the system
+``python3`` inside a namespace (``ip netns exec``), so the test process never changes
+namespace itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import subprocess
+import time
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+#: IEEE local experimental ethertype: no stack consumes it, only a raw socket sees it.
+ETH_EXPERIMENTAL = 0x88B5
+VXLAN_PORT = 4789
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def ethernet(dst: str, src: str, ethertype: int, payload: bytes) -> bytes:
+    return mac_bytes(dst) + mac_bytes(src) + struct.pack("!H", ethertype) + payload
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp4(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """An IPv4 header + UDP datagram (UDP checksum 0: optional over IPv4)."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        0x1234,
+        0,
+        64,
+        17,
+        0,
+        ipaddress.IPv4Address(src).packed,
+        ipaddress.IPv4Address(dst).packed,
+    )
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    return header + udp
+
+
+def udp6(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """An IPv6 header + UDP datagram with its (mandatory) checksum."""
+    source, dest = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    length = 8 + len(payload)
+    pseudo = source + dest + struct.pack("!I3xB", length, 17)
+    partial = struct.pack("!HHHH", sport, dport, length, 0) + payload
+    udp = partial[:6] + struct.pack("!H", _checksum(pseudo + partial) or 0xFFFF) + partial[8:]
+    return struct.pack("!IHBB", 0x60000000, length, 17, 64) + source + dest + udp
+
+
+def vxlan(vni: int, inner: bytes) -> bytes:
+    """A VXLAN header (flags: VNI valid) and the inner frame."""
+    return struct.pack("!II", 0x08000000, vni << 8) + inner
+
+
+def send(netns: str, device: str, frames: list[bytes], repeat: int = 3) -> None:
+    """Send each frame ``repeat`` times from ``device`` in ``netns`` (raw socket)."""
+    code = (
+        "import socket,sys,time\n"
+        "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n"
+        f"s.bind(({device!r},0))\n"
+        f"for _ in range({repeat}):\n"
+        "    for f in sys.argv[1:]: s.send(bytes.fromhex(f)); time.sleep(0.05)\n"
+    )
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "python3", "-c", code, *(f.hex() for f in frames)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+class Capture:
+    """Frames arriving on ``device`` in ``netns`` that contain ``magic``, while open.
+
+    Use as a context manager; :meth:`count` ends the capture and returns how many
+    frames held the marker.
+    """
+
+    def __init__(self, netns: str, device: str, magic: bytes) -> None:
+        code = (
+            "import socket,sys\n"
+            "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))\n"
+            f"s.bind(({device!r},0))\n"
+            "print('ready',flush=True)\n"
+            "while True:\n"
+            "    d,a=s.recvfrom(65535)\n"
+            "    if a[2]!=socket.PACKET_OUTGOING and bytes.fromhex(sys.argv[1]) in d:\n"
+            "        print('hit',flush=True)\n"
+        )
+        self._proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "python3", "-c", code, magic.hex()],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline().strip() != "ready":
+            self._proc.kill()
+            raise AssertionError(f"capture on {device} in {netns} did not start")
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> str:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        out, _ = self._proc.communicate(timeout=10)
+        return out
+
+    def count(self, settle: float = 1.0) -> int:
+        time.sleep(settle)
+        return self._stop().split().count("hit")
+
+
+class UdpListener:
+    """A UDP socket in ``netns`` on ``address``:``port``; :meth:`count` says how many
+    datagrams holding ``magic`` it received (and stops it)."""
+
+    def __init__(self, netns: str, address: str, port: int, magic: bytes) -> None:
+        family = "AF_INET6" if ":" in address else "AF_INET"
+        code = (
+            "import socket,sys\n"
+            f"s=socket.socket(socket.{family},socket.SOCK_DGRAM)\n"
+            f"s.bind(({address!r},{port}))\n"
+            "print('ready',flush=True)\n"
+            "while True:\n"
+            "    d=s.recv(65535)\n"
+            "    if bytes.fromhex(sys.argv[1]) in d: print('hit',flush=True)\n"
+        )
+        self._proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "python3", "-c", code, magic.hex()],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline().strip() != "ready":
+            self._proc.kill()
+            raise AssertionError(f"UDP listener on {address}:{port} in {netns} did not start")
+
+    def __enter__(self) -> UdpListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate(timeout=10)
+
+    def count(self, settle: float = 1.0) -> int:
+        time.sleep(settle)
+        if self._proc.poll() is None:
+            self._proc.kill()
+        out, _ = self._proc.communicate(timeout=10)
+        return out.split().count("hit")
