@@ -26,6 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from netagent.linux import ebtables_saved
 from netagent.linux.iptables import validate as v
 from netagent.privileged import ebtables as priv
 
@@ -213,6 +214,10 @@ class EbtablesManager:
         self._desired: dict[str, tuple[str, ...]] = {}
         self._kernel: dict[str, tuple[str, ...] | None] = {}
         self._hook_kernel = False
+        # The hook jump is in PREROUTING but not rule 1 (found by a check or the scan).
+        self._hook_misplaced = False
+        # chain -> (body last applied, its rules in canonical form), for check()
+        self._expected: dict[str, tuple[tuple[str, ...], list[ebtables_saved.Canonical]]] = {}
         self._scanned = False
         self._prefetched: str | None = None
         self._lock = threading.RLock()
@@ -265,10 +270,59 @@ class EbtablesManager:
         for line in text.splitlines():
             if line.startswith(":na-"):
                 found[line[1:].split(" ", 1)[0]] = None
-        self._hook_kernel = "-A PREROUTING -j na-PREROUTING" in text.splitlines()
+        hook = ebtables_saved.parse_save(text, "PREROUTING", HOOK_CHAIN).hook
+        self._hook_kernel = hook is True
+        self._hook_misplaced = hook is False
         # Content is unknown (no comments in ebtables): every desired chain is rewritten.
         self._kernel = found
         self._scanned = True
+
+    def check(self) -> list[str]:
+        """Compare the kernel with what this manager last applied (one save).
+
+        Every chain written by an earlier :meth:`apply` must still exist with policy
+        ``RETURN`` and exactly the rules written, and the hook jump must be rule 1 of
+        ``PREROUTING``. The reference is what was *applied*, never a newer declaration
+        not applied yet, so a chain netagent is about to change is not reported. Chains
+        that differ are marked unknown: the next :meth:`apply` rewrites them (and puts
+        the hook back first). Nothing is checked before the first apply.
+
+        :returns: names of the chains found changed (the hook chain for a hook that is
+            missing or not first), sorted
+        :raises EbtablesRestoreError: the save failed
+        """
+        with self._lock:
+            if not self._scanned:
+                return []
+            saved = ebtables_saved.parse_save(priv.save(self.namespace), "PREROUTING", HOOK_CHAIN)
+            tampered: set[str] = set()
+            for name, body in list(self._kernel.items()):
+                if body is None:
+                    continue  # content unknown already: the next apply rewrites it
+                rules = saved.chains.get(name)
+                if rules is None:
+                    del self._kernel[name]
+                    tampered.add(name)
+                elif saved.policies.get(name) != "RETURN" or rules != self._canonical(name, body):
+                    self._kernel[name] = None
+                    tampered.add(name)
+            if self._hook_kernel and saved.hook is not True:
+                self._hook_kernel = False
+                self._hook_misplaced = saved.hook is False
+                if HOOK_CHAIN in self._kernel:
+                    self._kernel[HOOK_CHAIN] = None
+                tampered.add(HOOK_CHAIN)
+            for stale in set(self._expected) - set(self._kernel):
+                del self._expected[stale]
+            return sorted(tampered)
+
+    def _canonical(self, name: str, body: tuple[str, ...]) -> list[ebtables_saved.Canonical]:
+        cached = self._expected.get(name)
+        if cached is not None and cached[0] is body:
+            return cached[1]
+        rules = [ebtables_saved.canonical_line(line)[1] for line in body]
+        self._expected[name] = (body, rules)
+        return rules
 
     def apply(self, sweep: bool = False) -> EbtablesResult:
         """Write changed chains, delete unwanted ones, in one atomic restore.
@@ -313,11 +367,13 @@ class EbtablesManager:
                         self._kernel.pop(item.chain, None)
                         if item.chain == HOOK_CHAIN:
                             self._hook_kernel = False
+                            self._hook_misplaced = False
                         result.applied[item.chain] = "deleted"
                     else:
                         self._kernel[item.chain] = item.body
                         if item.chain == HOOK_CHAIN:
                             self._hook_kernel = True
+                            self._hook_misplaced = False
                         result.applied[item.chain] = "written"
             if result.applied:
                 LOG.debug(
@@ -348,10 +404,12 @@ class EbtablesManager:
                 add(line, item)
         for item in batch:
             if item.chain == HOOK_CHAIN and not item.delete and not self._hook_kernel:
+                if self._hook_misplaced:
+                    add("-D PREROUTING -j na-PREROUTING", item)
                 add("-I PREROUTING 1 -j na-PREROUTING", item)
         for item in batch:
             if item.delete:
-                if item.chain == HOOK_CHAIN and self._hook_kernel:
+                if item.chain == HOOK_CHAIN and (self._hook_kernel or self._hook_misplaced):
                     add("-D PREROUTING -j na-PREROUTING", item)
                 add(f"-F {item.chain}", item)
         for item in batch:
