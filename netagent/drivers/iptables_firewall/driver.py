@@ -358,7 +358,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if not eb_bad and not ipt_bad:
                 return 0
             failed = self._apply()
-            where = self.netns or "of the agent"
+            where = self.netns or "(the agent's own)"
             for chain in eb_bad:
                 LOG.warning(
                     "ebtables chain %s in namespace %s changed behind netagent's back; rewritten",
