@@ -12,8 +12,10 @@ since the last successful apply, in one ``ebtables-nft-restore --noflush`` (one
 nf_tables transaction). ebtables has no comments, so nothing can be verified cheaply
 after a restart: the first apply of a manager rewrites every desired chain, atomically,
 and adopts (without deleting) netagent chains it finds; ``sweep=True`` deletes the ones
-nobody declared. A failed restore is retried without the chain owning the failing line,
-then that chain alone, so one bad chain never blocks the others.
+nobody declared. :meth:`EbtablesManager.check` compares the kernel with what was last
+applied (rules in canonical form, :mod:`netagent.linux.ebtables_saved`) and marks what
+someone else changed for the next apply. A failed restore is retried without the chain
+owning the failing line, then that chain alone, so one bad chain never blocks the others.
 """
 
 from __future__ import annotations
