@@ -55,6 +55,9 @@ class Reconciler:
     :param failures_before_resync: consecutive failures of one resource that trigger a
         full resync.
     :param settle: seconds to keep collecting changes after the first one before a pass.
+    :param integrity_interval: seconds between the firewall driver's integrity checks
+        (:meth:`FirewallDriver.check_integrity`, also run at the start of every pass);
+        0 disables the timer.
     :param clock: monotonic clock (tests replace it).
     """
 
@@ -70,11 +73,14 @@ class Reconciler:
         retry_max: float = 60.0,
         failures_before_resync: int = 5,
         settle: float = 0.02,
+        integrity_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.resync_interval = resync_interval
         self.settle = settle
+        self.integrity_interval = integrity_interval
+        self._next_integrity: float | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._dirty = DirtySet()
@@ -168,6 +174,7 @@ class Reconciler:
             wait = timeout if wait is None else min(wait, timeout)
         batch = self._dirty.take(wait, self.settle)
         if batch is None:
+            self._integrity_if_due()
             return False
         with self._lock:
             update = self._update
@@ -183,6 +190,7 @@ class Reconciler:
         if not full and self._next_resync is not None and now >= self._next_resync:
             full, reasons = True, ("periodic",)
         if not (full or batch.keys or self._backoff.due() or update is not self._last_update):
+            self._integrity_if_due()
             self._publish(None, devices, update)
             return False
         self._pass(update, devices, batch.keys, full, reasons)
@@ -203,6 +211,9 @@ class Reconciler:
             LOG.info("Full resync started (%s)", "; ".join(dict.fromkeys(reasons)))
         plan = None
         try:
+            # What someone else changed is rewritten first: a pass only writes what it
+            # believes differs, so it would not see the damage itself.
+            self._check_integrity()
             plan = self._converger.run(update.state, devices, keys, full)
         finally:
             duration = self._clock() - started
@@ -235,10 +246,36 @@ class Reconciler:
         self._initialized = True
         return True
 
+    def _integrity_if_due(self) -> None:
+        if self._next_integrity is not None and self._clock() >= self._next_integrity:
+            self._check_integrity()
+
+    def _check_integrity(self) -> None:
+        """The firewall driver's integrity check (worker thread only; after a first pass)."""
+        if not self._initialized or self._counters.passes == 0:
+            return
+        try:
+            repaired = self._drivers[1].check_integrity()
+        except Exception:
+            LOG.exception("Firewall integrity check failed; trying again later")
+            repaired = 0
+        self._counters.integrity_checks += 1
+        self._counters.integrity_repairs += repaired
+        if self.integrity_interval > 0:
+            self._next_integrity = self._clock() + self.integrity_interval
+
     def _next_timer(self) -> float | None:
+        integrity = self._next_integrity
+        if integrity is None and self.integrity_interval > 0 and self._counters.passes:
+            integrity = self._next_integrity = self._clock() + self.integrity_interval
         deadlines = [
             t
-            for t in (self._backoff.next_due(), self._init_backoff.next_due(), self._next_resync)
+            for t in (
+                self._backoff.next_due(),
+                self._init_backoff.next_due(),
+                self._next_resync,
+                integrity,
+            )
             if t is not None
         ]
         if not deadlines:

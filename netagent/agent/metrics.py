@@ -28,6 +28,18 @@ _COUNTERS = (
         "Driver calls that raised (all resources of the batch failed).",
     ),
     (
+        "integrity_checks",
+        "netagent_integrity_checks_total",
+        "counter",
+        "Firewall integrity checks run (kernel chains compared with what was applied).",
+    ),
+    (
+        "integrity_repairs",
+        "netagent_integrity_repairs_total",
+        "counter",
+        "Firewall chains or hooks found changed by someone else and rewritten.",
+    ),
+    (
         "pending_retries",
         "netagent_pending_retries",
         "gauge",

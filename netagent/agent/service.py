@@ -129,6 +129,7 @@ def make_reconciler(
         retry_initial=conf.agent.retry_initial_delay,
         retry_max=conf.agent.retry_max_delay,
         failures_before_resync=conf.agent.failures_before_resync,
+        integrity_interval=float(conf.iptables.integrity_interval),
     )
 
 

@@ -51,6 +51,9 @@ class Counters:
     full_syncs: int = 0
     last_full_sync_duration: float | None = None
     last_pass_duration: float | None = None
+    #: firewall integrity checks run, and chains/hooks they found changed and rewrote
+    integrity_checks: int = 0
+    integrity_repairs: int = 0
 
     def as_dict(self, **extra: int) -> dict[str, Any]:
         return {**dataclasses.asdict(self), **extra}

@@ -24,6 +24,16 @@ IPTABLES_OPTS = [
         "it wrote (one iptables-save per table; damaged chains are rewritten on the next "
         "apply). 0 checks before every apply, which costs time on large rule sets.",
     ),
+    cfg.FloatOpt(
+        "integrity_interval",
+        default=2.0,
+        min=0.0,
+        help="Seconds between integrity checks of the firewall: every netagent iptables, "
+        "ip6tables and ebtables chain and hook in the kernel is compared with what netagent "
+        "last applied (one save per table), and what someone else changed is rewritten "
+        "with a warning naming the chain. Also done at the start of every pass. 0 disables "
+        "the timer (the checks at the start of passes stay).",
+    ),
     cfg.IntOpt(
         "firewall_mark",
         default=0x1000000,

@@ -166,6 +166,16 @@ class FirewallDriver(DriverBase):
         """Remove filters netagent owns for ports not in ``wanted_port_ids``."""
         return []
 
+    def check_integrity(self) -> int:
+        """Compare the filters in the kernel with what this driver last applied and
+        rewrite what someone else changed (logging each object found changed). Cheap:
+        the agent calls it every few seconds. Never reports a change the driver itself
+        is making.
+
+        :returns: how many objects were found changed (and rewritten)
+        """
+        return 0
+
 
 class L3Driver(DriverBase):
     """Builds routers."""

@@ -15,8 +15,10 @@ whose rendered text changed since the last successful apply, in one
 comments, so nothing can be verified cheaply after a restart: the first apply of a
 manager rewrites every desired chain, atomically, and adopts (without deleting) netagent
 chains it finds; ``sweep=True`` deletes the ones nobody declared. A failed restore is
-retried without the chain owning the failing line, then that chain alone, so one bad
-chain never blocks the others.
+:meth:`EbtablesManager.check` compares the kernel with what was last
+applied (rules in canonical form, :mod:`netagent.linux.ebtables_saved`) and marks what
+someone else changed for the next apply. A failed restore is retried without the chain
+owning the failing line, then that chain alone, so one bad chain never blocks the others.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from netagent.linux import ebtables_saved
 from netagent.linux.iptables import validate as v
 from netagent.privileged import ebtables as priv
 
@@ -224,6 +227,10 @@ class EbtablesManager:
         self._desired: dict[str, tuple[str, ...]] = {}
         self._kernel: dict[str, tuple[str, ...] | None] = {}
         self._hook_kernel = False
+        # The hook jump is in PREROUTING but not rule 1 (found by a check or the scan).
+        self._hook_misplaced = False
+        # chain -> (body last applied, its rules in canonical form), for check()
+        self._expected: dict[str, tuple[tuple[str, ...], list[ebtables_saved.Canonical]]] = {}
         self._scanned = False
         self._prefetched: str | None = None
         self._lock = threading.RLock()
@@ -276,10 +283,61 @@ class EbtablesManager:
         for line in text.splitlines():
             if line.startswith(":na-"):
                 found[line[1:].split(" ", 1)[0]] = None
-        self._hook_kernel = f"-A {self.builtin} -j {self.hook_chain}" in text.splitlines()
+        hook = ebtables_saved.parse_save(text, self.builtin, self.hook_chain).hook
+        self._hook_kernel = hook is True
+        self._hook_misplaced = hook is False
         # Content is unknown (no comments in ebtables): every desired chain is rewritten.
         self._kernel = found
         self._scanned = True
+
+    def check(self) -> list[str]:
+        """Compare the kernel with what this manager last applied (one save).
+
+        Every chain written by an earlier :meth:`apply` must still exist with policy
+        ``RETURN`` and exactly the rules written, and the hook jump must be rule 1 of
+        the table's built-in chain. The reference is what was *applied*, never a newer declaration
+        not applied yet, so a chain netagent is about to change is not reported. Chains
+        that differ are marked unknown: the next :meth:`apply` rewrites them (and puts
+        the hook back first). Nothing is checked before the first apply.
+
+        :returns: names of the chains found changed (the hook chain for a hook that is
+            missing or not first), sorted
+        :raises EbtablesRestoreError: the save failed
+        """
+        with self._lock:
+            if not self._scanned:
+                return []
+            saved = ebtables_saved.parse_save(
+                priv.save(self.namespace, self.table), self.builtin, self.hook_chain
+            )
+            tampered: set[str] = set()
+            for name, body in list(self._kernel.items()):
+                if body is None:
+                    continue  # content unknown already: the next apply rewrites it
+                rules = saved.chains.get(name)
+                if rules is None:
+                    del self._kernel[name]
+                    tampered.add(name)
+                elif saved.policies.get(name) != "RETURN" or rules != self._canonical(name, body):
+                    self._kernel[name] = None
+                    tampered.add(name)
+            if self._hook_kernel and saved.hook is not True:
+                self._hook_kernel = False
+                self._hook_misplaced = saved.hook is False
+                if self.hook_chain in self._kernel:
+                    self._kernel[self.hook_chain] = None
+                tampered.add(self.hook_chain)
+            for stale in set(self._expected) - set(self._kernel):
+                del self._expected[stale]
+            return sorted(tampered)
+
+    def _canonical(self, name: str, body: tuple[str, ...]) -> list[ebtables_saved.Canonical]:
+        cached = self._expected.get(name)
+        if cached is not None and cached[0] is body:
+            return cached[1]
+        rules = [ebtables_saved.canonical_line(line)[1] for line in body]
+        self._expected[name] = (body, rules)
+        return rules
 
     def apply(self, sweep: bool = False) -> EbtablesResult:
         """Write changed chains, delete unwanted ones, in one atomic restore.
@@ -326,11 +384,13 @@ class EbtablesManager:
                         self._kernel.pop(item.chain, None)
                         if item.chain == self.hook_chain:
                             self._hook_kernel = False
+                            self._hook_misplaced = False
                         result.applied[item.chain] = "deleted"
                     else:
                         self._kernel[item.chain] = item.body
                         if item.chain == self.hook_chain:
                             self._hook_kernel = True
+                            self._hook_misplaced = False
                         result.applied[item.chain] = "written"
             if result.applied:
                 LOG.debug(
@@ -361,10 +421,12 @@ class EbtablesManager:
                 add(line, item)
         for item in batch:
             if item.chain == self.hook_chain and not item.delete and not self._hook_kernel:
+                if self._hook_misplaced:
+                    add(f"-D {self.builtin} -j {self.hook_chain}", item)
                 add(f"-I {self.builtin} 1 -j {self.hook_chain}", item)
         for item in batch:
             if item.delete:
-                if item.chain == self.hook_chain and self._hook_kernel:
+                if item.chain == self.hook_chain and (self._hook_kernel or self._hook_misplaced):
                     add(f"-D {self.builtin} -j {self.hook_chain}", item)
                 add(f"-F {item.chain}", item)
         for item in batch:

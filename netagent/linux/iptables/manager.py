@@ -89,6 +89,9 @@ class _Table:
     texts: dict[str, str] = field(default_factory=dict)
     # Sets matched by each chain's kernel content, where known (written or adopted).
     kernel_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+    # What netagent last wrote (or adopted) per chain: the reference of the check, so a
+    # chain about to change (desired differs) is not mistaken for a tampered one.
+    applied: dict[str, plan.DesiredChain] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)
     hooks_wanted: set[str] = field(default_factory=set)
     hooks_kernel: dict[str, bool] = field(default_factory=dict)
@@ -229,15 +232,38 @@ class IptablesManager:
             return sorted(self._table(family, table).desired)
 
     def verify(self) -> set[ChainKey]:
-        """Run the cheap kernel check on every table in use.
+        """Run the cheap kernel check on every table in use; warn about damaged chains.
 
         :returns: chains whose kernel state no longer matches what was applied (they
             and any missing hook are rewritten by the next apply)
         """
+        damaged = self.check()
+        for family, table in sorted({(k.family, k.table) for k in damaged}):
+            chains = sorted(k.chain for k in damaged if (k.family, k.table) == (family, table))
+            LOG.warning(
+                "iptables in namespace %s IPv%d %s changed behind netagent's back, rewriting: %s",
+                self.namespace,
+                family,
+                table,
+                ", ".join(chains),
+            )
+        return damaged
+
+    def check(self) -> set[ChainKey]:
+        """The cheap kernel check of every table already applied, without logging.
+
+        Each netagent chain is compared with what netagent last *applied* to it (not with
+        a newer desired content not applied yet), and each hook must be rule 1 of its
+        built-in chain. Chains that differ are marked unknown: the next :meth:`apply`
+        rewrites them (and re-inserts a missing or displaced hook).
+
+        :returns: the damaged chains (hook chains stand for their hooks)
+        """
         with self._lock:
-            found = self._scan_all(list(self._tables))
+            keys = [key for key, state in self._tables.items() if state.scanned]
+            found = self._scan_all(keys)
             self._last_verify = time.monotonic()
-            return set().union(*found)
+            return set().union(set(), *found)
 
     def prefetch(self, tables: Sequence[tuple[int, str]]) -> None:
         """Read ``(family, table)``s not yet scanned ahead of the first :meth:`apply`,
@@ -272,11 +298,17 @@ class IptablesManager:
             text = priv.save(self.namespace, self.backend, family, table)
         seen = plan.scan_save(text)
         kernel: dict[str, str] = {}
+        reference: dict[str, plan.DesiredChain] = {}
         for name, chain in seen.chains.items():
-            digest = plan.kernel_digest(chain, state.desired.get(name))
+            # What netagent last wrote there; a chain never written is adopted when it
+            # carries the desired content (a previous agent's, after a restart).
+            ref = state.applied.get(name) or state.desired.get(name)
+            digest = plan.kernel_digest(chain, ref)
             if state.texts.get(name, chain.text) != chain.text:
                 digest = plan.UNKNOWN
             kernel[name] = digest
+            if ref is not None and digest != plan.UNKNOWN:
+                reference[name] = ref
         damaged = {
             ChainKey(family, table, name)
             for name, digest in state.kernel.items()
@@ -287,24 +319,15 @@ class IptablesManager:
             for b, first in state.hooks_kernel.items()
             if seen.hooks.get(b) != first
         }
-        if damaged and state.scanned:
-            LOG.warning(
-                "iptables in namespace %s IPv%d %s changed behind netagent's back, rewriting: %s",
-                self.namespace,
-                family,
-                table,
-                ", ".join(sorted(k.chain for k in damaged)),
-            )
+        first = not state.scanned
         state.kernel = kernel
-        state.texts = {
-            name: seen.chains[name].text for name, d in kernel.items() if d != plan.UNKNOWN
-        }
-        state.kernel_sets = {
-            name: state.desired[name].sets for name, d in kernel.items() if d != plan.UNKNOWN
-        }
+        state.texts = {name: seen.chains[name].text for name in reference}
+        state.kernel_sets = {name: ref.sets for name, ref in reference.items()}
+        state.applied = reference
         state.hooks_kernel = dict(seen.hooks)
         state.scanned = True
-        return damaged if damaged else set()
+        # The first scan of a table adopts what it finds: nothing was applied to compare.
+        return set() if first else damaged
 
     def _items(self, state: _Table, sweep: bool) -> list[plan.Item]:
         items = []
@@ -438,6 +461,7 @@ class IptablesManager:
             builtin = item.chain[len("na-") :] if item.chain in plan.HOOK_CHAINS else None
             state.texts.pop(item.chain, None)
             if item.delete:
+                state.applied.pop(item.chain, None)
                 state.kernel_sets.pop(item.chain, None)
                 state.kernel.pop(item.chain, None)
                 if builtin is not None:
@@ -447,6 +471,9 @@ class IptablesManager:
             else:
                 state.kernel[item.chain] = item.digest
                 state.kernel_sets[item.chain] = item.sets
+                state.applied[item.chain] = plan.DesiredChain(
+                    item.digest, item.body, item.refs, item.sets
+                )
                 if item.hook and builtin is not None:
                     state.hooks_kernel[builtin] = True
                 result.applied[key] = "written"

@@ -131,6 +131,13 @@ class FakeFirewall(FirewallDriver):
         super().__init__(None)
         self.world = world
         self.states: list[DesiredState] = []
+        self.integrity_checks = 0
+        #: what the next integrity checks report as repaired (then 0)
+        self.tampered: list[int] = []
+
+    def check_integrity(self) -> int:
+        self.integrity_checks += 1
+        return self.tampered.pop(0) if self.tampered else 0
 
     def apply_ports(self, plans: Sequence[PortPlan], state: DesiredState) -> Outcome:
         ids = [p.port.id for p in plans]

@@ -484,3 +484,41 @@ def test_full_sweep_passes_the_wanted_port_devices_to_l2() -> None:
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
     assert world.swept_devices == {P1.device_name, P2.device_name}
+
+
+def test_integrity_check_runs_on_its_timer_and_before_each_pass() -> None:
+    world = World()
+    clock = Clock()
+    l2, fw, l3 = fakes.drivers(world)
+    rec = Reconciler(HOST, l2, fw, l3, clock=clock, settle=0.0, integrity_interval=2.0)
+    rec.set_devices(devices_for(P1))
+    feed(rec, state([NET1], [P1]))
+    assert run(rec) is True
+    assert fw.integrity_checks == 0  # nothing applied before the first pass
+    assert rec.step(timeout=0) is False
+    assert fw.integrity_checks == 0  # not due yet
+    clock.advance(2.0)
+    fw.tampered = [3]
+    assert rec.step(timeout=0) is False  # no pass, but the check ran and repaired
+    assert fw.integrity_checks == 1
+    counters = rec.status()["counters"]
+    assert counters["integrity_checks"] == 1 and counters["integrity_repairs"] == 3
+    feed(rec, state([NET1], [P1, P2]))
+    assert run(rec) is True
+    assert fw.integrity_checks == 2  # at the start of the pass
+    assert rec._next_timer() == pytest.approx(2.0)  # the pass restarted the timer
+
+
+def test_integrity_timer_disabled_with_zero() -> None:
+    world = World()
+    clock = Clock()
+    l2, fw, l3 = fakes.drivers(world)
+    rec = Reconciler(HOST, l2, fw, l3, clock=clock, settle=0.0, integrity_interval=0.0)
+    feed(rec, state([NET1], [P1]))
+    run(rec)
+    clock.advance(100.0)  # well past 2 s, before the periodic resync
+    assert rec.step(timeout=0) is False
+    assert fw.integrity_checks == 0
+    rec.request_full_resync("test")
+    assert run(rec) is True
+    assert fw.integrity_checks == 1  # the pass still checks first

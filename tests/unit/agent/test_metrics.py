@@ -19,6 +19,8 @@ DOC: dict[str, Any] = {
         "failures": 1,
         "driver_errors": 0,
         "pending_retries": 1,
+        "integrity_checks": 40,
+        "integrity_repairs": 3,
         "last_full_sync_duration": 0.25,
         "last_pass_duration": None,
     },
@@ -50,6 +52,8 @@ def test_render_counts_ports_and_escapes_labels() -> None:
     got = samples(metrics.render(DOC))
     host = 'host="cmp\\"1"'
     assert got[f"netagent_passes_total{{{host}}}"] == 7
+    assert got[f"netagent_integrity_checks_total{{{host}}}"] == 40
+    assert got[f"netagent_integrity_repairs_total{{{host}}}"] == 3
     assert got[f"netagent_last_full_sync_seconds{{{host}}}"] == 0.25
     assert f"netagent_last_pass_seconds{{{host}}}" not in got  # unknown yet: no sample
     assert got[f"netagent_converged{{{host}}}"] == 0
