@@ -55,8 +55,8 @@ class Reconciler:
     :param failures_before_resync: consecutive failures of one resource that trigger a
         full resync.
     :param settle: seconds to keep collecting changes after the first one before a pass.
-    :param integrity_interval: seconds between the firewall driver's integrity checks
-        (:meth:`FirewallDriver.check_integrity`, also run at the start of every pass);
+    :param integrity_interval: seconds between the drivers' integrity checks
+        (:meth:`DriverBase.check_integrity`, also run at the start of every pass);
         0 disables the timer.
     :param clock: monotonic clock (tests replace it).
     """
@@ -251,14 +251,17 @@ class Reconciler:
             self._check_integrity()
 
     def _check_integrity(self) -> None:
-        """The firewall driver's integrity check (worker thread only; after a first pass)."""
+        """The drivers' integrity checks (worker thread only; after a first pass)."""
         if not self._initialized or self._counters.passes == 0:
             return
-        try:
-            repaired = self._drivers[1].check_integrity()
-        except Exception:
-            LOG.exception("Firewall integrity check failed; trying again later")
-            repaired = 0
+        repaired = 0
+        for driver in self._drivers:
+            try:
+                repaired += driver.check_integrity()
+            except Exception:
+                LOG.exception(
+                    "Integrity check of %s failed; trying again later", type(driver).__name__
+                )
         self._counters.integrity_checks += 1
         self._counters.integrity_repairs += repaired
         if self.integrity_interval > 0:

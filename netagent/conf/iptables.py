@@ -28,7 +28,8 @@ IPTABLES_OPTS = [
         "integrity_interval",
         default=2.0,
         min=0.0,
-        help="Seconds between integrity checks of the firewall: every netagent iptables, "
+        help="Seconds between integrity checks of the firewall and of the L2 driver's host "
+        "guard: every netagent iptables, "
         "ip6tables and ebtables chain and hook in the kernel is compared with what netagent "
         "last applied (one save per table), and what someone else changed is rewritten "
         "with a warning naming the chain. Also done at the start of every pass. 0 disables "

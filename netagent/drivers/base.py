@@ -97,6 +97,16 @@ class DriverBase(abc.ABC):
         """What this driver has applied, for ``netagent-status``. JSON-serialisable."""
         return {}
 
+    def check_integrity(self) -> int:
+        """Compare the kernel state this driver guards (filters, the host guard) with
+        what it last applied and rewrite what someone else changed (logging each object
+        found changed). Cheap: the agent calls it every few seconds. Never reports a
+        change the driver itself is making.
+
+        :returns: how many objects were found changed (and rewritten)
+        """
+        return 0
+
 
 class L2Driver(DriverBase):
     """Wires port devices into networks."""
@@ -165,16 +175,6 @@ class FirewallDriver(DriverBase):
     def sweep(self, wanted_port_ids: set[str], dry_run: bool = False) -> list[str]:
         """Remove filters netagent owns for ports not in ``wanted_port_ids``."""
         return []
-
-    def check_integrity(self) -> int:
-        """Compare the filters in the kernel with what this driver last applied and
-        rewrite what someone else changed (logging each object found changed). Cheap:
-        the agent calls it every few seconds. Never reports a change the driver itself
-        is making.
-
-        :returns: how many objects were found changed (and rewritten)
-        """
-        return 0
 
 
 class L3Driver(DriverBase):

@@ -170,3 +170,47 @@ def test_vm_cannot_reach_host_services(
             packet = frames.udp4(attacker.address, target, 40000, HOST_PORT, magic)
             _inject(attacker, bridge_mac, packet, frames.ETH_IPV4)
         assert listener.count() == 0, f"a VM reached a host service on {target}"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        [["-F", "na-INPUT"]],
+        [["-D", "INPUT", "-j", "na-INPUT"]],
+        [["-I", "INPUT", "1", "-j", "ACCEPT"]],
+    ],
+    ids=["flush-chain", "delete-jump", "accept-before-jump"],
+)
+@pytest.mark.parametrize("cloud", ["noop"], indirect=True)
+def test_tampered_host_guard_is_rewritten(
+    cloud: dict[str, object], tamper: list[list[str]]
+) -> None:
+    host_a, attacker, victim = cloud["host_a"], cloud["attacker"], cloud["victim"]
+    assert isinstance(host_a, Host) and isinstance(attacker, Vm) and isinstance(victim, Vm)
+    bridge_mac = _mac_of(host_a.netns, str(cloud["bridge_a"]))
+    saved = harness.run("ip", "netns", "exec", host_a.netns, "ebtables-nft-save", "-t", "filter")
+    for args in tamper:
+        harness.run("ip", "netns", "exec", host_a.netns, "ebtables-nft", "-t", "filter", *args)
+
+    def guard_back() -> bool:
+        now = harness.run("ip", "netns", "exec", host_a.netns, "ebtables-nft-save", "-t", "filter")
+        return _rules_of(now.stdout) == _rules_of(saved.stdout)
+
+    wait_for("host guard rewritten", guard_back, timeout=10, interval=0.2)
+    local = lambda magic: frames.udp4(  # noqa: E731
+        attacker.address, host_a.tunnel_ip, 40000, frames.VXLAN_PORT, _injected_frame(magic)
+    )
+    received = _victim_receives(
+        victim, lambda m: _inject(attacker, bridge_mac, local(m), frames.ETH_IPV4)
+    )
+    assert received == 0, "the injection passed after the guard was tampered with"
+    log = host_a.log_file.read_text()
+    assert "na-INPUT" in log and "changed behind netagent's back" in log
+
+
+def _rules_of(save: str) -> tuple[str | None, list[str]]:
+    """The first rule of INPUT and the guard chain's rules (a foreign rule after the
+    jump is someone else's and stays)."""
+    lines = save.splitlines()
+    first = next((line for line in lines if line.startswith("-A INPUT ")), None)
+    return first, [line for line in lines if line.startswith("-A na-INPUT ")]

@@ -377,6 +377,21 @@ class LinuxBridgeDriver(base.L2Driver):
         self._guard_error = None
         return True
 
+    def check_integrity(self) -> int:
+        if self._guard_error is not None:
+            return 0  # not written: the next pass writes it
+        tampered = self.kernel.check_host_guard()
+        for chain in tampered:
+            LOG.warning(
+                "ebtables filter chain %s in namespace %s changed behind netagent's back; "
+                "rewritten",
+                chain,
+                self.netns or "(the agent's own)",
+            )
+        if tampered:
+            self._ensure_guard()
+        return len(tampered)
+
     # -- ports --------------------------------------------------------------------------
 
     def plug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:

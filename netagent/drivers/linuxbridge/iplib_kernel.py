@@ -153,6 +153,9 @@ class IpLibKernel:
         self._guard.set_hook([EbRule("DROP", in_iface=port) for port in ports])
         self._apply_guard(sweep=False)
 
+    def check_host_guard(self) -> list[str]:
+        return self._guard.check()
+
     def remove_host_guard(self) -> None:
         self._guard.remove_chain(self._guard.hook_chain)
         self._apply_guard(sweep=True)

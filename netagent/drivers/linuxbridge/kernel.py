@@ -140,5 +140,8 @@ class Kernel(Protocol):
         came in on a bridge port matching one of ``ports`` (``tap+`` wildcards); written
         only when it differs from what was last applied."""
 
+    def check_host_guard(self) -> list[str]:
+        """Chains of the guard found changed since written (marked for rewriting)."""
+
     def remove_host_guard(self) -> None:
         """Remove the guard (absent already is fine)."""

@@ -522,3 +522,31 @@ def test_integrity_timer_disabled_with_zero() -> None:
     rec.request_full_resync("test")
     assert run(rec) is True
     assert fw.integrity_checks == 1  # the pass still checks first
+
+
+def test_integrity_check_covers_every_driver_and_survives_one_failing() -> None:
+    world = World()
+    clock = Clock()
+    l2, fw, l3 = fakes.drivers(world)
+    calls: list[str] = []
+
+    def l2_check() -> int:
+        calls.append("l2")
+        return 2
+
+    def l3_check() -> int:
+        calls.append("l3")
+        raise RuntimeError("boom")
+
+    l2.check_integrity = l2_check  # type: ignore[method-assign]
+    l3.check_integrity = l3_check  # type: ignore[method-assign]
+    rec = Reconciler(HOST, l2, fw, l3, clock=clock, settle=0.0, integrity_interval=2.0)
+    rec.set_devices(devices_for(P1))
+    feed(rec, state([NET1], [P1]))
+    assert run(rec) is True
+    assert rec.step(timeout=0) is False  # arms the timer
+    clock.advance(2.0)
+    fw.tampered = [1]
+    assert rec.step(timeout=0) is False
+    assert calls == ["l2", "l3"] and fw.integrity_checks == 1
+    assert rec.status()["counters"]["integrity_repairs"] == 3
