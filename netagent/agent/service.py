@@ -1,9 +1,11 @@
 """The agent process: source, device monitor, reconciler, status server and signals.
 
-Start order matters for restart safety: the status socket is claimed first (a second agent
-on the same ``state_path`` stops here, before touching anything), then the reconciler's
-worker starts idle, the device monitor takes its initial dump, and only then does the
-source deliver its first complete snapshot, which triggers the first (full) pass.
+Start order matters for restart safety: the agent lock (``<state_path>/agent.lock``) is
+taken first and held for the process's life (a second agent, or one started while
+``netagent-cleanup`` runs, stops here, before touching anything), then the status socket is
+claimed, then the reconciler's worker starts idle, the device monitor takes its initial
+dump, and only then does the source deliver its first complete snapshot, which triggers
+the first (full) pass.
 
 SIGTERM and SIGINT stop the agent and leave the data plane exactly as it is; SIGHUP asks
 for a full resync.
@@ -22,6 +24,7 @@ from oslo_config import cfg
 from netagent.agent import metrics, status
 from netagent.agent.core import Reconciler
 from netagent.agent.devices import DeviceMonitor
+from netagent.agent.lock import AgentLock
 from netagent.agent.source import Source
 from netagent.common import constants
 from netagent.common.exceptions import NetagentError
@@ -142,8 +145,20 @@ def run(
     """Run until a stop signal.
 
     :returns: the process exit code (0 after SIGTERM/SIGINT).
-    :raises NetagentError: the agent cannot start (socket in use, no source, no netlink).
+    :raises NetagentError: the agent cannot start (another agent or a cleanup holds the
+        lock, socket in use, no source, no netlink).
     """
+    with AgentLock(conf.state_path) as lock:
+        LOG.info("Holding %s", lock.path)
+        return _run_locked(conf, l2, firewall, l3)
+
+
+def _run_locked(
+    conf: cfg.ConfigOpts,
+    l2: base.L2Driver,
+    firewall: base.FirewallDriver,
+    l3: base.L3Driver,
+) -> int:
     stop = threading.Event()
     install_stop_handlers(stop)
     reconciler = make_reconciler(conf, l2, firewall, l3)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
+from netagent.agent.lock import AgentLockHeldError
 from netagent.cmd import common
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base, loader
@@ -61,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return service.run(conf, *drivers)
+    except AgentLockHeldError as exc:
+        LOG.error("netagent-agent not starting: %s", exc)
+        print(f"netagent-agent: not starting: {exc}", file=sys.stderr)
+        return 1
     except NetagentError as exc:
         LOG.error("netagent-agent stopped: %s", exc)
         return 1

@@ -398,7 +398,9 @@ class IptablesFirewallDriver(base.FirewallDriver):
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
         """Remove every netagent chain (filter table, both families), ebtables chain and
-        ipset in the namespace. Taps on netagent bridges then forward unfiltered."""
+        ipset in the namespace. A tap still on a netagent bridge would then forward
+        unfiltered: ``netagent-cleanup`` runs the L2 driver's cleanup first (it detaches and
+        sets down the taps of every bridge it keeps) and skips this one if that failed."""
         with self._lock:
             ipt, eb, ipset = self._managers()
             if dry_run:

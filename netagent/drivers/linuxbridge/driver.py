@@ -472,7 +472,22 @@ class LinuxBridgeDriver(base.L2Driver):
         return actions + self._remove_owned(keep, dry_run)
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
-        actions = self._remove_owned(set(), dry_run)
+        """Remove every netagent device; taps of bridges kept for a foreign member are
+        detached and set down first, so none stays bridged once filters go.
+
+        :raises NetagentError: a tap could not be detached from a kept bridge (the
+            firewall's cleanup must then not run: that tap would forward unfiltered).
+        """
+        removed = sweep_mod.remove_owned(self.kernel, set(), set(self.mappings.values()), dry_run)
+        self._forget_deleted(removed.deleted)
+        actions = removed.actions
+        if removed.exposed:
+            for line in actions:
+                LOG.warning("cleanup: %s", line)
+            raise NetagentError(
+                f"taps {', '.join(removed.exposed)} could not be detached from their kept "
+                "bridges; they would forward unfiltered without the firewall's chains"
+            )
         kept = sorted(
             link.name
             for link in self.kernel.links().values()
@@ -488,13 +503,14 @@ class LinuxBridgeDriver(base.L2Driver):
         return actions
 
     def _remove_owned(self, keep: set[str], dry_run: bool) -> list[str]:
-        actions, deleted = sweep_mod.remove_owned(
-            self.kernel, keep, set(self.mappings.values()), dry_run
-        )
+        removed = sweep_mod.remove_owned(self.kernel, keep, set(self.mappings.values()), dry_run)
+        self._forget_deleted(removed.deleted)
+        return removed.actions
+
+    def _forget_deleted(self, deleted: set[str]) -> None:
         self._networks = {
             k: v for k, v in self._networks.items() if v.get("bridge") not in deleted
         }
-        return actions
 
     # -- status -------------------------------------------------------------------------
 

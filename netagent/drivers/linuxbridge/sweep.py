@@ -4,6 +4,9 @@ Ownership is by name: ``nvx-``/``nvl-`` devices are netagent's alone; ``brq`` br
 netagent's (or a Neutron Linux bridge agent's, whose naming netagent shares) *unless*
 something else was put in them. A bridge with a member that is not a tap, not a netagent
 uplink and not a mapped physical interface belongs to someone else's setup and is kept.
+
+A kept bridge loses its taps (detached and set down): nothing filters them once the
+firewall's chains are gone, so a tap left there would forward whatever its VM sends.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Set
+from typing import NamedTuple
 
 from netagent.common import constants as c
 from netagent.common.exceptions import NetagentError
@@ -56,21 +60,30 @@ def _name(links: dict[str, Link], index: int | None) -> str:
     return next((link.name for link in links.values() if link.index == index), "?")
 
 
-def remove_owned(
-    kernel: Kernel, keep: Set[str], physical: Set[str], dry_run: bool
-) -> tuple[list[str], set[str]]:
+class Removed(NamedTuple):
+    """What :func:`remove_owned` did."""
+
+    actions: list[str]
+    #: bridges deleted
+    deleted: set[str]
+    #: taps that stay in a kept bridge because detaching them failed
+    exposed: list[str]
+
+
+def remove_owned(kernel: Kernel, keep: Set[str], physical: Set[str], dry_run: bool) -> Removed:
     """Delete netagent's devices whose names are not in ``keep``: uplinks, then bridges.
+    A bridge kept for its foreign members has its taps detached and set down.
 
     :param kernel: the kernel layer of the namespace.
     :param keep: device names still wanted.
     :param physical: mapped physical interfaces (netagent may have enslaved them; they
         are released, never deleted, when their bridge goes).
     :param dry_run: log and report with a ``NOOP:`` prefix, change nothing.
-    :returns: one line per action (or refusal), and the names of deleted bridges.
     """
     links = kernel.links()
     actions: list[str] = []
     deleted: set[str] = set()
+    exposed: list[str] = []
     prefix = "NOOP: " if dry_run else ""
 
     def act(line: str, fn: Callable[[], None]) -> bool:
@@ -112,8 +125,17 @@ def remove_owned(
             line = f"keep bridge {link.name}: it has foreign members {', '.join(foreign)}"
             LOG.warning("%s", line)
             actions.append(line)
+            plural = "s" if len(foreign) > 1 else ""
+            why = f"bridge kept: foreign member{plural} {', '.join(foreign)}"
+            for member in ordered:
+                if member.master != link.index or not member.name.startswith(c.TAP_PREFIX):
+                    continue
+                tap = member.name
+                release = functools.partial(kernel.set_link, tap, nomaster=True, up=False)
+                if not act(f"detach {tap} from {link.name} ({why}) and set it down", release):
+                    exposed.append(tap)
             continue
         name = link.name
         if act(f"delete bridge {name}", functools.partial(kernel.delete_link, name)):
             deleted.add(name)
-    return actions, deleted
+    return Removed(actions, deleted, exposed)

@@ -218,10 +218,20 @@ def test_sweep_and_cleanup_leave_foreign_devices(driver: LinuxBridgeDriver, host
     } <= set(devs)
     assert devs["eth9"]["master"] == squatted and devs["foreign0"]["master"] == "br-foreign"
 
-    driver.cleanup()
+    # A tap left in the kept bridge would forward unfiltered once the firewall is gone.
+    stray = port(drop)
+    add_tap(host, stray)
+    sh(host, "link", "set", stray.device_name, "master", squatted)
+    actions = driver.cleanup()
     devs = links(host)
     assert brq(keep) not in devs and "nvx-7007" not in devs
     assert {"br-foreign", "foreign0", squatted, "eth9", "ul0"} <= set(devs)
+    assert "master" not in devs[stray.device_name] and not is_up(devs[stray.device_name])
+    assert devs["eth9"]["master"] == squatted
+    assert (
+        f"detach {stray.device_name} from {squatted} (bridge kept: foreign member eth9) "
+        "and set it down" in actions
+    )
 
 
 def test_sweep_detaches_taps_of_unwanted_ports(driver: LinuxBridgeDriver, host: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from netagent.agent import status
 from netagent.agent.core import Reconciler
+from netagent.agent.lock import AgentLock
 from netagent.agent.source import SourceUpdate
 from netagent.cmd import cleanup as cleanup_cmd
 from netagent.cmd import status as status_cmd
@@ -95,14 +97,24 @@ def test_cleanup_dry_run_with_noop_drivers(
     assert cleanup_cmd.main(["--config-file", str(conf)]) == 0
 
 
-def test_cleanup_refuses_while_an_agent_runs(
-    agent: tuple[Reconciler, World, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cleanup_refuses_while_the_agent_lock_is_held(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _rec, _world, state_path = agent
+    # The lock decides, not the status socket (there is none here).
     conf = tmp_path / "netagent.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {state_path}\n")
-    assert cleanup_cmd.main(["--config-file", str(conf)]) == 1
-    assert "agent is running" in capsys.readouterr().err
+    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\n")
+    with AgentLock(str(tmp_path)):
+        assert cleanup_cmd.main(["--config-file", str(conf)]) == 1
+        err = capsys.readouterr().err
+        assert "agent is running" in err and f"PID {os.getpid()}" in err
+        assert cleanup_cmd.main(["--config-file", str(conf), "--dry-run"]) == 0
+        assert "agent is running" in capsys.readouterr().err
+        assert cleanup_cmd.main(["--config-file", str(conf), "--force"]) == 0
+        assert "--force" in capsys.readouterr().err
+    assert cleanup_cmd.main(["--config-file", str(conf)]) == 0
+    # Cleanup released its own hold: an agent can start now.
+    with AgentLock(str(tmp_path)):
+        pass
 
 
 def test_rules_with_protocol_zero_show_as_any_protocol(
