@@ -29,8 +29,9 @@ MAX_HANDLERS = 16
 MAX_PENDING = 256
 MAX_HEAD = 16 * 1024
 
-#: What a client going away or stalling looks like: logged at debug, without traceback.
-CLIENT_ERRORS = (BrokenPipeError, ConnectionResetError, TimeoutError, socket.timeout)
+#: What a client going away or stalling looks like: logged at debug, without traceback
+#: (``socket.timeout`` is ``TimeoutError``).
+CLIENT_ERRORS = (BrokenPipeError, ConnectionResetError, TimeoutError)
 
 #: ``handle(conn, head)``: serve one connection; ``head`` is the request head read so far.
 Handler = Callable[[socket.socket, bytes], None]
@@ -87,7 +88,7 @@ class BoundedServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refused = 0
-        self._refused_logged = 0.0
+        self._warned: dict[str, float] = {}
 
     def start(self) -> None:
         self._sock.setblocking(False)
@@ -131,7 +132,8 @@ class BoundedServer:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # EMFILE and friends: keep serving the ones we have
-            LOG.warning("%s: accept failed: %s", self._name, exc)
+            if self._may_warn("accept"):
+                LOG.warning("%s: accept failed (not logged again for 60 s): %s", self._name, exc)
             self._stop.wait(0.1)
             return
         if not self._read_head:
@@ -186,15 +188,14 @@ class BoundedServer:
         if not self._slots.acquire(blocking=False):
             conn.close()
             self._refused += 1
-            now = time.monotonic()
-            if now - self._refused_logged >= 60:
+            if self._may_warn("refused"):
                 LOG.warning(
-                    "%s: %d busy handlers, refused %d connection(s) since the last warning",
+                    "%s: all %d handlers busy, refused %d connection(s) since the last warning",
                     self._name,
                     self.max_handlers,
                     self._refused,
                 )
-                self._refused, self._refused_logged = 0, now
+                self._refused = 0
             return
         conn.setblocking(True)
         conn.settimeout(self.timeout)
@@ -207,6 +208,14 @@ class BoundedServer:
             self._slots.release()
             conn.close()
             LOG.warning("%s: cannot start a handler thread: %s", self._name, exc)
+
+    def _may_warn(self, what: str) -> bool:
+        """At most one warning a minute per kind: a flood must not flood the log too."""
+        now = time.monotonic()
+        if now - self._warned.get(what, -60.0) < 60:
+            return False
+        self._warned[what] = now
+        return True
 
     def _serve(self, conn: socket.socket, head: bytes) -> None:
         try:
