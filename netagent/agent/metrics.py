@@ -2,18 +2,23 @@
 
 Served over HTTP (``GET /metrics``) on ``[agent] metrics_listen`` when it is set. The
 numbers come from the same status document ``netagent-status`` shows, so the two never
-disagree. Only the standard library is used (``http.server`` in a daemon thread).
+disagree. Only the standard library is used: a minimal HTTP/1.0 responder on the bounded
+server of :mod:`netagent.agent.serve`, so local users cannot exhaust its threads.
 """
 
 from __future__ import annotations
 
-import http.server
 import logging
-import threading
+import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from netagent.agent import serve
+
 LOG = logging.getLogger(__name__)
+
+_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 StatusProvider = Callable[[], dict[str, Any]]
 
@@ -123,45 +128,53 @@ def render(doc: dict[str, Any]) -> str:
 
 
 class MetricsServer:
-    """``GET /metrics`` over HTTP in a daemon thread."""
+    """``GET /metrics`` over HTTP, from a :class:`~netagent.agent.serve.BoundedServer`.
+
+    One request per connection. A request must arrive whole within
+    :data:`~netagent.agent.serve.CONNECTION_TIMEOUT` seconds; until it has, it holds no
+    thread. At most :data:`~netagent.agent.serve.MAX_HANDLERS` answers are sent at once.
+    """
 
     def __init__(self, address: str, port: int, provider: StatusProvider) -> None:
         self._provider = provider
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404)
-                    return
-                body = render(outer._provider()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                LOG.debug("metrics: " + format, *args)
-
-        self._server = http.server.ThreadingHTTPServer((address, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="metrics", daemon=True
-        )
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.create_server((address, port), family=family, backlog=64)
+        self._server = serve.BoundedServer(sock, self._answer, "metrics", read_head=True)
+        self._address = sock.getsockname()
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._address[1])
 
     def start(self) -> None:
-        self._thread.start()
-        LOG.info(
-            "Serving Prometheus metrics on http://%s:%d/metrics",
-            self._server.server_address[0],
-            self.port,
-        )
+        self._server.start()
+        LOG.info("Serving Prometheus metrics on http://%s:%d/metrics", self._address[0], self.port)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
+
+    def _answer(self, conn: socket.socket, head: bytes) -> None:
+        deadline = time.monotonic() + serve.CONNECTION_TIMEOUT
+        method, path = _request_line(head)
+        if method not in ("GET", "HEAD"):
+            status, body = "405 Method Not Allowed", b"only GET\n"
+        elif path.split("?")[0] != "/metrics":
+            status, body = "404 Not Found", b"not found: try /metrics\n"
+        else:
+            status, body = "200 OK", render(self._provider()).encode()
+        LOG.debug("metrics: %s %.100r -> %s", method, path, status)
+        reply = (
+            f"HTTP/1.0 {status}\r\n"
+            f"Content-Type: {_CONTENT_TYPE if status.startswith('200') else 'text/plain'}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        serve.send_all(conn, reply + (body if method != "HEAD" else b""), deadline)
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    """Method and path of an HTTP request head (empty strings when it has none)."""
+    parts = head.split(b"\n", 1)[0].decode("latin-1").split()
+    if len(parts) not in (2, 3):
+        return "", ""
+    return parts[0], parts[1]

@@ -14,11 +14,11 @@ import json
 import logging
 import os
 import socket
-import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from netagent.agent import planning
+from netagent.agent import planning, serve
 from netagent.common.exceptions import NetagentError
 
 if TYPE_CHECKING:
@@ -162,18 +162,21 @@ def describe(
 
 
 class StatusServer:
-    """Serves ``provider()`` as JSON to every client of a unix socket, from one thread.
+    """Serves ``provider()`` as JSON to every client of a unix socket.
+
+    Each client gets a handler thread of its own (at most
+    :data:`~netagent.agent.serve.MAX_HANDLERS` at once, beyond that a client is closed at
+    once) and :data:`~netagent.agent.serve.CONNECTION_TIMEOUT` seconds to read the whole
+    document, so a client that never reads cannot hold up the others.
 
     :param path: socket path; its directory is created if missing.
-    :param provider: builds the document (called from the server thread).
+    :param provider: builds the document (called from handler threads, concurrently).
     """
 
     def __init__(self, path: str, provider: Callable[[], Mapping[str, Any]]) -> None:
         self.path = path
         self._provider = provider
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._server: serve.BoundedServer | None = None
 
     def start(self) -> None:
         """Bind and start serving.
@@ -192,44 +195,22 @@ class StatusServer:
             sock.bind(self.path)
         finally:
             os.umask(old_umask)
-        sock.listen(16)
-        sock.settimeout(0.5)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="status-server", daemon=True)
-        self._thread.start()
+        sock.listen(64)
+        self._server = serve.BoundedServer(sock, self._answer, "status-server")
+        self._server.start()
 
     def stop(self) -> None:
         """Stop serving and remove the socket. Idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
 
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _addr = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                LOG.exception("Status socket accept failed")
-                self._stop.wait(0.5)
-                continue
-            with conn:
-                try:
-                    conn.settimeout(5.0)
-                    body = json.dumps(self._provider(), sort_keys=True, default=str)
-                    conn.sendall(body.encode() + b"\n")
-                except Exception:
-                    LOG.exception("Serving the status failed")
+    def _answer(self, conn: socket.socket, _head: bytes) -> None:
+        deadline = time.monotonic() + serve.CONNECTION_TIMEOUT
+        body = json.dumps(self._provider(), sort_keys=True, default=str)
+        serve.send_all(conn, body.encode() + b"\n", deadline)
 
 
 def _answers(path: str) -> bool:

@@ -9,6 +9,9 @@ Bad input never reaches the agent as a loss of state:
 
 * a file that cannot be used at all (unreadable, not YAML, bad layout) keeps the last good
   snapshot; the error is logged once until it changes;
+* a read that fails with an OS error (EMFILE, EIO, EACCES...) says nothing about the
+  content, so it is retried with backoff (1 s doubling to 60 s) even if the file does not
+  change again;
 * an object whose new version is invalid keeps its last good version (when it had one),
   so a typo in one port does not unplug it; the error is logged once per change.
 
@@ -23,8 +26,10 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
+from netagent.agent.backoff import Backoff
 from netagent.agent.source import SourceUpdate, UpdateCallback
 from netagent.model import DesiredState, ModelError, Port
 from netagent.model.state import frozen_map
@@ -189,9 +194,12 @@ class FileSource:
 
     :param path: the state file.
     :param poll_interval: seconds between change checks.
+    :param clock: monotonic clock of the read retries, replaceable in tests.
     """
 
-    def __init__(self, path: str, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, path: str, poll_interval: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = path
         self.poll_interval = poll_interval
         self._callback: UpdateCallback | None = None
@@ -200,6 +208,7 @@ class FileSource:
         self._good: DesiredState | None = None
         self._logged: set[tuple[str, str | None, str, str]] = set()
         self._file_error: str | None = None
+        self._read_retry: Backoff[str] = Backoff(initial=1.0, maximum=60.0, clock=clock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -231,14 +240,20 @@ class FileSource:
         :returns: whether a snapshot was delivered.
         """
         before = _signature(self.path)
-        if before is not None and before in (self._signature, self._bad_signature):
+        retry = "read" in self._read_retry.due()
+        if before is not None and before in (self._signature, self._bad_signature) and not retry:
             return False
         try:
             result = statefile.load_state(self.path)
         except statefile.StateFileError as exc:
             self._file_failed(str(exc))
             self._bad_signature = before
+            if isinstance(exc.__cause__, OSError) and before is not None:
+                self._read_retry.failed("read", str(exc))
+            else:
+                self._read_retry.succeeded("read")
             return False
+        self._read_retry.succeeded("read")
         if _signature(self.path) != before:
             LOG.debug("%s changed while being read; reading it again", self.path)
             return False
