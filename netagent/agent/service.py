@@ -66,10 +66,12 @@ def _exit_now(why: str) -> None:
     os._exit(0)
 
 
-def install_resync_handler(reconciler: Reconciler) -> None:
-    """SIGHUP requests a full resync."""
+def install_resync_handler(reconciler: Reconciler, source: Source) -> None:
+    """SIGHUP makes the source fetch the whole desired state again (the state file is
+    read even if unchanged) and requests a full resync of the host."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        source.reread("SIGHUP")
         reconciler.request_full_resync("SIGHUP")
 
     signal.signal(signal.SIGHUP, handler)
@@ -162,8 +164,8 @@ def _run_locked(
     stop = threading.Event()
     install_stop_handlers(stop)
     reconciler = make_reconciler(conf, l2, firewall, l3)
-    install_resync_handler(reconciler)
     source = make_source(conf, reconciler)
+    install_resync_handler(reconciler, source)
     monitor = make_device_monitor()
     server = status.StatusServer(status.socket_path(conf.state_path), reconciler.status)
     server.start()

@@ -50,3 +50,7 @@ class Source(Protocol):
 
     def stop(self) -> None:
         """Stop delivering snapshots and release resources. Idempotent."""
+
+    def reread(self, reason: str) -> None:
+        """Fetch the whole desired state again soon, even if nothing seems changed
+        (SIGHUP). Safe to call from a signal handler: it only sets a flag."""

@@ -210,7 +210,14 @@ class FileSource:
         self._file_error: str | None = None
         self._read_retry: Backoff[str] = Backoff(initial=1.0, maximum=60.0, clock=clock)
         self._stop = threading.Event()
+        self._reread = threading.Event()
+        self._reread_reason = ""
         self._thread: threading.Thread | None = None
+
+    def reread(self, reason: str) -> None:
+        """Read the file at the next check even if its signature is unchanged."""
+        self._reread_reason = reason
+        self._reread.set()
 
     def start(self, callback: UpdateCallback) -> None:
         """Load the file and keep watching it from a thread of its own."""
@@ -241,6 +248,10 @@ class FileSource:
         """
         before = _signature(self.path)
         retry = "read" in self._read_retry.due()
+        if self._reread.is_set():
+            self._reread.clear()
+            LOG.info("Reading %s again (%s)", self.path, self._reread_reason)
+            retry = True
         if before is not None and before in (self._signature, self._bad_signature) and not retry:
             return False
         try:

@@ -151,6 +151,10 @@ class NeutronSource(rpc_marks.Marks):
             self._transport.cleanup()
             self._transport = None
 
+    def reread(self, reason: str) -> None:
+        """The next pass fetches every device from the server (a full pass)."""
+        self.request_full(reason)
+
     # -- worker -------------------------------------------------------------------------
 
     def _run(self) -> None:
