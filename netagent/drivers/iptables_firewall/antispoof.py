@@ -10,13 +10,14 @@ Frames from a VM are checked before the bridge learns their source MAC:
 * ``na-s-X``: ARP, IPv4 and IPv6 frames whose sender/source address (and, for a port
   with several MACs, Ethernet source) are one of the port's (MAC, prefix) pairs --
   fixed IPs with the port's MAC, allowed address pairs with theirs, the EUI-64
-  link-local address of the port's MAC -- go to ``na-eb-ok``; everything else goes to
-  ``na-eb-tail`` (other ethertypes too, which it drops: VLAN-tagged frames would bypass
-  br_netfilter);
+  link-local address of the port's MAC -- go to ``na-eb-ok``, and so do ARP probes
+  from 0.0.0.0 (RFC 5227) whose ARP sender MAC is one of the port's; everything else
+  goes to ``na-eb-tail`` (other ethertypes too, which it drops: VLAN-tagged frames would
+  bypass br_netfilter);
 * ``na-eb-ok``: drops DHCP/DHCPv6 server replies, router advertisements and redirects,
   accepts the rest;
-* ``na-eb-tail``: accepts what a VM without an address sends (ARP probes from 0.0.0.0,
-  DHCP discovery from 0.0.0.0, DAD neighbour solicitations and MLDv2 reports from ::),
+* ``na-eb-tail``: accepts what a VM without an address sends (DHCP discovery from
+  0.0.0.0, DAD neighbour solicitations and MLDv2 reports from ::),
   drops the rest.
 """
 
@@ -109,6 +110,11 @@ def port_rules(port: Port, pairs: list[tuple[str, IPNetwork]] | None = None) -> 
             out.append(EbRule(OK_CHAIN, "IPv4", src_mac=src, ip_src=net))
         else:
             out.append(EbRule(OK_CHAIN, "IPv6", src_mac=src, ip_src=net))
+    # ARP probes are per port, not in the shared tail: the ARP sender MAC of a probe
+    # must be the port's, or a probe would poison neighbours' caches with another MAC
+    for mac in macs(port):
+        src = None if single else mac
+        out.append(EbRule(OK_CHAIN, "ARP", src_mac=src, arp_mac_src=mac, arp_ip_src=V4_ANY))
     out.append(EbRule(TAIL_CHAIN))
     return out
 
@@ -133,7 +139,6 @@ def ok_rules() -> list[EbRule]:
 def tail_rules() -> list[EbRule]:
     """``na-eb-tail``: what a VM may send before it has an address."""
     return [
-        EbRule("ACCEPT", "ARP", arp_ip_src=V4_ANY),
         EbRule(
             "ACCEPT", "IPv4", ip_src=V4_ANY, ip_dst=V4_BROADCAST, ip_proto=17, sport=68, dport=67
         ),

@@ -13,6 +13,7 @@ from tests.functional.firewall.conftest import (
     EGRESS_ALL,
     VM,
     Topology,
+    counter_sniffer,
     eventually_ping,
     nsrun,
     py,
@@ -245,3 +246,51 @@ def test_neighbour_advertisement_only_for_own_addresses(topo: Topology, allowed:
     _send_icmpv6(a, na)
     time.sleep(0.5)
     assert (_neigh_mac(b, FOREIGN6) == a.mac) is allowed
+
+
+def _arp_probe(vm: VM, sender_mac: str, target_ip: str) -> None:
+    """An ARP probe (RFC 5227: sender IP 0.0.0.0) from the VM's own Ethernet source,
+    with ``sender_mac`` in the ARP sender hardware address field."""
+    sha = sender_mac.replace(":", "")
+    frame = (
+        "ffffffffffff" + vm.mac.replace(":", "") + "0806"
+        "0001080006040001"
+        + sha
+        + "00000000"
+        + "000000000000"
+        + ipaddress.IPv4Address(target_ip).packed.hex()
+    )
+    code = (
+        "import socket\n"
+        "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n"
+        "s.bind(('eth0',0))\n"
+        f"for _ in range(3): s.send(bytes.fromhex({frame!r}))\n"
+    )
+    proc = py(vm.ns, code)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _probes_seen(frames: str, sender_mac: str, target_ip: str) -> int:
+    sha = sender_mac.replace(":", "")
+    tpa = ipaddress.IPv4Address(target_ip).packed.hex()
+    return sum(
+        1
+        for line in frames.split()
+        if line[24:28] == "0806" and line[44:56] == sha and line[76:84] == tpa
+    )
+
+
+def test_arp_probe_only_with_own_mac(topo: Topology) -> None:
+    """A probe from 0.0.0.0 with another VM's MAC as ARP sender would teach neighbours
+    (and switches that snoop ARP) that MAC; only the port's own MAC passes."""
+    a, b = _setup(topo)
+    target = "198.51.100.77"
+    rx = counter_sniffer(b, 3)
+    time.sleep(0.5)
+    _arp_probe(a, b.mac, target)
+    _arp_probe(a, FOREIGN_MAC, target)
+    _arp_probe(a, a.mac, target)
+    out, _ = rx.communicate(timeout=10)
+    assert _probes_seen(out, b.mac, target) == 0
+    assert _probes_seen(out, FOREIGN_MAC, target) == 0
+    assert _probes_seen(out, a.mac, target) == 3  # the check above could have failed

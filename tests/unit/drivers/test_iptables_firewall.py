@@ -163,6 +163,11 @@ def test_antispoof_golden() -> None:
         "-j na-eb-ok",
         "-p IPv4 -s fa:16:3e:00:00:99 --ip-src 0.0.0.0/0 -j na-eb-ok",
         "-p IPv6 -s fa:16:3e:12:34:56 --ip6-src fe80::f816:3eff:fe12:3456 -j na-eb-ok",
+        # ARP probes (RFC 5227) only with one of the port's MACs as ARP sender
+        "-p ARP -s fa:16:3e:12:34:56 --arp-mac-src fa:16:3e:12:34:56 --arp-ip-src 0.0.0.0 "
+        "-j na-eb-ok",
+        "-p ARP -s fa:16:3e:00:00:99 --arp-mac-src fa:16:3e:00:00:99 --arp-ip-src 0.0.0.0 "
+        "-j na-eb-ok",
         "-j na-eb-tail",
     ]
     # The bucket admits only the port's MACs into its chain; a foreign MAC falls through
@@ -179,6 +184,7 @@ def test_antispoof_golden() -> None:
         "-p ARP --arp-mac-src fa:16:3e:12:34:56 --arp-ip-src 198.51.100.10 -j na-eb-ok",
         "-p IPv4 --ip-src 198.51.100.10 -j na-eb-ok",
         "-p IPv6 --ip6-src fe80::f816:3eff:fe12:3456 -j na-eb-ok",
+        "-p ARP --arp-mac-src fa:16:3e:12:34:56 --arp-ip-src 0.0.0.0 -j na-eb-ok",
         "-j na-eb-tail",
     ]
     unfiltered = antispoof.bucket_rules([(port.device_name, None, ())])
