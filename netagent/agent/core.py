@@ -115,6 +115,12 @@ class Reconciler:
         with self._lock:
             previous = self._update
             self._update = update
+            if previous is not None and update.state is previous.state:
+                # only the source's verdict on its newest input changed: nothing to apply
+                if self._last_update is previous:
+                    self._last_update = update
+                self._converged.notify_all()
+                return
         _warn_shared_macs(previous.state if previous else None, update.state)
         if previous is None:
             LOG.info("First complete desired state received from %s", update.origin or "source")
@@ -319,6 +325,8 @@ class Reconciler:
             and not self._busy
             and not self._dirty.pending()
             and len(self._backoff) == 0
+            and self._update.file_error is None
+            and not any(p.get("error") for p in self._status.get("ports", ()))
         )
 
     def status(self) -> dict[str, Any]:
@@ -326,6 +334,7 @@ class Reconciler:
         with self._lock:
             doc = dict(self._status)
             doc["converged"] = self._converged_locked()
+            doc["file_error"] = self._update.file_error if self._update else None
             doc["ready"] = self._update is not None and self._counters.full_syncs > 0
             doc["counters"] = self._counters.as_dict(
                 failures=self._converger.failures,

@@ -24,11 +24,14 @@ class SourceUpdate:
     :param errors: one line per object the source had to skip or keep at its previous
         version (for the status tool; the source has already logged them).
     :param origin: where the snapshot came from, for logs (a path, ``"neutron"``).
+    :param file_error: why the source's newest input was refused as a whole (``state``
+        is then the last good one, kept); None when the newest input was used.
     """
 
     state: DesiredState
     errors: tuple[str, ...] = ()
     origin: str = ""
+    file_error: str | None = None
 
 
 #: What a source calls with each new snapshot. Must return quickly: it only records.

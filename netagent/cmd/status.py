@@ -100,6 +100,8 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
         kind = "stateful" if group["stateful"] else "stateless"
         lines.append(f"security group {group['id']} ({kind})")
         lines += [f"  {rule}" for rule in group["rules"]]
+    if doc.get("file_error"):
+        lines.append(f"state file refused (last good version kept): {doc['file_error']}")
     for error in doc.get("source_errors", []):
         lines.append(f"state: {error}")
     return "\n".join(lines)

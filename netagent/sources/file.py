@@ -209,6 +209,7 @@ class FileSource:
         self._logged: set[tuple[str, str | None, str, str]] = set()
         self._file_error: str | None = None
         self._read_retry: Backoff[str] = Backoff(initial=1.0, maximum=60.0, clock=clock)
+        self._lines: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._reread = threading.Event()
         self._reread_reason = ""
@@ -277,7 +278,7 @@ class FileSource:
         errors = result.errors + clashes
         self._log_errors(errors, covered)
         self._good = state
-        lines = tuple(
+        self._lines = lines = tuple(
             f"{e} (keeping the previous version)" if _error_key(e) in covered else str(e)
             for e in errors
         )
@@ -290,6 +291,9 @@ class FileSource:
             kept = "keeping the last good state" if self._good else "waiting for a usable file"
             LOG.error("State file unusable, %s: %s", kept, reason)
             self._file_error = reason
+            if self._good is not None and self._callback is not None:
+                # the same state, so the agent changes nothing but stops saying converged
+                self._callback(SourceUpdate(self._good, self._lines, self.path, reason))
 
     def _log_errors(
         self,

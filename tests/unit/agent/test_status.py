@@ -150,3 +150,34 @@ def test_rules_with_protocol_zero_show_as_any_protocol(
     out = status_cmd.render(dict(doc))
     assert f"security group {group.id} (stateful)" in out
     assert "  ingress IPv6 any protocol from anywhere" in out
+
+
+def test_refused_file_and_port_errors_are_not_converged(
+    agent: tuple[Reconciler, World, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec, _world, state_path = agent
+    kept = rec.status()
+    assert kept["converged"] is True and kept["file_error"] is None
+    good = rec._update
+    assert good is not None
+    # the newest file was refused as a whole: the last good state stays applied
+    rec.on_update(SourceUpdate(good.state, good.errors, "state.yaml", "line 3: bad YAML"))
+    doc = status.query(status.socket_path(state_path))
+    assert doc["converged"] is False and doc["file_error"] == "line 3: bad YAML"
+    assert status_cmd.main(["--state-path", state_path, "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "converged: no" in out and "state file refused" in out and "line 3: bad YAML" in out
+    rec.on_update(SourceUpdate(good.state, good.errors, "state.yaml"))
+    assert status.query(status.socket_path(state_path))["converged"] is True
+    # a port that cannot be planned (its network is not in the state) is an error
+    orphan = port(3, network(2))
+    rec.set_devices({P1.device_name: 7, orphan.device_name: 9})
+    rec.on_update(SourceUpdate(state([NET1], [P1, P2, orphan]), (), "state.yaml"))
+    for _ in range(5):
+        rec.step(timeout=0)
+    doc = status.query(status.socket_path(state_path))
+    errors = {p["id"]: p["error"] for p in doc["ports"] if p["error"]}
+    assert orphan.id in errors, doc["ports"]
+    assert doc["converged"] is False
+    assert status_cmd.main(["--state-path", state_path, "--check"]) == 1
+    assert errors[orphan.id] in capsys.readouterr().out

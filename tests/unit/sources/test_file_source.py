@@ -133,7 +133,10 @@ def test_unusable_file_keeps_last_good_state_and_logs_once(
         assert source.check() is False
         write(path, "networks: [unclosed\n")  # rewritten, same error
         assert source.check() is False
-    assert len(got.updates) == 1
+    # one more update: the same (kept) state, saying why the newest file was refused
+    assert len(got.updates) == 2
+    assert got.last.state is got.updates[0].state
+    assert got.last.file_error is not None and "expected ','" in got.last.file_error
     unusable = [r for r in caplog.records if "unusable" in r.getMessage()]
     assert len(unusable) == 1  # the same error is logged once
     path.unlink()
@@ -141,6 +144,7 @@ def test_unusable_file_keeps_last_good_state_and_logs_once(
     write(path, document())
     assert source.check() is True
     assert set(got.last.state.ports) == {P1, P2}
+    assert got.last.file_error is None
 
 
 def test_invalid_object_keeps_its_last_good_version(

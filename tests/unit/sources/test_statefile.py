@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,13 @@ import pytest
 import yaml
 
 from netagent.common.exceptions import NetagentError
-from netagent.sources.statefile import LoadResult, StateFileError, load_state, parse_state
+from netagent.sources.statefile import (
+    LoadResult,
+    StateFileError,
+    count_nodes,
+    load_state,
+    parse_state,
+)
 
 EXAMPLE = Path(__file__).parents[3] / "etc" / "netagent" / "examples" / "state.yaml"
 VM_A = "9b97a353-9720-46f9-b29b-e40d5c7b67f4"
@@ -325,3 +332,40 @@ def test_low_mtu_without_ipv6_is_accepted(doc: dict[str, Any]) -> None:
     result = parse_state(doc, "mem")
     assert result.state.networks[TENANT_NET].mtu == 1000
     assert [e for e in result.errors if e.kind == "network"] == []
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for n in range(1, levels + 1):
+        refs = ",".join([f"*a{n - 1}"] * 10)
+        lines.append(f"a{n}: &a{n} [{refs}]")
+    return "\n".join(lines) + f"\nnetworks: [*a{levels}]\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(_alias_bomb(), id="billion-laughs"),
+        pytest.param("networks: [" + ",".join(["0"] * 900_000) + "]\n", id="flat-list"),
+    ],
+)
+def test_node_limit_refuses_before_building(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text(text)
+    start = time.monotonic()
+    with pytest.raises(StateFileError, match="more than 800000 YAML nodes"):
+        load_state(path)
+    assert time.monotonic() - start < 5.0
+
+
+def test_node_count_expands_aliases() -> None:
+    # mapping, key a, list, 2 scalars (5), key b, alias of the 3-node list
+    assert count_nodes("a: &x [1, 2]\nb: *x\n", 100) == 9
+    assert count_nodes(_alias_bomb(), 1000) > 1000
+
+
+def test_file_over_16_mib_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_bytes(b"#" * (16 * 1024 * 1024 + 1))
+    with pytest.raises(StateFileError, match="larger than"):
+        load_state(path)
