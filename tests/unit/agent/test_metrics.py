@@ -1,4 +1,4 @@
-"""Prometheus rendering and the HTTP endpoint (loopback only)."""
+"""Prometheus exposition (prometheus-client) and the HTTP endpoint (loopback only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import prometheus_client
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from netagent.agent import metrics
 
@@ -71,6 +73,17 @@ def test_every_sample_has_help_and_type() -> None:
     names = {line.split("{")[0] for line in text.splitlines() if not line.startswith("#")}
     for name in names:
         assert f"# TYPE {name} " in text and f"# HELP {name} " in text
+    # The client names a counter's HELP/TYPE lines after its _total sample.
+    assert "# TYPE netagent_passes_total counter" in text
+    assert "# TYPE netagent_pending_retries gauge" in text
+    assert "# HELP netagent_integrity_repairs_total Integrity checks (firewall chains and" in text
+
+
+def test_render_parses_back_with_the_client_parser() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render(DOC))}
+    assert families["netagent_passes"].type == "counter"
+    assert families["netagent_ports"].type == "gauge"
+    assert families["netagent_passes"].samples[0].labels == {"host": 'cmp"1'}
 
 
 def test_http_endpoint_serves_metrics_and_404s_elsewhere() -> None:
@@ -87,3 +100,52 @@ def test_http_endpoint_serves_metrics_and_404s_elsewhere() -> None:
         assert info.value.code == 404
     finally:
         server.stop()
+
+
+def get(port: int, method: str = "GET") -> tuple[str, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method=method)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def test_endpoint_serves_the_default_registry_with_the_process_collector() -> None:
+    server = metrics.MetricsServer("127.0.0.1", 0, lambda: DOC)
+    server.start()
+    try:
+        content_type, body = get(server.port)
+        assert content_type == prometheus_client.CONTENT_TYPE_LATEST
+        got = samples(body)
+        assert got["process_cpu_seconds_total"] > 0
+        assert got["process_resident_memory_bytes"] > 0
+        assert got['netagent_passes_total{host="cmp\\"1"}'] == 7
+        assert get(server.port, "HEAD")[1] == ""
+    finally:
+        server.stop()
+    # Stopped: the netagent collector has left the default registry, the process one stays.
+    after = prometheus_client.generate_latest().decode()
+    assert "netagent_passes_total" not in after
+    assert "process_cpu_seconds_total" in after
+
+
+def test_servers_one_after_another_register_and_unregister_cleanly() -> None:
+    for passes in (1, 2):
+        doc = {**DOC, "counters": {"passes": passes}}
+        server = metrics.MetricsServer("127.0.0.1", 0, lambda d=doc: d)
+        server.start()
+        try:
+            assert samples(get(server.port)[1])['netagent_passes_total{host="cmp\\"1"}'] == passes
+        finally:
+            server.stop()
+            server.stop()  # idempotent
+
+
+def test_a_second_running_server_on_the_same_registry_is_refused() -> None:
+    first = metrics.MetricsServer("127.0.0.1", 0, lambda: DOC)
+    second = metrics.MetricsServer("127.0.0.1", 0, lambda: DOC)
+    first.start()
+    try:
+        with pytest.raises(ValueError, match="Duplicated timeseries"):
+            second.start()
+    finally:
+        second.stop()
+        first.stop()
