@@ -8,13 +8,14 @@ Databases and vhosts left by crashed runs are dropped at the start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.interop import neutron_server, services
+from tests.interop import neutron_server, services, venv
 from tests.interop.api import NeutronApi
 
 _SERVER_KEY = pytest.StashKey[neutron_server.NeutronServer]()
@@ -47,7 +48,9 @@ def neutron(
     workdir: Path = tmp_path_factory.mktemp("neutron")
     server = neutron_server.NeutronServer(workdir)
     request.config.stash[_SERVER_KEY] = server
-    try:
+    with venv.in_use(), contextlib.ExitStack() as stack:
+        stack.callback(lambda: print("\n" + server.timing_line()))
+        stack.callback(server.stop)
         try:
             server.start()
         except Exception:
@@ -55,9 +58,6 @@ def neutron(
             raise
         print("\n" + server.timing_line())
         yield server
-    finally:
-        server.stop()
-        print("\n" + server.timing_line())
 
 
 @pytest.fixture(scope="module")

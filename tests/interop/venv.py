@@ -11,12 +11,14 @@ checkout, so the entry point in setup.cfg is what the server really loads.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +63,18 @@ def _netagent_ok(venv: Path) -> bool:
         return False
     expected = "netagent.ml2.mech_driver:NetagentMechanismDriver"
     return bool(Path(out["path"]) == REPO / "netagent" and out["eps"] == [expected])
+
+
+@contextlib.contextmanager
+def in_use(version: str = NEUTRON_VERSION) -> Iterator[None]:
+    """Hold the venv for this run: netagent is installed in it editable from *this*
+    checkout, so a parallel run from another checkout (which reinstalls it from its own)
+    waits until this one is done instead of pulling the mechanism driver away from a
+    starting neutron-server."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"venv-{version}.in-use.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def ensure(version: str = NEUTRON_VERSION) -> tuple[Path, bool]:
