@@ -58,7 +58,9 @@ def _complete(venv: Path, reqs: list[str]) -> bool:
 
 def _netagent_ok(venv: Path) -> bool:
     try:
-        out = json.loads(_run([str(venv / "bin" / "python"), "-c", _CHECK_NETAGENT]))
+        # -I: not from the current directory (the checkout, whose egg-info would make a
+        # venv without netagent look fine), as neutron-server sees it
+        out = json.loads(_run([str(venv / "bin" / "python"), "-I", "-c", _CHECK_NETAGENT]))
     except (RuntimeError, ValueError):
         return False
     expected = "netagent.ml2.mech_driver:NetagentMechanismDriver"
