@@ -78,6 +78,8 @@ class Converger:
         :param full: re-send every wanted resource, then sweep.
         :returns: the plan the pass worked from (for the status).
         """
+        for driver in (self.firewall, self.l2, self.l3):
+            driver.begin_pass()
         incumbents = self.incumbents()
         plan = planning.compute(state, self.host, devices, incumbents)
         dirty = set(keys) | self.backoff.due()

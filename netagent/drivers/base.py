@@ -97,6 +97,15 @@ class DriverBase(abc.ABC):
         """What this driver has applied, for ``netagent-status``. JSON-serialisable."""
         return {}
 
+    def begin_pass(self) -> None:  # noqa: B027 - optional hook
+        """The agent starts a pass: kernel state read during an earlier pass is stale.
+
+        Between two calls the agent is the only caller of this driver's methods, so a
+        driver may read the kernel once per pass and keep what it read (updated with its
+        own changes) for the rest of the pass. A driver never told of passes (tests,
+        ``netagent-cleanup``) must read the kernel in every call.
+        """
+
     def check_integrity(self) -> int:
         """Compare the kernel state this driver guards (filters, the host guard) with
         what it last applied and rewrite what someone else changed (logging each object

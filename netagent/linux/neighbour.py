@@ -1,4 +1,4 @@
-"""Neighbour entries (static ARP/ND, proxy ARP/ND) and bridge FDB entries.
+"""Neighbour entries (static ARP/ND) and bridge FDB entries: reads, and batched changes.
 
 VXLAN flooding lists are FDB entries for ``00:00:00:00:00:00``, appended once per remote
 (``bridge fdb append 00:00:00:00:00:00 dev vx dst <remote>``); known MACs get a static
@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from netagent.privileged import batch as priv_batch
 from netagent.privileged import links as priv_links
 from netagent.privileged import neigh as priv_neigh
 from netagent.privileged import validate
 from netagent.privileged.errors import DeviceNotFound, EntryNotFound
+from netagent.privileged.ops import AddFdb, AddNeighbour, DeleteFdb, DeleteNeighbour, Op
 
 LOG = logging.getLogger(__name__)
 
@@ -73,58 +73,6 @@ def _names(namespace: str | None, device: str | None = None) -> dict[int, str] |
     return names
 
 
-def neighbour_op(device: str, address: IPAddress, mac: str) -> dict[str, Any]:
-    """The batch operation for :func:`add_neighbour`."""
-    return {
-        "op": "add_neighbour",
-        "device": validate.device_name(device),
-        "address": str(ipaddress.ip_address(address)),
-        "mac": validate.mac_address(mac),
-    }
-
-
-def add_neighbour(
-    device: str, address: IPAddress, mac: str, *, namespace: str | None = None
-) -> None:
-    """Add or replace a permanent ARP/ND entry ``address -> mac`` on ``device``.
-
-    :raises DeviceNotFound: no such device.
-    """
-    op = neighbour_op(device, address, mac)
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
-
-
-def add_proxy_neighbour(device: str, address: IPAddress, *, namespace: str | None = None) -> None:
-    """Answer ARP/ND for ``address`` on ``device`` (``ip neigh add proxy``).
-
-    IPv4 proxy entries need ``proxy_arp`` off-or-on semantics of the kernel: they are
-    answered when the device receives a request; IPv6 needs ``proxy_ndp`` = 1.
-    """
-    op = {
-        "op": "add_neighbour",
-        "device": validate.device_name(device),
-        "address": str(ipaddress.ip_address(address)),
-        "proxy": True,
-    }
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
-
-
-def delete_neighbour(
-    device: str, address: IPAddress, *, namespace: str | None = None, proxy: bool = False
-) -> None:
-    """Delete a neighbour (or proxy) entry.
-
-    :raises EntryNotFound: no such entry.
-    """
-    op = {
-        "op": "delete_neighbour",
-        "device": validate.device_name(device),
-        "address": str(ipaddress.ip_address(address)),
-        "proxy": proxy,
-    }
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
-
-
 def list_neighbours(
     *, namespace: str | None = None, proxy: bool = False, device: str | None = None
 ) -> list[Neighbour]:
@@ -153,7 +101,7 @@ def add_neighbours(
 
     :raises NetagentError: the first failure, typed; the other entries are applied.
     """
-    ops = [neighbour_op(device, address, mac) for address, mac in entries]
+    ops = [AddNeighbour(device=device, address=str(address), mac=mac) for address, mac in entries]
     _execute(namespace, ops, ignore=())
 
 
@@ -169,87 +117,8 @@ def delete_neighbours(
     :param missing_ok: entries that are gone already are not an error.
     :raises NetagentError: the first other failure, typed; the others are deleted.
     """
-    ops = [
-        {
-            "op": "delete_neighbour",
-            "device": validate.device_name(device),
-            "address": str(ipaddress.ip_address(address)),
-            "proxy": False,
-        }
-        for address in addresses
-    ]
+    ops = [DeleteNeighbour(device=device, address=str(address)) for address in addresses]
     _execute(namespace, ops, ignore=(EntryNotFound,) if missing_ok else ())
-
-
-def fdb_op(
-    device: str,
-    mac: str,
-    destination: IPAddress | None = None,
-    *,
-    append: bool = False,
-    master: bool = False,
-    delete: bool = False,
-) -> dict[str, Any]:
-    """The batch operation for an FDB add/append (or delete with ``delete=True``)."""
-    return {
-        "op": "delete_fdb" if delete else "add_fdb",
-        "device": validate.device_name(device),
-        "mac": validate.mac_address(mac),
-        "destination": str(ipaddress.ip_address(destination)) if destination else None,
-        "append": append,
-        "master": master,
-    }
-
-
-def add_flood_entry(device: str, remote: IPAddress, *, namespace: str | None = None) -> None:
-    """Append ``remote`` to the flooding list of VXLAN ``device``.
-
-    :raises EntryExists: the remote is in the list already.
-    """
-    op = fdb_op(device, FLOOD_MAC, remote, append=True)
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
-
-
-def delete_flood_entry(device: str, remote: IPAddress, *, namespace: str | None = None) -> None:
-    """Remove ``remote`` from the flooding list of VXLAN ``device``.
-
-    :raises EntryNotFound: the remote is not in the list.
-    """
-    op = fdb_op(device, FLOOD_MAC, remote, delete=True)
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
-
-
-def add_fdb_entry(
-    device: str,
-    mac: str,
-    destination: IPAddress | None = None,
-    *,
-    namespace: str | None = None,
-    master: bool = False,
-) -> None:
-    """Add or replace a static FDB entry.
-
-    :param device: a VXLAN device (``destination`` = remote VTEP) or, with ``master``,
-        a bridge port whose bridge learns ``mac`` statically.
-    """
-    op = fdb_op(device, mac, destination, master=master)
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
-
-
-def delete_fdb_entry(
-    device: str,
-    mac: str,
-    destination: IPAddress | None = None,
-    *,
-    namespace: str | None = None,
-    master: bool = False,
-) -> None:
-    """Delete a static FDB entry.
-
-    :raises EntryNotFound: no such entry.
-    """
-    op = fdb_op(device, mac, destination, master=master, delete=True)
-    priv_batch.execute_one(validate.optional_namespace(namespace), op)
 
 
 def list_fdb(*, namespace: str | None = None, device: str | None = None) -> list[FdbEntry]:
@@ -281,7 +150,7 @@ def add_bridge_fdb_entries(
 
     :raises NetagentError: the first failure, typed; the other entries are applied.
     """
-    _execute(namespace, [fdb_op(port, mac, master=True) for mac in macs], ignore=())
+    _execute(namespace, [AddFdb(device=port, mac=mac, master=True) for mac in macs], ignore=())
 
 
 def delete_bridge_fdb_entries(
@@ -291,7 +160,7 @@ def delete_bridge_fdb_entries(
 
     :param missing_ok: entries that are gone already are not an error.
     """
-    ops = [fdb_op(port, mac, master=True, delete=True) for mac in macs]
+    ops = [DeleteFdb(device=port, mac=mac, master=True) for mac in macs]
     _execute(namespace, ops, ignore=(EntryNotFound,) if missing_ok else ())
 
 
@@ -313,7 +182,10 @@ def add_fdb_entries(
     :raises NetagentError: the first failure, typed (``DeviceNotFound``...); the other
         entries are applied.
     """
-    ops = [fdb_op(device, mac, dst, append=is_flooding_mac(mac)) for mac, dst in entries]
+    ops = [
+        AddFdb(device=device, mac=mac, destination=str(dst), append=is_flooding_mac(mac))
+        for mac, dst in entries
+    ]
     _execute(namespace, ops, ignore=())
 
 
@@ -329,12 +201,12 @@ def delete_fdb_entries(
     :param missing_ok: entries that are gone already are not an error.
     :raises NetagentError: the first other failure, typed; the other entries are deleted.
     """
-    ops = [fdb_op(device, mac, dst, delete=True) for mac, dst in entries]
+    ops = [DeleteFdb(device=device, mac=mac, destination=str(dst)) for mac, dst in entries]
     _execute(namespace, ops, ignore=(EntryNotFound,) if missing_ok else ())
 
 
 def _execute(
-    namespace: str | None, ops: list[dict[str, Any]], ignore: tuple[type[Exception], ...]
+    namespace: str | None, ops: Sequence[Op], ignore: tuple[type[Exception], ...]
 ) -> None:
     """Send ``ops`` as one batch; re-raise its first failure not in ``ignore``, typed."""
     if not ops:

@@ -5,30 +5,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from netagent.privileged import batch
 from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
 from netagent.privileged.nlsocket import get_socket
-
-
-def add_address(namespace: str | None, device: str, cidr: str, nodad: bool = False) -> None:
-    """Add ``cidr`` (e.g. ``"198.18.0.1/15"``) to ``device``.
-
-    :param nodad: IPv6 only: skip duplicate address detection (address usable at once).
-    :raises EntryExists: the address is already there.
-    :raises DeviceNotFound: no such device.
-    """
-    batch.execute_one(
-        namespace, {"op": "add_address", "device": device, "cidr": cidr, "nodad": nodad}
-    )
-
-
-def delete_address(namespace: str | None, device: str, cidr: str) -> None:
-    """Remove ``cidr`` from ``device``.
-
-    :raises EntryNotFound: the address is not there.
-    """
-    batch.execute_one(namespace, {"op": "delete_address", "device": device, "cidr": cidr})
 
 
 def list_addresses(namespace: str | None, family: int = 0) -> list[dict[str, Any]]:

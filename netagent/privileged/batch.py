@@ -1,7 +1,6 @@
 """Executing lists of netlink operations in one namespace, pipelined.
 
-Operations are dicts of primitives (``{"op": "create_veth", "name": ..., ...}``, see
-:data:`netagent.privileged.nlbuild.BUILDERS`), so the call can cross a privsep boundary.
+Operations are the typed, already validated objects of :mod:`netagent.privileged.ops`.
 Requests are queued and sent together; the queue is flushed early only when an operation
 needs the ifindex of a device that is not known yet (e.g. an address on a veth created
 earlier in the same batch), which costs one extra RTM_GETLINK round trip.
@@ -13,13 +12,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from typing import Any
+from collections.abc import Sequence
 
 from netagent.common.exceptions import NetagentError
 from netagent.privileged import nlbuild
 from netagent.privileged import validate as v
 from netagent.privileged.errors import InvalidArgument, KernelError, translate
 from netagent.privileged.nlsocket import Request, get_socket
+from netagent.privileged.ops import Op
 
 LOG = logging.getLogger(__name__)
 
@@ -94,26 +94,25 @@ class _Runner:
             else:
                 LOG.info("%s %s (namespace %s)", opname, target, self.namespace)
 
-    def add(self, index: int, op: dict[str, Any]) -> None:
-        opname = op.get("op")
-        builder = nlbuild.BUILDERS.get(opname) if isinstance(opname, str) else None
-        if builder is None:
-            raise InvalidArgument("op", opname, "unknown operation")
-        assert isinstance(opname, str)
+    def add(self, index: int, op: Op) -> None:
         try:
-            built = builder(op, self.ctx)
+            built = op.build(self.ctx)
         except _UnresolvedError as exc:
             self.ctx.close()
-            self.failures.append((index, exc.err, "link", opname, exc.name, "lookup failed"))
+            self.failures.append((index, exc.err, "link", op.opname, exc.name, "lookup failed"))
+            return
+        except KernelError as exc:  # e.g. the peer namespace of a veth is missing
+            self.ctx.close()
+            self.failures.append((index, exc.errno, op.kind, op.opname, op.target, str(exc)))
             return
         # fds opened while building belong to this op (a flush inside the builder must
         # not close them: the kernel reads IFLA_NET_NS_FD when the request is sent)
         self.queue_fds.extend(self.ctx.fds)
         self.ctx.fds.clear()
-        if opname in nlbuild.INVALIDATING:
-            self.indexes.pop(op["name"], None)
+        if op.invalidates:
+            self.indexes.pop(op.target, None)
         for kind, target, request in built:
-            self.queue.append((index, kind, opname, target, request))
+            self.queue.append((index, kind, op.opname, target, request))
 
 
 class _UnresolvedError(Exception):
@@ -123,19 +122,20 @@ class _UnresolvedError(Exception):
         self.err = err
 
 
-def execute(namespace: str | None, ops: list[dict[str, Any]]) -> None:
+def execute(namespace: str | None, ops: Sequence[Op]) -> None:
     """Apply ``ops`` in order in ``namespace``, pipelined over its cached netlink socket.
 
-    All operations are validated before anything is sent.
-
     :param namespace: namespace name, ``None`` for the agent's own.
-    :param ops: operation dicts, each with an ``"op"`` key naming a builder.
-    :raises InvalidArgument: an operation is malformed; nothing was sent.
+    :param ops: operations (validated when they were made).
+    :raises InvalidArgument: an element is not an operation; nothing was sent.
     :raises NamespaceNotFound: the namespace does not exist.
-    :raises BatchError: at least one operation failed in the kernel.
+    :raises BatchError: at least one operation failed in the kernel (the others were
+        applied).
     """
     v.optional_namespace(namespace)
-    _dry_run(ops)
+    for op in ops:
+        if not isinstance(op, Op):
+            raise InvalidArgument("op", op, "an operation of netagent.privileged.ops expected")
     runner = _Runner(namespace)
     try:
         for index, op in enumerate(ops):
@@ -149,7 +149,7 @@ def execute(namespace: str | None, ops: list[dict[str, Any]]) -> None:
         raise BatchError(namespace, sorted(runner.failures))
 
 
-def execute_one(namespace: str | None, op: dict[str, Any]) -> None:
+def execute_one(namespace: str | None, op: Op) -> None:
     """Apply one operation and raise its typed error.
 
     :raises KernelError: (or a subclass) the kernel refused the operation.
@@ -158,23 +158,3 @@ def execute_one(namespace: str | None, op: dict[str, Any]) -> None:
         execute(namespace, [op])
     except BatchError as exc:
         raise exc.errors()[0][1] from None
-
-
-def _dry_run(ops: list[dict[str, Any]]) -> None:
-    """Run every builder with a fake resolver so that bad input fails before sending."""
-    ctx = nlbuild.Context(lambda _name: 1)
-    ctx.netns_fd = _fake_fd  # type: ignore[method-assign]
-    for op in ops:
-        opname = op.get("op") if isinstance(op, dict) else None
-        builder = nlbuild.BUILDERS.get(opname) if isinstance(opname, str) else None
-        if builder is None:
-            raise InvalidArgument("op", opname, "unknown operation")
-        try:
-            builder(op, ctx)
-        except KeyError as exc:
-            raise InvalidArgument(str(exc.args[0]), None, f"missing in {opname}") from None
-
-
-def _fake_fd(namespace: str) -> int:
-    v.namespace_name(namespace, "peer_namespace")
-    return 0

@@ -2,7 +2,7 @@
 
 This module only reads. It sits in :mod:`netagent.privileged` because it talks netlink
 directly and must open its socket inside a given network namespace. Messages are decoded
-by pyroute2 (:func:`netagent.privileged.nlcodec.decode`).
+by :mod:`netagent.privileged.linkdecode`.
 
 Two kernel behaviours shape it:
 
@@ -24,8 +24,8 @@ import socket
 from typing import NamedTuple
 
 from netagent.common.exceptions import NetagentError
+from netagent.privileged import linkdecode, links, nlsocket, nsenter, validate
 from netagent.privileged import nlcodec as nl
-from netagent.privileged import nlsocket, nsenter, validate
 
 #: Bitmask of the legacy multicast group RTNLGRP_LINK (= 1) for ``bind()``.
 RTMGRP_LINK = nl.RTMGRP_LINK
@@ -54,15 +54,18 @@ class LinkEventsLostError(NetagentError):
         return f"link notifications lost{where} (receive buffer overflow)"
 
 
-def _decode(msg: nl.Message) -> LinkEvent | None:
-    """A pyroute2 ``ifinfmsg`` (notification or dump entry) as an event, if it is one."""
-    msg_type = msg["header"]["type"]
-    if msg_type not in (nl.RTM_NEWLINK, nl.RTM_DELLINK) or msg["family"] != _AF_UNSPEC:
+def _decode(msg: nl.RawMessage) -> LinkEvent | None:
+    """An ``ifinfmsg`` (notification or dump entry) as an event, if it is one."""
+    msg_type = msg.header["type"]
+    if msg_type not in (nl.RTM_NEWLINK, nl.RTM_DELLINK):
         return None
-    name = msg.get_attr("IFLA_IFNAME")
+    family, index, _flags = linkdecode.header(msg.data)
+    if family != _AF_UNSPEC:
+        return None
+    name = linkdecode.ifname(msg.data)
     if name is None:
         return None
-    return LinkEvent(msg_type == nl.RTM_NEWLINK, int(msg["index"]), str(name))
+    return LinkEvent(msg_type == nl.RTM_NEWLINK, index, name)
 
 
 def dump_links(namespace: str | None = None) -> list[LinkEvent]:
@@ -74,17 +77,11 @@ def dump_links(namespace: str | None = None) -> list[LinkEvent]:
     namespace = validate.optional_namespace(namespace)
     sock = nlsocket.RtnlSocket(namespace)
     try:
-        messages = sock.dump(nl.RTM_GETLINK, _dump_request)
+        messages = sock.dump(nl.RTM_GETLINK, links.dump_request, reply_class=nl.RawMessage)
     finally:
         sock.close()
     events = (_decode(msg) for msg in messages)
     return [event for event in events if event is not None]
-
-
-def _dump_request() -> nl.Message:
-    msg = nl.ifinfmsg()
-    msg.update({"family": _AF_UNSPEC, "ifi_type": 0, "index": 0, "flags": 0, "change": 0})
-    return msg
 
 
 class LinkEventSocket:
@@ -143,7 +140,7 @@ class LinkEventSocket:
                 if exc.errno == errno.ENOBUFS:
                     raise LinkEventsLostError(self.namespace) from exc
                 raise
-            for msg in nl.decode(bytes(self._buf[:size])):
+            for msg in nl.split(bytes(self._buf[:size])):
                 event = _decode(msg)
                 if event is not None:
                     events.append(event)

@@ -6,32 +6,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from netagent.privileged import batch
 from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
 from netagent.privileged.nlsocket import get_socket
-
-
-def add_neighbour(
-    namespace: str | None, device: str, address: str, mac: str | None, proxy: bool = False
-) -> None:
-    """Add or replace a permanent neighbour entry, or a proxy entry (``mac`` unused).
-
-    :raises DeviceNotFound: no such device.
-    """
-    op = {"op": "add_neighbour", "device": device, "address": address, "mac": mac}
-    batch.execute_one(namespace, {**op, "proxy": proxy})
-
-
-def delete_neighbour(
-    namespace: str | None, device: str, address: str, proxy: bool = False
-) -> None:
-    """Delete a neighbour or proxy entry.
-
-    :raises EntryNotFound: no such entry.
-    """
-    op = {"op": "delete_neighbour", "device": device, "address": address, "proxy": proxy}
-    batch.execute_one(namespace, op)
 
 
 def list_neighbours(namespace: str | None, proxy: bool = False) -> list[dict[str, Any]]:
@@ -74,43 +51,6 @@ def _port_request(index: int) -> nl.Message:
     msg["change"] = 0
     msg["attrs"] = []
     return msg
-
-
-def add_fdb(
-    namespace: str | None,
-    device: str,
-    mac: str,
-    *,
-    destination: str | None = None,
-    append: bool = False,
-    master: bool = False,
-) -> None:
-    """Add a bridge FDB entry (``bridge fdb add/append``).
-
-    :param device: a VXLAN device (``master`` False, entry on the device itself) or a
-        bridge port (``master`` True, entry in the bridge's table).
-    :param destination: VXLAN remote for the entry.
-    :param append: add one more destination for the same MAC (flooding lists use
-        ``00:00:00:00:00:00`` with one entry per remote).
-    """
-    op = {"op": "add_fdb", "device": device, "mac": mac, "destination": destination}
-    batch.execute_one(namespace, {**op, "append": append, "master": master})
-
-
-def delete_fdb(
-    namespace: str | None,
-    device: str,
-    mac: str,
-    *,
-    destination: str | None = None,
-    master: bool = False,
-) -> None:
-    """Delete one FDB entry.
-
-    :raises EntryNotFound: no such entry.
-    """
-    op = {"op": "delete_fdb", "device": device, "mac": mac, "destination": destination}
-    batch.execute_one(namespace, {**op, "master": master})
 
 
 def list_fdb(namespace: str | None, index: int | None = None) -> list[dict[str, Any]]:

@@ -100,7 +100,11 @@ class RtnlSocket:
             self._sock.close()
 
     def dump(
-        self, msg_type: int, make: Callable[[], nl.Message], flags: int = nl.NLM_F_DUMP
+        self,
+        msg_type: int,
+        make: Callable[[], nl.Message],
+        flags: int = nl.NLM_F_DUMP,
+        reply_class: type | None = None,
     ) -> list[nl.Message]:
         """Run one dump request and return its messages (decoded by pyroute2).
 
@@ -110,7 +114,7 @@ class RtnlSocket:
         :raises KernelError: the kernel answered with an error.
         """
         for _ in range(10):
-            reply = self.run([Request(msg_type, flags, make())])[0]
+            reply = self.run([Request(msg_type, flags, make(), reply_class)])[0]
             if reply.error:
                 raise KernelError(reply.error, "dump", str(msg_type), self.namespace)
             if reply.interrupted:

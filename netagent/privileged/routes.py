@@ -5,36 +5,14 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from netagent.privileged import batch
 from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
-from netagent.privileged.nlbuild import ROUTE_TYPES, SCOPES
 from netagent.privileged.nlsocket import get_socket
+from netagent.privileged.ops import ROUTE_TYPES, SCOPES
 
 _TYPE_NAMES = {value: key for key, value in ROUTE_TYPES.items()}
 _SCOPE_NAMES = {value: key for key, value in SCOPES.items()}
 _FAMILIES = {0: 0, 4: socket.AF_INET, 6: socket.AF_INET6}
-
-
-def add_route(namespace: str | None, destination: str, **options: Any) -> None:
-    """Add a route.
-
-    :param destination: network in CIDR form, ``0.0.0.0/0`` or ``::/0`` for default.
-    :param options: ``table`` (default 254, main), ``gateway``, ``device``, ``type``
-        (unicast, blackhole, unreachable, prohibit), ``scope`` (universe, link, host;
-        default link for a device route without gateway), ``metric``, ``source``
-        (preferred source), ``onlink``, ``replace`` (create or replace).
-    :raises EntryExists: such a route exists and ``replace`` is false.
-    """
-    batch.execute_one(namespace, {"op": "add_route", "destination": destination, **options})
-
-
-def delete_route(namespace: str | None, destination: str, **options: Any) -> None:
-    """Delete the route matching ``destination`` and the given options.
-
-    :raises EntryNotFound: no such route.
-    """
-    batch.execute_one(namespace, {"op": "delete_route", "destination": destination, **options})
 
 
 def list_routes(
@@ -90,25 +68,6 @@ _FIBMSG_FIELDS = (
     "action",
     "flags",
 )
-
-
-def add_rule(namespace: str | None, **options: Any) -> None:
-    """Add a policy routing rule (``ip rule add``).
-
-    :param options: ``family`` (4 or 6, default 4), ``priority``, ``table``, ``source``
-        and ``destination`` (CIDR), ``iif``, ``oif`` (device names), ``fwmark``,
-        ``fwmask``.
-    :raises EntryExists: an identical rule exists.
-    """
-    batch.execute_one(namespace, {"op": "add_rule", **options})
-
-
-def delete_rule(namespace: str | None, **options: Any) -> None:
-    """Delete the rule matching the options (same keys as :func:`add_rule`).
-
-    :raises EntryNotFound: no such rule.
-    """
-    batch.execute_one(namespace, {"op": "delete_rule", **options})
 
 
 def list_rules(namespace: str | None, family: int = 4) -> list[dict[str, Any]]:

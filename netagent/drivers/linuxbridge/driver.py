@@ -29,7 +29,6 @@ netagent's (tap, ``nvx-``/``nvl-``, a mapped physical interface) is never delete
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -42,6 +41,9 @@ from netagent.drivers import base
 from netagent.drivers.linuxbridge import fdb, neighbours
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
+from netagent.drivers.linuxbridge.links import Links
+from netagent.linux.errors import DeviceNotFound, KernelError
+from netagent.linux.ip_lib import CreateBridge, CreateVlan, CreateVxlan, DeleteLink, Op, SetLink
 from netagent.model.network import Network, NetworkType
 
 LOG = logging.getLogger(__name__)
@@ -107,6 +109,8 @@ class LinuxBridgeDriver(base.L2Driver):
         self._networks: dict[str, dict[str, Any]] = {}
         self._ports: dict[str, dict[str, Any]] = {}
         self._guard_error: str | None = "not written yet"
+        self._in_pass = False
+        self._snapshot: Links | None = None
 
     @property
     def kernel(self) -> Kernel:
@@ -121,30 +125,81 @@ class LinuxBridgeDriver(base.L2Driver):
 
     # -- networks -----------------------------------------------------------------------
 
+    def begin_pass(self) -> None:
+        self._in_pass = True
+        self._snapshot = None
+
+    def _links(self, refresh: bool = False) -> Links:
+        """The namespace's devices: one dump per pass (every call outside a pass)."""
+        if refresh or self._snapshot is None or not self._in_pass:
+            self._snapshot = Links(self.kernel.links())
+        return self._snapshot
+
+    def _apply(self, changes: list[tuple[str, Op]], links: Links) -> dict[str, KernelError]:
+        """Send ``changes`` as one batch and record in ``links`` the link changes that
+        succeeded; device creations and deletions make the snapshot stale (re-read)."""
+        if not changes:
+            return {}
+        failures = self.kernel.apply(changes)
+        for owner, op in changes:
+            if owner in failures:
+                continue
+            if isinstance(op, SetLink):
+                links.applied(op)
+            elif op.invalidates:
+                self._snapshot = None
+        return failures
+
     def ensure_networks(self, plans: Sequence[base.NetworkPlan]) -> base.Outcome:
         outcome = base.Outcome()
         if not self._ensure_guard():
             for plan in plans:
                 outcome.failed[plan.network.id] = f"host guard missing: {self._guard_error}"
             return outcome
-        links = self.kernel.links()
-        created = False
+        links = self._links()
+        creations: list[tuple[str, Op]] = []
+        created: dict[str, list[str]] = {}
         for plan in plans:
             try:
-                created |= self._create_missing(plan.network, links)
+                created[plan.network.id] = self._plan_creation(plan.network, links, creations)
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, plan.network.id, exc)
-        if created:
-            links = self.kernel.links()
-        for plan in plans:
+        if creations:
+            for network_id, error in self._apply(creations, links).items():
+                self._fail(outcome, network_id, error)
+            self._disable_ipv6(created, outcome)
+            links = self._links(refresh=True)
+        live = [plan for plan in plans if plan.network.id not in outcome.failed]
+        fixes: list[tuple[str, Op]] = []
+        for plan in live:
+            try:
+                self._plan_fixes(plan.network, links, fixes)
+            except (NetagentError, ValueError) as exc:
+                self._fail(outcome, plan.network.id, exc)
+        for network_id, error in self._apply(fixes, links).items():
+            self._fail(outcome, network_id, error)
+        for plan in live:
             if plan.network.id in outcome.failed:
                 continue
             try:
-                self._converge_network(plan, links)
+                self._converge_entries(plan, links)
                 outcome.succeeded.add(plan.network.id)
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, plan.network.id, exc)
         return outcome
+
+    def _disable_ipv6(self, created: dict[str, list[str]], outcome: base.Outcome) -> None:
+        # The host has no business on tenant networks: no link-local address, no router
+        # solicitations, DAD or MLD reports from the bridge or the uplink into the network.
+        for network_id, devices in created.items():
+            if network_id in outcome.failed:
+                continue
+            for device in devices:
+                try:
+                    self.kernel.disable_ipv6(device)
+                except (NetagentError, OSError) as exc:
+                    self._fail(outcome, network_id, exc)
+                    break
 
     def _uplink_name(self, network: Network) -> str | None:
         kind = network.network_type
@@ -173,82 +228,104 @@ class LinuxBridgeDriver(base.L2Driver):
         assert network.segmentation_id is not None
         return VxlanSpec(vni=network.segmentation_id, local=self.local_ip, port=self.vxlan_port)
 
-    def _create_missing(self, network: Network, links: dict[str, Link]) -> bool:
-        """Create the bridge and the netagent uplink device if absent (or unusable).
+    def _plan_creation(
+        self, network: Network, links: Links, changes: list[tuple[str, Op]]
+    ) -> list[str]:
+        """Queue the creation of the bridge and the netagent uplink device if absent (or
+        unusable), and the deletion of stale uplinks.
 
-        :returns: whether anything was created.
+        :returns: the names of the devices queued for creation.
         """
-        created = False
-        bridge = names.network_bridge(network.id)
+        nid = network.id
+        created: list[str] = []
+        bridge = names.network_bridge(nid)
         existing = links.get(bridge)
         if existing is None:
-            LOG.info("Network %s: creating bridge %s", network.id, bridge)
-            self.kernel.create_bridge(
-                bridge, network.mtu, AGEING_SECONDS, self._bridge_mac(network)
+            LOG.info("Network %s: creating bridge %s", nid, bridge)
+            mac = self._bridge_mac(network)
+            changes.append(
+                (
+                    nid,
+                    CreateBridge(
+                        name=bridge, mtu=network.mtu, ageing_time=AGEING_SECONDS, mac=mac
+                    ),
+                )
             )
-            # The host has no business on tenant networks: no link-local address, no
-            # router solicitations, DAD or MLD reports from the bridge into the network.
-            self.kernel.disable_ipv6(bridge)
-            created = True
+            created.append(bridge)
         elif existing.kind != "bridge":
-            raise LinuxBridgeError(network.id, f"{bridge} exists and is not a bridge")
+            raise LinuxBridgeError(nid, f"{bridge} exists and is not a bridge")
         uplink = self._uplink_name(network)
         if existing is not None:
-            self._remove_stale_uplinks(network.id, existing, uplink, links)
+            self._remove_stale_uplinks(nid, existing, uplink, links, changes)
         if uplink is None:
             return created
         current = links.get(uplink)
         if network.network_type is NetworkType.VXLAN:
             spec = self._vxlan_spec(network)
             if current is not None and not _vxlan_matches(current, spec):
-                LOG.info(
-                    "Network %s: %s has other VNI/address/port, recreating", network.id, uplink
-                )
-                self.kernel.delete_link(uplink)
+                LOG.info("Network %s: %s has other VNI/address/port, recreating", nid, uplink)
+                changes.append((nid, DeleteLink(name=uplink)))
                 current = None
             if current is None:
                 LOG.info(
                     "Network %s: creating %s (VNI %d, local %s, port %d)",
-                    network.id,
+                    nid,
                     uplink,
                     spec.vni,
                     spec.local,
                     spec.port,
                 )
-                self.kernel.create_vxlan(uplink, spec, network.mtu)
-                self.kernel.disable_ipv6(uplink)
-                created = True
+                vxlan = CreateVxlan(
+                    name=uplink,
+                    vni=spec.vni,
+                    local=spec.local,
+                    port=spec.port,
+                    learning=False,
+                    mtu=network.mtu,
+                )
+                changes.append((nid, vxlan))
+                created.append(uplink)
         elif network.network_type is NetworkType.VLAN:
             parent_name = self._physical_interface(network)
             parent = links.get(parent_name)
             if parent is None:
-                raise LinuxBridgeError(network.id, f"physical interface {parent_name} is absent")
+                raise LinuxBridgeError(nid, f"physical interface {parent_name} is absent")
             if current is not None and (
                 current.kind != "vlan"
                 or current.vni != network.segmentation_id
                 or current.parent != parent.index
             ):
-                LOG.info("Network %s: %s has other VLAN/parent, recreating", network.id, uplink)
-                self.kernel.delete_link(uplink)
+                LOG.info("Network %s: %s has other VLAN/parent, recreating", nid, uplink)
+                changes.append((nid, DeleteLink(name=uplink)))
                 current = None
             if current is None:
                 assert network.segmentation_id is not None
                 LOG.info(
                     "Network %s: creating %s (VLAN %d on %s)",
-                    network.id,
+                    nid,
                     uplink,
                     network.segmentation_id,
                     parent_name,
                 )
-                self.kernel.create_vlan(uplink, parent_name, network.segmentation_id, network.mtu)
-                self.kernel.disable_ipv6(uplink)
-                created = True
+                vlan = CreateVlan(
+                    name=uplink,
+                    link=parent_name,
+                    vlan_id=network.segmentation_id,
+                    mtu=network.mtu,
+                )
+                changes.append((nid, vlan))
+                created.append(uplink)
         elif current is None:
-            raise LinuxBridgeError(network.id, f"physical interface {uplink} is absent")
+            raise LinuxBridgeError(nid, f"physical interface {uplink} is absent")
         return created
 
     def _remove_stale_uplinks(
-        self, network_id: str, bridge: Link, uplink: str | None, links: dict[str, Link]
+        self,
+        network_id: str,
+        bridge: Link,
+        uplink: str | None,
+        links: Links,
+        changes: list[tuple[str, Op]],
     ) -> None:
         """Delete netagent's VXLAN devices on the bridge other than ``uplink``: after a VNI
         change the old one would keep flooding the network's broadcasts on the old VNI."""
@@ -259,7 +336,7 @@ class LinuxBridgeDriver(base.L2Driver):
                 and link.name.startswith(c.VXLAN_DEVICE_PREFIX)
             ):
                 LOG.info("Network %s: removing %s (no longer its uplink)", network_id, link.name)
-                self.kernel.delete_link(link.name)
+                changes.append((network_id, DeleteLink(name=link.name)))
 
     def _bridge_mac(self, network: Network) -> str | None:
         """The fixed MAC of a VXLAN network's bridge (see :func:`.neighbours.bridge_mac`)."""
@@ -267,16 +344,29 @@ class LinuxBridgeDriver(base.L2Driver):
             return None
         return neighbours.bridge_mac(network.id, self.local_ip)
 
-    def _converge_network(self, plan: base.NetworkPlan, links: dict[str, Link]) -> None:
-        network = plan.network
+    def _plan_fixes(self, network: Network, links: Links, changes: list[tuple[str, Op]]) -> None:
+        """Queue the changes that make the bridge and its uplink match ``network``."""
         bridge_name = names.network_bridge(network.id)
         bridge = links[bridge_name]
         mac = self._bridge_mac(network)
-        self._fix_link(network.id, bridge, mtu=network.mtu, mac=mac, up=True)
+        self._fix_link(network.id, bridge, changes, mtu=network.mtu, mac=mac, up=True)
         if bridge.stp:
             LOG.warning(
                 "Network %s: %s has STP on (not changed by netagent)", network.id, bridge_name
             )
+        uplink_name = self._uplink_name(network)
+        if uplink_name is None:
+            return
+        uplink = links[uplink_name]
+        if uplink_name.startswith(_OWN_UPLINK_PREFIXES):
+            self._fix_link(network.id, uplink, changes, mtu=network.mtu, up=True, master=bridge)
+        else:
+            self._enslave_physical(network, uplink, bridge, links, changes)
+
+    def _converge_entries(self, plan: base.NetworkPlan, links: Links) -> None:
+        """ARP suppression and the VXLAN forwarding entries; the status record."""
+        network = plan.network
+        bridge_name = names.network_bridge(network.id)
         uplink_name = self._uplink_name(network)
         record: dict[str, Any] = {
             "bridge": bridge_name,
@@ -284,16 +374,8 @@ class LinuxBridgeDriver(base.L2Driver):
             "mtu": network.mtu,
             "uplink": uplink_name,
         }
-        if uplink_name is not None:
-            uplink = links[uplink_name]
-            if uplink_name.startswith(_OWN_UPLINK_PREFIXES):
-                if uplink.master != bridge.index:
-                    # a new bridge port starts with the default port flags
-                    uplink = dataclasses.replace(uplink, neigh_suppress=None)
-                self._fix_link(network.id, uplink, mtu=network.mtu, up=True, master=bridge)
-            else:
-                self._enslave_physical(network, uplink, bridge, links)
         if network.network_type is NetworkType.VXLAN and uplink_name is not None:
+            uplink = links[uplink_name]
             suppress = self.arp_responder
             want = neighbours.wanted(plan, self.local_ip) if suppress else neighbours.NOTHING
             record.update(
@@ -318,47 +400,52 @@ class LinuxBridgeDriver(base.L2Driver):
         self._networks[network.id] = record
 
     def _enslave_physical(
-        self, network: Network, uplink: Link, bridge: Link, links: dict[str, Link]
+        self,
+        network: Network,
+        uplink: Link,
+        bridge: Link,
+        links: Links,
+        changes: list[tuple[str, Op]],
     ) -> None:
         """Put the mapped interface in the bridge; touch nothing else on it."""
         if uplink.master == bridge.index:
             return
         if uplink.master is not None:
-            other = _name_of(links, uplink.master)
+            other = links.name_of(uplink.master)
             raise LinuxBridgeError(
                 network.id, f"physical interface {uplink.name} is already enslaved to {other}"
             )
         LOG.info("Network %s: enslaving %s to %s", network.id, uplink.name, bridge.name)
-        self.kernel.set_link(uplink.name, master=bridge.name)
+        changes.append((network.id, SetLink(name=uplink.name, master=bridge.name)))
 
+    @staticmethod
     def _fix_link(
-        self,
         resource_id: str,
         link: Link,
+        changes: list[tuple[str, Op]],
         *,
         mtu: int | None = None,
         mac: str | None = None,
         up: bool | None = None,
         master: Link | None = None,
     ) -> None:
-        """One request with exactly the attributes of ``link`` that differ."""
-        changes: dict[str, Any] = {}
-        if mtu is not None and link.mtu != mtu:
-            changes["mtu"] = mtu
-        if mac is not None and (link.mac or "").lower() != mac:
-            changes["mac"] = mac
-        if master is not None and link.master != master.index:
-            changes["master"] = master.name
-        if up is not None and link.up != up:
-            changes["up"] = up
-        if changes:
-            LOG.info(
-                "%s: %s set %s",
-                resource_id,
-                link.name,
-                ", ".join(f"{k}={v}" for k, v in sorted(changes.items())),
-            )
-            self.kernel.set_link(link.name, **changes)
+        """Queue one request with exactly the attributes of ``link`` that differ."""
+        op = SetLink(
+            name=link.name,
+            mtu=mtu if mtu is not None and link.mtu != mtu else None,
+            mac=mac if mac is not None and (link.mac or "").lower() != mac else None,
+            master=master.name if master is not None and link.master != master.index else None,
+            up=up if up is not None and link.up != up else None,
+        )
+        if op == SetLink(name=link.name):
+            return
+        shown = ", ".join(
+            f"{key}={value}"
+            for key in ("master", "mac", "mtu", "up")
+            if (value := getattr(op, key)) is not None
+        )
+        LOG.info("%s: %s set %s", resource_id, link.name, shown)
+        changes.append((resource_id, op))
 
     def _ensure_guard(self) -> bool:
         try:
@@ -396,7 +483,9 @@ class LinuxBridgeDriver(base.L2Driver):
 
     def plug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
         outcome = base.Outcome()
-        links = self.kernel.links()
+        links = self._links()
+        changes: list[tuple[str, Op]] = []
+        records: dict[str, dict[str, Any]] = {}
         for plan in plans:
             port, network = plan.port, plan.network
             try:
@@ -410,44 +499,48 @@ class LinuxBridgeDriver(base.L2Driver):
                     raise LinuxBridgeError(port.id, f"network {network.id} has no bridge")
                 if tap.master is not None and tap.master != bridge.index:
                     LOG.info(
-                        "Port %s: moving %s from %s",
-                        port.id,
-                        tap.name,
-                        _name_of(links, tap.master),
+                        "Port %s: moving %s from %s", port.id, tap.name, links.name_of(tap.master)
                     )
                 self._fix_link(
-                    port.id, tap, mtu=network.mtu, master=bridge, up=port.admin_state_up
+                    port.id, tap, changes, mtu=network.mtu, master=bridge, up=port.admin_state_up
                 )
-                self._ports[port.id] = {
+                records[port.id] = {
                     "device": tap.name,
                     "bridge": bridge.name,
                     "network_id": network.id,
                     "admin_state_up": port.admin_state_up,
                 }
-                outcome.succeeded.add(port.id)
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, port.id, exc)
+        failures = self._apply(changes, links)
+        for port_id, record in records.items():
+            if port_id in failures:
+                self._fail(outcome, port_id, failures[port_id])
+            else:
+                self._ports[port_id] = record
+                outcome.succeeded.add(port_id)
         return outcome
 
     def unplug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
         outcome = base.Outcome()
-        links = self.kernel.links()
+        links = self._links()
+        changes: list[tuple[str, Op]] = []
         for plan in plans:
             port = plan.port
             self._ports.pop(port.id, None)
-            try:
-                tap = links.get(port.device_name)
-                if tap is not None and tap.master is not None:
-                    master = _name_of(links, tap.master)
-                    if master.startswith(c.NETWORK_BRIDGE_PREFIX):
-                        LOG.info("Port %s: detaching %s from %s", port.id, tap.name, master)
-                        self.kernel.set_link(tap.name, nomaster=True)
-                outcome.succeeded.add(port.id)
-            except (NetagentError, ValueError) as exc:
-                if type(exc).__name__ == "DeviceNotFound":
-                    outcome.succeeded.add(port.id)
-                else:
-                    self._fail(outcome, port.id, exc)
+            tap = links.get(port.device_name)
+            if tap is not None and tap.master is not None:
+                master = links.name_of(tap.master)
+                if master.startswith(c.NETWORK_BRIDGE_PREFIX):
+                    LOG.info("Port %s: detaching %s from %s", port.id, tap.name, master)
+                    changes.append((port.id, SetLink(name=tap.name, nomaster=True)))
+        failures = self._apply(changes, links)
+        for plan in plans:
+            error = failures.get(plan.port.id)
+            if error is None or isinstance(error, DeviceNotFound):
+                outcome.succeeded.add(plan.port.id)
+            else:
+                self._fail(outcome, plan.port.id, error)
         return outcome
 
     # -- sweeping -----------------------------------------------------------------------
@@ -467,9 +560,13 @@ class LinuxBridgeDriver(base.L2Driver):
             elif plan.network.network_type is NetworkType.VLAN:
                 keep.add(names.vlan_device(plan.network.id))
         actions: list[str] = []
+        links = self._links()
         if wanted_devices is not None:
-            actions += sweep_mod.detach_stray_ports(self.kernel, wanted_devices, dry_run)
-        return actions + self._remove_owned(keep, dry_run)
+            actions += sweep_mod.detach_stray_ports(self.kernel, links, wanted_devices, dry_run)
+        actions += self._remove_owned(links, keep, dry_run)
+        if actions and not dry_run:
+            self._snapshot = None
+        return actions
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
         """Remove every netagent device; taps of bridges kept for a foreign member are
@@ -478,7 +575,10 @@ class LinuxBridgeDriver(base.L2Driver):
         :raises NetagentError: a tap could not be detached from a kept bridge (the
             firewall's cleanup must then not run: that tap would forward unfiltered).
         """
-        removed = sweep_mod.remove_owned(self.kernel, set(), set(self.mappings.values()), dry_run)
+        links = Links(self.kernel.links())
+        removed = sweep_mod.remove_owned(
+            self.kernel, links, set(), set(self.mappings.values()), dry_run
+        )
         self._forget_deleted(removed.deleted)
         actions = removed.actions
         if removed.exposed:
@@ -502,8 +602,9 @@ class LinuxBridgeDriver(base.L2Driver):
             actions.append(f"remove {guard}")
         return actions
 
-    def _remove_owned(self, keep: set[str], dry_run: bool) -> list[str]:
-        removed = sweep_mod.remove_owned(self.kernel, keep, set(self.mappings.values()), dry_run)
+    def _remove_owned(self, links: Links, keep: set[str], dry_run: bool) -> list[str]:
+        physical = set(self.mappings.values())
+        removed = sweep_mod.remove_owned(self.kernel, links, keep, physical, dry_run)
         self._forget_deleted(removed.deleted)
         return removed.actions
 
@@ -538,13 +639,6 @@ def _vxlan_matches(link: Link, spec: VxlanSpec) -> bool:
         and link.vxlan_port == spec.port
         and link.vxlan_learning is False
     )
-
-
-def _name_of(links: dict[str, Link], index: int) -> str:
-    for link in links.values():
-        if link.index == index:
-            return link.name
-    return f"ifindex {index}"
 
 
 def _show(entries: Iterable[FdbEntry]) -> str:

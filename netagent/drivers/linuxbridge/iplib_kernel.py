@@ -8,11 +8,13 @@ over that namespace's cached rtnetlink socket; kernel errors arrive already type
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 from netagent.common.exceptions import NetagentError
-from netagent.drivers.linuxbridge.kernel import FdbEntry, Link, VxlanSpec
+from netagent.drivers.linuxbridge.kernel import FdbEntry, Link
 from netagent.linux import ip_lib, neighbour, sysctl
 from netagent.linux.ebtables import EbRule, EbtablesManager
+from netagent.linux.errors import KernelError
 
 
 def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
@@ -55,53 +57,17 @@ class IpLibKernel:
         indexes = {item.name: item.index for item in raw}
         return {item.name: _link(item, indexes) for item in raw}
 
-    def create_bridge(
-        self, name: str, mtu: int, ageing_seconds: int, mac: str | None = None
-    ) -> None:
-        ip_lib.create_bridge(
-            name,
-            namespace=self.netns,
-            ageing_time=ageing_seconds,
-            forward_delay=0,
-            mtu=mtu,
-            mac=mac,
-        )
-
-    def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
-        ip_lib.create_vxlan(
-            name,
-            spec.vni,
-            namespace=self.netns,
-            local=ipaddress.ip_address(spec.local),
-            port=spec.port,
-            learning=False,
-            underlay=spec.parent,
-            ttl=spec.ttl,
-            mtu=mtu,
-        )
+    def apply(self, changes: Sequence[tuple[str, ip_lib.Op]]) -> dict[str, KernelError]:
+        batch = ip_lib.Batch(self.netns)
+        for owner, op in changes:
+            batch.add(op, owner)
+        failures: dict[str, KernelError] = {}
+        for failed in batch.send():
+            failures.setdefault(str(failed.owner), failed.error)
+        return failures
 
     def disable_ipv6(self, name: str) -> None:
         sysctl.set_disable_ipv6(self.netns, name)
-
-    def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
-        ip_lib.create_vlan(name, parent, vlan_id, namespace=self.netns, mtu=mtu)
-
-    def set_link(
-        self,
-        name: str,
-        *,
-        mtu: int | None = None,
-        mac: str | None = None,
-        up: bool | None = None,
-        master: str | None = None,
-        nomaster: bool = False,
-    ) -> None:
-        ip_lib.set_link(
-            name, namespace=self.netns, mtu=mtu, mac=mac, up=up, master=master, nomaster=nomaster
-        )
-
-    def delete_link(self, name: str) -> None:
-        ip_lib.delete_device(name, namespace=self.netns, missing_ok=True)
 
     def fdb_entries(self, device: str) -> set[FdbEntry]:
         return {
@@ -117,9 +83,6 @@ class IpLibKernel:
     def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
         pairs = [(e.mac, ipaddress.ip_address(e.dst)) for e in entries]
         neighbour.delete_fdb_entries(device, pairs, namespace=self.netns, missing_ok=True)
-
-    def set_bridge_port(self, name: str, *, neigh_suppress: bool) -> None:
-        ip_lib.set_bridge_port(name, neigh_suppress=neigh_suppress, namespace=self.netns)
 
     def bridge_static_macs(self, port: str) -> set[str]:
         return {

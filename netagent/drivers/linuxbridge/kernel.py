@@ -1,7 +1,8 @@
 """What the Linux bridge driver needs from the kernel layer, as one small interface.
 
 :class:`Kernel` lists the operations the driver uses; :class:`IpLibKernel` implements them
-with :mod:`netagent.linux.ip_lib`. Keeping the seam this narrow lets the unit tests run the
+with :mod:`netagent.linux.ip_lib`. Device changes are ip_lib's typed operations, sent in
+batches (:meth:`Kernel.apply`). Keeping the seam this narrow lets the unit tests run the
 driver against an in-memory fake, and lets the functional tests run it against a test
 namespace (``namespace=...``) without entering it.
 """
@@ -9,7 +10,11 @@ namespace (``namespace=...``) without entering it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Protocol
+
+from netagent.linux.errors import KernelError
+from netagent.linux.ip_lib import Op
 
 ZERO_MAC = "00:00:00:00:00:00"
 
@@ -68,41 +73,22 @@ class VxlanSpec:
 class Kernel(Protocol):
     """Kernel operations of the driver, in the namespace the instance is bound to.
 
-    Every method raises the typed errors of :mod:`netagent.privileged.errors`
+    Every method raises the typed errors of :mod:`netagent.linux.errors`
     (``DeviceNotFound`` for a vanished device, ``KernelError`` otherwise).
     """
 
     def links(self) -> dict[str, Link]:
         """All devices, by name (one dump)."""
 
-    def create_bridge(
-        self, name: str, mtu: int, ageing_seconds: int, mac: str | None = None
-    ) -> None:
-        """Create a bridge with STP off, administratively down (``mac``: a fixed one)."""
+    def apply(self, changes: Sequence[tuple[str, Op]]) -> dict[str, KernelError]:
+        """Send ``(owner, operation)`` pairs in order as one pipelined batch.
 
-    def create_vxlan(self, name: str, spec: VxlanSpec, mtu: int) -> None:
-        """Create a VXLAN device with learning off, administratively down."""
+        :returns: the first failure of each owner whose operations failed (the others
+            were applied).
+        """
 
     def disable_ipv6(self, name: str) -> None:
         """No IPv6 (hence no link-local address, RS, DAD or MLD) on a device of ours."""
-
-    def create_vlan(self, name: str, parent: str, vlan_id: int, mtu: int) -> None:
-        """Create an 802.1q sub-interface of ``parent``."""
-
-    def set_link(
-        self,
-        name: str,
-        *,
-        mtu: int | None = None,
-        mac: str | None = None,
-        up: bool | None = None,
-        master: str | None = None,
-        nomaster: bool = False,
-    ) -> None:
-        """Change what is given and nothing else (one request)."""
-
-    def delete_link(self, name: str) -> None:
-        """Delete a device (gone already is fine)."""
 
     def fdb_entries(self, device: str) -> set[FdbEntry]:
         """The device's own VXLAN FDB entries that carry a destination (``self``)."""
@@ -113,9 +99,6 @@ class Kernel(Protocol):
 
     def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
         """Delete entries (gone already is fine)."""
-
-    def set_bridge_port(self, name: str, *, neigh_suppress: bool) -> None:
-        """Turn ARP/ND suppression of the bridge port ``name`` on or off."""
 
     def bridge_static_macs(self, port: str) -> set[str]:
         """MACs of the static (``master static``) entries on ``port`` in its bridge's table."""

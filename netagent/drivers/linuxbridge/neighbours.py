@@ -30,6 +30,7 @@ from collections.abc import Mapping, Set
 
 from netagent.drivers.base import NetworkPlan
 from netagent.drivers.linuxbridge.kernel import Kernel, Link
+from netagent.linux.ip_lib import SetBridgePort
 
 LOG = logging.getLogger(__name__)
 
@@ -133,7 +134,10 @@ def converge(
             port.name,
             "on" if enabled else "off",
         )
-        kernel.set_bridge_port(port.name, neigh_suppress=enabled)
+        op = SetBridgePort(name=port.name, neigh_suppress=enabled)
+        error = kernel.apply([(network_id, op)]).get(network_id)
+        if error is not None:
+            raise error
     change = diff(want, kernel.neighbours(bridge), kernel.bridge_static_macs(port.name))
     if change.add_macs:
         LOG.info(

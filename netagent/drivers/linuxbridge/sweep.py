@@ -11,26 +11,25 @@ firewall's chains are gone, so a tap left there would forward whatever its VM se
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Set
+from collections.abc import Set
 from typing import NamedTuple
 
 from netagent.common import constants as c
-from netagent.common.exceptions import NetagentError
-from netagent.drivers.linuxbridge.kernel import Kernel, Link
+from netagent.drivers.linuxbridge.kernel import Kernel
+from netagent.drivers.linuxbridge.links import Links
+from netagent.linux.ip_lib import DeleteLink, Op, SetLink
 
 LOG = logging.getLogger(__name__)
 
 OWN_UPLINK_PREFIXES = (c.VXLAN_DEVICE_PREFIX, c.VLAN_DEVICE_PREFIX)
 
 
-def detach_stray_ports(kernel: Kernel, wanted: Set[str], dry_run: bool) -> list[str]:
+def detach_stray_ports(kernel: Kernel, links: Links, wanted: Set[str], dry_run: bool) -> list[str]:
     """Release ``tap`` devices from netagent bridges when no wanted port owns them.
 
     The device itself is the hypervisor's and stays; detached, it forwards nothing.
     """
-    links = kernel.links()
     bridges = {
         link.index
         for link in links.values()
@@ -43,21 +42,22 @@ def detach_stray_ports(kernel: Kernel, wanted: Set[str], dry_run: bool) -> list[
             continue
         if link.name in wanted:
             continue
-        line = f"detach {link.name} from bridge {_name(links, link.master)}: no wanted port"
+        line = f"detach {link.name} from bridge {links.name_of(link.master)}: no wanted port"
         LOG.info("%s%s", prefix, line)
         actions.append(prefix + line)
-        if dry_run:
-            continue
-        try:
-            kernel.set_link(link.name, nomaster=True)
-        except NetagentError as exc:
-            LOG.warning("%s failed: %s", line, exc)
-            actions[-1] += f" (failed: {exc})"
+        if not dry_run:
+            _run(kernel, SetLink(name=link.name, nomaster=True), line, actions)
     return actions
 
 
-def _name(links: dict[str, Link], index: int | None) -> str:
-    return next((link.name for link in links.values() if link.index == index), "?")
+def _run(kernel: Kernel, op: Op, line: str, actions: list[str]) -> bool:
+    """Apply ``op``; a failure is logged and appended to the last action line."""
+    error = kernel.apply([(line, op)]).get(line)
+    if error is None:
+        return True
+    LOG.warning("%s failed: %s", line, error)
+    actions[-1] += f" (failed: {error})"
+    return False
 
 
 class Removed(NamedTuple):
@@ -70,34 +70,28 @@ class Removed(NamedTuple):
     exposed: list[str]
 
 
-def remove_owned(kernel: Kernel, keep: Set[str], physical: Set[str], dry_run: bool) -> Removed:
+def remove_owned(
+    kernel: Kernel, links: Links, keep: Set[str], physical: Set[str], dry_run: bool
+) -> Removed:
     """Delete netagent's devices whose names are not in ``keep``: uplinks, then bridges.
     A bridge kept for its foreign members has its taps detached and set down.
 
     :param kernel: the kernel layer of the namespace.
+    :param links: its devices (one dump).
     :param keep: device names still wanted.
     :param physical: mapped physical interfaces (netagent may have enslaved them; they
         are released, never deleted, when their bridge goes).
     :param dry_run: log and report with a ``NOOP:`` prefix, change nothing.
     """
-    links = kernel.links()
     actions: list[str] = []
     deleted: set[str] = set()
     exposed: list[str] = []
     prefix = "NOOP: " if dry_run else ""
 
-    def act(line: str, fn: Callable[[], None]) -> bool:
+    def act(line: str, op: Op) -> bool:
         LOG.info("%s%s", prefix, line)
         actions.append(prefix + line)
-        if dry_run:
-            return True
-        try:
-            fn()
-        except NetagentError as exc:
-            LOG.warning("%s failed: %s", line, exc)
-            actions[-1] += f" (failed: {exc})"
-            return False
-        return True
+        return dry_run or _run(kernel, op, line, actions)
 
     gone: set[int] = set()
     ordered = sorted(links.values(), key=lambda item: item.name)
@@ -106,7 +100,7 @@ def remove_owned(kernel: Kernel, keep: Set[str], physical: Set[str], dry_run: bo
             continue
         if link.kind in ("vxlan", "vlan"):
             name = link.name
-            act(f"delete {link.kind} device {name}", functools.partial(kernel.delete_link, name))
+            act(f"delete {link.kind} device {name}", DeleteLink(name=name))
             gone.add(link.index)
     for link in ordered:
         if link.name in keep or link.kind != "bridge":
@@ -131,11 +125,11 @@ def remove_owned(kernel: Kernel, keep: Set[str], physical: Set[str], dry_run: bo
                 if member.master != link.index or not member.name.startswith(c.TAP_PREFIX):
                     continue
                 tap = member.name
-                release = functools.partial(kernel.set_link, tap, nomaster=True, up=False)
+                release = SetLink(name=tap, nomaster=True, up=False)
                 if not act(f"detach {tap} from {link.name} ({why}) and set it down", release):
                     exposed.append(tap)
             continue
         name = link.name
-        if act(f"delete bridge {name}", functools.partial(kernel.delete_link, name)):
+        if act(f"delete bridge {name}", DeleteLink(name=name)):
             deleted.add(name)
     return Removed(actions, deleted, exposed)
