@@ -19,6 +19,7 @@ dataclasses. Kernel failures are the typed exceptions of :mod:`netagent.linux.er
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Hashable
@@ -78,6 +79,7 @@ __all__ = [
     "create_tap",
     "device_exists",
     "get_device",
+    "get_devices",
     "list_addresses",
     "list_devices",
 ]
@@ -110,6 +112,8 @@ class Link:
     neigh_suppress: bool | None = None
     #: bridge ports only: whether the bridge learns source MACs on this port
     port_learning: bool | None = None
+    #: ifindex of the master device, if enslaved
+    master_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -223,8 +227,9 @@ class Batch:
 # --- reads -----------------------------------------------------------------------------
 
 
-def _to_links(raw: list[dict[str, Any]]) -> list[Link]:
-    names = {item["index"]: item["name"] for item in raw}
+def _to_links(raw: list[dict[str, Any]], names: dict[int, str] | None = None) -> list[Link]:
+    if names is None:
+        names = {item["index"]: item["name"] for item in raw}
     return [
         Link(
             index=item["index"],
@@ -234,6 +239,7 @@ def _to_links(raw: list[dict[str, Any]]) -> list[Link]:
             mtu=item["mtu"],
             mac=item["mac"],
             master=names.get(item["master"]) if item["master"] else None,
+            master_index=item["master"] or None,
             slave_kind=item["slave_kind"],
             data=item["data"],
             neigh_suppress=item.get("port", {}).get("neigh_suppress"),
@@ -262,6 +268,21 @@ def get_device(name: str, *, namespace: str | None = None) -> Link:
             master = None
         link = Link(**{**link.__dict__, "master": master})
     return link
+
+
+def get_devices(names: list[str], *, namespace: str | None = None) -> dict[str, Link]:
+    """The devices of ``names`` that exist, by name (pipelined gets, no full dump).
+
+    A master outside ``names`` is looked up by ifindex.
+    """
+    raw = priv_links.get_links(_ns(namespace), [_dev(name) for name in names])
+    known = {item["index"]: item["name"] for item in raw.values()}
+    for item in raw.values():
+        master = item["master"]
+        if master and master not in known:
+            with contextlib.suppress(DeviceNotFound):
+                known[master] = priv_links.get_link_name(namespace, master)
+    return {link.name: link for link in _to_links(list(raw.values()), known)}
 
 
 def device_exists(name: str, *, namespace: str | None = None) -> bool:

@@ -55,7 +55,16 @@ def set_disable_ipv6(namespace: str | None, device: str, disabled: bool = True) 
 
     ``device`` must not contain a dot (dotted sysctl keys).
     """
-    _set(namespace, f"net.ipv6.conf.{_sysctl_device(device)}.disable_ipv6", int(disabled))
+    disable_ipv6(namespace, [device], disabled)
+
+
+def disable_ipv6(namespace: str | None, devices: list[str], disabled: bool = True) -> None:
+    """:func:`set_disable_ipv6` for several devices, from one entry into the namespace."""
+    settings = [
+        (f"net.ipv6.conf.{_sysctl_device(device)}.disable_ipv6", int(disabled))
+        for device in devices
+    ]
+    priv_sysctl.set_sysctls(validate.optional_namespace(namespace), settings)
 
 
 def _sysctl_device(device: str) -> str:

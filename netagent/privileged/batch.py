@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 
 from netagent.common.exceptions import NetagentError
-from netagent.privileged import nlbuild
+from netagent.privileged import linkdecode, nlbuild
 from netagent.privileged import validate as v
 from netagent.privileged.errors import InvalidArgument, KernelError, translate
 from netagent.privileged.nlsocket import Request, get_socket
@@ -70,10 +70,10 @@ class _Runner:
         if index is not None:
             return index
         self.flush()
-        reply = self.sock.run([nlbuild.get_link(name, header_only=True)])[0]
+        reply = self.sock.run([nlbuild.get_link(name)])[0]
         if reply.error or not reply.messages:
             raise _UnresolvedError(name, reply.error or errno.ENODEV)
-        index = int(reply.messages[0]["index"])
+        index = linkdecode.header(reply.messages[0].data)[1]
         self.indexes[name] = index
         return index
 

@@ -58,9 +58,10 @@ _USER_HZ = 100
 def _attrs(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     """Attribute type -> (payload start, payload end) of the NLAs in ``data[start:end]``."""
     found: dict[int, tuple[int, int]] = {}
+    unpack = _NLA.unpack_from
     offset = start
     while offset + 4 <= end:
-        length, nla_type = _NLA.unpack_from(data, offset)
+        length, nla_type = unpack(data, offset)
         if length < 4 or offset + length > end:
             break
         found[nla_type & _NLA_TYPE_MASK] = (offset + 4, offset + length)
@@ -90,7 +91,7 @@ def _mac(data: bytes, span: tuple[int, int] | None) -> str | None:
     """A 6-byte hardware address; tunnels' 4- or 16-byte addresses give None."""
     if span is None or span[1] - span[0] != 6:
         return None
-    return ":".join(f"{b:02x}" for b in data[span[0] : span[1]])
+    return data[span[0] : span[1]].hex(":")
 
 
 def header(data: bytes) -> tuple[int, int, int]:

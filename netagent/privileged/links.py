@@ -18,8 +18,9 @@ from netagent.privileged import linkdecode, nsenter
 from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
 from netagent.privileged.errors import DeviceExists, DeviceNotFound, translate
+from netagent.privileged.nlbuild import RTEXT_FILTER_SKIP_STATS
 from netagent.privileged.nlbuild import get_link as _get_link_request
-from netagent.privileged.nlsocket import Request, get_socket
+from netagent.privileged.nlsocket import get_socket
 
 LOG = logging.getLogger(__name__)
 
@@ -68,11 +69,27 @@ def get_link(namespace: str | None, name: str) -> dict[str, Any]:
     :raises DeviceNotFound: no such device.
     """
     request = _get_link_request(name)
-    request.reply_class = nl.RawMessage
     reply = get_socket(v.optional_namespace(namespace)).run([request])[0]
     if reply.error:
         raise translate(reply.error, "link", "get_link", name, namespace)
     return linkdecode.decode(reply.messages[0].data)
+
+
+def get_links(namespace: str | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The devices of ``names`` that exist (see :func:`list_links`), pipelined gets.
+
+    :raises KernelError: a get failed for another reason than a missing device.
+    """
+    requests = [_get_link_request(name) for name in names]
+    replies = get_socket(v.optional_namespace(namespace)).run(requests)
+    found: dict[str, dict[str, Any]] = {}
+    for name, reply in zip(names, replies, strict=True):
+        if reply.error == errno.ENODEV:
+            continue
+        if reply.error:
+            raise translate(reply.error, "link", "get_link", name, namespace)
+        found[name] = linkdecode.decode(reply.messages[0].data)
+    return found
 
 
 def get_link_name(namespace: str | None, index: int) -> str:
@@ -81,13 +98,11 @@ def get_link_name(namespace: str | None, index: int) -> str:
     :raises DeviceNotFound: no such device.
     """
     v.int_range(index, 1, 2**31 - 1, "index")
-    msg = nl.ifinfmsg()
-    msg.update({"family": 0, "ifi_type": 0, "index": index, "flags": 0, "change": 0})
-    msg["attrs"] = []
-    reply = get_socket(v.optional_namespace(namespace)).run([Request(nl.RTM_GETLINK, 0, msg)])[0]
+    request = _get_link_request(index=index)
+    reply = get_socket(v.optional_namespace(namespace)).run([request])[0]
     if reply.error:
         raise translate(reply.error, "link", "get_link", f"ifindex {index}", namespace)
-    return str(reply.messages[0].get_attr("IFLA_IFNAME"))
+    return linkdecode.ifname(reply.messages[0].data) or ""
 
 
 def list_links(namespace: str | None) -> list[dict[str, Any]]:
@@ -104,13 +119,9 @@ def list_links(namespace: str | None) -> list[dict[str, Any]]:
     return [linkdecode.decode(msg.data) for msg in messages]
 
 
-#: rtnetlink.h: leave the per-device statistics out of link dumps (half of each message)
-_RTEXT_FILTER_SKIP_STATS = 1 << 3
-
-
 def dump_request() -> nl.Message:
     """An ``RTM_GETLINK`` dump request for every device, without statistics."""
     msg = nl.ifinfmsg()
     msg.update({"family": 0, "ifi_type": 0, "index": 0, "flags": 0, "change": 0})
-    msg["attrs"] = [("IFLA_EXT_MASK", _RTEXT_FILTER_SKIP_STATS)]
+    msg["attrs"] = [("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]
     return msg

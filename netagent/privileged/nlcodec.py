@@ -18,7 +18,6 @@ What pyroute2 0.9 lacks, and is therefore defined here:
   decodes the echoed request as a whole message, which a capped ack does not contain;
 * :func:`mac_attr`, a hardware address read only when it is 6 bytes long (pyroute2's
   ``l2addr`` would read past a tunnel's 4- or 16-byte address);
-* :class:`IfinfHeader`, an ``ifinfmsg`` that skips its attributes when decoded;
 * :class:`RawMessage`, a message left undecoded for a caller that decodes the few
   attributes it needs itself (:mod:`netagent.privileged.links` does, for link dumps: pyroute2
   builds an object per attribute, about 0.7 ms per device here);
@@ -190,17 +189,6 @@ class AckMsg(nlmsg):  # type: ignore[misc]  # pyroute2 is untyped
     nla_map = nlmsgerr.nla_map
 
 
-class IfinfHeader(ifinfmsg):  # type: ignore[misc]  # pyroute2 is untyped
-    """An ``ifinfmsg`` decoded without its attributes (index, flags: a 50x cheaper decode).
-
-    Used for the replies of the ifindex lookups a batch makes; a full link message has
-    some fifty attributes, and pyroute2 builds an object for each one it meets.
-    """
-
-    __slots__ = ()
-    nla_map = ()
-
-
 _HEADER = struct.Struct("=IHHII")
 
 
@@ -244,6 +232,51 @@ def split(data: bytes) -> Iterator[RawMessage]:
         offset += (size + 3) & ~3
 
 
+_ERROR_CODE = struct.Struct("=i")
+#: NLMSG_ERROR with NETLINK_CAP_ACK: header, error code, the request's header, then TLVs
+_ACK_TLVS_OFFSET = _HEADER.size + 4 + _HEADER.size
+_NLMSGERR_ATTR_MSG = 1
+
+
+def ack_error(msg: RawMessage) -> tuple[int, str]:
+    """``(errno, extended-ack message)`` of an ``NLMSG_ERROR``: errno 0 is a success."""
+    data = msg.data
+    code = -_ERROR_CODE.unpack_from(data, _HEADER.size)[0]
+    text = ""
+    if code and msg.header["flags"] & NLM_F_ACK_TLVS:
+        offset = _ACK_TLVS_OFFSET
+        while offset + 4 <= len(data):
+            length, nla_type = struct.unpack_from("=HH", data, offset)
+            if length < 4:
+                break
+            if nla_type & 0x3FFF == _NLMSGERR_ATTR_MSG:
+                raw = data[offset + 4 : offset + length]
+                text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                break
+            offset += (length + 3) & ~3
+    return max(code, 0), text
+
+
+def done_error(msg: RawMessage) -> int:
+    """The errno a dump ended with (``NLMSG_DONE``; 0 for success)."""
+    if len(msg.data) < _HEADER.size + 4:
+        return 0
+    code: int = _ERROR_CODE.unpack_from(msg.data, _HEADER.size)[0]
+    return max(-code, 0)
+
+
+def decode_one(msg: RawMessage, cls: type | None = None) -> Message:
+    """A data message decoded by pyroute2 (``cls``, default: the class of its type), or
+    left as it is when ``cls`` is :class:`RawMessage`."""
+    if cls is RawMessage:
+        return msg
+    if cls is None:
+        cls = _MARSHAL.msg_map.get(msg.header["type"], nlmsg)
+    decoded = cls(msg.data)
+    decoded.decode()
+    return decoded
+
+
 class _Marshal(MarshalRtnl):  # type: ignore[misc]  # pyroute2 is untyped
     """pyroute2's rtnetlink marshal, with capped acks and per-request reply classes."""
 
@@ -276,7 +309,12 @@ _MARSHAL = _Marshal()
 
 
 def encode(msg: Message, msg_type: int, flags: int, seq: int) -> bytes:
-    """Stamp the netlink header on a pyroute2 message and encode it (once per message)."""
+    """Stamp the netlink header on a message and encode it (once per message).
+
+    :param msg: a pyroute2 message, or the encoded body (``bytes``) of one.
+    """
+    if isinstance(msg, bytes):
+        return _HEADER.pack(_HEADER.size + len(msg), msg_type, flags, seq, 0) + msg
     header = msg["header"]
     header["type"] = msg_type
     header["flags"] = flags

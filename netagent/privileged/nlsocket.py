@@ -180,8 +180,8 @@ class RtnlSocket:
                 if block:
                     continue
                 return
-            for msg in nl.decode(bytes(self._buf[:size]), reply_classes):
-                header = msg["header"]
+            for raw in nl.split(bytes(self._buf[:size])):
+                header = raw.header
                 seq = header["sequence_number"]
                 index = pending.get(seq)
                 if index is None:
@@ -191,20 +191,17 @@ class RtnlSocket:
                 msg_type = header["type"]
                 msg_flags = header["flags"]
                 if msg_type == nl.NLMSG_ERROR:
-                    code = -int(msg["error"])
-                    reply.error = code
-                    if code and msg_flags & nl.NLM_F_ACK_TLVS:
-                        reply.message = str(msg.get_attr("NLMSGERR_ATTR_MSG") or "")
+                    reply.error, reply.message = nl.ack_error(raw)
                     del pending[seq]
                 elif msg_type == nl.NLMSG_DONE:
-                    reply.error = max(-int(msg.get("error", 0)), 0)
+                    reply.error = nl.done_error(raw)
                     if msg_flags & nl.NLM_F_DUMP_INTR:
                         reply.interrupted = True
                     del pending[seq]
                 else:
                     if msg_flags & nl.NLM_F_DUMP_INTR:
                         reply.interrupted = True
-                    reply.messages.append(msg)
+                    reply.messages.append(nl.decode_one(raw, reply_classes.get(seq)))
             if not block:
                 continue
             return

@@ -327,10 +327,16 @@ class SetLink(Op):
             raise InvalidArgument("nomaster", True, "master given too")
 
     def build(self, ctx: b.Context) -> b.Built:
-        attrs = _link_attrs(ctx, self.name, self.mtu, self.mac, self.master)
+        attrs = [b.nla_string(b.IFLA_IFNAME, self.name)]
+        if self.mtu is not None:
+            attrs.append(b.nla_u32(b.IFLA_MTU, self.mtu))
+        if self.mac is not None:
+            attrs.append(b.nla(b.IFLA_ADDRESS, bytes.fromhex(self.mac.replace(":", ""))))
+        if self.master is not None:
+            attrs.append(b.nla_u32(b.IFLA_MASTER, ctx.resolve(self.master)))
         if self.nomaster:
-            attrs.append(("IFLA_MASTER", 0))
-        msg = b.ifinfo(attrs, self.up)
+            attrs.append(b.nla_u32(b.IFLA_MASTER, 0))
+        msg = b.raw_ifinfo(b"".join(attrs), self.up)
         return [("link", self.name, Request(nl.RTM_SETLINK, 0, msg))]
 
 

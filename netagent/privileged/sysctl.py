@@ -50,16 +50,31 @@ def set_sysctl(namespace: str | None, key: str, value: int) -> None:
     :raises InvalidArgument: key not in the allowed set or value not an int.
     :raises FileNotFoundError: the device or the sysctl does not exist there.
     """
-    path = _path(key)
-    v.int_range(value, -(2**31), 2**31 - 1, "value")
+    set_sysctls(namespace, [(key, value)])
+
+
+def set_sysctls(namespace: str | None, settings: list[tuple[str, int]]) -> None:
+    """Write integer sysctls in ``namespace``, in order, from one entry into it.
+
+    All keys and values are checked before the first write.
+
+    :raises InvalidArgument: a key not in the allowed set or a value not an int.
+    :raises FileNotFoundError: a device or a sysctl does not exist there (the settings
+        before it were written).
+    """
+    paths = [
+        (_path(key), v.int_range(value, -(2**31), 2**31 - 1, "value")) for key, value in settings
+    ]
     v.optional_namespace(namespace)
 
     def write() -> None:
-        with open(path, "w") as handle:
-            handle.write(f"{value}\n")
+        for path, value in paths:
+            with open(path, "w") as handle:
+                handle.write(f"{value}\n")
 
     nsenter.call_in_namespace(namespace, write)
-    LOG.info("sysctl %s=%d (namespace %s)", key, value, namespace)
+    for key, value in settings:
+        LOG.info("sysctl %s=%d (namespace %s)", key, value, namespace)
 
 
 def get_sysctl(namespace: str | None, key: str) -> int:

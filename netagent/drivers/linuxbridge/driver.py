@@ -136,19 +136,29 @@ class LinuxBridgeDriver(base.L2Driver):
         return self._snapshot
 
     def _apply(self, changes: list[tuple[str, Op]], links: Links) -> dict[str, KernelError]:
-        """Send ``changes`` as one batch and record in ``links`` the link changes that
-        succeeded; device creations and deletions make the snapshot stale (re-read)."""
+        """Send ``(owner, operation)`` pairs as one batch and keep ``links`` true: link
+        changes are recorded, deleted devices dropped, created ones read back (by name).
+
+        :returns: the first failure of each owner that had one.
+        """
         if not changes:
             return {}
-        failures = self.kernel.apply(changes)
-        for owner, op in changes:
-            if owner in failures:
-                continue
-            if isinstance(op, SetLink):
+        failures = self.kernel.apply([op for _owner, op in changes])
+        created: list[str] = []
+        failed: dict[str, KernelError] = {}
+        for index, (owner, op) in enumerate(changes):
+            error = failures.get(index)
+            if error is not None:
+                failed.setdefault(owner, error)
+            elif isinstance(op, SetLink):
                 links.applied(op)
+            elif isinstance(op, DeleteLink):
+                links.deleted(op.name)
             elif op.invalidates:
-                self._snapshot = None
-        return failures
+                created.append(op.target)
+        if created:
+            links.update(self.kernel.links_named(created))
+        return failed
 
     def ensure_networks(self, plans: Sequence[base.NetworkPlan]) -> base.Outcome:
         outcome = base.Outcome()
@@ -168,7 +178,6 @@ class LinuxBridgeDriver(base.L2Driver):
             for network_id, error in self._apply(creations, links).items():
                 self._fail(outcome, network_id, error)
             self._disable_ipv6(created, outcome)
-            links = self._links(refresh=True)
         live = [plan for plan in plans if plan.network.id not in outcome.failed]
         fixes: list[tuple[str, Op]] = []
         for plan in live:
@@ -182,7 +191,8 @@ class LinuxBridgeDriver(base.L2Driver):
             if plan.network.id in outcome.failed:
                 continue
             try:
-                self._converge_entries(plan, links)
+                uplink = self._uplink_name(plan.network)
+                self._converge_entries(plan, links, fresh=uplink in created[plan.network.id])
                 outcome.succeeded.add(plan.network.id)
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, plan.network.id, exc)
@@ -191,15 +201,24 @@ class LinuxBridgeDriver(base.L2Driver):
     def _disable_ipv6(self, created: dict[str, list[str]], outcome: base.Outcome) -> None:
         # The host has no business on tenant networks: no link-local address, no router
         # solicitations, DAD or MLD reports from the bridge or the uplink into the network.
-        for network_id, devices in created.items():
-            if network_id in outcome.failed:
-                continue
-            for device in devices:
+        devices = [
+            device
+            for network_id, names_ in created.items()
+            if network_id not in outcome.failed
+            for device in names_
+        ]
+        if not devices:
+            return
+        try:
+            self.kernel.disable_ipv6(devices)
+        except (NetagentError, OSError):
+            for network_id, names_ in created.items():  # find the culprits one by one
+                if network_id in outcome.failed or not names_:
+                    continue
                 try:
-                    self.kernel.disable_ipv6(device)
+                    self.kernel.disable_ipv6(names_)
                 except (NetagentError, OSError) as exc:
                     self._fail(outcome, network_id, exc)
-                    break
 
     def _uplink_name(self, network: Network) -> str | None:
         kind = network.network_type
@@ -363,8 +382,12 @@ class LinuxBridgeDriver(base.L2Driver):
         else:
             self._enslave_physical(network, uplink, bridge, links, changes)
 
-    def _converge_entries(self, plan: base.NetworkPlan, links: Links) -> None:
-        """ARP suppression and the VXLAN forwarding entries; the status record."""
+    def _converge_entries(self, plan: base.NetworkPlan, links: Links, fresh: bool) -> None:
+        """ARP suppression and the VXLAN forwarding entries; the status record.
+
+        :param fresh: the uplink was created in this pass: it has no entries yet (and its
+            bridge none either), so the kernel's tables are not read.
+        """
         network = plan.network
         bridge_name = names.network_bridge(network.id)
         uplink_name = self._uplink_name(network)
@@ -380,11 +403,18 @@ class LinuxBridgeDriver(base.L2Driver):
             want = neighbours.wanted(plan, self.local_ip) if suppress else neighbours.NOTHING
             record.update(
                 neighbours.converge(
-                    self.kernel, network.id, bridge_name, uplink, want, enabled=suppress
+                    self.kernel,
+                    network.id,
+                    bridge_name,
+                    uplink,
+                    want,
+                    enabled=suppress,
+                    fresh=fresh,
                 )
             )
             wanted = fdb.wanted_entries(plan, self.local_ip)
-            change = fdb.diff(wanted, self.kernel.fdb_entries(uplink_name))
+            current = set() if fresh else self.kernel.fdb_entries(uplink_name)
+            change = fdb.diff(wanted, current)
             if change.add:
                 LOG.info(
                     "Network %s: %s adding FDB %s", network.id, uplink_name, _show(change.add)
@@ -422,7 +452,7 @@ class LinuxBridgeDriver(base.L2Driver):
     def _fix_link(
         resource_id: str,
         link: Link,
-        changes: list[tuple[str, Op]],
+        queue: list[tuple[str, Op]],
         *,
         mtu: int | None = None,
         mac: str | None = None,
@@ -430,22 +460,24 @@ class LinuxBridgeDriver(base.L2Driver):
         master: Link | None = None,
     ) -> None:
         """Queue one request with exactly the attributes of ``link`` that differ."""
-        op = SetLink(
-            name=link.name,
-            mtu=mtu if mtu is not None and link.mtu != mtu else None,
-            mac=mac if mac is not None and (link.mac or "").lower() != mac else None,
-            master=master.name if master is not None and link.master != master.index else None,
-            up=up if up is not None and link.up != up else None,
-        )
-        if op == SetLink(name=link.name):
+        changes: dict[str, Any] = {}
+        if master is not None and link.master != master.index:
+            changes["master"] = master.name
+        if mac is not None and (link.mac or "").lower() != mac:
+            changes["mac"] = mac
+        if mtu is not None and link.mtu != mtu:
+            changes["mtu"] = mtu
+        if up is not None and link.up != up:
+            changes["up"] = up
+        if not changes:
             return
-        shown = ", ".join(
-            f"{key}={value}"
-            for key in ("master", "mac", "mtu", "up")
-            if (value := getattr(op, key)) is not None
+        LOG.info(
+            "%s: %s set %s",
+            resource_id,
+            link.name,
+            ", ".join(f"{key}={value}" for key, value in changes.items()),
         )
-        LOG.info("%s: %s set %s", resource_id, link.name, shown)
-        changes.append((resource_id, op))
+        queue.append((resource_id, SetLink(name=link.name, **changes)))
 
     def _ensure_guard(self) -> bool:
         try:

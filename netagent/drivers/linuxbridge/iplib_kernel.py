@@ -17,7 +17,7 @@ from netagent.linux.ebtables import EbRule, EbtablesManager
 from netagent.linux.errors import KernelError
 
 
-def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
+def _link(raw: ip_lib.Link) -> Link:
     data = raw.data or {}
     kind = raw.kind
     vxlan = kind == "vxlan"
@@ -27,7 +27,7 @@ def _link(raw: ip_lib.Link, indexes: dict[str, int]) -> Link:
         kind=kind,
         mtu=raw.mtu or 0,
         up=raw.up,
-        master=indexes.get(raw.master) if raw.master else None,
+        master=raw.master_index,
         vni=data.get("vni") if vxlan else data.get("vlan_id") if kind == "vlan" else None,
         parent=data.get("underlay") if vxlan else data.get("link"),
         vxlan_local=data.get("local") if vxlan else None,
@@ -53,21 +53,20 @@ class IpLibKernel:
         return f"IpLibKernel(netns={self.netns!r})"
 
     def links(self) -> dict[str, Link]:
-        raw = ip_lib.list_devices(namespace=self.netns)
-        indexes = {item.name: item.index for item in raw}
-        return {item.name: _link(item, indexes) for item in raw}
+        return {item.name: _link(item) for item in ip_lib.list_devices(namespace=self.netns)}
 
-    def apply(self, changes: Sequence[tuple[str, ip_lib.Op]]) -> dict[str, KernelError]:
+    def links_named(self, names: list[str]) -> dict[str, Link]:
+        found = ip_lib.get_devices(names, namespace=self.netns)
+        return {name: _link(item) for name, item in found.items()}
+
+    def apply(self, ops: Sequence[ip_lib.Op]) -> dict[int, KernelError]:
         batch = ip_lib.Batch(self.netns)
-        for owner, op in changes:
-            batch.add(op, owner)
-        failures: dict[str, KernelError] = {}
-        for failed in batch.send():
-            failures.setdefault(str(failed.owner), failed.error)
-        return failures
+        for index, op in enumerate(ops):
+            batch.add(op, index)
+        return {int(f.owner): f.error for f in batch.send() if isinstance(f.owner, int)}
 
-    def disable_ipv6(self, name: str) -> None:
-        sysctl.set_disable_ipv6(self.netns, name)
+    def disable_ipv6(self, names: list[str]) -> None:
+        sysctl.disable_ipv6(self.netns, names)
 
     def fdb_entries(self, device: str) -> set[FdbEntry]:
         return {

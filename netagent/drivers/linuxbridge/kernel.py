@@ -80,15 +80,17 @@ class Kernel(Protocol):
     def links(self) -> dict[str, Link]:
         """All devices, by name (one dump)."""
 
-    def apply(self, changes: Sequence[tuple[str, Op]]) -> dict[str, KernelError]:
-        """Send ``(owner, operation)`` pairs in order as one pipelined batch.
+    def links_named(self, names: list[str]) -> dict[str, Link]:
+        """The devices of ``names`` that exist (no full dump)."""
 
-        :returns: the first failure of each owner whose operations failed (the others
-            were applied).
+    def apply(self, ops: Sequence[Op]) -> dict[int, KernelError]:
+        """Send ``ops`` in order as one pipelined batch.
+
+        :returns: the failures by position in ``ops`` (the others were applied).
         """
 
-    def disable_ipv6(self, name: str) -> None:
-        """No IPv6 (hence no link-local address, RS, DAD or MLD) on a device of ours."""
+    def disable_ipv6(self, names: list[str]) -> None:
+        """No IPv6 (hence no link-local address, RS, DAD or MLD) on devices of ours."""
 
     def fdb_entries(self, device: str) -> set[FdbEntry]:
         """The device's own VXLAN FDB entries that carry a destination (``self``)."""

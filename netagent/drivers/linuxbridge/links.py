@@ -40,6 +40,21 @@ class Links(Mapping[str, Link]):
         link = self.by_index(index)
         return link.name if link is not None else f"ifindex {index}"
 
+    def update(self, links: Mapping[str, Link]) -> None:
+        """Add or replace devices (read back after creating them)."""
+        for name, link in links.items():
+            old = self._by_name.get(name)
+            if old is not None:
+                self._by_index.pop(old.index, None)
+            self._by_name[name] = link
+            self._by_index[link.index] = link
+
+    def deleted(self, name: str) -> None:
+        """Forget a device that was deleted."""
+        link = self._by_name.pop(name, None)
+        if link is not None:
+            self._by_index.pop(link.index, None)
+
     def applied(self, op: SetLink) -> None:
         """Record that ``op`` succeeded (a device given a new master starts as a bridge
         port with the kernel's default port flags: ``neigh_suppress`` unknown)."""

@@ -116,6 +116,7 @@ def converge(
     want: Wanted,
     *,
     enabled: bool = True,
+    fresh: bool = False,
 ) -> dict[str, int]:
     """Turn ARP suppression on (or off, with ``enabled`` false and ``want`` =
     :data:`NOTHING`) for the VXLAN ``port`` of ``bridge`` and converge entries.
@@ -125,6 +126,7 @@ def converge(
 
     :param port: the VXLAN device as dumped *after* it was enslaved to ``bridge``, or
         with ``neigh_suppress`` unknown (``None``): then the flag is set.
+    :param fresh: the bridge and the port were created in this pass (no entries to read).
     :returns: a summary for the status document.
     """
     if port.neigh_suppress is not enabled:
@@ -135,10 +137,13 @@ def converge(
             "on" if enabled else "off",
         )
         op = SetBridgePort(name=port.name, neigh_suppress=enabled)
-        error = kernel.apply([(network_id, op)]).get(network_id)
+        error = kernel.apply([op]).get(0)
         if error is not None:
             raise error
-    change = diff(want, kernel.neighbours(bridge), kernel.bridge_static_macs(port.name))
+    if fresh:
+        change = diff(want, {}, set())
+    else:
+        change = diff(want, kernel.neighbours(bridge), kernel.bridge_static_macs(port.name))
     if change.add_macs:
         LOG.info(
             "Network %s: %s static bridge FDB %s",

@@ -52,7 +52,7 @@ def detach_stray_ports(kernel: Kernel, links: Links, wanted: Set[str], dry_run: 
 
 def _run(kernel: Kernel, op: Op, line: str, actions: list[str]) -> bool:
     """Apply ``op``; a failure is logged and appended to the last action line."""
-    error = kernel.apply([(line, op)]).get(line)
+    error = kernel.apply([op]).get(0)
     if error is None:
         return True
     LOG.warning("%s failed: %s", line, error)
