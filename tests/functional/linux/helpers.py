@@ -1,10 +1,13 @@
-"""Small helpers for the linux-layer functional tests (read-only ``ip`` and ``ping``)."""
+"""Small helpers for the linux-layer functional tests (read-only ``ip`` and ``ping``, and
+applying a list of typed operations)."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from collections.abc import Callable
+
+from netagent.linux import ip_lib
 
 
 def ping(namespace: str, address: str, count: int = 1, timeout: int = 2) -> bool:
@@ -34,3 +37,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def apply_all(namespace: str | None, *ops: ip_lib.Op) -> None:
+    """Apply ``ops`` as one batch (the way drivers do) and fail on any refusal."""
+    batch = ip_lib.Batch(namespace)
+    for op in ops:
+        batch.add(op, owner=op)
+    failed = batch.send()
+    assert not failed, [(f.op, str(f.error)) for f in failed]
