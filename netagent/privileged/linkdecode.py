@@ -62,10 +62,13 @@ def _attrs(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     offset = start
     while offset + 4 <= end:
         length, nla_type = unpack(data, offset)
-        if length < 4 or offset + length > end:
+        if length < 4:
             break
-        found[nla_type & _NLA_TYPE_MASK] = (offset + 4, offset + length)
-        offset += (length + 3) & ~3
+        following = offset + length
+        if following > end:
+            break
+        found[nla_type & _NLA_TYPE_MASK] = (offset + 4, following)
+        offset = (following + 3) & ~3
     return found
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark: a real netagent-agent (Linux bridge driver) wiring N ports on one host.
 
-In a fresh namespace acting as the host: an underlay address, N taps made as Nova would
-(veth pairs, the ``tap...`` end left unenslaved), and a state file with the ports spread
+For each size N of ``--ports`` (default 250,500,1000,2000), in a fresh namespace acting as
+the host: an underlay address, N taps made as libvirt leaves them (persistent tap devices,
+up, not enslaved), and a state file with the ports spread
 over ``--networks`` VXLAN networks, each also having one port on a remote host (so every
 network gets a flooding entry and a static FDB entry). Then:
 
@@ -11,8 +12,10 @@ network gets a flooding entry and a static FDB entry). Then:
    converged, counting the kernel objects created/changed/deleted meanwhile (``ip monitor
    link neigh address`` in the namespace; goal 0) and comparing ifindexes.
 
-Prints one JSON line per phase. Run as root from the repository: ``python
-tools/bench/l2_converge.py --ports 200``. Everything it creates is removed at the end.
+Prints one JSON line per phase and size, with the cost per port (of the whole wait and of
+the agent's own full sync) and the agent's resident memory once converged. Run as root
+from the repository: ``.venv/bin/python tools/bench/l2_converge.py``. Everything it
+creates is removed at the end.
 """
 
 from __future__ import annotations
@@ -161,11 +164,19 @@ class Agent:
             self.proc.wait(15)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ports", type=int, default=200)
-    parser.add_argument("--networks", type=int, default=10)
-    args = parser.parse_args()
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of a process, KiB (``VmRSS``)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def run_size(ports: int, networks: int) -> None:
+    """Cold start and restart of one agent with ``ports`` ports; prints two JSON lines."""
     netns = "nabench-" + uuid.uuid4().hex[:8]
     workdir = Path(tempfile.mkdtemp(prefix="l2bench-"))
     agent = Agent(netns, workdir)
@@ -175,7 +186,7 @@ def main() -> int:
         ip(netns, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0p")
         ip(netns, "addr", "add", f"{LOCAL_IP}/15", "dev", "ul0")
         ip(netns, "link", "set", "ul0", "up")
-        state, taps = build_state(args.ports, args.networks)
+        state, taps = build_state(ports, networks)
         (workdir / "state.json").write_text(json.dumps(state))
         (workdir / "state").mkdir()
         (workdir / "agent.conf").write_text(
@@ -184,25 +195,28 @@ def main() -> int:
             f"[agent]\nl2_driver = linuxbridge\n[file_source]\npath = {workdir / 'state.json'}\n"
             f"[linuxbridge]\nlocal_ip = {LOCAL_IP}\n"
         )
+        # persistent taps, up, not enslaved: what libvirt leaves for a VM
         ip_batch(
             netns,
-            [f"link add {t} type veth peer name v{t[3:]}" for t in taps]
-            + [f"link set {t} up" for t in taps],
+            [f"tuntap add dev {t} mode tap" for t in taps] + [f"link set {t} up" for t in taps],
         )
 
         started = time.monotonic()
         agent.start()
         elapsed, doc = agent.wait_converged(started)
         counters = doc.get("counters", {})
+        assert agent.proc is not None
         print(
             json.dumps(
                 {
                     "phase": "cold",
-                    "ports": args.ports,
-                    "networks": args.networks,
+                    "ports": ports,
+                    "networks": networks,
                     "seconds_to_converged": round(elapsed, 3),
-                    "ms_per_port": round(1000 * elapsed / args.ports, 2),
+                    "ms_per_port": round(1000 * elapsed / ports, 3),
                     "agent_full_sync_seconds": counters.get("last_full_sync_duration"),
+                    "full_sync_ms_per_port": _per_port(counters, ports),
+                    "agent_rss_kib": rss_kib(agent.proc.pid),
                 }
             ),
             flush=True,
@@ -229,9 +243,12 @@ def main() -> int:
             json.dumps(
                 {
                     "phase": "restart",
-                    "ports": args.ports,
+                    "ports": ports,
                     "seconds_to_converged": round(elapsed, 3),
+                    "ms_per_port": round(1000 * elapsed / ports, 3),
                     "agent_full_sync_seconds": counters.get("last_full_sync_duration"),
+                    "full_sync_ms_per_port": _per_port(counters, ports),
+                    "agent_rss_kib": rss_kib(agent.proc.pid),
                     "kernel_events": len(events),
                     "links_created": len(set(after) - set(before)),
                     "links_deleted": len(set(before) - set(after)),
@@ -246,6 +263,20 @@ def main() -> int:
     finally:
         agent.stop(signal.SIGTERM)
         subprocess.run(["ip", "netns", "delete", netns], check=False)
+
+
+def _per_port(counters: dict[str, Any], ports: int) -> float | None:
+    seconds = counters.get("last_full_sync_duration")
+    return None if seconds is None else round(1000 * float(seconds) / ports, 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ports", default="250,500,1000,2000", help="comma-separated sizes")
+    parser.add_argument("--networks", type=int, default=10)
+    args = parser.parse_args()
+    for size in (int(item) for item in args.ports.split(",")):
+        run_size(size, args.networks)
     return 0
 
 
