@@ -9,21 +9,24 @@ import pytest
 
 from netagent.linux import arp, ip_lib
 from netagent.privileged.errors import DeviceNotFound, InvalidArgument
-from tests.functional.linux.helpers import ip_do, ip_out, wait_for
+from tests.functional.linux.helpers import apply_all, ip_do, ip_out, wait_for
 
 FAKE_MAC = "02:00:00:00:00:99"
 
 
 def _pair(make_netns: Callable[[str], str]) -> tuple[str, str, str]:
     sender, listener = make_netns("snd"), make_netns("lst")
-    ip_lib.create_veth(
-        "ga", "gb", namespace=sender, peer_namespace=listener, up=True, peer_up=True
+    apply_all(
+        sender,
+        ip_lib.CreateVeth(name="ga", peer="gb", peer_namespace=listener, up=True),
+        ip_lib.AddAddress(device="ga", cidr="198.51.100.1/24"),
+        ip_lib.AddAddress(device="ga", cidr="fd00:3::1/64", nodad=True),
     )
-    ip_lib.add_address("ga", ipaddress.ip_interface("198.51.100.1/24"), namespace=sender)
-    ip_lib.add_address("gb", ipaddress.ip_interface("198.51.100.2/24"), namespace=listener)
-    ip_lib.add_address("ga", ipaddress.ip_interface("fd00:3::1/64"), namespace=sender, nodad=True)
-    ip_lib.add_address(
-        "gb", ipaddress.ip_interface("fd00:3::2/64"), namespace=listener, nodad=True
+    apply_all(
+        listener,
+        ip_lib.SetLink(name="gb", up=True),
+        ip_lib.AddAddress(device="gb", cidr="198.51.100.2/24"),
+        ip_lib.AddAddress(device="gb", cidr="fd00:3::2/64", nodad=True),
     )
     mac = ip_lib.get_device("ga", namespace=sender).mac
     assert mac

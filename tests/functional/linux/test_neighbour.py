@@ -1,4 +1,4 @@
-"""Neighbour, proxy and FDB entries, and namespace sysctls."""
+"""Neighbour and FDB entries (proxy entries are only read), and namespace sysctls."""
 
 from __future__ import annotations
 
@@ -10,39 +10,67 @@ import pytest
 
 from netagent.linux import ip_lib, neighbour, sysctl
 from netagent.privileged.errors import DeviceNotFound, EntryNotFound, InvalidArgument
-from tests.functional.linux.helpers import ip_out, wait_for
+from tests.functional.linux.helpers import apply_all, ip_do, ip_out, wait_for
 
 addr = ipaddress.ip_address
+apply = ip_lib.apply
+AddNeighbour, DeleteNeighbour = ip_lib.AddNeighbour, ip_lib.DeleteNeighbour
+AddFdb, DeleteFdb = ip_lib.AddFdb, ip_lib.DeleteFdb
+FLOOD = neighbour.FLOOD_MAC
+MAC7, MAC8 = "02:00:00:00:00:07", "02:00:00:00:00:08"
 
 
-def test_static_and_proxy_neighbours(netns: str) -> None:
-    ip_lib.create_veth("n0", "n0p", namespace=netns, up=True, peer_up=True)
-    neighbour.add_neighbour("n0", addr("198.51.100.7"), "02:00:00:00:00:07", namespace=netns)
-    neighbour.add_neighbour("n0", addr("fd00::7"), "02:00:00:00:00:08", namespace=netns)
+def test_static_neighbours(netns: str) -> None:
+    apply_all(netns, ip_lib.CreateVeth(name="n0", peer="n0p", up=True, peer_up=True))
+    apply(AddNeighbour(device="n0", address="198.51.100.7", mac=MAC7), namespace=netns)
+    apply(AddNeighbour(device="n0", address="fd00::7", mac=MAC8), namespace=netns)
     text = ip_out(netns, "neigh", "show", "dev", "n0")
-    assert "198.51.100.7 lladdr 02:00:00:00:00:07 PERMANENT" in text
-    assert "fd00::7 lladdr 02:00:00:00:00:08 PERMANENT" in text
+    assert f"198.51.100.7 lladdr {MAC7} PERMANENT" in text
+    assert f"fd00::7 lladdr {MAC8} PERMANENT" in text
     entries = {
         (str(n.address), n.mac, n.device) for n in neighbour.list_neighbours(namespace=netns)
     }
-    assert ("198.51.100.7", "02:00:00:00:00:07", "n0") in entries
-    neighbour.add_proxy_neighbour("n0", addr("198.51.100.8"), namespace=netns)
-    assert "198.51.100.8 dev n0" in ip_out(netns, "neigh", "show", "proxy")
-    proxies = neighbour.list_neighbours(namespace=netns, proxy=True)
-    assert [(str(n.address), n.device) for n in proxies] == [("198.51.100.8", "n0")]
-    neighbour.delete_neighbour("n0", addr("198.51.100.8"), namespace=netns, proxy=True)
-    neighbour.delete_neighbour("n0", addr("198.51.100.7"), namespace=netns)
+    assert ("198.51.100.7", MAC7, "n0") in entries
+    # an add replaces the entry's MAC
+    apply(AddNeighbour(device="n0", address="198.51.100.7", mac=MAC8), namespace=netns)
+    assert f"198.51.100.7 lladdr {MAC8} PERMANENT" in ip_out(netns, "neigh", "show", "dev", "n0")
+    apply(DeleteNeighbour(device="n0", address="198.51.100.7"), namespace=netns)
     with pytest.raises(EntryNotFound):
-        neighbour.delete_neighbour("n0", addr("198.51.100.7"), namespace=netns)
+        apply(DeleteNeighbour(device="n0", address="198.51.100.7"), namespace=netns)
     with pytest.raises(DeviceNotFound):
-        neighbour.add_neighbour("nx", addr("198.51.100.9"), "02:00:00:00:00:09", namespace=netns)
+        op = AddNeighbour(device="nx", address="198.51.100.9", mac="02:00:00:00:00:09")
+        apply(op, namespace=netns)
+
+
+def test_neighbours_in_one_batch_and_proxy_entries_listed(netns: str) -> None:
+    apply_all(netns, ip_lib.CreateVeth(name="n1", peer="n1p", up=True, peer_up=True))
+    entries = [(addr("198.51.100.10"), MAC7), (addr("fd00::10"), MAC8)]
+    neighbour.add_neighbours("n1", entries, namespace=netns)
+    found = {(n.address, n.mac) for n in neighbour.list_neighbours(namespace=netns, device="n1")}
+    assert set(entries) <= found
+    gone = [addr("198.51.100.10"), addr("198.51.100.11")]
+    with pytest.raises(EntryNotFound):
+        neighbour.delete_neighbours("n1", gone, namespace=netns)
+    # the existing entry was deleted even though the other one failed
+    assert "198.51.100.10 " not in ip_out(netns, "neigh", "show", "dev", "n1")
+    neighbour.delete_neighbours("n1", gone, namespace=netns, missing_ok=True)
+    with pytest.raises(DeviceNotFound):
+        neighbour.add_neighbours("nx", entries, namespace=netns)
+    # netagent makes no proxy entries any more, but still reads them
+    ip_do(netns, "neigh", "add", "proxy", "198.51.100.8", "dev", "n1")
+    proxies = neighbour.list_neighbours(namespace=netns, proxy=True)
+    assert [(str(n.address), n.device) for n in proxies] == [("198.51.100.8", "n1")]
+    plain = {str(n.address) for n in neighbour.list_neighbours(namespace=netns)}
+    assert "198.51.100.8" not in plain
 
 
 def test_vxlan_flood_list_and_static_fdb(netns: str) -> None:
-    ip_lib.create_vxlan("vx-7", 7, namespace=netns, local=addr("198.18.0.1"))
+    apply(ip_lib.CreateVxlan(name="vx-7", vni=7, local="198.18.0.1"), namespace=netns)
     for remote in ("198.18.0.2", "198.18.0.3"):
-        neighbour.add_flood_entry("vx-7", addr(remote), namespace=netns)
-    neighbour.add_fdb_entry("vx-7", "fa:16:3e:00:00:07", addr("198.18.0.2"), namespace=netns)
+        flood = AddFdb(device="vx-7", mac=FLOOD, destination=remote, append=True)
+        apply(flood, namespace=netns)
+    unicast = AddFdb(device="vx-7", mac="fa:16:3e:00:00:07", destination="198.18.0.2")
+    apply(unicast, namespace=netns)
     fdb = subprocess_fdb(netns)
     assert "00:00:00:00:00:00 dev vx-7 dst 198.18.0.2 self permanent" in fdb
     assert "00:00:00:00:00:00 dev vx-7 dst 198.18.0.3 self permanent" in fdb
@@ -51,17 +79,17 @@ def test_vxlan_flood_list_and_static_fdb(netns: str) -> None:
         (e.mac, str(e.destination)) for e in neighbour.list_fdb(namespace=netns, device="vx-7")
     }
     assert ("00:00:00:00:00:00", "198.18.0.3") in entries
-    neighbour.delete_flood_entry("vx-7", addr("198.18.0.3"), namespace=netns)
+    apply(DeleteFdb(device="vx-7", mac=FLOOD, destination="198.18.0.3"), namespace=netns)
     assert "dst 198.18.0.3" not in subprocess_fdb(netns)
-    neighbour.delete_fdb_entry("vx-7", "fa:16:3e:00:00:07", addr("198.18.0.2"), namespace=netns)
+    assert "00:00:00:00:00:00 dev vx-7 dst 198.18.0.2 " in subprocess_fdb(netns)
+    delete = DeleteFdb(device="vx-7", mac="fa:16:3e:00:00:07", destination="198.18.0.2")
+    apply(delete, namespace=netns)
     with pytest.raises(EntryNotFound):
-        neighbour.delete_fdb_entry(
-            "vx-7", "fa:16:3e:00:00:07", addr("198.18.0.2"), namespace=netns
-        )
+        apply(delete, namespace=netns)
 
 
 def test_fdb_entries_in_one_batch(netns: str) -> None:
-    ip_lib.create_vxlan("vx-8", 8, namespace=netns, local=addr("198.18.0.1"))
+    apply(ip_lib.CreateVxlan(name="vx-8", vni=8, local="198.18.0.1"), namespace=netns)
     zero = neighbour.FLOOD_MAC
     entries = [
         (zero, addr("198.18.0.2")),
@@ -88,12 +116,23 @@ def test_fdb_entries_in_one_batch(netns: str) -> None:
 
 
 def test_bridge_port_static_fdb(netns: str) -> None:
-    ip_lib.create_bridge("brf", namespace=netns, up=True)
-    ip_lib.create_veth("f0", "f0p", namespace=netns, master="brf", up=True)
-    neighbour.add_fdb_entry("f0", "fa:16:3e:00:00:09", namespace=netns, master=True)
+    apply_all(
+        netns,
+        ip_lib.CreateBridge(name="brf", up=True),
+        ip_lib.CreateVeth(name="f0", peer="f0p", master="brf", up=True),
+    )
+    apply(AddFdb(device="f0", mac="fa:16:3e:00:00:09", master=True), namespace=netns)
     assert "fa:16:3e:00:00:09 dev f0 master brf static" in subprocess_fdb(netns)
     entry = [e for e in neighbour.list_fdb(namespace=netns) if e.mac == "fa:16:3e:00:00:09"]
-    assert entry[0].device == "f0" and entry[0].master == "brf"
+    assert entry[0].device == "f0" and entry[0].master == "brf" and entry[0].static
+    neighbour.add_bridge_fdb_entries("f0", ["fa:16:3e:00:00:0a"], namespace=netns)
+    assert "fa:16:3e:00:00:0a dev f0 master brf static" in subprocess_fdb(netns)
+    neighbour.delete_bridge_fdb_entries(
+        "f0", ["fa:16:3e:00:00:09", "fa:16:3e:00:00:0a"], namespace=netns
+    )
+    assert "fa:16:3e:00:00:0" not in subprocess_fdb(netns)
+    with pytest.raises(EntryNotFound):
+        apply(DeleteFdb(device="f0", mac="fa:16:3e:00:00:09", master=True), namespace=netns)
 
 
 def subprocess_fdb(namespace: str) -> str:
@@ -104,7 +143,7 @@ def subprocess_fdb(namespace: str) -> str:
 
 def test_sysctls_in_namespace(netns: str) -> None:
     root_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
-    ip_lib.create_veth("s0", "s0p", namespace=netns)
+    apply(ip_lib.CreateVeth(name="s0", peer="s0p"), namespace=netns)
     sysctl.set_ip_forwarding(netns, True)
     sysctl.set_ip_forwarding(netns, True, family=6)
     sysctl.set_proxy_arp(netns, "s0", True)
@@ -130,10 +169,9 @@ def test_sysctls_in_namespace(netns: str) -> None:
 
 
 def test_disable_ipv6(netns: str) -> None:
-    ip_lib.create_veth("s1", "s1p", namespace=netns)
+    apply(ip_lib.CreateVeth(name="s1", peer="s1p"), namespace=netns)
     sysctl.set_disable_ipv6(netns, "s1")
-    ip_lib.set_up("s1", namespace=netns)
-    ip_lib.set_up("s1p", namespace=netns)
+    apply_all(netns, ip_lib.SetLink(name="s1", up=True), ip_lib.SetLink(name="s1p", up=True))
     assert sysctl.get(netns, "net.ipv6.conf.s1.disable_ipv6") == 1
     assert not ip_lib.list_addresses(namespace=netns, device="s1", family=6)
     assert wait_for(lambda: bool(ip_lib.list_addresses(namespace=netns, device="s1p", family=6)))

@@ -33,7 +33,7 @@ def test_create_list_delete(ns_name: str) -> None:
     assert all(n.startswith(TEST_NETNS_PREFIX) for n in netns.list_namespaces(TEST_NETNS_PREFIX))
     assert ip_lib.get_device("lo", namespace=ns_name).up
     # ip netns exec sees the same namespace
-    ip_lib.create_bridge("brx", namespace=ns_name)
+    ip_lib.apply(ip_lib.CreateBridge(name="brx"), namespace=ns_name)
     out = subprocess.run(
         ["ip", "netns", "exec", ns_name, "ip", "link", "show", "brx"], capture_output=True
     )
@@ -50,7 +50,7 @@ def test_create_list_delete(ns_name: str) -> None:
 
 def test_run_in_namespace(ns_name: str) -> None:
     netns.create(ns_name)
-    ip_lib.create_bridge("inside0", namespace=ns_name)
+    ip_lib.apply(ip_lib.CreateBridge(name="inside0"), namespace=ns_name)
     assert netns.run_in_namespace(ns_name, socket_if_names) == {"lo", "inside0"}
     with pytest.raises(ZeroDivisionError):
         netns.run_in_namespace(ns_name, divmod, 1, 0)

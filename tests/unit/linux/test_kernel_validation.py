@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import json
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -256,7 +257,7 @@ def test_construction_refuses_unknown_and_positional_fields() -> None:
     with pytest.raises(TypeError):
         ops.SetLink(name="tap1", mtuu=1400)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        ops.SetLink("tap1")  # type: ignore[misc]
+        ops.SetLink("tap1")  # type: ignore[call-arg]
 
 
 def test_execute_refuses_a_dict_before_sending_anything(
@@ -267,11 +268,12 @@ def test_execute_refuses_a_dict_before_sending_anything(
     # a namespace that validates but does not exist: a socket opened before the check
     # would raise NamespaceNotFound instead
     missing = "natest-unit-no-such-namespace"
-    for call in (
+    calls: list[Callable[[], None]] = [
         lambda: batch.execute(missing, [good, raw]),  # type: ignore[list-item]
         lambda: batch.execute_one(missing, raw),  # type: ignore[arg-type]
         lambda: ip_lib.apply(raw, namespace=missing),  # type: ignore[arg-type]
-    ):
+    ]
+    for call in calls:
         with pytest.raises(InvalidArgument) as info:
             call()
         assert info.value.field == "op"
@@ -579,7 +581,7 @@ def test_gratuitous_frames() -> None:
 def test_required_mac_is_not_optional(cls: type[ops.Op], kwargs: dict[str, object]) -> None:
     refused = False
     try:
-        cls(**kwargs, mac=None)
+        cls(**{**kwargs, "mac": None})
     except InvalidArgument:
         refused = True
     assert refused
