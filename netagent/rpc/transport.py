@@ -12,12 +12,12 @@ import logging
 import socket
 import threading
 import urllib.parse
-import uuid
 from typing import Any
 
 import oslo_messaging
 import oslo_messaging.opts
 from oslo_config import cfg
+from oslo_context.context import RequestContext
 
 from netagent.common.exceptions import PreflightError
 
@@ -107,23 +107,25 @@ def admin_context() -> dict[str, Any]:
 
     An admin context with no user and no project, as Neutron's own agents send: without
     ``is_admin`` the server scopes its database queries to a project and finds nothing.
+    oslo.context's dictionary (request id, roles, scope), plus what neutron-lib's context
+    adds to it (``ContextBase.to_dict``: user and project ids and names, timestamp).
     """
+    values: dict[str, Any] = RequestContext(
+        is_admin=True, roles=["admin"], overwrite=False
+    ).to_dict()
     now = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
-    return {
-        "user_id": None,
-        "project_id": None,
-        "is_admin": True,
-        "roles": ["admin"],
-        "read_only": False,
-        "show_deleted": False,
-        "request_id": f"req-{uuid.uuid4()}",
-        "global_request_id": None,
-        "is_admin_project": True,
-        "system_scope": None,
-        "user_name": None,
-        "project_name": None,
-        "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
-    }
+    values.update(
+        {
+            "user_id": None,
+            "project_id": None,
+            "tenant_id": None,
+            "user_name": None,
+            "project_name": None,
+            "tenant_name": None,
+            "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        }
+    )
+    return values
 
 
 def describe_url(url: str | None) -> str:
