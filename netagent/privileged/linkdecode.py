@@ -194,7 +194,9 @@ def _vxlan(data: bytes, nested: Spans, _top: Spans) -> dict[str, Any]:
 
 def _vlan(data: bytes, nested: Spans, top: Spans) -> dict[str, Any]:
     span = nested.get(_VLAN_ID)
-    vlan_id = None if span is None else int(_U16.unpack_from(data, span[0])[0])
+    vlan_id = None
+    if span is not None and span[1] - span[0] >= 2:
+        vlan_id = int(_U16.unpack_from(data, span[0])[0])
     return {"vlan_id": vlan_id, "link": _u32(data, top.get(_IFLA_LINK))}
 
 

@@ -91,7 +91,12 @@ def _opt_dev(value: object, field: str) -> None:
 
 
 def _opt_mac(value: object, field: str) -> None:
-    if value is not None and v.mac_address(value, field) != value:
+    if value is not None:
+        _mac(value, field)
+
+
+def _mac(value: object, field: str) -> None:
+    if v.mac_address(value, field) != value:
         raise InvalidArgument(field, value, "lower-case aa:bb:cc:dd:ee:ff expected")
 
 
@@ -647,7 +652,7 @@ class AddNeighbour(_Neighbour):
 
     def __post_init__(self) -> None:
         _Neighbour.__post_init__(self)
-        _opt_mac(self.mac, "mac")
+        _mac(self.mac, "mac")
 
     def build(self, ctx: b.Context) -> b.Built:
         msg = self._msg(ctx, self.mac)
@@ -675,7 +680,7 @@ class _Fdb(Op):
 
     def __post_init__(self) -> None:
         v.device_name(self.device)
-        _opt_mac(self.mac, "mac")
+        _mac(self.mac, "mac")
         if self.destination is not None:
             _address(self.destination, "destination")
         _bool(self.master, "master")

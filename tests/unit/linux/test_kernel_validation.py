@@ -564,12 +564,6 @@ def test_gratuitous_frames() -> None:
     assert packets._checksum(pseudo + icmp) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ops validates a required mac with _opt_mac, which lets None through; "
-    "AddFdb(mac=None) then raises TypeError in pyroute2's encoder and fails its whole batch",
-)
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
