@@ -348,12 +348,8 @@ class LinuxBridgeDriver(base.L2Driver):
     ) -> None:
         """Delete netagent's VXLAN devices on the bridge other than ``uplink``: after a VNI
         change the old one would keep flooding the network's broadcasts on the old VNI."""
-        for link in links.values():
-            if (
-                link.master == bridge.index
-                and link.name != uplink
-                and link.name.startswith(c.VXLAN_DEVICE_PREFIX)
-            ):
+        for link in links.members(bridge.index):
+            if link.name != uplink and link.name.startswith(c.VXLAN_DEVICE_PREFIX):
                 LOG.info("Network %s: removing %s (no longer its uplink)", network_id, link.name)
                 changes.append((network_id, DeleteLink(name=link.name)))
 

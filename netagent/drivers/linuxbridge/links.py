@@ -21,6 +21,8 @@ class Links(Mapping[str, Link]):
     def __init__(self, links: Mapping[str, Link]) -> None:
         self._by_name = dict(links)
         self._by_index = {link.index: link for link in self._by_name.values()}
+        #: master ifindex -> members, built on first use, dropped on every change
+        self._members: dict[int, list[Link]] | None = None
 
     def __getitem__(self, name: str) -> Link:
         return self._by_name[name]
@@ -30,6 +32,15 @@ class Links(Mapping[str, Link]):
 
     def __len__(self) -> int:
         return len(self._by_name)
+
+    def members(self, master: int) -> list[Link]:
+        """The devices enslaved to ifindex ``master``, by name."""
+        if self._members is None:
+            self._members = {}
+            for link in sorted(self._by_name.values(), key=lambda item: item.name):
+                if link.master is not None:
+                    self._members.setdefault(link.master, []).append(link)
+        return list(self._members.get(master, ()))
 
     def by_index(self, index: int | None) -> Link | None:
         """The device with ifindex ``index``, if known."""
@@ -48,12 +59,14 @@ class Links(Mapping[str, Link]):
                 self._by_index.pop(old.index, None)
             self._by_name[name] = link
             self._by_index[link.index] = link
+        self._members = None
 
     def deleted(self, name: str) -> None:
         """Forget a device that was deleted."""
         link = self._by_name.pop(name, None)
         if link is not None:
             self._by_index.pop(link.index, None)
+            self._members = None
 
     def applied(self, op: SetLink) -> None:
         """Record that ``op`` succeeded (a device given a new master starts as a bridge
@@ -78,3 +91,5 @@ class Links(Mapping[str, Link]):
         updated = dataclasses.replace(link, **changes)  # type: ignore[arg-type]
         self._by_name[op.name] = updated
         self._by_index[updated.index] = updated
+        if "master" in changes:
+            self._members = None

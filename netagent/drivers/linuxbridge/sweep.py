@@ -107,11 +107,11 @@ def remove_owned(
             continue
         if not link.name.startswith(c.NETWORK_BRIDGE_PREFIX):
             continue
+        members = links.members(link.index)
         foreign = sorted(
             member.name
-            for member in links.values()
-            if member.master == link.index
-            and member.index not in gone
+            for member in members
+            if member.index not in gone
             and not member.name.startswith((c.TAP_PREFIX, *OWN_UPLINK_PREFIXES))
             and member.name not in physical
         )
@@ -121,8 +121,8 @@ def remove_owned(
             actions.append(line)
             plural = "s" if len(foreign) > 1 else ""
             why = f"bridge kept: foreign member{plural} {', '.join(foreign)}"
-            for member in ordered:
-                if member.master != link.index or not member.name.startswith(c.TAP_PREFIX):
+            for member in members:
+                if not member.name.startswith(c.TAP_PREFIX):
                     continue
                 tap = member.name
                 release = SetLink(name=tap, nomaster=True, up=False)

@@ -133,6 +133,31 @@ def test_missing_tap_fails_only_that_port(driver: LinuxBridgeDriver, host: str) 
     assert driver.unplug_ports([PortPlan(absent, net)]).succeeded == {absent.id}
 
 
+def test_tap_vanished_during_a_pass_fails_only_that_port(
+    driver: LinuxBridgeDriver, host: str
+) -> None:
+    # The pass reads the links once: a tap deleted after that is still in the snapshot,
+    # so its SetLink reaches the kernel inside the batch of every port, and fails there.
+    net = network(vni=4014, mtu=1400)
+    ports = [port(net) for _ in range(6)]
+    for p in ports:
+        add_tap(host, p)
+    driver.begin_pass()
+    assert not driver.ensure_networks([NetworkPlan(net, {})]).failed
+    victim = ports[2]
+    sh(host, "link", "del", victim.device_name)
+    outcome = driver.plug_ports([PortPlan(p, net) for p in ports])
+    assert set(outcome.failed) == {victim.id}
+    assert "ENODEV" in outcome.failed[victim.id], outcome.failed
+    assert outcome.succeeded == {p.id for p in ports} - {victim.id}
+    devs = links(host)
+    for p in ports:
+        if p is not victim:
+            assert devs[p.device_name]["master"] == brq(net)
+            assert devs[p.device_name]["mtu"] == 1400
+    assert driver.describe()["ports"].keys() == outcome.succeeded
+
+
 def test_rerun_changes_nothing(make_driver: Callable[..., LinuxBridgeDriver], host: str) -> None:
     net = network(vni=5005)
     ports = [port(net), port(net, admin_state_up=False)]
