@@ -33,7 +33,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from netagent.drivers.iptables_firewall.compiler import BUCKET_END, dispatch_rules
-from netagent.linux.iptables import RETURN, U32, MacSource, Physdev, Proto, Rule
+from netagent.linux.iptables import RETURN, U32, MacSource, Physdev, Rule
 
 Term = tuple[int, int, int]
 
@@ -91,7 +91,8 @@ def target_terms(net: ipaddress.IPv6Network) -> tuple[Term, ...]:
 
 
 def _nd(*matches: Physdev | MacSource, terms: Sequence[Term]) -> Rule:
-    return Rule((*matches, Proto(58), U32(tuple(terms))), RETURN)
+    # no "-p ipv6-icmp": the u32 terms pin the next header to ICMPv6 already
+    return Rule((*matches, U32(tuple(terms))), RETURN)
 
 
 def shared_rules() -> list[Rule]:

@@ -41,23 +41,20 @@ def _chain(port: Port) -> list[str]:
     return strip(render(rules, 6, "na-d-3"))
 
 
-U32_NS = "-p ipv6-icmp -m u32 --u32 4&0xffffff00=0x203a00&&40&0xffff0000=0x87000000"
-U32_RS = "-p ipv6-icmp -m u32 --u32 4&0xffffff00=0x103a00&&40&0xffff0000=0x85000000"
-U32_NA0 = "-p ipv6-icmp -m u32 --u32 4&0xffffff00=0x183a00&&40&0xffff0000=0x88000000"
-U32_NA = "-p ipv6-icmp -m u32 --u32 4&0xffffff00=0x203a00&&40&0xffff0000=0x88000000"
-TARGET_IP6 = "48&0xffffffff=0xfd000005&&52&0xffffffff=0x0&&56&0xffffffff=0x0&&60&0xffffffff=0xb"
-TARGET_LL = (
-    "48&0xffffffff=0xfe800000&&52&0xffffffff=0x0&&56&0xffffffff=0xf8163eff"
-    "&&60&0xffffffff=0xfe000001"
-)
+U32_NS = "-m u32 --u32 4&0xffffff00=0x203a00&&40&0xffff0000=0x87000000"
+U32_RS = "-m u32 --u32 4&0xffffff00=0x103a00&&40&0xffff0000=0x85000000"
+U32_NA0 = "-m u32 --u32 4&0xffffff00=0x183a00&&40&0xffff0000=0x88000000"
+U32_NA = "-m u32 --u32 4&0xffffff00=0x203a00&&40&0xffff0000=0x88000000"
+TARGET_IP6 = "48=0xfd000005&&52=0x0&&56=0x0&&60=0xb"
+TARGET_LL = "48=0xfe800000&&52=0x0&&56=0xf8163eff&&60=0xfe000001"
 
 
 def test_one_mac_port_golden() -> None:
     """One MAC: no ``-m mac`` (ebtables pins the Ethernet source); NA per own prefix,
     without an option or with the target option holding the port MAC."""
-    opt_ns = "64&0xffffffff=0x101fa16&&68&0xffffffff=0x3e000001"
-    opt_rs = "48&0xffffffff=0x101fa16&&52&0xffffffff=0x3e000001"
-    opt_na = "64&0xffffffff=0x201fa16&&68&0xffffffff=0x3e000001"
+    opt_ns = "64=0x101fa16&&68=0x3e000001"
+    opt_rs = "48=0x101fa16&&52=0x3e000001"
+    opt_na = "64=0x201fa16&&68=0x3e000001"
     dev = f"-A na-d-3 -m physdev --physdev-in {TAP}"
     assert _chain(_port()) == [
         f"{dev} {U32_NS}&&{opt_ns} -j RETURN",
@@ -78,11 +75,11 @@ def test_pair_mac_bound_to_its_prefix() -> None:
     assert len(lines) == 2 * 2 + 3 + 3 + 1
     assert lines[2] == (
         f"-A na-d-3 -m physdev --physdev-in {TAP} -m mac --mac-source FA:16:3E:AA:BB:CC "
-        f"{U32_NS}&&64&0xffffffff=0x101fa16&&68&0xffffffff=0x3eaabbcc -j RETURN"
+        f"{U32_NS}&&64=0x101fa16&&68=0x3eaabbcc -j RETURN"
     )
     pair_na = [line for line in lines if "&&60&0xfffffff0=0xc0" in line]
-    assert [line.split("&&")[-2:] for line in pair_na if "&&64&" in line] == [
-        ["64&0xffffffff=0x201fa16", "68&0xffffffff=0x3eaabbcc -j RETURN"]
+    assert [line.split("&&")[-2:] for line in pair_na if "&&64=" in line] == [
+        ["64=0x201fa16", "68=0x3eaabbcc -j RETURN"]
     ]
 
 
@@ -97,12 +94,10 @@ def test_unsecured_port_returns() -> None:
 def test_dispatch_chain_golden() -> None:
     lines = strip(render(nd.dispatch_chain_rules(), 6, "na-nd"))
     assert lines[:3] == [
-        "-A na-nd -p ipv6-icmp -m u32 --u32 4&0xffffff00=0x183a00&&40&0xffff0000=0x87000000"
-        " -j RETURN",
-        "-A na-nd -p ipv6-icmp -m u32 --u32 4&0xffffff00=0x203a00&&40&0xffff0000=0x87000000"
+        "-A na-nd -m u32 --u32 4&0xffffff00=0x183a00&&40&0xffff0000=0x87000000 -j RETURN",
+        "-A na-nd -m u32 --u32 4&0xffffff00=0x203a00&&40&0xffff0000=0x87000000"
         "&&64&0xffff0000=0xe010000 -j RETURN",
-        "-A na-nd -p ipv6-icmp -m u32 --u32 4&0xffffff00=0x83a00&&40&0xffff0000=0x85000000"
-        " -j RETURN",
+        "-A na-nd -m u32 --u32 4&0xffffff00=0x83a00&&40&0xffff0000=0x85000000 -j RETURN",
     ]
     assert lines[3] == "-A na-nd -m physdev --physdev-in tap0+ -g na-d-0"
     assert lines[-1] == "-A na-nd -j DROP" and len(lines) == 3 + 17
