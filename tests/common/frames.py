@@ -67,6 +67,56 @@ def udp6(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
     return struct.pack("!IHBB", 0x60000000, length, 17, 64) + source + dest + udp
 
 
+def icmp6(src: str, dst: str, message: bytes, hop_by_hop: bool = False) -> bytes:
+    """An IPv6 header (hop limit 255) + ICMPv6 ``message`` (its checksum field is filled in).
+
+    :param hop_by_hop: put an 8-byte hop-by-hop header (PadN only) before the ICMPv6
+        message, as an evasion of checks at fixed offsets would
+    """
+    source, dest = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    pseudo = source + dest + struct.pack("!I3xB", len(message), 58)
+    zeroed = message[:2] + b"\0\0" + message[4:]
+    icmp = zeroed[:2] + struct.pack("!H", _checksum(pseudo + zeroed)) + zeroed[4:]
+    ext = struct.pack("!BBBB4x", 58, 0, 1, 4) if hop_by_hop else b""
+    first = 0 if hop_by_hop else 58
+    header = struct.pack("!IHBB", 0x60000000, len(ext) + len(icmp), first, 255)
+    return header + source + dest + ext + icmp
+
+
+def nd_option(kind: int, mac: str) -> bytes:
+    """A link-layer address option (1: source, 2: target) for an Ethernet MAC."""
+    return struct.pack("!BB", kind, 1) + mac_bytes(mac)
+
+
+#: RFC 7527 nonce option (type 14), as Linux puts in DAD neighbour solicitations.
+ND_NONCE = struct.pack("!BB", 14, 1) + bytes.fromhex("0123456789ab")
+
+
+def neighbour_advert(target: str, options: bytes = b"", flags: int = 0x20) -> bytes:
+    """An NA message (flags: 0x20 override, 0x40 solicited, 0x80 router) + options."""
+    return (
+        struct.pack("!BBHI", 136, 0, 0, flags << 24)
+        + ipaddress.IPv6Address(target).packed
+        + options
+    )
+
+
+def neighbour_solicit(target: str, options: bytes = b"") -> bytes:
+    """An NS message for ``target`` + options."""
+    return struct.pack("!BBHI", 135, 0, 0, 0) + ipaddress.IPv6Address(target).packed + options
+
+
+def router_solicit(options: bytes = b"") -> bytes:
+    """An RS message + options."""
+    return struct.pack("!BBHI", 133, 0, 0, 0) + options
+
+
+def ipv6_multicast_mac(address: str) -> str:
+    """The Ethernet destination of an IPv6 multicast address (33:33 + low 32 bits)."""
+    low = ipaddress.IPv6Address(address).packed[-4:]
+    return ":".join(f"{b:02x}" for b in b"\x33\x33" + low)
+
+
 def vxlan(vni: int, inner: bytes) -> bytes:
     """A VXLAN header (flags: VNI valid) and the inner frame."""
     return struct.pack("!II", 0x08000000, vni << 8) + inner

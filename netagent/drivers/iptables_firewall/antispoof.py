@@ -82,15 +82,15 @@ def macs(port: Port) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def own_v6_networks(
+def own_v6_pairs(
     port: Port, pairs: list[tuple[str, IPNetwork]] | None = None
-) -> list[ipaddress.IPv6Network]:
-    """IPv6 prefixes a port may announce in neighbour advertisements.
+) -> list[tuple[str, ipaddress.IPv6Network]]:
+    """The port's IPv6 (MAC, prefix) pairs: what it may announce in neighbour discovery.
 
     :param pairs: ``address_pairs(port)`` when already computed
     """
     pairs = address_pairs(port) if pairs is None else pairs
-    return [net for _, net in pairs if isinstance(net, ipaddress.IPv6Network)]
+    return [(mac, net) for mac, net in pairs if isinstance(net, ipaddress.IPv6Network)]
 
 
 def port_rules(port: Port, pairs: list[tuple[str, IPNetwork]] | None = None) -> list[EbRule]:

@@ -5,7 +5,8 @@ Layout in table ``filter`` of each family (see doc/firewall.md for the why):
 * ``na-FORWARD`` (netagent's hook, first in ``FORWARD``): bridged traffic of ``tap+`` ports
   on netagent bridges (``brq+``, and ``qbr+`` for hybrid plug) goes to ``na-egress``
   (coming from a VM) and ``na-ingress`` (going to a VM), then is accepted. On IPv6,
-  neighbour advertisements from a VM first go to ``na-nd``.
+  router/neighbour solicitations and neighbour advertisements from a VM first go to
+  ``na-nd`` (:mod:`.nd`).
 * ``na-egress`` / ``na-ingress`` / ``na-nd``: 16 buckets by the first hex digit of the port
   id (``na-e-<h>``, ``na-n-<h>``, ``na-d-<h>``); anything not in a bucket is dropped.
 * A bucket holds one rule per known port of the bucket (``goto`` its profile chain, or
@@ -37,7 +38,6 @@ from netagent.common.exceptions import NetagentError
 from netagent.linux.iptables import (
     DROP,
     RETURN,
-    U32,
     Conntrack,
     DPortRange,
     DstNet,
@@ -67,8 +67,10 @@ EGRESS_DISPATCH = "na-egress"
 INGRESS_DISPATCH = "na-ingress"
 ND_DISPATCH = "na-nd"
 ACCEPT_CHAIN = "na-accept"
+#: ICMPv6 types from a VM checked in ``na-nd`` (:mod:`.nd`): RS, NS, NA.
+ND_TYPES = (133, 135, 136)
 #: ICMPv6 types a VM may always send: MLD query/report/done, RS, NS, MLDv2 report
-#: (NA is checked per port in ``na-nd``; RA and redirects are dropped by ebtables).
+#: (RS/NS/NA are checked per port in ``na-nd``; RA and redirects are dropped by ebtables).
 ICMPV6_EGRESS_ALWAYS = (130, 131, 132, 133, 135, 136, 143)
 #: ICMPv6 types a VM may always receive: MLD query, RA, NS, NA.
 ICMPV6_INGRESS_ALWAYS = (130, 134, 135, 136)
@@ -99,7 +101,7 @@ def bucket(device: str) -> str:
 
 
 def bucket_chain(kind: str, digit: str) -> str:
-    """``na-e-<h>`` (egress), ``na-n-<h>`` (ingress) or ``na-d-<h>`` (neighbour adverts)."""
+    """``na-e-<h>`` (egress), ``na-n-<h>`` (ingress) or ``na-d-<h>`` (neighbour discovery)."""
     return f"na-{kind}-{digit}"
 
 
@@ -255,7 +257,7 @@ def hook_rules(family: int) -> list[Rule]:
         src = (InIface(bridge), Physdev(in_=TAP_WILDCARD, is_bridged=True))
         dst = (OutIface(bridge), Physdev(out=TAP_WILDCARD, is_bridged=True))
         if family == 6:
-            out.append(Rule((*src, Proto(58), Icmp(136)), Jump(ND_DISPATCH)))
+            out += [Rule((*src, Proto(58), Icmp(t)), Jump(ND_DISPATCH)) for t in ND_TYPES]
         out.append(Rule(src, Jump(EGRESS_DISPATCH)))
         out.append(Rule(dst, Jump(INGRESS_DISPATCH)))
     for prefix in BRIDGE_PREFIXES:
@@ -285,48 +287,5 @@ def bucket_entry(kind: str, device: str, chain: str | None) -> Rule:
 def bucket_rules(kind: str, entries: Sequence[tuple[str, str | None]]) -> list[Rule]:
     """A bucket: ``(device, profile chain)`` per port (None: unfiltered), then drop."""
     out = [bucket_entry(kind, device, chain) for device, chain in sorted(entries)]
-    out.append(BUCKET_END)
-    return out
-
-
-# -- neighbour advertisements ---------------------------------------------------------
-
-#: u32 term: the IPv6 next header is ICMPv6 (no extension header shifts the target).
-_NEXT_HEADER_ICMPV6 = (4, 0xFF00, 0x3A00)
-#: Byte offset of an NA's target address (40-byte IPv6 header + 8 bytes of ICMPv6).
-_NA_TARGET_OFFSET = 48
-
-
-def na_target_terms(net: ipaddress.IPv6Network) -> tuple[tuple[int, int, int], ...]:
-    """u32 terms matching an NA whose target address lies in ``net``."""
-    terms = [_NEXT_HEADER_ICMPV6]
-    address = int(net.network_address)
-    netmask = int(net.netmask)
-    for word in range(4):
-        shift = 96 - 32 * word
-        mask = (netmask >> shift) & 0xFFFFFFFF
-        if mask:
-            value = (address >> shift) & mask
-            terms.append((_NA_TARGET_OFFSET + 4 * word, mask, value))
-    return tuple(terms)
-
-
-def nd_entries(device: str, nets: Sequence[IPNetwork] | None) -> list[Rule]:
-    """A port's rules in its ``na-d-`` bucket: NA targets it may announce (None: any)."""
-    physdev = Physdev(in_=device)
-    if nets is None:
-        return [Rule((physdev,), RETURN)]
-    return [
-        Rule((physdev, Proto(58), U32(na_target_terms(net))), RETURN)
-        for net in nets
-        if isinstance(net, ipaddress.IPv6Network)
-    ]
-
-
-def nd_bucket_rules(entries: Sequence[tuple[str, Sequence[IPNetwork] | None]]) -> list[Rule]:
-    """``na-d-<h>``: per port, NA targets it may announce (None: any), then drop."""
-    out = []
-    for device, nets in sorted(entries, key=lambda e: e[0]):
-        out += nd_entries(device, nets)
     out.append(BUCKET_END)
     return out

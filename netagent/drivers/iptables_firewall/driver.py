@@ -1,7 +1,7 @@
 """The iptables firewall driver (entry point ``iptables`` in ``netagent.firewall``).
 
 Security groups in iptables ``filter`` (both families), remote groups in ipsets,
-anti-spoofing in ebtables ``nat`` -- see :mod:`.compiler`, :mod:`.antispoof` and
+anti-spoofing in ebtables ``nat`` -- see :mod:`.compiler`, :mod:`.nd`, :mod:`.antispoof` and
 doc/firewall.md for the layout and the reasons.
 
 How a pass works. The driver keeps, in memory, one record per filtered port (what its
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
-from netagent.drivers.iptables_firewall import antispoof
+from netagent.drivers.iptables_firewall import antispoof, nd
 from netagent.drivers.iptables_firewall import compiler as comp
 from netagent.drivers.iptables_firewall import zones as ctzones
 from netagent.linux import conntrack
@@ -47,7 +47,7 @@ LOG = logging.getLogger(__name__)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 FAMILIES = (4, 6)
 DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
-#: Bucket kinds of the iptables layout: egress, ingress, neighbour advertisements.
+#: Bucket kinds of the iptables layout: egress, ingress, neighbour discovery.
 _KINDS = ("e", "n", "d")
 
 
@@ -93,8 +93,10 @@ class PortRecord:
     stateful: bool = True
     profiles: tuple[str, str] | None = None
     spoof_rules: tuple[EbRule, ...] = ()
-    nd_nets: tuple[ipaddress.IPv6Network, ...] | None = None
-    #: The port's rules in its iptables buckets (egress, ingress, neighbour adverts) and
+    #: IPv6 (MAC, prefix) pairs and MACs for the neighbour discovery checks (:mod:`.nd`)
+    nd_pairs: tuple[tuple[str, ipaddress.IPv6Network], ...] | None = None
+    nd_macs: tuple[str, ...] = ()
+    #: The port's rules in its iptables buckets (egress, ingress, neighbour discovery) and
     #: its ebtables bucket, derived from the fields above: built once per record (on
     #: first use), not once per pass.
     ipt_rules: tuple[Rule, Rule, tuple[Rule, ...]] | None = dataclasses.field(
@@ -111,7 +113,7 @@ class PortRecord:
             rules = (
                 comp.bucket_entry("e", self.device, profiles[0]),
                 comp.bucket_entry("n", self.device, profiles[1]),
-                tuple(comp.nd_entries(self.device, self.nd_nets)),
+                tuple(nd.port_rules(self.device, self.nd_pairs, self.nd_macs)),
             )
             object.__setattr__(self, "ipt_rules", rules)
             return rules
@@ -167,7 +169,8 @@ def _build_record(port: Port, state: DesiredState, old: PortRecord | None) -> Po
         stateful=stateful,
         profiles=profiles,
         spoof_rules=tuple(antispoof.port_rules(port, pairs)),
-        nd_nets=tuple(antispoof.own_v6_networks(port, pairs)),
+        nd_pairs=tuple(antispoof.own_v6_pairs(port, pairs)),
+        nd_macs=tuple(antispoof.macs(port)),
     )
 
 
@@ -467,7 +470,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
             ):
                 if kind == "d" and family == 4:
                     continue
-                ipt.set_chain(family, "filter", chain, comp.dispatch_rules(kind))
+                rules = nd.dispatch_chain_rules() if kind == "d" else comp.dispatch_rules(kind)
+                ipt.set_chain(family, "filter", chain, rules)
             ipt.set_jumps(family, "filter", "FORWARD", comp.hook_rules(family))
         eb.set_chain(antispoof.OK_CHAIN, antispoof.ok_rules())
         eb.set_chain(antispoof.TAIL_CHAIN, antispoof.tail_rules())

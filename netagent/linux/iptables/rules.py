@@ -304,7 +304,9 @@ class U32(Match):
     """``-m u32 --u32``: every term ``(offset, mask, value)`` must hold (AND).
 
     A term reads the 32-bit big-endian word at byte ``offset`` of the network header,
-    ANDs it with ``mask`` and compares with ``value``. Built from integers only.
+    ANDs it with ``mask`` and compares with ``value``. Built from integers only. A full
+    mask is left out of the text (``48=0x1``: u32's own default), which keeps rules with
+    many address words short.
     """
 
     terms: tuple[tuple[int, int, int], ...]
@@ -325,7 +327,9 @@ class U32(Match):
         object.__setattr__(self, "terms", terms)
 
     def render(self, family: int, proto: int | None) -> list[str]:
-        spec = "&&".join(f"{o}&{m:#x}={x:#x}" for o, m, x in self.terms)
+        spec = "&&".join(
+            f"{o}={x:#x}" if m == 0xFFFFFFFF else f"{o}&{m:#x}={x:#x}" for o, m, x in self.terms
+        )
         return ["-m", "u32", "--u32", spec]
 
 

@@ -13,7 +13,7 @@ from oslo_config import fixture as config_fixture
 
 from netagent.conf import iptables as iptables_conf
 from netagent.drivers.base import PortPlan
-from netagent.drivers.iptables_firewall import antispoof, driver
+from netagent.drivers.iptables_firewall import antispoof, driver, nd
 from netagent.drivers.iptables_firewall import compiler as comp
 from netagent.drivers.iptables_firewall import conntrack_cleanup as ct
 from netagent.linux import conntrack as lct
@@ -128,12 +128,6 @@ def test_buckets_and_hook_golden() -> None:
         hook[-1] == "-A na-x -o qbr+ -m physdev --physdev-out tap+ --physdev-is-bridged -j ACCEPT"
     )
     assert len(strip(render(comp.dispatch_rules("n"), 6))) == 17
-
-
-def test_na_target_terms() -> None:
-    terms = comp.na_target_terms(ipaddress.IPv6Network("fd00:5::/64"))
-    assert terms == ((4, 0xFF00, 0x3A00), (48, 0xFFFFFFFF, 0xFD000005), (52, 0xFFFFFFFF, 0))
-    assert len(comp.na_target_terms(ipaddress.IPv6Network("::/0"))) == 1
 
 
 def _port(**kw: Any) -> Port:
@@ -317,8 +311,10 @@ def test_fuzz_port_chains_valid_text(port: Port) -> None:
     record = driver.build_record(port, _state([port], []))
     body = [f"-A na-s-x {rule.render()}" for rule in record.spoof_rules]
     priv_eb.check_restore_input("*nat\n:na-s-x RETURN\n" + "\n".join(body) + "\nCOMMIT\n")
-    nd = comp.nd_bucket_rules([(port.device_name, antispoof.own_v6_networks(port))])
-    text = "*filter\n:na-d-3 - [0:0]\n" + "\n".join(render(nd, 6, "na-d-3")) + "\nCOMMIT\n"
+    nd_rules = nd.bucket_rules(
+        [(port.device_name, antispoof.own_v6_pairs(port), antispoof.macs(port))]
+    )
+    text = "*filter\n:na-d-3 - [0:0]\n" + "\n".join(render(nd_rules, 6, "na-d-3")) + "\nCOMMIT\n"
     priv_ipt.check_restore_input("filter", text)
 
 
