@@ -63,7 +63,7 @@ def _netagent_ok(venv: Path) -> bool:
         out = json.loads(_run([str(venv / "bin" / "python"), "-I", "-c", _CHECK_NETAGENT]))
     except (RuntimeError, ValueError):
         return False
-    expected = "netagent.ml2.mech_driver:NetagentMechanismDriver"
+    expected = "netagent.neutron_plugins.ml2:NetagentMechanismDriver"
     return bool(Path(out["path"]) == REPO / "netagent" and out["eps"] == [expected])
 
 
