@@ -12,7 +12,8 @@ Nova tap: once the port is bound to this host, the agent wires it into the netwo
 bridge with the filtering Neutron gives ``network:*`` ports (doc/dhcp.md). The driver
 never names a bridge, so it works with whichever L2 driver the host's netagent runs.
 Names and MTU rules: :mod:`netagent.neutron_plugins.plugging`; kernel calls (netagent's
-kernel layer, no ``ip`` forks): :mod:`netagent.neutron_plugins.veth`.
+kernel layer, no ``ip`` forks): :mod:`netagent.neutron_plugins.veth`, run in the privsep
+daemon of :mod:`netagent.neutron_plugins.privsep` as Neutron's own drivers do.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from neutron.agent.linux import interface
 from oslo_log import log as logging
 
 from netagent.common import constants
-from netagent.neutron_plugins import plugging, veth
+from netagent.neutron_plugins import plugging, privsep
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
         )
         if plan.mtu is None:
             LOG.warning("No MTU configured for port %s", port_id)
-        veth.plug(plan)
+        privsep.plug(plan.host_device, plan.namespace_device, plan.namespace, plan.mac, plan.mtu)
         LOG.info(
             "Plugged port %s of network %s: %s (namespace %s) / %s, MTU %s",
             port_id,
@@ -76,7 +77,7 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
         except ValueError:
             LOG.error("Cannot unplug %r: not a device this driver names", device_name)
             return
-        veth.unplug(host, device_name, namespace)
+        privsep.unplug(host, device_name, namespace)
         LOG.info("Unplugged %s (namespace %s) / %s", device_name, namespace, host)
 
     def set_mtu(
@@ -91,5 +92,5 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
         if value is None:
             return
         host = plugging.host_device(device_name, prefix or self.DEV_NAME_PREFIX)
-        veth.set_mtu(host, device_name, namespace, value)
+        privsep.set_mtu(host, device_name, namespace, value)
         LOG.info("MTU of %s / %s set to %d", device_name, host, value)

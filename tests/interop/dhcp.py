@@ -36,9 +36,10 @@ from typing import Any
 from tests.fullstack import harness
 from tests.interop import neutron_server
 
-#: Privsep contexts of neutron 29 (neutron/privileged/__init__.py) and of os-brick-free
-#: agents: each needs its own helper command without sudo.
+#: Privsep contexts of neutron 29 (neutron/privileged/__init__.py) and netagent's
+#: interface driver: each needs its own helper command without sudo.
 PRIVSEP_SECTIONS = (
+    "netagent_privsep",
     "privsep",
     "privsep_dhcp_release",
     "privsep_ovs_vsctl",

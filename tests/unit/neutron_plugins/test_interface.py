@@ -1,13 +1,15 @@
 """The interface driver class against Neutron's base class (skipped without Neutron).
 
-The veth module is replaced by a recorder: what reaches the kernel is covered by
-tests/functional/linux/test_interface_veth.py and the interop tier.
+The privsep context runs its entry points in-process here and the veth module is replaced
+by a recorder: what reaches the kernel is covered by
+tests/functional/linux/test_interface_veth.py, the daemon by the interop tier.
 """
 
 from __future__ import annotations
 
 import importlib
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,12 +30,15 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
 
 @pytest.fixture
-def driver() -> Any:
+def driver() -> Iterator[Any]:
     interface = pytest.importorskip("neutron.agent.linux.interface")
+    privsep = importlib.import_module("netagent.neutron_plugins.privsep")
+    privsep.context.set_client_mode(False)
     module = importlib.import_module("netagent.neutron_plugins.interface")
     drv = module.NetagentInterfaceDriver(types.SimpleNamespace())
     assert isinstance(drv, interface.LinuxInterfaceDriver)
-    return drv
+    yield drv
+    privsep.context.set_client_mode(True)
 
 
 def test_device_name_is_ns_plus_11(driver: Any) -> None:
