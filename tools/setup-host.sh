@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv python3-dev gcc openvswitch-switch iptables ipset ebtables conntrack
-              iproute2 iputils-ping arping ethtool tcpdump procps shellcheck)
+              iproute2 iputils-ping arping ethtool tcpdump procps shellcheck
+              dnsmasq-base isc-dhcp-client haproxy)
 
 log() { echo "[setup-host] $*"; }
 

@@ -20,6 +20,8 @@ NETWORK_BRIDGE_PREFIX: Final = "brq"
 ROUTER_NAMESPACE_PREFIX: Final = "qrouter-"
 ROUTER_INTERNAL_PREFIX: Final = "qr-"
 ROUTER_GATEWAY_PREFIX: Final = "qg-"
+#: Neutron's interface drivers: the end of a veth pair inside a ``qdhcp-`` namespace.
+NAMESPACE_SIDE_PREFIX: Final = "ns-"
 #: Characters of a resource id kept in interop device names.
 INTEROP_ID_CHARS: Final = 11
 

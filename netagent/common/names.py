@@ -60,6 +60,15 @@ def tap_device(port_id: str) -> str:
     return _interop(c.TAP_PREFIX, port_id, "port id")
 
 
+def namespace_side_device(port_id: str) -> str:
+    """The DHCP agent's end of its port's veth pair: ``ns-`` + 11 chars of the id.
+
+    Neutron's DHCP agent names it (``LinuxInterfaceDriver.get_device_name`` with prefix
+    ``ns-``); the host end is :func:`tap_device` of the same port.
+    """
+    return _interop(c.NAMESPACE_SIDE_PREFIX, port_id, "port id")
+
+
 def hybrid_bridge(port_id: str) -> str:
     return _interop(c.HYBRID_BRIDGE_PREFIX, port_id, "port id")
 

@@ -41,6 +41,8 @@ from netagent.model.validate import IPAddress
 from netagent.rpc.replies import FdbEntry, vtep_host
 
 REMOTE_OWNER = "netagent:remote-endpoint"
+#: Neutron's ``DEVICE_OWNER_NETWORK_PREFIX``: ports of its own services (DHCP, routers).
+NETWORK_OWNER_PREFIX = "network:"
 _REMOTE_NS = uuid.UUID("5d0e7c1e-8a43-4a53-9d0c-6f1b2f8e6c11")
 
 
@@ -66,7 +68,8 @@ class NeutronView:
     :ivar details: device details of local bound ports.
     :ivar sg_ports: the SG view of local ports (security groups); a port with details but
         no entry here is held back from the snapshot until its filter is known.
-    :ivar trusted: local ports the SG call left out (``network:*`` owners): no filter.
+    :ivar trusted: local ports the SG call left out (the server leaves out ``network:*``
+        owners); see :meth:`ready_ports` for what that earns them.
     :ivar groups: security groups by id.
     :ivar members: remote group / address group id → member addresses.
     :ivar tunnels: host → tunnel endpoint, from ``tunnel_sync``.
@@ -145,12 +148,24 @@ class NeutronView:
         return result
 
     def ready_ports(self) -> list[Port]:
-        """Local ports with details and a known filter, their groups filled in."""
+        """Local ports with details and a known filter, their groups filled in.
+
+        A trusted port is unfiltered, as Neutron's own agents leave it (its firewall's
+        ``process_trusted_ports``, no ARP protection): a DHCP server must send DHCP replies
+        and answer for the metadata address. Trust needs both signals: the server left
+        the port out of its SG reply *and* the port's current details name a
+        ``network:*`` owner. A port the SG reply leaves out for another reason (an
+        unknown port, a race) keeps port security with no groups, which passes nothing in.
+        """
         result = []
         for port_id, details in sorted(self.details.items()):
             port = details.port
             if port is None or (port_id not in self.sg_ports and port_id not in self.trusted):
                 continue
+            if port_id in self.trusted and is_network_owned(port):
+                port = dataclasses.replace(
+                    port, port_security_enabled=False, allowed_address_pairs=()
+                )
             groups = self.groups_of(port_id) if port.port_security_enabled else ()
             result.append(dataclasses.replace(port, security_groups=groups))
         return result
@@ -205,6 +220,11 @@ class NeutronView:
                 ports = fdb_ports(network.id, peer_host, fdb.get(address, set()))
                 remote.extend(ports or [remote_port(network.id, peer_host)])
         return list(agents.values()), remote
+
+
+def is_network_owned(port: Port) -> bool:
+    """Whether Neutron counts ``port`` as its own (``device_owner`` ``network:*``)."""
+    return port.device_owner.startswith(NETWORK_OWNER_PREFIX)
 
 
 def fdb_ports(network_id: str, host: str, entries: Iterable[FdbEntry]) -> list[Port]:

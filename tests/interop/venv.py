@@ -4,8 +4,9 @@
 ``/var/cache/netagent-interop``) gets ``neutron==<version>``, gunicorn (the WSGI server of
 the REST API) and PyMySQL. It counts as complete only when its marker file holds exactly
 the requirement list below; anything else is deleted and rebuilt. netagent itself is
-installed editable from this checkout without dependencies (the server needs only
-``netagent.ml2`` and ``netagent.common``), and reinstalled when the venv points at another
+installed editable from this checkout without dependencies (neutron-server and
+neutron-dhcp-agent load ``netagent.neutron_plugins``, which needs only netagent's own
+modules and what Neutron brings: pyroute2, oslo.*), and reinstalled when the venv points at another
 checkout, so the entry point in setup.cfg is what the server really loads.
 """
 
@@ -29,8 +30,12 @@ PIP_QUIET = ["-q", "--disable-pip-version-check", "--no-input"]
 
 _CHECK_NETAGENT = """
 import importlib.metadata as md, json, netagent
-eps = md.entry_points(group="neutron.ml2.mechanism_drivers", name="netagent")
-print(json.dumps({"path": netagent.__path__[0], "eps": [e.value for e in eps]}))
+eps = [
+    e.value
+    for group in ("neutron.ml2.mechanism_drivers", "neutron.interface_drivers")
+    for e in md.entry_points(group=group, name="netagent")
+]
+print(json.dumps({"path": netagent.__path__[0], "eps": eps}))
 """
 
 
@@ -63,8 +68,11 @@ def _netagent_ok(venv: Path) -> bool:
         out = json.loads(_run([str(venv / "bin" / "python"), "-I", "-c", _CHECK_NETAGENT]))
     except (RuntimeError, ValueError):
         return False
-    expected = "netagent.ml2.mech_driver:NetagentMechanismDriver"
-    return bool(Path(out["path"]) == REPO / "netagent" and out["eps"] == [expected])
+    expected = [
+        "netagent.neutron_plugins.ml2:NetagentMechanismDriver",
+        "netagent.neutron_plugins.interface:NetagentInterfaceDriver",
+    ]
+    return bool(Path(out["path"]) == REPO / "netagent" and out["eps"] == expected)
 
 
 @contextlib.contextmanager
@@ -104,6 +112,6 @@ def ensure(version: str = NEUTRON_VERSION) -> tuple[Path, bool]:
             pip = [str(venv / "bin" / "pip"), "install", *PIP_QUIET]
             _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO)])
             if not _netagent_ok(venv):
-                raise RuntimeError(f"netagent's mechanism driver entry point missing in {venv}")
+                raise RuntimeError(f"netagent's driver entry points missing in {venv}")
             built = True
     return venv, built

@@ -71,6 +71,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "netagent.drivers.iptables_firewall",
         "netagent.drivers.noop",
     ),
+    # runs inside Neutron's processes: may use the kernel layer, never the agent
+    "netagent.neutron_plugins": (
+        "netagent.agent",
+        "netagent.cmd",
+        "netagent.drivers",
+        "netagent.privileged",
+        "netagent.rpc",
+        "netagent.sources",
+        "oslo_messaging",
+        "pyroute2",
+    ),
     "netagent.rpc": (
         "netagent.drivers",
         "netagent.linux",
@@ -79,6 +90,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "pyroute2",
     ),
 }
+#: the one package that runs inside Neutron's processes and may import neutron/neutron_lib
+NEUTRON_PLUGINS = "netagent.neutron_plugins"
 #: the composition root may name concrete pieces (lazily) to wire them together
 COMPOSITION_ROOTS = {"netagent.agent.service"}
 
@@ -114,15 +127,24 @@ def test_module_respects_layers(module: str, path: Path) -> None:
     imported = imports_of(path, module)
     assert not any(i == "eventlet" or i.startswith("eventlet.") for i in imported)
     assert not any(i.startswith("tests") for i in imported), "production code imports tests"
-    if not module.startswith("netagent.ml2"):
+    if not module.startswith(NEUTRON_PLUGINS + "."):
         assert not any(i.split(".")[0] in ("neutron", "neutron_lib") for i in imported)
-        assert not any(i.startswith("netagent.ml2") for i in imported)
+        assert not any(i.startswith(NEUTRON_PLUGINS) for i in imported)
     if module in COMPOSITION_ROOTS:
         return
     for package, forbidden in FORBIDDEN.items():
         if module == package or module.startswith(package + "."):
             bad = sorted(i for i in imported if i.startswith(forbidden))
             assert not bad, f"{module} must not import {bad}"
+
+
+def test_only_the_neutron_plugins_package_imports_neutron() -> None:
+    importers = {
+        module
+        for module, path in ALL
+        if any(i.split(".")[0] in ("neutron", "neutron_lib") for i in imports_of(path, module))
+    }
+    assert importers == {f"{NEUTRON_PLUGINS}.ml2", f"{NEUTRON_PLUGINS}.interface"}
 
 
 def test_the_checker_sees_violations(tmp_path: Path) -> None:

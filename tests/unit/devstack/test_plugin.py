@@ -84,6 +84,7 @@ def run_devstack(
         "ENABLE_DEBUG_LOG_LEVEL": "True",
         "PHYSICAL_NETWORK": "public",
         "TEMPEST_CONFIG": str(tmp / "tempest.conf"),
+        "NEUTRON_CONF": "/etc/neutron/neutron.conf",
         "ENABLED_SERVICES": STACKRC_SERVICES,
         # the plugin's clone is this repository; /etc is the test's tmp dir
         "NETAGENT_DIR": str(REPO),
@@ -194,9 +195,14 @@ if neutron_plugin_check_adv_test_requirements; then echo ADV=yes; else echo ADV=
     )
     assert run.var("OVS_BASE") == "no"
     assert run.var("ADV") == "no"  # no q-dhcp
-    assert run.named("iniset") == [[dhcp, "DEFAULT", "interface_driver", "linuxbridge"]]
-    (warning,) = run.named("warn")
-    assert warning[-1].endswith("have no such driver; set NETAGENT_INTERFACE_DRIVER")
+    helper = (
+        f"sudo {BIN}/privsep-helper --config-file /etc/neutron/neutron.conf --config-file {dhcp}"
+    )
+    assert run.named("iniset") == [
+        [dhcp, "netagent_privsep", "helper_command", helper],
+        [dhcp, "DEFAULT", "interface_driver", "netagent"],
+    ]
+    assert run.named("warn") == []
     # pre-install's packages only, nothing from the hooks
     assert len(run.named("install_package")) == 1
 
@@ -214,14 +220,27 @@ def test_interface_driver_can_be_set(tmp_path: Path) -> None:
         run_devstack(
             tmp_path,
             ["stack pre-install"],
-            {"NETAGENT_INTERFACE_DRIVER": "netagent"},
+            {"NETAGENT_INTERFACE_DRIVER": "null"},
             after="neutron_plugin_setup_interface_driver /etc/neutron/l3_agent.ini",
         )
     )
     assert run.named("iniset") == [
-        ["/etc/neutron/l3_agent.ini", "DEFAULT", "interface_driver", "netagent"]
+        ["/etc/neutron/l3_agent.ini", "DEFAULT", "interface_driver", "null"]
     ]
     assert run.named("warn") == []
+
+
+def test_removed_linuxbridge_interface_driver_warns(tmp_path: Path) -> None:
+    run = ok(
+        run_devstack(
+            tmp_path,
+            ["stack pre-install"],
+            {"NETAGENT_INTERFACE_DRIVER": "linuxbridge"},
+            after="neutron_plugin_setup_interface_driver /etc/neutron/dhcp_agent.ini",
+        )
+    )
+    (warning,) = run.named("warn")
+    assert warning[-1].endswith("have no such driver; set NETAGENT_INTERFACE_DRIVER")
 
 
 def test_pre_install_packages_and_br_netfilter(tmp_path: Path) -> None:

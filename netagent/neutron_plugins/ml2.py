@@ -1,7 +1,7 @@
 """ML2 mechanism driver ``netagent``: binds ports to hosts running a live netagent.
 
 Runs inside neutron-server (API and RPC processes), loaded through the entry point
-``netagent = netagent.ml2.mech_driver:NetagentMechanismDriver`` in group
+``netagent = netagent.neutron_plugins.ml2:NetagentMechanismDriver`` in group
 ``neutron.ml2.mechanism_drivers``; enable it with ``[ml2] mechanism_drivers = netagent``.
 Install it into neutron-server's environment with ``pip install netagent[neutron]``.
 
@@ -11,7 +11,8 @@ to a host whose live agent has ``agent_type`` :data:`netagent.common.constants.A
 with ``binding:vif_type`` ``tap`` (Nova creates ``tap<port[:11]>``, netagent wires it) and
 ``binding:vif_details`` ``{"port_filter": <agent filters>, "connectivity": "l2"}``. Flat and
 VLAN segments need their physical network in the agent's
-``configurations.interface_mappings``. The decisions are in :mod:`netagent.ml2.binding`.
+``configurations.interface_mappings``. The decisions are in
+:mod:`netagent.neutron_plugins.binding`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from neutron.plugins.ml2.drivers import mech_agent
 from oslo_log import log as logging
 
 from netagent.common import constants
-from netagent.ml2 import binding
+from netagent.neutron_plugins import binding
 
 LOG = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from netagent.ml2 import binding
+from netagent.neutron_plugins import binding
 
 
 def _agent(**confs: Any) -> dict[str, Any]:

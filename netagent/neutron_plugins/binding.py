@@ -1,6 +1,6 @@
 """What the netagent mechanism driver decides, without importing Neutron.
 
-The driver in :mod:`netagent.ml2.mech_driver` is a thin subclass of Neutron's
+The driver in :mod:`netagent.neutron_plugins.ml2` is a thin subclass of Neutron's
 ``SimpleAgentMechanismDriverBase``; every decision it makes about an agent row lives here so
 that it can be tested without Neutron installed. ``agent`` arguments are the agent rows ML2
 hands to a mechanism driver: dicts with ``agent_type``, ``host`` and ``configurations`` (the

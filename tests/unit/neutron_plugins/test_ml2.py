@@ -1,4 +1,5 @@
-"""The ML2 driver class against Neutron's base class (skipped without Neutron)."""
+"""The ML2 driver class against Neutron's base class (skipped without Neutron), and the
+entry points of both drivers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
+def test_interface_driver_entry_point_is_declared() -> None:
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    group = cfg["entry_points"]["neutron.interface_drivers"]
+    assert group.strip() == (
+        "netagent = netagent.neutron_plugins.interface:NetagentInterfaceDriver"
+    )
+
+
 def _agent(**confs: Any) -> dict[str, Any]:
     return {
         "agent_type": "Netagent agent",
@@ -29,7 +39,7 @@ def test_entry_point_is_declared() -> None:
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
     group = cfg["entry_points"]["neutron.ml2.mechanism_drivers"]
-    assert group.strip() == "netagent = netagent.ml2.mech_driver:NetagentMechanismDriver"
+    assert group.strip() == "netagent = netagent.neutron_plugins.ml2:NetagentMechanismDriver"
 
 
 def _imports(path: Path) -> set[str]:
@@ -43,19 +53,20 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_agent_side_never_imports_neutron_or_ml2() -> None:
+def test_agent_side_never_imports_neutron_or_the_plugins() -> None:
     for path in (REPO / "netagent").rglob("*.py"):
-        if "ml2" in path.relative_to(REPO / "netagent").parts:
+        if "neutron_plugins" in path.relative_to(REPO / "netagent").parts:
             continue
         for name in _imports(path):
             top = name.split(".")[0]
             assert top not in ("neutron", "neutron_lib"), (path, name)
-            assert not name.startswith("netagent.ml2"), (path, name)
+            assert not name.startswith("netagent.neutron_plugins"), (path, name)
 
 
-def test_binding_module_does_not_need_neutron() -> None:
+@pytest.mark.parametrize("module", ["binding", "plugging", "veth"])
+def test_decision_and_kernel_modules_do_not_need_neutron(module: str) -> None:
     code = (
-        "import sys, netagent.ml2.binding; "
+        f"import sys, netagent.neutron_plugins.{module}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('neutron', 'neutron_lib')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -83,7 +94,7 @@ class _Context:
 @pytest.fixture
 def driver() -> Any:
     pytest.importorskip("neutron.plugins.ml2.drivers.mech_agent")
-    mech_driver = importlib.import_module("netagent.ml2.mech_driver")
+    mech_driver = importlib.import_module("netagent.neutron_plugins.ml2")
     return mech_driver.NetagentMechanismDriver()
 
 
@@ -131,6 +142,17 @@ def test_dead_agent_or_other_type_is_not_bound(driver: Any) -> None:
         ctx = _Context(agents, [_segment("vxlan")])
         driver.bind_port(ctx)
         assert ctx.bound is None
+
+
+def test_dhcp_port_is_bound_to_a_live_agent(driver: Any) -> None:
+    ctx = _Context([_agent(firewall_driver="iptables")], [_segment("vxlan")])
+    ctx.current["device_owner"] = "network:dhcp"
+    driver.bind_port(ctx)
+    assert ctx.bound == ("seg-vxlan", "tap", {"port_filter": True, "connectivity": "l2"})
+    ctx = _Context([dict(_agent(), alive=False)], [_segment("vxlan")])
+    ctx.current["device_owner"] = "network:dhcp"
+    driver.bind_port(ctx)
+    assert ctx.bound is None
 
 
 def test_other_vnic_type_is_not_bound(driver: Any) -> None:

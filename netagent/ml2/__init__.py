@@ -1,1 +1,0 @@
-"""netagent.ml2."""
