@@ -76,7 +76,6 @@ __all__ = [
     "SetBridgePort",
     "SetLink",
     "apply",
-    "create_tap",
     "device_exists",
     "get_device",
     "get_devices",
@@ -151,24 +150,6 @@ def apply(op: Op, *, namespace: str | None = None, missing_ok: bool = False) -> 
     except DeviceNotFound:
         if not (missing_ok and isinstance(op, DeleteLink)):
             raise
-
-
-def create_tap(
-    name: str,
-    *,
-    namespace: str | None = None,
-    mtu: int | None = None,
-    mac: str | None = None,
-    up: bool = False,
-) -> None:
-    """Create a persistent tap device (IFF_TAP | IFF_NO_PI, an ioctl) and configure it.
-
-    :raises DeviceExists: a device of that name exists.
-    """
-    change = SetLink(name=_dev(name, "name"), mtu=mtu, mac=mac, up=up or None)
-    priv_links.create_tap(_ns(namespace), name)
-    if change != SetLink(name=name):
-        apply(change, namespace=namespace)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Network devices: tap creation (an ioctl), and reading devices over the namespace's socket.
+"""Reading network devices over the namespace's socket.
 
 Changes go through :mod:`netagent.privileged.ops` and :mod:`netagent.privileged.batch`.
 All functions take and return primitives. ``namespace=None`` means the agent's own
@@ -8,16 +8,13 @@ namespace. Devices are addressed by name; the kernel looks the name up itself.
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
-import os
-import struct
 from typing import Any
 
-from netagent.privileged import linkdecode, nsenter
+from netagent.privileged import linkdecode
 from netagent.privileged import nlcodec as nl
 from netagent.privileged import validate as v
-from netagent.privileged.errors import DeviceExists, DeviceNotFound, translate
+from netagent.privileged.errors import translate
 from netagent.privileged.nlbuild import RTEXT_FILTER_SKIP_STATS
 from netagent.privileged.nlbuild import get_link as _get_link_request
 from netagent.privileged.nlsocket import get_socket
@@ -28,39 +25,6 @@ _TUNSETIFF = 0x400454CA
 _TUNSETPERSIST = 0x400454CB
 _IFF_TAP = 0x0002
 _IFF_NO_PI = 0x1000
-
-
-def create_tap(namespace: str | None, name: str) -> None:
-    """Create a persistent tap device (IFF_TAP | IFF_NO_PI), down, owned by root.
-
-    TUNSETIFF on an existing persistent tap would attach to it rather than fail, so the
-    name is checked first.
-
-    :raises DeviceExists: a device of that name exists.
-    """
-    v.device_name(name)
-    v.optional_namespace(namespace)
-    try:
-        get_link(namespace, name)
-    except DeviceNotFound:
-        pass
-    else:
-        raise DeviceExists(errno.EEXIST, "create_tap", name, namespace)
-
-    def make() -> None:
-        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            ifreq = struct.pack("16sH22x", name.encode(), _IFF_TAP | _IFF_NO_PI)
-            fcntl.ioctl(fd, _TUNSETIFF, ifreq)
-            fcntl.ioctl(fd, _TUNSETPERSIST, 1)
-        finally:
-            os.close(fd)
-
-    try:
-        nsenter.call_in_namespace(namespace, make)
-    except OSError as exc:
-        raise translate(exc.errno or errno.EIO, "link", "create_tap", name, namespace) from None
-    LOG.info("create_tap %s (namespace %s)", name, namespace)
 
 
 def get_link(namespace: str | None, name: str) -> dict[str, Any]:

@@ -1,26 +1,28 @@
 """rtnetlink codec: pyroute2's message classes, plus the little pyroute2 lacks.
 
 Requests are pyroute2 messages (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``fibmsg``,
-``ndmsg``) filled in by :mod:`netagent.privileged.nlbuild`; :func:`encode` stamps the
-header and lets pyroute2 encode them. Receive buffers are split by pyroute2's
-``MarshalRtnl`` into decoded messages of the matching class (:func:`decode`); their
-attributes are decoded lazily by pyroute2 on ``get_attr``. Sockets, pipelining and
-sequence matching are ours (:mod:`netagent.privileged.nlsocket`), not pyroute2's.
+``ndmsg``) filled in by :mod:`netagent.privileged.ops`, or bodies already encoded with
+``struct`` for the hot paths (:func:`netagent.privileged.nlbuild.raw_ifinfo`); :func:`encode`
+stamps the header on either. Receive buffers are split with ``struct`` (:func:`split`);
+acks and dump ends are read with ``struct`` (:func:`ack_error`, :func:`done_error`), data
+messages are decoded by pyroute2 (:func:`decode_one`, attributes on ``get_attr``) unless the
+request asked for :class:`RawMessage`. Sockets, pipelining and sequence matching are ours
+(:mod:`netagent.privileged.nlsocket`), not pyroute2's.
 
 What pyroute2 0.9 lacks, and is therefore defined here:
 
 * ``NETLINK_CAP_ACK``, the socket option that makes the kernel echo only the header of a
   failed request in its ``NLMSG_ERROR`` (the pipelined batches would otherwise get every
-  request back);
-* :class:`AckMsg`, the layout of such an ``NLMSG_ERROR``: error code, the request's
-  16-byte header, then the extended-ack attributes. pyroute2's ``nlmsgerr`` reads the
-  attributes straight after the error code (the ``NLMSG_DONE`` layout), and its marshal
-  decodes the echoed request as a whole message, which a capped ack does not contain;
+  request back), and the layout of such an ``NLMSG_ERROR``: error code, the request's
+  16-byte header, then the extended-ack attributes (:func:`ack_error`). pyroute2's
+  ``nlmsgerr`` reads the attributes straight after the error code (the ``NLMSG_DONE``
+  layout), and its marshal decodes the echoed request as a whole message, which a capped
+  ack does not contain;
 * :func:`mac_attr`, a hardware address read only when it is 6 bytes long (pyroute2's
   ``l2addr`` would read past a tunnel's 4- or 16-byte address);
 * :class:`RawMessage`, a message left undecoded for a caller that decodes the few
-  attributes it needs itself (:mod:`netagent.privileged.links` does, for link dumps: pyroute2
-  builds an object per attribute, about 0.7 ms per device here);
+  attributes it needs itself (:mod:`netagent.privileged.linkdecode` does, for links:
+  pyroute2 builds an object per attribute, about 0.7 ms per device here);
 * ``RT_TABLE_COMPAT``.
 
 Everything else (message types, flags, attribute names and layouts) is pyroute2's.
@@ -29,7 +31,7 @@ Everything else (message types, flags, attribute names and layouts) is pyroute2'
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from pyroute2.netlink import (
@@ -49,7 +51,6 @@ from pyroute2.netlink import (
     NLMSG_ERROR,
     SOL_NETLINK,
     nlmsg,
-    nlmsgerr,
 )
 from pyroute2.netlink.rtnl import (
     RTM_DELADDR,
@@ -140,10 +141,11 @@ __all__ = [
     "RT_SCOPE_UNIVERSE",
     "RT_TABLE_COMPAT",
     "SOL_NETLINK",
-    "AckMsg",
     "Message",
     "RawMessage",
-    "decode",
+    "ack_error",
+    "decode_one",
+    "done_error",
     "encode",
     "fibmsg",
     "ifaddrmsg",
@@ -171,22 +173,6 @@ RTPROT_STATIC: int = rtprotos["RTPROT_STATIC"]
 RT_SCOPE_UNIVERSE: int = rtscopes["RT_SCOPE_UNIVERSE"]
 RT_SCOPE_LINK: int = rtscopes["RT_SCOPE_LINK"]
 RT_SCOPE_HOST: int = rtscopes["RT_SCOPE_HOST"]
-
-
-class AckMsg(nlmsg):  # type: ignore[misc]  # pyroute2 is untyped
-    """``NLMSG_ERROR`` with ``NETLINK_CAP_ACK``: error, request header, extended-ack TLVs."""
-
-    __slots__ = ()
-    fields = (
-        ("error", "i"),
-        ("req_length", "I"),
-        ("req_type", "H"),
-        ("req_flags", "H"),
-        ("req_sequence_number", "I"),
-        ("req_pid", "I"),
-    )
-    prefix = "NLMSGERR_ATTR_"
-    nla_map = nlmsgerr.nla_map
 
 
 _HEADER = struct.Struct("=IHHII")
@@ -271,41 +257,10 @@ def decode_one(msg: RawMessage, cls: type | None = None) -> Message:
     if cls is RawMessage:
         return msg
     if cls is None:
-        cls = _MARSHAL.msg_map.get(msg.header["type"], nlmsg)
+        cls = MarshalRtnl.msg_map.get(msg.header["type"], nlmsg)
     decoded = cls(msg.data)
     decoded.decode()
     return decoded
-
-
-class _Marshal(MarshalRtnl):  # type: ignore[misc]  # pyroute2 is untyped
-    """pyroute2's rtnetlink marshal, with capped acks and per-request reply classes."""
-
-    def __init__(self, reply_classes: Mapping[int, type] | None = None) -> None:
-        super().__init__()
-        self.reply_classes = reply_classes or {}
-
-    def parse_one_message(  # noqa: PLR0917 (pyroute2's signature)
-        self, key: int, flags: int, sequence_number: int, data: bytes, offset: int, length: int
-    ) -> Message:
-        if key == NLMSG_ERROR:
-            msg = AckMsg(data, offset=offset)
-        elif key == NLMSG_DONE:
-            # rtnetlink dumps end with the dump's int error (+ TLVs with NLM_F_ACK_TLVS)
-            msg = nlmsgerr(data, offset=offset) if length >= 20 else nlmsg(data, offset=offset)
-        else:
-            cls = self.reply_classes.get(sequence_number) or self.msg_map.get(key, nlmsg)
-            if cls is RawMessage:
-                return RawMessage(data, offset, length)
-            msg = cls(data, offset=offset)
-        msg.decode()
-        return msg
-
-    def fix_message(self, msg: Message) -> None:
-        # pyroute2 adds an "event" name to every message; unused here
-        pass
-
-
-_MARSHAL = _Marshal()
 
 
 def encode(msg: Message, msg_type: int, flags: int, seq: int) -> bytes:
@@ -322,16 +277,6 @@ def encode(msg: Message, msg_type: int, flags: int, seq: int) -> bytes:
     header["pid"] = 0
     msg.encode()
     return bytes(msg.data)
-
-
-def decode(data: bytes, reply_classes: Mapping[int, type] | None = None) -> Iterator[Message]:
-    """The messages of one receive buffer, decoded by pyroute2 (attributes lazily).
-
-    :param reply_classes: sequence number -> pyroute2 class for the non-control messages
-        answering that request (default: the class of the message type).
-    """
-    marshal = _Marshal(reply_classes) if reply_classes else _MARSHAL
-    return marshal.parse(data)  # type: ignore[no-any-return]
 
 
 _L2ADDR_NLA_LEN = 4 + 6

@@ -61,7 +61,8 @@ def _linkinfo(
 
 def _reference(data: bytes) -> dict[str, Any]:
     """What :func:`linkdecode.decode` must return, read from pyroute2's decode."""
-    (msg,) = nl.decode(data)
+    (raw,) = nl.split(data)
+    msg = nl.decode_one(raw)
     link: dict[str, Any] = {
         "index": msg["index"],
         "name": msg.get_attr("IFLA_IFNAME") or "",
