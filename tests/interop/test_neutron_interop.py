@@ -125,7 +125,7 @@ def test_ports_bound_wired_active_and_vms_ping(
         port = api.show("port", vm.port_id)
         assert port["binding:vif_type"] == "tap"
         assert port["binding:host_id"] == vm.host.name
-        (agent,) = api.agents(host=vm.host.name)
+        (agent,) = api.agents(host=vm.host.name, agent_type="Netagent agent")
         filters = agent["configurations"].get("firewall_driver", "noop") != "noop"
         assert port["binding:vif_details"]["port_filter"] is filters
     fabric.wait_wired(a, b, timeout=STATUS_TIMEOUT)
