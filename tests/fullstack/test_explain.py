@@ -13,7 +13,7 @@ kernel must also report no mismatch (nothing tampered); then a chain is tampered
 the mismatch must be reported.
 
 ``NETAGENT_EXPLAIN_SEED`` and ``NETAGENT_EXPLAIN_PROBES`` change the seed (default 1604)
-and the number of probes (default 200).
+and the number of probes (default 300).
 """
 
 from __future__ import annotations
@@ -37,15 +37,16 @@ from tests.fullstack import harness
 from tests.fullstack.harness import Fabric, Host, Vm, wait_for
 
 SEED = int(os.environ.get("NETAGENT_EXPLAIN_SEED", "1604"))
-PROBES = int(os.environ.get("NETAGENT_EXPLAIN_PROBES", "200"))
+PROBES = int(os.environ.get("NETAGENT_EXPLAIN_PROBES", "300"))
 AGENT_EXTRA = (
     "[agent]\nfirewall_driver = iptables\n[iptables]\nbackend = {backend}\n"
     # the tamper step at the end must find the tampered chain still there
     "integrity_interval = 0\n"
 )
 PROBE_SCRIPT = Path(__file__).with_name("probe.py")
-PORTS = (22, 80, 443, 5000, 5001, 8080)
-RANGES = ((22, 22), (80, 443), (5000, 5001), (1, 1024), (8080, 8080), (1, 65535), (444, 4999))
+#: probe ports sit on both sides of the rules' range boundaries
+PORTS = (22, 79, 80, 443, 444, 5000, 5001, 8080, 8081)
+RANGES = ((22, 22), (80, 443), (444, 5000), (5001, 8080), (1, 79), (81, 5000), (8081, 65535))
 NOBODY = "192.0.2.250"
 VMS_PER_HOST = 3
 GROUPS = 4
@@ -71,10 +72,12 @@ def _rule(rng: random.Random, groups: list[str], vm_ips: list[str]) -> dict[str,
         "direction": rng.choice(("ingress", "ingress", "egress")),
         "ethertype": "IPv4",
     }
-    proto = rng.choice(("tcp", "tcp", "udp", "udp", "icmp", "icmp", None, 0, "6", "17"))
+    proto = rng.choice(
+        ("tcp", "tcp", "tcp", "udp", "udp", "udp", "icmp", "icmp", None, 0, "6", "17")
+    )
     if proto is not None:
         rule["protocol"] = proto
-    if proto in ("tcp", "udp", "6", "17") and rng.random() < 0.8:
+    if proto in ("tcp", "udp", "6", "17") and rng.random() < 0.9:
         low, high = rng.choice(RANGES)
         rule["port_range_min"], rule["port_range_max"] = low, high
     if proto == "icmp" and rng.random() < 0.5:
@@ -84,7 +87,7 @@ def _rule(rng: random.Random, groups: list[str], vm_ips: list[str]) -> dict[str,
     remote = rng.random()
     if remote < 0.3:
         rule["remote_group_id"] = rng.choice(groups)
-    elif remote < 0.65:
+    elif remote < 0.75:
         rule["remote_ip_prefix"] = rng.choice(
             (
                 "192.0.2.0/24",
@@ -105,8 +108,8 @@ def _generate(fabric: RandomFabric, rng: random.Random, vms: list[Vm]) -> dict[s
     vm_ips = [vm.address for vm in vms]
     fabric.groups = []
     for gid in group_ids:
-        rules = [_rule(rng, group_ids, vm_ips) for _ in range(rng.randint(2, 6))]
-        if rng.random() < 0.6:
+        rules = [_rule(rng, group_ids, vm_ips) for _ in range(rng.randint(3, 7))]
+        if rng.random() < 0.3:
             rules.append({"id": str(uuid.uuid4()), "direction": "egress", "ethertype": "IPv4"})
         fabric.groups.append({"id": gid, "name": gid[:8], "security_group_rules": rules})
     fabric.port_extra = {}
