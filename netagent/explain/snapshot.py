@@ -227,6 +227,13 @@ def parse(doc: object, firewall: object = None) -> Snapshot:
     :param firewall: the document's ``drivers.firewall`` entry
     :raises ValueError: a missing or invalid field (the agent is too old, or not ours)
     """
+    try:
+        return _parse(doc, firewall)
+    except (v.FieldError, TypeError, AttributeError) as exc:
+        raise ValueError(f"invalid explain document: {exc}") from exc
+
+
+def _parse(doc: object, firewall: object) -> Snapshot:
     root = _obj(doc, "explain")
     if root.get("version") != VERSION:
         raise ValueError(f"explain document version {root.get('version')!r} is not {VERSION}")

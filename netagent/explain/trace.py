@@ -457,6 +457,12 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
         verdict, where = DROP, path_drop
     if verdict == PASS and dst_port is not None:
         where = f"delivered to {dst_port.device_name} on {dst_port.host}"
+    if tracer.mismatches:
+        tracer.notes.append(
+            "the kernel differs from the desired state on this path: the verdict above is the "
+            "desired state's, the packet may do otherwise until the agent rewrites the chains "
+            "(integrity check)"
+        )
     remote = sorted({c.host for c in checks if c.source == "desired state"})
     if remote:
         tracer.notes.append(

@@ -71,6 +71,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "netagent.drivers.iptables_firewall",
         "netagent.drivers.noop",
     ),
+    "netagent.explain": (
+        "netagent.agent",
+        "netagent.rpc",
+        "netagent.sources",
+        "netagent.privileged",
+        "netagent.cmd",
+        "oslo",
+        "pyroute2",
+        "netagent.drivers.linuxbridge",
+        "netagent.drivers.noop",
+    ),
     "netagent.rpc": (
         "netagent.drivers",
         "netagent.linux",
