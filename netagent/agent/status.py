@@ -162,7 +162,7 @@ def describe(
         "explain": snapshot.document(
             host,
             (
-                (nid, str(np.network.network_type), np.network.segmentation_id)
+                (nid, str(np.network.network_type), np.network.segmentation_id, np.tunnel_peers)
                 for nid, np in plan.networks.items()
             ),
             update.state,

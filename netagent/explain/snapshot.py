@@ -111,18 +111,23 @@ def _port_doc(port: Port) -> dict[str, Any]:
 
 def document(
     host: str,
-    networks: Iterable[tuple[str, str, int | None]],
+    networks: Iterable[tuple[str, str, int | None, Mapping[str, IPAddress]]],
     state: DesiredState,
     planned: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The ``"explain"`` part of the status document.
+    """The ``"explain"`` part of the status document (one pass over the ports).
 
-    :param networks: ``(id, type, segmentation id)`` of the networks with local ports
-    :param planned: local ports whose device exists
+    :param networks: ``(id, type, segmentation id, tunnel peers)`` of the networks with
+        local ports
     :param state: the complete desired state the agent holds (all hosts)
+    :param planned: local ports whose device exists
     """
-    nets = sorted(networks)
-    ports = [p for nid, _, _ in nets for p in state.ports_on_network(nid)]
+    nets = sorted(networks, key=lambda n: n[0])
+    wanted = {n[0] for n in nets}
+    ports = sorted(
+        (p for p in state.ports.values() if p.network_id in wanted),
+        key=lambda p: (p.network_id, p.id),
+    )
     group_ids = sorted({g for p in ports for g in p.security_groups})
     groups = [state.security_groups[g] for g in group_ids if g in state.security_groups]
     remotes = sorted(
@@ -143,9 +148,9 @@ def document(
                 "id": nid,
                 "type": kind,
                 "segmentation_id": seg,
-                "tunnel_peers": {h: str(a) for h, a in state.tunnel_peers(nid, host).items()},
+                "tunnel_peers": {h: str(a) for h, a in sorted(peers.items())},
             }
-            for nid, kind, seg in nets
+            for nid, kind, seg, peers in nets
         ],
         "ports": [_port_doc(p) for p in ports],
         "security_groups": [

@@ -128,7 +128,8 @@ def _port(
 def document(host: str = "host-a") -> dict[str, Any]:
     st = state()
     planned = [p.id for p in st.ports.values() if p.host == host]
-    return snapshot.document(host, [(NET, "vxlan", 1001)], st, planned)
+    peers = st.tunnel_peers(NET, host)
+    return snapshot.document(host, [(NET, "vxlan", 1001, peers)], st, planned)
 
 
 def snap(host: str = "host-a", firewall: dict[str, Any] | None = None) -> snapshot.Snapshot:
