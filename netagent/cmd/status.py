@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netagent-status",
         description="Show the ports and networks of the running netagent agent.",
-        epilog="Other arguments (--config-file, --config-dir) locate state_path.",
+        epilog="Other arguments (--config-file, --config-dir) locate state_path. "
+        "'netagent-status explain --help': why a packet between two ports passes or not.",
     )
     parser.add_argument("--state-path", help="the agent's [DEFAULT] state_path")
     parser.add_argument("--json", action="store_true", help="print the raw JSON document")
