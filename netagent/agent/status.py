@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from netagent.agent import planning, serve
 from netagent.common.exceptions import NetagentError
+from netagent.explain import snapshot
 
 if TYPE_CHECKING:
     from netagent.agent.converge import Converger
@@ -158,6 +159,15 @@ def describe(
         "routers": routers,
         "security_groups": security_groups,
         "source_errors": list(update.errors),
+        "explain": snapshot.document(
+            host,
+            (
+                (nid, str(np.network.network_type), np.network.segmentation_id, np.tunnel_peers)
+                for nid, np in plan.networks.items()
+            ),
+            update.state,
+            planned=plan.port_plans,
+        ),
     }
 
 

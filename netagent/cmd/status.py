@@ -1,5 +1,7 @@
 """``netagent-status``: what the running agent has wired, and whether it has converged.
 
+``netagent-status explain ...`` is :mod:`netagent.cmd.explain`.
+
 Exit codes: 0 the agent answered (and, with ``--check``, has converged); 1 with ``--check``
 when it has not converged; 3 when no agent answers; 2 for usage or configuration errors.
 """
@@ -26,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netagent-status",
         description="Show the ports and networks of the running netagent agent.",
-        epilog="Other arguments (--config-file, --config-dir) locate state_path.",
+        epilog="Other arguments (--config-file, --config-dir) locate state_path. "
+        "'netagent-status explain --help': why a packet between two ports passes or not.",
     )
     parser.add_argument("--state-path", help="the agent's [DEFAULT] state_path")
     parser.add_argument("--json", action="store_true", help="print the raw JSON document")
@@ -40,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _state_path(args: argparse.Namespace, rest: Sequence[str]) -> str:
+def state_path(args: argparse.Namespace, rest: Sequence[str]) -> str:
+    """``--state-path``, else ``state_path`` from the configuration files in ``rest``."""
     if args.state_path:
         return str(args.state_path)
     conf = cfg.ConfigOpts()
@@ -112,9 +116,14 @@ def _seconds(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["explain"]:
+        from netagent.cmd import explain  # noqa: PLC0415 - only this subcommand needs it
+
+        return explain.main(argv[1:])
     args, rest = _parser().parse_known_args(argv)
     try:
-        path = status.socket_path(_state_path(args, rest))
+        path = status.socket_path(state_path(args, rest))
     except cfg.Error as exc:
         print(f"netagent-status: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -82,6 +82,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "oslo_messaging",
         "pyroute2",
     ),
+    "netagent.explain": (
+        "netagent.agent",
+        "netagent.rpc",
+        "netagent.sources",
+        "netagent.privileged",
+        "netagent.cmd",
+        "oslo",
+        "pyroute2",
+        "netagent.drivers.linuxbridge",
+        "netagent.drivers.noop",
+    ),
     "netagent.rpc": (
         "netagent.drivers",
         "netagent.linux",

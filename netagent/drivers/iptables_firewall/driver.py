@@ -429,6 +429,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
     def describe(self) -> dict[str, Any]:
         with self._lock:
             return {
+                "backend": self._ipt.backend if self._ipt is not None else self.backend,
+                "mark": self.mark,
                 "ports": len(self._ports),
                 "unfiltered_ports": sorted(p for p, r in self._ports.items() if not r.secured),
                 "groups": sorted(self._groups),
