@@ -42,8 +42,17 @@ from netagent.drivers.linuxbridge import fdb, neighbours
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
 from netagent.drivers.linuxbridge.links import Links
-from netagent.linux.errors import DeviceNotFound, KernelError
-from netagent.linux.ip_lib import CreateBridge, CreateVlan, CreateVxlan, DeleteLink, Op, SetLink
+from netagent.linux.errors import DeviceNotFound, EntryNotFound, KernelError
+from netagent.linux.ip_lib import (
+    CreateBridge,
+    CreateVlan,
+    CreateVxlan,
+    DeleteFdb,
+    DeleteLink,
+    DeleteNeighbour,
+    Op,
+    SetLink,
+)
 from netagent.model.network import Network, NetworkType
 
 LOG = logging.getLogger(__name__)
@@ -148,7 +157,7 @@ class LinuxBridgeDriver(base.L2Driver):
         failed: dict[str, KernelError] = {}
         for index, (owner, op) in enumerate(changes):
             error = failures.get(index)
-            if error is not None:
+            if error is not None and not _gone_already(op, error):
                 failed.setdefault(owner, error)
             elif isinstance(op, SetLink):
                 links.applied(op)
@@ -187,15 +196,23 @@ class LinuxBridgeDriver(base.L2Driver):
                 self._fail(outcome, plan.network.id, exc)
         for network_id, error in self._apply(fixes, links).items():
             self._fail(outcome, network_id, error)
+        entries: list[tuple[str, Op]] = []
+        records: dict[str, dict[str, Any]] = {}
         for plan in live:
-            if plan.network.id in outcome.failed:
+            nid = plan.network.id
+            if nid in outcome.failed:
                 continue
             try:
-                uplink = self._uplink_name(plan.network)
-                self._converge_entries(plan, links, fresh=uplink in created[plan.network.id])
-                outcome.succeeded.add(plan.network.id)
+                fresh = self._uplink_name(plan.network) in created[nid]
+                records[nid] = self._plan_entries(plan, links, fresh, entries)
             except (NetagentError, ValueError) as exc:
-                self._fail(outcome, plan.network.id, exc)
+                self._fail(outcome, nid, exc)
+        for network_id, error in self._apply(entries, links).items():
+            self._fail(outcome, network_id, error)
+        for nid, record in records.items():
+            if nid not in outcome.failed:
+                self._networks[nid] = record
+                outcome.succeeded.add(nid)
         return outcome
 
     def _disable_ipv6(self, created: dict[str, list[str]], outcome: base.Outcome) -> None:
@@ -378,11 +395,18 @@ class LinuxBridgeDriver(base.L2Driver):
         else:
             self._enslave_physical(network, uplink, bridge, links, changes)
 
-    def _converge_entries(self, plan: base.NetworkPlan, links: Links, fresh: bool) -> None:
-        """ARP suppression and the VXLAN forwarding entries; the status record.
+    def _plan_entries(
+        self,
+        plan: base.NetworkPlan,
+        links: Links,
+        fresh: bool,
+        changes: list[tuple[str, Op]],
+    ) -> dict[str, Any]:
+        """Queue the ARP suppression and VXLAN forwarding entries the network needs.
 
         :param fresh: the uplink was created in this pass: it has no entries yet (and its
             bridge none either), so the kernel's tables are not read.
+        :returns: the network's record for the status document.
         """
         network = plan.network
         bridge_name = names.network_bridge(network.id)
@@ -393,37 +417,28 @@ class LinuxBridgeDriver(base.L2Driver):
             "mtu": network.mtu,
             "uplink": uplink_name,
         }
-        if network.network_type is NetworkType.VXLAN and uplink_name is not None:
-            uplink = links[uplink_name]
-            suppress = self.arp_responder
-            want = neighbours.wanted(plan, self.local_ip) if suppress else neighbours.NOTHING
-            record.update(
-                neighbours.converge(
-                    self.kernel,
-                    network.id,
-                    bridge_name,
-                    uplink,
-                    want,
-                    enabled=suppress,
-                    fresh=fresh,
-                )
+        if network.network_type is not NetworkType.VXLAN or uplink_name is None:
+            return record
+        uplink = links[uplink_name]
+        suppress = self.arp_responder
+        want = neighbours.wanted(plan, self.local_ip) if suppress else neighbours.NOTHING
+        ops = neighbours.changes(
+            self.kernel, network.id, bridge_name, uplink, want, enabled=suppress, fresh=fresh
+        )
+        record.update(neighbours.summary(want))
+        wanted = fdb.wanted_entries(plan, self.local_ip)
+        change = fdb.diff(wanted, set() if fresh else self.kernel.fdb_entries(uplink_name))
+        if change.add:
+            LOG.info("Network %s: %s adding FDB %s", network.id, uplink_name, _show(change.add))
+        if change.delete:
+            LOG.info(
+                "Network %s: %s removing FDB %s", network.id, uplink_name, _show(change.delete)
             )
-            wanted = fdb.wanted_entries(plan, self.local_ip)
-            current = set() if fresh else self.kernel.fdb_entries(uplink_name)
-            change = fdb.diff(wanted, current)
-            if change.add:
-                LOG.info(
-                    "Network %s: %s adding FDB %s", network.id, uplink_name, _show(change.add)
-                )
-                self.kernel.fdb_add(uplink_name, list(change.add))
-            if change.delete:
-                LOG.info(
-                    "Network %s: %s removing FDB %s", network.id, uplink_name, _show(change.delete)
-                )
-                self.kernel.fdb_delete(uplink_name, list(change.delete))
-            record["flood_to"] = sorted({e.dst for e in wanted if e.mac == ZERO_MAC})
-            record["static_fdb"] = len([e for e in wanted if e.mac != ZERO_MAC])
-        self._networks[network.id] = record
+        ops += fdb.operations(uplink_name, change)
+        changes += [(network.id, op) for op in ops]
+        record["flood_to"] = sorted({e.dst for e in wanted if e.mac == ZERO_MAC})
+        record["static_fdb"] = len([e for e in wanted if e.mac != ZERO_MAC])
+        return record
 
     def _enslave_physical(
         self,
@@ -657,6 +672,13 @@ class LinuxBridgeDriver(base.L2Driver):
         LOG.warning("%s: %s", resource_id, exc)
         outcome.failed[resource_id] = str(exc)
         outcome.succeeded.discard(resource_id)
+
+
+def _gone_already(op: Op, error: KernelError) -> bool:
+    """A deletion of what is not there: the wanted state already."""
+    if isinstance(op, DeleteLink):
+        return isinstance(error, DeviceNotFound)
+    return isinstance(op, DeleteFdb | DeleteNeighbour) and isinstance(error, EntryNotFound)
 
 
 def _vxlan_matches(link: Link, spec: VxlanSpec) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Set
 
 from netagent.drivers.base import NetworkPlan
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry
+from netagent.linux.ip_lib import AddFdb, DeleteFdb, Op
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,3 +63,15 @@ def diff(wanted: Set[FdbEntry], current: Iterable[FdbEntry]) -> FdbDiff:
     replaced = {e.mac for e in wanted - have if not is_flooding(e.mac)}
     stale = {e for e in have - wanted if is_flooding(e.mac) or e.mac not in replaced}
     return FdbDiff(add=tuple(sorted(wanted - have)), delete=tuple(sorted(stale)))
+
+
+def operations(device: str, change: FdbDiff) -> list[Op]:
+    """``change`` as operations on ``device``, additions first: flooding entries are
+    appended (the kernel keeps a list of destinations for them), a unicast MAC's single
+    destination is replaced."""
+    ops: list[Op] = [
+        AddFdb(device=device, mac=e.mac, destination=e.dst, append=is_flooding(e.mac))
+        for e in change.add
+    ]
+    ops += [DeleteFdb(device=device, mac=e.mac, destination=e.dst) for e in change.delete]
+    return ops

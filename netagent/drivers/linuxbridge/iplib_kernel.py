@@ -7,7 +7,6 @@ over that namespace's cached rtnetlink socket; kernel errors arrive already type
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 
 from netagent.common.exceptions import NetagentError
@@ -75,14 +74,6 @@ class IpLibKernel:
             if entry.destination is not None and entry.mac and entry.master is None
         }
 
-    def fdb_add(self, device: str, entries: list[FdbEntry]) -> None:
-        pairs = [(e.mac, ipaddress.ip_address(e.dst)) for e in entries]
-        neighbour.add_fdb_entries(device, pairs, namespace=self.netns)
-
-    def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
-        pairs = [(e.mac, ipaddress.ip_address(e.dst)) for e in entries]
-        neighbour.delete_fdb_entries(device, pairs, namespace=self.netns, missing_ok=True)
-
     def bridge_static_macs(self, port: str) -> set[str]:
         return {
             entry.mac
@@ -90,26 +81,12 @@ class IpLibKernel:
             if entry.master is not None and entry.mac and entry.static
         }
 
-    def bridge_fdb_add(self, port: str, macs: list[str]) -> None:
-        neighbour.add_bridge_fdb_entries(port, macs, namespace=self.netns)
-
-    def bridge_fdb_delete(self, port: str, macs: list[str]) -> None:
-        neighbour.delete_bridge_fdb_entries(port, macs, namespace=self.netns, missing_ok=True)
-
     def neighbours(self, device: str) -> dict[str, str]:
         return {
             str(entry.address): entry.mac
             for entry in neighbour.list_neighbours(namespace=self.netns, device=device)
             if entry.address.version == 4 and entry.mac and entry.state & neighbour.NUD_PERMANENT
         }
-
-    def neighbours_add(self, device: str, entries: dict[str, str]) -> None:
-        pairs = [(ipaddress.ip_address(ip), mac) for ip, mac in entries.items()]
-        neighbour.add_neighbours(device, pairs, namespace=self.netns)
-
-    def neighbours_delete(self, device: str, addresses: list[str]) -> None:
-        ips = [ipaddress.ip_address(ip) for ip in addresses]
-        neighbour.delete_neighbours(device, ips, namespace=self.netns, missing_ok=True)
 
     def ensure_host_guard(self, ports: list[str]) -> None:
         self._guard.set_hook([EbRule("DROP", in_iface=port) for port in ports])

@@ -95,30 +95,11 @@ class Kernel(Protocol):
     def fdb_entries(self, device: str) -> set[FdbEntry]:
         """The device's own VXLAN FDB entries that carry a destination (``self``)."""
 
-    def fdb_add(self, device: str, entries: list[FdbEntry]) -> None:
-        """Add static entries: flooding (zero/multicast MAC) entries are appended to the
-        MAC's destination list, a unicast MAC's single destination is replaced."""
-
-    def fdb_delete(self, device: str, entries: list[FdbEntry]) -> None:
-        """Delete entries (gone already is fine)."""
-
     def bridge_static_macs(self, port: str) -> set[str]:
         """MACs of the static (``master static``) entries on ``port`` in its bridge's table."""
 
-    def bridge_fdb_add(self, port: str, macs: list[str]) -> None:
-        """Make ``macs`` static entries on ``port`` (learned ones are replaced)."""
-
-    def bridge_fdb_delete(self, port: str, macs: list[str]) -> None:
-        """Delete the entries of ``macs`` on ``port`` (gone already is fine)."""
-
     def neighbours(self, device: str) -> dict[str, str]:
         """Permanent IPv4 neighbour entries of ``device``: address -> MAC."""
-
-    def neighbours_add(self, device: str, entries: dict[str, str]) -> None:
-        """Add or replace permanent entries address -> MAC on ``device``."""
-
-    def neighbours_delete(self, device: str, addresses: list[str]) -> None:
-        """Delete the entries of ``addresses`` on ``device`` (gone already is fine)."""
 
     def ensure_host_guard(self, ports: list[str]) -> None:
         """Drop every frame a bridge would deliver to this namespace's own stack when it

@@ -30,7 +30,14 @@ from collections.abc import Mapping, Set
 
 from netagent.drivers.base import NetworkPlan
 from netagent.drivers.linuxbridge.kernel import Kernel, Link
-from netagent.linux.ip_lib import SetBridgePort
+from netagent.linux.ip_lib import (
+    AddFdb,
+    AddNeighbour,
+    DeleteFdb,
+    DeleteNeighbour,
+    Op,
+    SetBridgePort,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -108,7 +115,7 @@ def diff(want: Wanted, arp: Mapping[str, str], macs: Set[str]) -> Change:
 NOTHING = Wanted(arp={}, macs=frozenset())
 
 
-def converge(
+def changes(
     kernel: Kernel,
     network_id: str,
     bridge: str,
@@ -117,51 +124,46 @@ def converge(
     *,
     enabled: bool = True,
     fresh: bool = False,
-) -> dict[str, int]:
-    """Turn ARP suppression on (or off, with ``enabled`` false and ``want`` =
-    :data:`NOTHING`) for the VXLAN ``port`` of ``bridge`` and converge entries.
-
-    Static MACs are added before the neighbour entries that need them, stale neighbour
-    entries deleted before their MACs.
+) -> list[Op]:
+    """The operations that turn ARP suppression on (or off, with ``enabled`` false and
+    ``want`` = :data:`NOTHING`) for the VXLAN ``port`` of ``bridge`` and converge its
+    entries, in the order to send them: static MACs before the neighbour entries that
+    need them, stale neighbour entries deleted before their MACs.
 
     :param port: the VXLAN device as dumped *after* it was enslaved to ``bridge``, or
         with ``neigh_suppress`` unknown (``None``): then the flag is set.
     :param fresh: the bridge and the port were created in this pass (no entries to read).
-    :returns: a summary for the status document.
     """
+    ops: list[Op] = []
     if port.neigh_suppress is not enabled:
-        LOG.info(
-            "Network %s: %s set neigh_suppress %s",
-            network_id,
-            port.name,
-            "on" if enabled else "off",
-        )
-        op = SetBridgePort(name=port.name, neigh_suppress=enabled)
-        error = kernel.apply([op]).get(0)
-        if error is not None:
-            raise error
+        state = "on" if enabled else "off"
+        LOG.info("Network %s: %s set neigh_suppress %s", network_id, port.name, state)
+        ops.append(SetBridgePort(name=port.name, neigh_suppress=enabled))
     if fresh:
         change = diff(want, {}, set())
     else:
         change = diff(want, kernel.neighbours(bridge), kernel.bridge_static_macs(port.name))
     if change.add_macs:
-        LOG.info(
-            "Network %s: %s static bridge FDB %s",
-            network_id,
-            port.name,
-            ", ".join(change.add_macs),
-        )
-        kernel.bridge_fdb_add(port.name, list(change.add_macs))
+        shown = ", ".join(change.add_macs)
+        LOG.info("Network %s: %s static bridge FDB %s", network_id, port.name, shown)
+        ops += [AddFdb(device=port.name, mac=mac, master=True) for mac in change.add_macs]
     if change.set_arp:
         shown = ", ".join(f"{ip}->{mac}" for ip, mac in change.set_arp.items())
         LOG.info("Network %s: %s ARP entries %s", network_id, bridge, shown)
-        kernel.neighbours_add(bridge, dict(change.set_arp))
+        ops += [
+            AddNeighbour(device=bridge, address=ip, mac=mac) for ip, mac in change.set_arp.items()
+        ]
     if change.delete_arp:
         shown = ", ".join(change.delete_arp)
         LOG.info("Network %s: %s removing ARP entries %s", network_id, bridge, shown)
-        kernel.neighbours_delete(bridge, list(change.delete_arp))
+        ops += [DeleteNeighbour(device=bridge, address=ip) for ip in change.delete_arp]
     if change.delete_macs:
         shown = ", ".join(change.delete_macs)
         LOG.info("Network %s: %s removing static bridge FDB %s", network_id, port.name, shown)
-        kernel.bridge_fdb_delete(port.name, list(change.delete_macs))
+        ops += [DeleteFdb(device=port.name, mac=mac, master=True) for mac in change.delete_macs]
+    return ops
+
+
+def summary(want: Wanted) -> dict[str, int]:
+    """What :func:`changes` converges to, for the status document."""
     return {"suppressed_arp": len(want.arp), "static_bridge_fdb": len(want.macs)}

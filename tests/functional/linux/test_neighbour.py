@@ -45,17 +45,16 @@ def test_static_neighbours(netns: str) -> None:
 def test_neighbours_in_one_batch_and_proxy_entries_listed(netns: str) -> None:
     apply_all(netns, ip_lib.CreateVeth(name="n1", peer="n1p", up=True, peer_up=True))
     entries = [(addr("198.51.100.10"), MAC7), (addr("fd00::10"), MAC8)]
-    neighbour.add_neighbours("n1", entries, namespace=netns)
+    apply_all(netns, *(AddNeighbour(device="n1", address=str(ip), mac=mac) for ip, mac in entries))
     found = {(n.address, n.mac) for n in neighbour.list_neighbours(namespace=netns, device="n1")}
     assert set(entries) <= found
-    gone = [addr("198.51.100.10"), addr("198.51.100.11")]
-    with pytest.raises(EntryNotFound):
-        neighbour.delete_neighbours("n1", gone, namespace=netns)
+    batch = ip_lib.Batch(netns)
+    for ip in ("198.51.100.10", "198.51.100.11"):
+        batch.add(DeleteNeighbour(device="n1", address=ip), owner=ip)
+    failed = batch.send()
+    assert [(f.owner, type(f.error)) for f in failed] == [("198.51.100.11", EntryNotFound)]
     # the existing entry was deleted even though the other one failed
     assert "198.51.100.10 " not in ip_out(netns, "neigh", "show", "dev", "n1")
-    neighbour.delete_neighbours("n1", gone, namespace=netns, missing_ok=True)
-    with pytest.raises(DeviceNotFound):
-        neighbour.add_neighbours("nx", entries, namespace=netns)
     # netagent makes no proxy entries any more, but still reads them
     ip_do(netns, "neigh", "add", "proxy", "198.51.100.8", "dev", "n1")
     proxies = neighbour.list_neighbours(namespace=netns, proxy=True)
@@ -92,27 +91,30 @@ def test_fdb_entries_in_one_batch(netns: str) -> None:
     apply(ip_lib.CreateVxlan(name="vx-8", vni=8, local="198.18.0.1"), namespace=netns)
     zero = neighbour.FLOOD_MAC
     entries = [
-        (zero, addr("198.18.0.2")),
-        (zero, addr("198.18.0.3")),
-        ("fa:16:3e:00:00:08", addr("198.18.0.2")),
-        ("fa:16:3e:00:00:08", addr("198.18.0.3")),  # a unicast MAC's remote is replaced
+        AddFdb(device="vx-8", mac=zero, destination="198.18.0.2", append=True),
+        AddFdb(device="vx-8", mac=zero, destination="198.18.0.3", append=True),
+        AddFdb(device="vx-8", mac="fa:16:3e:00:00:08", destination="198.18.0.2"),
+        # a unicast MAC has one remote: the add replaces it
+        AddFdb(device="vx-8", mac="fa:16:3e:00:00:08", destination="198.18.0.3"),
     ]
-    neighbour.add_fdb_entries("vx-8", entries, namespace=netns)
+    apply_all(netns, *entries)
     found = {(e.mac, str(e.destination)) for e in neighbour.list_fdb(namespace=netns)}
     assert {(zero, "198.18.0.2"), (zero, "198.18.0.3")} <= found
     assert ("fa:16:3e:00:00:08", "198.18.0.3") in found
     assert ("fa:16:3e:00:00:08", "198.18.0.2") not in found
-    neighbour.add_fdb_entries("vx-8", entries[:1], namespace=netns)  # already there: no-op
+    apply_all(netns, entries[0])  # appending a remote that is there already: no-op
     assert subprocess_fdb(netns).count("00:00:00:00:00:00 dev vx-8 dst 198.18.0.2 ") == 1
     # (the kernel ignores the delete of an unknown remote of a known flooding MAC)
-    gone = [(zero, addr("198.18.0.2")), ("fa:16:3e:00:00:99", addr("198.18.0.9"))]
-    with pytest.raises(EntryNotFound):
-        neighbour.delete_fdb_entries("vx-8", gone, namespace=netns)
+    batch = ip_lib.Batch(netns)
+    batch.add(DeleteFdb(device="vx-8", mac=zero, destination="198.18.0.2"), owner="flood")
+    missing = DeleteFdb(device="vx-8", mac="fa:16:3e:00:00:99", destination="198.18.0.9")
+    batch.add(missing, owner="missing")
+    failed = batch.send()
+    assert [(f.owner, type(f.error)) for f in failed] == [("missing", EntryNotFound)]
     # the existing entry was deleted even though the other one failed
     assert "dst 198.18.0.2 " not in subprocess_fdb(netns).replace("\n", " ")
-    neighbour.delete_fdb_entries("vx-8", gone, namespace=netns, missing_ok=True)
     with pytest.raises(DeviceNotFound):
-        neighbour.add_fdb_entries("nosuchdev", entries[:1], namespace=netns)
+        apply(AddFdb(device="nosuchdev", mac=zero, destination="198.18.0.2"), namespace=netns)
 
 
 def test_bridge_port_static_fdb(netns: str) -> None:
@@ -125,10 +127,12 @@ def test_bridge_port_static_fdb(netns: str) -> None:
     assert "fa:16:3e:00:00:09 dev f0 master brf static" in subprocess_fdb(netns)
     entry = [e for e in neighbour.list_fdb(namespace=netns) if e.mac == "fa:16:3e:00:00:09"]
     assert entry[0].device == "f0" and entry[0].master == "brf" and entry[0].static
-    neighbour.add_bridge_fdb_entries("f0", ["fa:16:3e:00:00:0a"], namespace=netns)
+    apply(AddFdb(device="f0", mac="fa:16:3e:00:00:0a", master=True), namespace=netns)
     assert "fa:16:3e:00:00:0a dev f0 master brf static" in subprocess_fdb(netns)
-    neighbour.delete_bridge_fdb_entries(
-        "f0", ["fa:16:3e:00:00:09", "fa:16:3e:00:00:0a"], namespace=netns
+    apply_all(
+        netns,
+        DeleteFdb(device="f0", mac="fa:16:3e:00:00:09", master=True),
+        DeleteFdb(device="f0", mac="fa:16:3e:00:00:0a", master=True),
     )
     assert "fa:16:3e:00:00:0" not in subprocess_fdb(netns)
     with pytest.raises(EntryNotFound):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netagent.linux import ip_lib, neighbour, sysctl
+from netagent.linux import ip_lib, sysctl
 from netagent.privileged import batch, nlbuild, ops, packets, validate
 from netagent.privileged import nlcodec as nl
 from netagent.privileged.errors import (
@@ -507,10 +507,7 @@ def test_linux_api_validates_before_sending() -> None:
     with pytest.raises(InvalidArgument):
         sysctl.set_disable_ipv6("nope", "eth1.100")
     with pytest.raises(InvalidArgument):
-        neighbour.add_fdb_entries("vx", [("not-a-mac", ipaddress.ip_address("192.0.2.1"))])
-    assert neighbour.is_flooding_mac("00:00:00:00:00:00")
-    assert neighbour.is_flooding_mac("01:00:5E:00:00:01")
-    assert not neighbour.is_flooding_mac("fa:16:3e:00:00:01")
+        ip_lib.AddFdb(device="vx", mac="not-a-mac", destination="192.0.2.1")
 
 
 def test_capped_ack_decoding() -> None:
