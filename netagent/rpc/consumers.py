@@ -14,6 +14,7 @@ traceback per message.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ from typing import Any, Protocol
 
 import oslo_messaging
 from oslo_messaging.rpc import server as rpc_server
+
+from netagent.model import validate as v
+from netagent.rpc.rejects import REJECTIONS
 
 LOG = logging.getLogger(__name__)
 
@@ -64,12 +68,26 @@ class NotificationSink(Protocol):
         """An l2population FDB cast (``add``, ``remove`` or ``update``), unvalidated."""
 
 
-def _port_id_of(port: object) -> str | None:
-    if isinstance(port, dict):
-        value = port.get("id")
-        if isinstance(value, str):
-            return value
-    return None
+def _valid_id(method: str, field: str, value: object) -> bool:
+    """Whether ``value`` is a resource id (a UUID); rejected (logged once) if not."""
+    try:
+        v.uuid(value)
+    except v.FieldError:
+        REJECTIONS.reject(method, f"{field} is not a UUID", value)
+        return False
+    return True
+
+
+def _id_of(method: str, what: str, resource: object) -> str | None:
+    """The ``id`` of a resource dict from a cast, or ``None`` (rejected, logged once)."""
+    if not isinstance(resource, dict):
+        REJECTIONS.reject(method, f"{what} is not an object", resource)
+        return None
+    value = resource.get("id")
+    if not _valid_id(method, f"{what} id", value):
+        return None
+    assert isinstance(value, str)
+    return value
 
 
 class _Endpoint:
@@ -91,15 +109,13 @@ class PortEndpoint(_Endpoint):
         segmentation_id: Any = None,
         physical_network: Any = None,
     ) -> None:
-        port_id = _port_id_of(port)
-        if port_id is None:
-            LOG.warning("Ignoring port_update without a port id")
-            return
-        LOG.debug("port_update for port %s", port_id)
-        self._sink.port_changed(port_id)
+        port_id = _id_of("port_update", "port", port)
+        if port_id is not None:
+            LOG.debug("port_update for port %s", port_id)
+            self._sink.port_changed(port_id)
 
     def port_delete(self, context: Any, port_id: Any = None) -> None:
-        if isinstance(port_id, str):
+        if _valid_id("port_delete", "port_id", port_id):
             LOG.debug("port_delete for port %s", port_id)
             self._sink.port_deleted(port_id)
 
@@ -108,13 +124,13 @@ class NetworkEndpoint(_Endpoint):
     """``network_update`` (1.4) / ``network_delete`` (1.0)."""
 
     def network_update(self, context: Any, network: Any = None) -> None:
-        network_id = _port_id_of(network)
+        network_id = _id_of("network_update", "network", network)
         if network_id is not None:
             LOG.debug("network_update for network %s", network_id)
             self._sink.network_changed(network_id)
 
     def network_delete(self, context: Any, network_id: Any = None) -> None:
-        if isinstance(network_id, str):
+        if _valid_id("network_delete", "network_id", network_id):
             LOG.debug("network_delete for network %s", network_id)
             self._sink.network_changed(network_id)
 
@@ -123,13 +139,13 @@ class BindingEndpoint(_Endpoint):
     """``binding_activate`` / ``binding_deactivate`` (1.5); only for this host."""
 
     def binding_activate(self, context: Any, port_id: Any = None, host: Any = None) -> None:
-        if host == self._host and isinstance(port_id, str):
+        if host == self._host and _valid_id("binding_activate", "port_id", port_id):
             self._sink.port_changed(port_id)
 
     def binding_deactivate(
         self, context: Any, port_id: Any = None, host: Any = None, network_id: Any = None
     ) -> None:
-        if host == self._host and isinstance(port_id, str):
+        if host == self._host and _valid_id("binding_deactivate", "port_id", port_id):
             self._sink.port_deactivated(port_id)
 
 
@@ -143,12 +159,14 @@ class SecurityGroupEndpoint(_Endpoint):
         self._groups("member", security_groups)
 
     def _groups(self, what: str, security_groups: Any) -> None:
+        method = f"security_groups_{what}_updated"
         if not isinstance(security_groups, list):
-            LOG.warning("Ignoring security group %s update without a list of groups", what)
+            REJECTIONS.reject(method, "security_groups is not a list", security_groups)
             return
-        groups = [g for g in security_groups if isinstance(g, str)]
+        groups = [g for g in security_groups if _valid_id(method, "group id", g)]
         LOG.debug("Security group %s update for %s", what, groups)
-        self._sink.security_groups_changed(groups)
+        if groups:
+            self._sink.security_groups_changed(groups)
 
 
 class TunnelEndpoint(_Endpoint):
@@ -190,11 +208,18 @@ class _LogOnceDispatcher(oslo_messaging.RPCDispatcher):  # type: ignore[misc]
 
     def __init__(self, endpoints: list[object], topic_name: str) -> None:
         super().__init__(endpoints, oslo_messaging.NoOpSerializer())
+        self._endpoints_ = endpoints
         self._topic = topic_name
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def dispatch(self, incoming: Any) -> Any:
+        message = incoming.message if isinstance(incoming.message, dict) else {}
+        method, args = message.get("method"), message.get("args", {})
+        if not self._arguments_fit(method, args):
+            shown = ", ".join(sorted(map(str, args))) if isinstance(args, dict) else args
+            REJECTIONS.reject(str(method), "arguments do not match the method", shown)
+            raise oslo_messaging.ExpectedException()
         try:
             return super().dispatch(incoming)
         except (oslo_messaging.NoSuchMethod, oslo_messaging.UnsupportedVersion) as exc:
@@ -213,6 +238,23 @@ class _LogOnceDispatcher(oslo_messaging.RPCDispatcher):  # type: ignore[misc]
                 ENDPOINT_VERSION,
             )
             raise oslo_messaging.ExpectedException() from exc
+
+    def _arguments_fit(self, method: object, args: object) -> bool:
+        """False for a known method whose arguments cannot bind to it (a TypeError in
+        the handler otherwise, logged with a traceback by oslo.messaging)."""
+        if not isinstance(method, str) or method.startswith("_"):
+            return True  # NoSuchMethod, below
+        for endpoint in self._endpoints_:
+            handler = getattr(endpoint, method, None)
+            if callable(handler):
+                if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+                    return False
+                try:
+                    inspect.signature(handler).bind(None, **args)
+                except TypeError:
+                    return False
+                return True
+        return True
 
 
 #: (topic, endpoint class) of every consumer, in start order.

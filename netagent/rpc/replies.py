@@ -16,6 +16,7 @@ from netagent.common.exceptions import NetagentError
 from netagent.model import DeviceDetails, ModelError
 from netagent.model import validate as v
 from netagent.model.validate import IPAddress
+from netagent.rpc.rejects import REJECTIONS
 
 LOG = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def parse_tunnel_event(tunnel_ip: object, tunnel_type: object) -> IPAddress | No
     try:
         return v.ip_address(tunnel_ip)
     except v.FieldError:
-        LOG.warning("Ignoring tunnel endpoint cast with a bad address: %s", v.show(tunnel_ip))
+        REJECTIONS.reject("tunnel endpoint cast", "tunnel_ip is not an IP address", tunnel_ip)
         return None
 
 
@@ -176,48 +177,56 @@ def parse_fdb(
         ``remove``; ``update`` (``chg_ip``) yields the ``before`` removal then the ``after``
         addition. Invalid networks, endpoints or entries are skipped.
     """
+    where = f"{operation}_fdb_entries"
     if not isinstance(fdb_entries, dict):
+        REJECTIONS.reject(where, "fdb_entries is not an object", fdb_entries)
         return
     if operation == "update":
         changes = fdb_entries.get("chg_ip")
         if not isinstance(changes, dict):
+            REJECTIONS.reject(where, "chg_ip is not an object", changes)
             return
-        for network_id, per_ip in _valid_networks(changes):
-            for address, change in _valid_endpoints(per_ip):
+        for network_id, per_ip in _valid_networks(where, changes):
+            for address, change in _valid_endpoints(where, per_ip):
                 if isinstance(change, dict):
-                    yield "remove", network_id, address, _entries(change.get("before"))
-                    yield "add", network_id, address, _entries(change.get("after"))
+                    yield "remove", network_id, address, _entries(where, change.get("before"))
+                    yield "add", network_id, address, _entries(where, change.get("after"))
+                else:
+                    REJECTIONS.reject(where, "change is not an object", change)
         return
-    for network_id, value in _valid_networks(fdb_entries):
+    for network_id, value in _valid_networks(where, fdb_entries):
         ports = value.get("ports") if isinstance(value, dict) else None
-        for address, entries in _valid_endpoints(ports):
-            yield operation, network_id, address, _entries(entries)
+        for address, entries in _valid_endpoints(where, ports):
+            yield operation, network_id, address, _entries(where, entries)
 
 
-def _valid_networks(data: dict[object, object]) -> Iterator[tuple[str, object]]:
+def _valid_networks(where: str, data: dict[object, object]) -> Iterator[tuple[str, object]]:
     for key, value in data.items():
         try:
             yield v.uuid(key), value
         except v.FieldError:
-            continue
+            REJECTIONS.reject(where, "network id is not a UUID", key)
 
 
-def _valid_endpoints(data: object) -> Iterator[tuple[IPAddress, object]]:
+def _valid_endpoints(where: str, data: object) -> Iterator[tuple[IPAddress, object]]:
     if not isinstance(data, dict):
+        REJECTIONS.reject(where, "ports is not an object", data)
         return
     for key, value in data.items():
         try:
             yield v.ip_address(key), value
         except v.FieldError:
-            continue
+            REJECTIONS.reject(where, "endpoint is not an IP address", key)
 
 
-def _entries(data: object) -> frozenset[FdbEntry]:
+def _entries(where: str, data: object) -> frozenset[FdbEntry]:
     result: set[FdbEntry] = set()
     if not isinstance(data, list):
+        REJECTIONS.reject(where, "entries are not a list", data)
         return frozenset()
     for item in data:
         if not isinstance(item, list | tuple) or len(item) < 2:
+            REJECTIONS.reject(where, "entry is not a [MAC, IP] pair", item)
             continue
         try:
             if item[0] == FLOODING_MAC:
@@ -225,5 +234,5 @@ def _entries(data: object) -> frozenset[FdbEntry]:
             else:
                 result.add((v.mac(item[0]).lower(), v.ip_address(item[1])))
         except v.FieldError:
-            continue
+            REJECTIONS.reject(where, "entry has a bad MAC or IP", item)
     return frozenset(result)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
-from netagent.rpc import consumers
+from netagent.rpc import consumers, rejects
 from tests.fullstack.fake_neutron import FakeNeutron
 from tests.unit.rpc.helpers import wait_for
 
@@ -50,12 +51,21 @@ def sink(transport: Any) -> Iterator[RecordingSink]:
     group.stop()
 
 
+#: stand-in ids: the consumers take only UUIDs
+ID = {
+    name: str(uuid.UUID(int=n, version=4))
+    for n, name in enumerate(
+        ("p1", "p2", "p3", "p4", "p5", "n1", "n2", "g1", "g2", "x", "y", "z", "last"), 1
+    )
+}
+
+
 def T(resource: str, op: str) -> str:
     return consumers.topic(resource, op)
 
 
 def test_every_notification_marks(sink: RecordingSink, fake: FakeNeutron) -> None:
-    port = {"id": "p1", "network_id": "n1", "mac_address": "fa:16:3e:00:00:01"}
+    port = {"id": ID["p1"], "network_id": ID["n1"], "mac_address": "fa:16:3e:00:00:01"}
     fake.cast(
         T("port", "update"),
         "port_update",
@@ -64,42 +74,44 @@ def test_every_notification_marks(sink: RecordingSink, fake: FakeNeutron) -> Non
         segmentation_id=5,
         physical_network=None,
     )
-    fake.cast(T("port", "delete"), "port_delete", port_id="p2")
-    fake.cast(T("network", "update"), "network_update", "1.4", network={"id": "n1", "mtu": 1400})
-    fake.cast(T("network", "delete"), "network_delete", network_id="n2")
-    fake.cast(T("binding", "activate"), "binding_activate", "1.5", port_id="p3", host="cmp1")
-    fake.cast(T("binding", "activate"), "binding_activate", "1.5", port_id="p4", host="other")
+    fake.cast(T("port", "delete"), "port_delete", port_id=ID["p2"])
+    fake.cast(
+        T("network", "update"), "network_update", "1.4", network={"id": ID["n1"], "mtu": 1400}
+    )
+    fake.cast(T("network", "delete"), "network_delete", network_id=ID["n2"])
+    fake.cast(T("binding", "activate"), "binding_activate", "1.5", port_id=ID["p3"], host="cmp1")
+    fake.cast(T("binding", "activate"), "binding_activate", "1.5", port_id=ID["p4"], host="other")
     fake.cast(
         T("binding", "deactivate"),
         "binding_deactivate",
         "1.5",
-        port_id="p5",
+        port_id=ID["p5"],
         host="cmp1",
-        network_id="n1",
+        network_id=ID["n1"],
     )
     fake.cast(
         T("security_group", "update"),
         "security_groups_rule_updated",
         "1.1",
-        security_groups=["g1"],
+        security_groups=[ID["g1"]],
     )
     fake.cast(
         T("security_group", "update"),
         "security_groups_member_updated",
         "1.1",
-        security_groups=["g2"],
+        security_groups=[ID["g2"]],
     )
     fake.cast(T("tunnel", "update"), "tunnel_update", tunnel_ip="198.18.0.9", tunnel_type="vxlan")
     fake.cast(T("l2population", "update"), "add_fdb_entries", fdb_entries={})
     expected = {
-        ("port_changed", "p1"),
-        ("port_deleted", "p2"),
-        ("network_changed", "n1"),
-        ("network_changed", "n2"),
-        ("port_changed", "p3"),
-        ("port_deactivated", "p5"),
-        ("security_groups_changed", ("g1",)),
-        ("security_groups_changed", ("g2",)),
+        ("port_changed", ID["p1"]),
+        ("port_deleted", ID["p2"]),
+        ("network_changed", ID["n1"]),
+        ("network_changed", ID["n2"]),
+        ("port_changed", ID["p3"]),
+        ("port_deactivated", ID["p5"]),
+        ("security_groups_changed", (ID["g1"],)),
+        ("security_groups_changed", (ID["g2"],)),
         ("tunnel_endpoint_changed", ("update", "198.18.0.9", "vxlan")),
         ("fdb_received", "add"),
     }
@@ -108,7 +120,7 @@ def test_every_notification_marks(sink: RecordingSink, fake: FakeNeutron) -> Non
         return {(k, tuple(v) if isinstance(v, list) else v) for k, v in sink.events}
 
     wait_for("all notifications", lambda: seen() >= expected)
-    assert ("port_changed", "p4") not in seen()
+    assert ("port_changed", ID["p4"]) not in seen()
 
 
 def test_unknown_method_and_newer_version_logged_once(
@@ -117,12 +129,12 @@ def test_unknown_method_and_newer_version_logged_once(
     topic = T("port", "update")
     with caplog.at_level(logging.DEBUG):
         for _ in range(5):
-            fake.cast(topic, "port_frobnicate", port={"id": "x"})
-            fake.cast(topic, "port_update", "1.7", port={"id": "y"})
-            fake.cast(topic, "port_update", "2.0", port={"id": "z"})
-        fake.cast(topic, "port_update", port={"id": "last"})
-        wait_for("the last update", lambda: ("port_changed", "last") in sink.events)
-        # The threading executor dispatches side by side: "last" can be done before
+            fake.cast(topic, "port_frobnicate", port={"id": ID["x"]})
+            fake.cast(topic, "port_update", "1.7", port={"id": ID["y"]})
+            fake.cast(topic, "port_update", "2.0", port={"id": ID["z"]})
+        fake.cast(topic, "port_update", port={"id": ID["last"]})
+        wait_for("the last update", lambda: ("port_changed", ID["last"]) in sink.events)
+        # The threading executor dispatches side by side: ID["last"] can be done before
         # the refused casts are, so wait for all 15 of them to be logged.
         wait_for(
             "the 15 refused casts",
@@ -133,8 +145,8 @@ def test_unknown_method_and_newer_version_logged_once(
     assert len([w for w in warnings if "version 1.7" in w]) == 1
     assert len([w for w in warnings if "version 2.0" in w]) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert ("port_changed", "y") not in sink.events
-    assert ("port_changed", "z") not in sink.events
+    assert ("port_changed", ID["y"]) not in sink.events
+    assert ("port_changed", ID["z"]) not in sink.events
 
 
 def test_servers_use_threading_executor(transport: Any) -> None:
@@ -143,3 +155,51 @@ def test_servers_use_threading_executor(transport: Any) -> None:
     topics = {s._target.topic for s in group.servers}
     assert "q-agent-notifier-security_group-update" in topics
     assert all(s._target.server == "cmp1" for s in group.servers)
+
+
+def test_malformed_casts_rejected_once_per_kind_without_tracebacks(
+    sink: RecordingSink,
+    fake: FakeNeutron,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(consumers, "REJECTIONS", rejects.Rejections())
+    bad_casts: list[tuple[str, str, str, dict[str, Any]]] = [
+        (T("port", "update"), "port_update", "1.0", {"port": {"id": "not-a-uuid"}}),
+        (T("port", "update"), "port_update", "1.0", {"port": ["not", "a", "dict"]}),
+        (T("port", "update"), "port_update", "1.0", {"port": {"id": ID["x"]}, "bogus": 1}),
+        (T("port", "delete"), "port_delete", "1.0", {"port_id": 42}),
+        (T("network", "delete"), "network_delete", "1.0", {"network_id": "../etc"}),
+        (T("binding", "activate"), "binding_activate", "1.5", {"port_id": None, "host": "cmp1"}),
+        (
+            T("security_group", "update"),
+            "security_groups_rule_updated",
+            "1.1",
+            {"security_groups": "g1"},
+        ),
+        (
+            T("security_group", "update"),
+            "security_groups_member_updated",
+            "1.1",
+            {"security_groups": [1, None, "x"]},
+        ),
+    ]
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            for topic_name, method, version, kwargs in bad_casts:
+                fake.cast(topic_name, method, version, **kwargs)
+        fake.cast(T("port", "update"), "port_update", port={"id": ID["last"]})
+        wait_for("the last update", lambda: ("port_changed", ID["last"]) in sink.events)
+        wait_for(
+            "every rejection logged",
+            lambda: len([r for r in caplog.records if "Ignoring" in r.getMessage()]) >= 3 * 10,
+        )
+    assert sink.events == [("port_changed", ID["last"])]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    ignoring = [w for w in warnings if w.startswith("Ignoring")]
+    assert len(ignoring) == len(set(ignoring)) == 8  # one per kind, not per cast
+    assert consumers.REJECTIONS.total() == 3 * 10
+    assert any("not-a-uuid" in w for w in ignoring)  # the offending id is shown
+    assert any("arguments do not match" in w and "bogus" in w for w in ignoring)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.exc_info]
