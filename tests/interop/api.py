@@ -12,6 +12,7 @@ import dataclasses
 import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -122,7 +123,7 @@ class KeystoneApi:
 
     def find(self, kind: str, name: str) -> dict[str, Any]:
         """The one ``kind`` (``project``, ``user``, ``role``, ``service``) named ``name``."""
-        (found,) = self.request("GET", f"/{kind}s?name={urllib.request.quote(name)}")[f"{kind}s"]
+        (found,) = self.request("GET", f"/{kind}s?name={urllib.parse.quote(name)}")[f"{kind}s"]
         result: dict[str, Any] = found
         return result
 
@@ -188,14 +189,14 @@ class NeutronApi:
         self.delete(f"/v2.0/{kind}s/{resource_id}")
 
     def agents(self, **filters: str) -> list[dict[str, Any]]:
-        query = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in filters.items())
+        query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in filters.items())
         result: list[dict[str, Any]] = self.get("/v2.0/agents" + (f"?{query}" if query else ""))[
             "agents"
         ]
         return result
 
     def ports(self, **filters: str) -> list[dict[str, Any]]:
-        query = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in filters.items())
+        query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in filters.items())
         result: list[dict[str, Any]] = self.get("/v2.0/ports" + (f"?{query}" if query else ""))[
             "ports"
         ]
