@@ -37,11 +37,22 @@ function install_netagent {
     fi
 }
 
-function configure_netagent {
+# <physical_network>:<interface> pairs of the agent (empty: none)
+function netagent_interface_mappings {
     local mappings=$NETAGENT_PHYSICAL_INTERFACE_MAPPINGS
     if [[ -z "$mappings" && -n "$PHYSICAL_NETWORK" && -n "$NETAGENT_PHYSICAL_INTERFACE" ]]; then
         mappings=$PHYSICAL_NETWORK:$NETAGENT_PHYSICAL_INTERFACE
     fi
+    echo "$mappings"
+}
+
+function netagent_uses_vxlan {
+    [[ "$ENABLE_TENANT_TUNNELS" == "True" && "$Q_ML2_TENANT_NETWORK_TYPE" == "vxlan" ]]
+}
+
+function configure_netagent {
+    local mappings
+    mappings=$(netagent_interface_mappings)
 
     sudo install -d -o "$STACK_USER" "$NETAGENT_CONF_DIR" "$NETAGENT_STATE_PATH"
     cp "$NETAGENT_DIR/etc/netagent/netagent.conf.sample" "$NETAGENT_CONF"
@@ -53,7 +64,7 @@ function configure_netagent {
     iniset "$NETAGENT_CONF" agent source neutron
     iniset "$NETAGENT_CONF" agent l2_driver "$NETAGENT_L2_DRIVER"
     iniset "$NETAGENT_CONF" agent firewall_driver "$NETAGENT_FIREWALL_DRIVER"
-    if [[ "$ENABLE_TENANT_TUNNELS" == "True" && "$Q_ML2_TENANT_NETWORK_TYPE" == "vxlan" ]]; then
+    if netagent_uses_vxlan; then
         iniset "$NETAGENT_CONF" linuxbridge local_ip "$NETAGENT_LOCAL_IP"
     fi
     if [[ -n "$mappings" ]]; then
@@ -74,10 +85,30 @@ function stop_netagent {
     stop_process netagent-agent
 }
 
+# runs after devstack's own test-config step (configure_tempest, then pip install of
+# TEMPEST_PLUGINS, which settings extends with netagent's tempest plugin)
 function configure_tempest_netagent {
     # read by neutron-tempest-plugin's tests
     iniset "$TEMPEST_CONFIG" neutron_plugin_options available_type_drivers \
         "$Q_ML2_PLUGIN_TYPE_DRIVERS"
+    # read by netagent's tempest plugin (tempest_plugin/)
+    iniset "$TEMPEST_CONFIG" service_available netagent True
+    iniset "$TEMPEST_CONFIG" netagent firewall_driver "$NETAGENT_FIREWALL_DRIVER"
+    if netagent_uses_vxlan; then
+        iniset "$TEMPEST_CONFIG" netagent tunnel_types vxlan
+    else
+        iniset "$TEMPEST_CONFIG" netagent tunnel_types ""
+    fi
+    local mappings
+    mappings=$(netagent_interface_mappings)
+    if [[ -n "$mappings" ]]; then
+        # the first physical network of the mappings
+        mappings=${mappings%%,*}
+        iniset "$TEMPEST_CONFIG" netagent physical_network "${mappings%%:*}"
+    fi
+    if [[ -n "$NETAGENT_TEMPEST_HOSTS" ]]; then
+        iniset "$TEMPEST_CONFIG" netagent hosts "$NETAGENT_TEMPEST_HOSTS"
+    fi
 }
 
 function cleanup_netagent {

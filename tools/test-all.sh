@@ -18,8 +18,8 @@ step() {
 }
 
 step genconfig tools/genconfig.sh --check
-step ruff .venv/bin/ruff check netagent tests tools
-step ruff-format .venv/bin/ruff format --check netagent tests tools
+step ruff .venv/bin/ruff check netagent tests tools tempest_plugin
+step ruff-format .venv/bin/ruff format --check netagent tests tools tempest_plugin
 step mypy .venv/bin/mypy --strict netagent
 step devstack-lint tools/lint-devstack.sh
 step wheel tools/wheel-smoke.sh

@@ -1,13 +1,18 @@
-"""A minimal Neutron REST client (stdlib only) for the interop tier.
+"""Minimal Keystone and Neutron REST clients (stdlib only) for the interop tier.
 
-With ``auth_strategy = noauth`` every request runs with an admin context; create bodies
-need ``project_id``.
+Neutron runs with ``auth_strategy = keystone``: every request carries an ``X-Auth-Token``
+that :class:`Token` gets from Keystone (password authentication, project scope) and
+renews when Neutron answers 401. The tier's client is Keystone's bootstrap admin; create
+bodies still name a ``project_id`` (admin may create for any project).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -23,27 +28,132 @@ class ApiError(RuntimeError):
         self.body = body
 
 
-class NeutronApi:
-    """JSON requests against ``base_url`` (e.g. ``http://127.0.0.1:9696``)."""
+def _json_request(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+    timeout: float,
+) -> tuple[Any, dict[str, str]]:
+    """(decoded JSON body or None, response headers); :class:`ApiError` on HTTP errors."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            resp_headers = dict(resp.headers.items())
+    except urllib.error.HTTPError as exc:
+        raise ApiError(method, url, exc.code, exc.read().decode(errors="replace")) from exc
+    return (json.loads(raw) if raw else None), resp_headers
 
-    def __init__(self, base_url: str, timeout: float = 60) -> None:
-        self.base_url = base_url.rstrip("/")
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """A Keystone user and the project its tokens are scoped to (both in domain Default)."""
+
+    auth_url: str  # e.g. http://127.0.0.1:5000/v3
+    username: str
+    password: str
+    project_name: str
+
+
+class Token:
+    """A project-scoped token for ``creds``, fetched on first use and on :meth:`renew`."""
+
+    def __init__(self, creds: Credentials, timeout: float = 60) -> None:
+        self.creds = creds
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self.project_id = ""
+
+    def get(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._issue()
+            return self._token
+
+    def renew(self) -> str:
+        with self._lock:
+            self._token = None
+        return self.get()
+
+    def _issue(self) -> str:
+        default = {"id": "default"}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": self.creds.username,
+                            "domain": default,
+                            "password": self.creds.password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": self.creds.project_name, "domain": default}},
+            }
+        }
+        reply, headers = _json_request(
+            "POST", self.creds.auth_url + "/auth/tokens", body, {}, self.timeout
+        )
+        self.project_id = reply["token"]["project"]["id"]
+        token: str = headers["X-Subject-Token"]
+        return token
+
+
+class KeystoneApi:
+    """JSON requests against Keystone's v3 API with ``token`` (an admin's)."""
+
+    def __init__(self, auth_url: str, token: Token, timeout: float = 60) -> None:
+        self.auth_url = auth_url.rstrip("/")
+        self.token = token
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
+        headers = {"X-Auth-Token": self.token.get()}
+        reply, _ = _json_request(method, self.auth_url + path, body, headers, self.timeout)
+        return reply
+
+    def find(self, kind: str, name: str) -> dict[str, Any]:
+        """The one ``kind`` (``project``, ``user``, ``role``, ``service``) named ``name``."""
+        (found,) = self.request("GET", f"/{kind}s?name={urllib.parse.quote(name)}")[f"{kind}s"]
+        result: dict[str, Any] = found
+        return result
+
+    def create(self, kind: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/{kind}s", {kind: fields})[kind]
+        return result
+
+
+class NeutronApi:
+    """JSON requests against ``base_url`` (e.g. ``http://127.0.0.1:9696``) with ``token``."""
+
+    def __init__(self, base_url: str, token: Token, timeout: float = 60) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = self.base_url + path
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise ApiError(method, path, exc.code, exc.read().decode(errors="replace")) from exc
-        return json.loads(raw) if raw else None
+            reply, _ = _json_request(
+                method, url, body, {"X-Auth-Token": self.token.get()}, self.timeout
+            )
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+            # expired or revoked: one more try with a new token
+            reply, _ = _json_request(
+                method, url, body, {"X-Auth-Token": self.token.renew()}, self.timeout
+            )
+        return reply
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
@@ -79,14 +189,14 @@ class NeutronApi:
         self.delete(f"/v2.0/{kind}s/{resource_id}")
 
     def agents(self, **filters: str) -> list[dict[str, Any]]:
-        query = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in filters.items())
+        query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in filters.items())
         result: list[dict[str, Any]] = self.get("/v2.0/agents" + (f"?{query}" if query else ""))[
             "agents"
         ]
         return result
 
     def ports(self, **filters: str) -> list[dict[str, Any]]:
-        query = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in filters.items())
+        query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in filters.items())
         result: list[dict[str, Any]] = self.get("/v2.0/ports" + (f"?{query}" if query else ""))[
             "ports"
         ]

@@ -33,12 +33,17 @@ class InteropFabric(harness.Fabric):
         workdir: Path,
         server: neutron_server.NeutronServer,
         firewall_driver: str | None = None,
+        physical_interface: str | None = None,
     ) -> None:
         """:param firewall_driver: ``[agent] firewall_driver`` of every agent (e.g.
-        ``iptables``, with the nft backend); None keeps the agent's default."""
+        ``iptables``, with the nft backend); None keeps the agent's default.
+        :param physical_interface: if set, every host gets a device of that name (one end
+        of a veth pair whose peer stays unused; no dummy module here), mapped to
+        ``physnet1`` (``physical_interface_mappings``)."""
         super().__init__(workdir)
         self.server = server
         self.firewall_driver = firewall_driver
+        self.physical_interface = physical_interface
         self.relays: list[Relay] = []
 
     def _netns(self, role: str) -> str:
@@ -50,13 +55,25 @@ class InteropFabric(harness.Fabric):
 
     def add_host(self, name: str, tunnel_ip: str) -> harness.Host:
         host = super().add_host(name, tunnel_ip)
+        if self.physical_interface is not None:
+            peer = f"{self.physical_interface}-p"
+            harness.ip(
+                host.netns, "link", "add", self.physical_interface, "type", "veth", "peer", peer
+            )
+            for device in (self.physical_interface, peer):
+                harness.ip(host.netns, "link", "set", device, "up")
         target = ("127.0.0.1", RABBIT_PORT)
         self.relays.append(Relay(target, listen_port=RABBIT_PORT, netns=host.netns).start())
         return host
 
     def write_agent_config(self, host: harness.Host) -> None:
         """``[agent] source = neutron`` with the server's vhost, through the relay."""
-        firewall = iptables = ""
+        firewall = iptables = mappings = ""
+        if self.physical_interface is not None:
+            mappings = (
+                "physical_interface_mappings = "
+                f"{neutron_server.PHYSNET}:{self.physical_interface}\n"
+            )
         if self.firewall_driver is not None:
             firewall = f"firewall_driver = {self.firewall_driver}\n"
             iptables = "[iptables]\nbackend = nft\n"
@@ -78,6 +95,7 @@ class InteropFabric(harness.Fabric):
             f"report_interval = {neutron_server.AGENT_REPORT_INTERVAL}\n"
             "[linuxbridge]\n"
             f"local_ip = {host.tunnel_ip}\n"
+            f"{mappings}"
         )
 
     def start_neutron_agents(self) -> None:

@@ -1,21 +1,21 @@
 """Interop tier: a real neutron-server (Neutron 29 from PyPI) drives netagent.
 
 Runs only with ``NETAGENT_INTEROP=1`` as root, with RabbitMQ and MariaDB on 127.0.0.1.
-One server per session (:class:`tests.interop.neutron_server.NeutronServer`); its phase
-timings are printed, and the tail of its logs is attached to every failed test's report.
+One Keystone and one Neutron per session (:func:`tests.interop.neutron_server.running`);
+their phase timings are printed, and the tail of their logs is attached to every failed
+test's report.
 Databases and vhosts left by crashed runs are dropped at the start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.interop import neutron_server, services, venv
+from tests.interop import neutron_server, services
 from tests.interop.api import NeutronApi
 
 _SERVER_KEY = pytest.StashKey[neutron_server.NeutronServer]()
@@ -42,22 +42,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def neutron(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[neutron_server.NeutronServer]:
-    """The session's neutron-server (API, RPC server, periodic workers)."""
+    """The session's neutron-server (API, RPC server, periodic workers) on its Keystone."""
     for what in services.remove_leftovers():
         print(f"interop: removed leftover {what}")
-    workdir: Path = tmp_path_factory.mktemp("neutron")
-    server = neutron_server.NeutronServer(workdir)
-    request.config.stash[_SERVER_KEY] = server
-    with venv.in_use(), contextlib.ExitStack() as stack:
-        stack.callback(lambda: print("\n" + server.timing_line()))
-        stack.callback(server.stop)
-        try:
-            server.start()
-        except Exception:
-            print(server.diagnostics())
-            raise
+    workdir: Path = tmp_path_factory.mktemp("cloud")
+    with neutron_server.running(workdir) as server:
+        request.config.stash[_SERVER_KEY] = server
         print("\n" + server.timing_line())
         yield server
+    print("\n" + server.timing_line())
 
 
 @pytest.fixture(scope="module")
@@ -72,4 +65,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{report.when}", report)
     server = item.config.stash.get(_SERVER_KEY, None)
     if report.failed and server is not None:
-        report.sections.append(("neutron-server logs", server.diagnostics()))
+        report.sections.append(
+            (
+                "keystone and neutron-server logs",
+                server.keystone.diagnostics() + server.diagnostics(),
+            )
+        )

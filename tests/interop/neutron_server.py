@@ -3,8 +3,10 @@
 :class:`NeutronServer` runs Neutron (from the cached venv of :mod:`tests.interop.venv`) on a
 MariaDB database and a RabbitMQ vhost of its own (:mod:`tests.interop.services`):
 
-1. writes ``neutron.conf`` and ``ml2_conf.ini`` (noauth, ML2 with ``mechanism_drivers =
-   netagent``, flat + vxlan, short ``agent_down_time``);
+1. writes ``neutron.conf`` and ``ml2_conf.ini`` (``auth_strategy = keystone`` against the
+   :class:`~tests.interop.keystone_server.KeystoneServer` it is given, with a ``neutron``
+   service user there and the ``network`` endpoint in its catalog; ML2 with
+   ``mechanism_drivers = netagent``, flat + vxlan, short ``agent_down_time``);
 2. ``neutron-db-manage upgrade heads``;
 3. starts the REST API (``neutron.wsgi.api:application`` under gunicorn on 127.0.0.1 and a
    free port), ``neutron-rpc-server`` and ``neutron-periodic-workers``, each in a process
@@ -32,10 +34,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tests.interop import services, venv
-from tests.interop.api import NeutronApi
+from tests.interop.api import Credentials, NeutronApi
+
+if TYPE_CHECKING:
+    from tests.interop.keystone_server import KeystoneServer
 
 T = TypeVar("T")
 
@@ -82,10 +87,13 @@ class NeutronServer:
     """Neutron API + RPC server + periodic workers, with everything they need.
 
     :param workdir: config files, logs and Neutron's state_path go here.
+    :param keystone: a started Keystone; Neutron's service user and endpoint go there.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, keystone: KeystoneServer) -> None:
         self.workdir = workdir
+        self.keystone = keystone
+        self.service_user: Credentials | None = None
         self.services = services.Services()
         self.venv: Path | None = None
         self.port = 0
@@ -112,7 +120,8 @@ class NeutronServer:
         return self.services.transport_url
 
     def api(self) -> NeutronApi:
-        return NeutronApi(self.url)
+        """A client with the Keystone admin's token."""
+        return NeutronApi(self.url, self.keystone.admin_token())
 
     def start(self) -> None:
         """Build/reuse the venv, create DB and vhost, migrate, start and wait."""
@@ -124,6 +133,8 @@ class NeutronServer:
             self.services.create()
         with self._phase("config"):
             self.port = free_port()
+            self.service_user = self.keystone.add_service_user("neutron")
+            self.keystone.add_endpoint("neutron", "network", self.url)
             self._write_config()
         with self._phase("db-manage"):
             self._run_tool(
@@ -163,13 +174,15 @@ class NeutronServer:
 
     def _write_config(self) -> None:
         assert self.venv is not None
+        assert self.service_user is not None
+        user = self.service_user
         state = self.workdir / "neutron-state"
         (state / "lock").mkdir(parents=True, exist_ok=True)
         (self.workdir / "neutron.conf").write_text(
             f"""[DEFAULT]
 core_plugin = ml2
 service_plugins =
-auth_strategy = noauth
+auth_strategy = keystone
 api_paste_config = {self.venv / "etc" / "neutron" / "api-paste.ini"}
 transport_url = {self.services.transport_url}
 host = interop-server
@@ -190,6 +203,17 @@ report_interval = {AGENT_REPORT_INTERVAL}
 
 [database]
 connection = {self.services.db_url}
+
+[keystone_authtoken]
+www_authenticate_uri = {self.keystone.auth_url}
+auth_url = {self.keystone.auth_url}
+auth_type = password
+username = {user.username}
+password = {user.password}
+project_name = {user.project_name}
+user_domain_id = default
+project_domain_id = default
+region_name = RegionOne
 
 [oslo_concurrency]
 lock_path = {state / "lock"}
@@ -257,14 +281,14 @@ accesslog = "-"
         """Stop the processes started here (by PID/process group), drop DB and vhost."""
         with self._phase("stop"):
             for proc in self.processes.values():
-                _signal_group(proc, signal.SIGTERM)
+                signal_group(proc, signal.SIGTERM)
             deadline = time.monotonic() + 10
             for proc in self.processes.values():
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(max(0.1, deadline - time.monotonic()))
             for proc in self.processes.values():
                 # Also workers the parent forked and left behind: same process group.
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(5)
             if self._created_services:
@@ -303,10 +327,11 @@ accesslog = "-"
         return path.read_text(errors="replace").count(_TUNNEL_SYNC_LINE)
 
     def timing_line(self) -> str:
-        return "interop timings: " + ", ".join(f"{k} {v}s" for k, v in self.timings.items())
+        timings = {**self.keystone.timings, **self.timings}
+        return "interop timings: " + ", ".join(f"{k} {v}s" for k, v in timings.items())
 
 
-def _signal_group(proc: subprocess.Popen[Any], sig: signal.Signals) -> None:
+def signal_group(proc: subprocess.Popen[Any], sig: signal.Signals) -> None:
     """Signal the process group led by ``proc`` (started with start_new_session)."""
     if proc.poll() is not None and sig != signal.SIGKILL:
         return
@@ -314,26 +339,47 @@ def _signal_group(proc: subprocess.Popen[Any], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
+@contextlib.contextmanager
+def running(workdir: Path) -> Iterator[NeutronServer]:
+    """Keystone and Neutron started in ``workdir`` (holding the Neutron venv), stopped after;
+    their logs' tails printed to stderr if starting fails."""
+    from tests.interop.keystone_server import KeystoneServer  # noqa: PLC0415
+
+    keystone = KeystoneServer(workdir / "keystone")
+    server = NeutronServer(workdir / "neutron", keystone)
+    (workdir / "neutron").mkdir(parents=True, exist_ok=True)
+    with venv.in_use(), contextlib.ExitStack() as stack:
+        stack.callback(keystone.stop)
+        stack.callback(server.stop)
+        try:
+            keystone.start()
+            server.start()
+        except Exception:
+            print(keystone.diagnostics() + server.diagnostics(), file=sys.stderr)
+            raise
+        yield server
+
+
 def main() -> int:
-    """Start a server, print its URL and transport URL, stop on Ctrl-C."""
+    """Start Keystone and Neutron, print their URLs, stop on Ctrl-C."""
     import tempfile  # noqa: PLC0415
 
     workdir = Path(tempfile.mkdtemp(prefix="netagent-interop-"))
-    server = NeutronServer(workdir)
     try:
-        server.start()
-        print(server.timing_line())
-        print(f"API {server.url}\ntransport_url {server.transport_url}\nlogs {workdir}")
-        stop_signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        signal.sigwait(stop_signals)
+        with running(workdir) as server:
+            ks = server.keystone
+            print(server.timing_line())
+            print(
+                f"API {server.url}\nKeystone {ks.auth_url} (user {ks.admin_credentials.username},"
+                f" password {ks.admin_credentials.password}, project"
+                f" {ks.admin_credentials.project_name})\n"
+                f"transport_url {server.transport_url}\nlogs {workdir}"
+            )
+            stop_signals = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            signal.sigwait(stop_signals)
     except KeyboardInterrupt:
         pass
-    except Exception:
-        print(server.diagnostics(), file=sys.stderr)
-        raise
-    finally:
-        server.stop()
     return 0
 
 

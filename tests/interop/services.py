@@ -69,9 +69,10 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclasses.dataclass
 class Services:
-    """One database and one vhost, named after this process."""
+    """One database and (unless ``with_vhost`` is false) one vhost, named after this process."""
 
     tag: str = dataclasses.field(default_factory=lambda: f"{os.getpid()}_{uuid.uuid4().hex[:6]}")
+    with_vhost: bool = True
 
     @property
     def database(self) -> str:
@@ -98,15 +99,17 @@ class Services:
             for h in ("localhost", "127.0.0.1")
         )
         sql(f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4;{grants}")
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        if self.with_vhost:
+            rabbitmqctl("add_vhost", self.vhost)
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
 
     def drop(self) -> None:
         """Drop the database and delete the vhost (errors ignored: best effort)."""
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             sql(f"DROP DATABASE IF EXISTS `{self.database}`;")
-        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            rabbitmqctl("delete_vhost", self.vhost)
+        if self.with_vhost:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                rabbitmqctl("delete_vhost", self.vhost)
 
     def queue_consumers(self) -> dict[str, int]:
         """Queue name → consumer count in this vhost."""

@@ -1,4 +1,5 @@
-"""The cached virtualenv holding an unmodified Neutron from PyPI and netagent's driver.
+"""The cached virtualenvs: an unmodified Neutron from PyPI with netagent's driver, and
+Keystone and tempest (:func:`ensure_tool`).
 
 ``<cache>/venv-<version>`` (cache: ``$NETAGENT_INTEROP_CACHE``, default
 ``/var/cache/netagent-interop``) gets ``neutron==<version>``, gunicorn (the WSGI server of
@@ -8,6 +9,10 @@ installed editable from this checkout without dependencies (neutron-server and
 neutron-dhcp-agent load ``netagent.neutron_plugins``, which needs only netagent's own
 modules and what Neutron brings: pyroute2, oslo.*), and reinstalled when the venv points at another
 checkout, so the entry point in setup.cfg is what the server really loads.
+
+Keystone (``<cache>/venv-keystone-<version>``) and tempest (``<cache>/venv-tempest-<version>``)
+get only what PyPI has, nothing from a checkout, so they need no :func:`in_use` lock: a run
+puts its own checkout's tempest plugin on ``PYTHONPATH`` instead (:mod:`tests.interop.tempest`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NEUTRON_VERSION = os.environ.get("NETAGENT_INTEROP_NEUTRON", "29.0.0")
+KEYSTONE_VERSION = "30.0.0"
+TEMPEST_VERSION = "47.0.0"
+NEUTRON_TEMPEST_PLUGIN_VERSION = "3.3.0"
 CACHE = Path(os.environ.get("NETAGENT_INTEROP_CACHE", "/var/cache/netagent-interop"))
 MARKER = ".netagent-interop-complete"
 PIP_QUIET = ["-q", "--disable-pip-version-check", "--no-input"]
@@ -42,6 +50,19 @@ print(json.dumps({"path": netagent.__path__[0], "eps": eps}))
 def requirements(version: str) -> list[str]:
     """What goes into the venv besides netagent."""
     return [f"neutron=={version}", "gunicorn", "PyMySQL"]
+
+
+def keystone_requirements() -> list[str]:
+    return [f"keystone=={KEYSTONE_VERSION}", "gunicorn", "PyMySQL"]
+
+
+def tempest_requirements() -> list[str]:
+    # setuptools: the run builds the plugin distribution into a directory of its own
+    return [
+        f"tempest=={TEMPEST_VERSION}",
+        f"neutron-tempest-plugin=={NEUTRON_TEMPEST_PLUGIN_VERSION}",
+        "setuptools",
+    ]
 
 
 def _run(cmd: list[str], timeout: float = 900) -> str:
@@ -75,6 +96,32 @@ def _netagent_ok(venv: Path) -> bool:
     return bool(Path(out["path"]) == REPO / "netagent" and out["eps"] == expected)
 
 
+def _build(venv: Path, reqs: list[str]) -> bool:
+    """(Re)build ``venv`` with ``reqs`` unless complete; whether it built. Call locked."""
+    if _complete(venv, reqs):
+        return False
+    shutil.rmtree(venv, ignore_errors=True)
+    _run([sys.executable, "-m", "venv", str(venv)])
+    pip = [str(venv / "bin" / "pip"), "install", *PIP_QUIET]
+    _run([*pip, "--upgrade", "pip", "setuptools"])
+    _run([*pip, *reqs])
+    (venv / MARKER).write_text(json.dumps(reqs))
+    return True
+
+
+def ensure_tool(name: str, reqs: list[str]) -> tuple[Path, bool]:
+    """The venv ``<cache>/venv-<name>`` with exactly ``reqs`` from PyPI, built if missing
+    or incomplete (serialised with a lock file, like :func:`ensure`).
+
+    :returns: (venv path, whether it was built).
+    """
+    CACHE.mkdir(parents=True, exist_ok=True)
+    venv = CACHE / f"venv-{name}"
+    with (CACHE / f"venv-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return venv, _build(venv, reqs)
+
+
 @contextlib.contextmanager
 def in_use(version: str = NEUTRON_VERSION) -> Iterator[None]:
     """Hold the venv for this run: netagent is installed in it editable from *this*
@@ -97,17 +144,9 @@ def ensure(version: str = NEUTRON_VERSION) -> tuple[Path, bool]:
     CACHE.mkdir(parents=True, exist_ok=True)
     venv = CACHE / f"venv-{version}"
     reqs = requirements(version)
-    built = False
     with (CACHE / f"venv-{version}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _complete(venv, reqs):
-            shutil.rmtree(venv, ignore_errors=True)
-            _run([sys.executable, "-m", "venv", str(venv)])
-            pip = [str(venv / "bin" / "pip"), "install", *PIP_QUIET]
-            _run([*pip, "--upgrade", "pip", "setuptools"])
-            _run([*pip, *reqs])
-            (venv / MARKER).write_text(json.dumps(reqs))
-            built = True
+        built = _build(venv, reqs)
         if not _netagent_ok(venv):
             pip = [str(venv / "bin" / "pip"), "install", *PIP_QUIET]
             _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO)])
@@ -115,3 +154,13 @@ def ensure(version: str = NEUTRON_VERSION) -> tuple[Path, bool]:
                 raise RuntimeError(f"netagent's driver entry points missing in {venv}")
             built = True
     return venv, built
+
+
+def keystone() -> tuple[Path, bool]:
+    """The Keystone venv (keystone, gunicorn, PyMySQL)."""
+    return ensure_tool(f"keystone-{KEYSTONE_VERSION}", keystone_requirements())
+
+
+def tempest() -> tuple[Path, bool]:
+    """The tempest venv (tempest, neutron-tempest-plugin)."""
+    return ensure_tool(f"tempest-{TEMPEST_VERSION}", tempest_requirements())

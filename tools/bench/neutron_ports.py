@@ -107,11 +107,15 @@ def wait_active(api: NeutronApi, network_id: str, count: int, timeout: float) ->
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    server = neutron_server.NeutronServer(workdir / "neutron")
-    (workdir / "neutron").mkdir()
+    with neutron_server.running(workdir) as server:
+        return _measure(args, workdir, server)
+
+
+def _measure(
+    args: argparse.Namespace, workdir: Path, server: neutron_server.NeutronServer
+) -> dict[str, Any]:
     fab = cloud.InteropFabric(workdir, server)
     try:
-        server.start()
         api = server.api()
         fab.start()
         host = fab.add_host(HOST, TUNNEL_IP)
@@ -171,7 +175,6 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         raise
     finally:
         fab.close()
-        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -422,16 +422,63 @@ def test_extra_runs_the_agent_as_root(tmp_path: Path) -> None:
     assert shlex.split(run.named("run_process")[0][1])[0] == f"{BIN}/netagent-agent"
 
 
-def test_test_config_tells_tempest_the_type_drivers(tmp_path: Path) -> None:
+def test_test_config_writes_tempest_options(tmp_path: Path) -> None:
     run = ok(run_devstack(tmp_path, ["stack test-config"]))
+    conf = str(tmp_path / "tempest.conf")
     assert run.named("iniset") == [
-        [
-            str(tmp_path / "tempest.conf"),
-            "neutron_plugin_options",
-            "available_type_drivers",
-            "flat,vxlan",
-        ]
+        [conf, "neutron_plugin_options", "available_type_drivers", "flat,vxlan"],
+        [conf, "service_available", "netagent", "True"],
+        [conf, "netagent", "firewall_driver", "iptables"],
+        [conf, "netagent", "tunnel_types", "vxlan"],
     ]
+
+
+def test_test_config_physical_network_and_hosts(tmp_path: Path) -> None:
+    local_conf = {
+        "NETAGENT_PHYSICAL_INTERFACE_MAPPINGS": "physnet1:eth1,physnet2:eth2",
+        "NETAGENT_TEMPEST_HOSTS": "compute-1,compute-2",
+        "ENABLE_TENANT_TUNNELS": "False",
+        "Q_USE_SECGROUP": "False",
+    }
+    run = ok(run_devstack(tmp_path, ["stack test-config"], local_conf))
+    options = {(c[1], c[2]): c[3] for c in run.named("iniset")}
+    assert options[("netagent", "physical_network")] == "physnet1"
+    assert options[("netagent", "hosts")] == "compute-1,compute-2"
+    assert options[("netagent", "tunnel_types")] == ""
+    assert options[("netagent", "firewall_driver")] == "noop"
+
+
+def test_test_config_without_tempest_writes_nothing(tmp_path: Path) -> None:
+    services = STACKRC_SERVICES.replace(",tempest", "")
+    run = ok(run_devstack(tmp_path, ["stack test-config"], {"ENABLED_SERVICES": services}))
+    assert run.named("iniset") == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "{plugin}"),
+        ("0", "{plugin}"),
+        ("/opt/stack/neutron-tempest-plugin", "/opt/stack/neutron-tempest-plugin {plugin}"),
+        ("{plugin} /opt/stack/x", "{plugin} /opt/stack/x"),
+    ],
+)
+def test_settings_add_the_tempest_plugin_to_tempest_plugins(
+    tmp_path: Path, before: str | None, after: str
+) -> None:
+    """devstack's own test-config step pip-installs TEMPEST_PLUGINS into tempest's venv."""
+    plugin = str(REPO / "tempest_plugin")
+    local_conf = {} if before is None else {"TEMPEST_PLUGINS": before.format(plugin=plugin)}
+    run = ok(run_devstack(tmp_path, [], local_conf, after="dump TEMPEST_PLUGINS"))
+    assert run.var("TEMPEST_PLUGINS") == after.format(plugin=plugin)
+
+
+def test_settings_leave_tempest_plugins_alone_without_tempest(tmp_path: Path) -> None:
+    services = STACKRC_SERVICES.replace(",tempest", "")
+    run = ok(
+        run_devstack(tmp_path, [], {"ENABLED_SERVICES": services}, after="dump TEMPEST_PLUGINS")
+    )
+    assert run.var("TEMPEST_PLUGINS") == ""
 
 
 def test_unstack_stops_the_agent(tmp_path: Path) -> None:

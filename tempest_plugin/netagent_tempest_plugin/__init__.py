@@ -1,0 +1,1 @@
+"""Tempest plugin for netagent (entry point ``netagent`` in ``tempest.test_plugins``)."""
