@@ -1,0 +1,246 @@
+""":class:`~netagent.drivers.l3namespace.kernel.RouterKernel` on :mod:`netagent.linux`.
+
+The one module of the driver that calls the kernel layer (ip_lib, routing, netns, sysctl,
+arp, conntrack and the iptables manager). Device, address and route changes of a router
+go to its namespace in one netlink batch each; rules one request each (a router has few).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import threading
+from collections.abc import Sequence
+
+from netagent.common.exceptions import NetagentError
+from netagent.drivers.l3namespace.kernel import (
+    IPAddress,
+    IPInterface,
+    NatSpec,
+    NsLink,
+    RouteSpec,
+    RuleSpec,
+)
+from netagent.linux import arp, conntrack, ip_lib, netns, routing, sysctl
+from netagent.linux.iptables import IptablesManager
+from netagent.privileged.errors import EntryNotFound, NamespaceNotFound
+
+LOG = logging.getLogger(__name__)
+
+_NAT_BUILTINS = ("PREROUTING", "OUTPUT", "POSTROUTING")
+_RT_SCOPE_UNIVERSE = 0
+
+
+class NatApplyError(NetagentError):
+    """iptables-restore refused a router's nat rules (the reason is iptables')."""
+
+    def __init__(self, namespace: str, reason: str) -> None:
+        super().__init__(namespace, reason)
+        self.namespace = namespace
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"nat rules of {self.namespace}: {self.reason}"
+
+
+class IpLibRouterKernel:
+    """Router kernel operations; host ends of router ports live in ``netns``.
+
+    :param netns: the host namespace (``None``: the process's own).
+    :param backend: iptables backend (``auto``, ``nft``, ``legacy``).
+    :param verify_interval: the iptables manager's check interval (seconds).
+    """
+
+    def __init__(
+        self, netns: str | None = None, backend: str = "auto", verify_interval: float = 60.0
+    ) -> None:
+        self.netns = netns
+        self.backend = backend
+        self.verify_interval = verify_interval
+        self._nat: dict[str, IptablesManager] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"IpLibRouterKernel(netns={self.netns!r}, backend={self.backend!r})"
+
+    # -- namespaces and devices ---------------------------------------------------------
+
+    def namespaces(self, prefix: str) -> set[str]:
+        return set(netns.list_namespaces(prefix))
+
+    def create_namespace(self, namespace: str) -> None:
+        netns.create(namespace)
+        sysctl.set_ip_forwarding(namespace, True)
+        with contextlib.suppress(FileNotFoundError):  # IPv6 disabled on this host
+            sysctl.set_ip_forwarding(namespace, True, family=6)
+
+    def delete_namespace(self, namespace: str) -> None:
+        self.forget_nat(namespace)
+        netns.delete(namespace, missing_ok=True)
+
+    def host_links(self) -> set[str]:
+        return {link.name for link in ip_lib.list_devices(namespace=self.netns)}
+
+    def links(self, namespace: str) -> dict[str, NsLink]:
+        return {
+            link.name: NsLink(link.name, link.mtu or 0, link.up, link.mac, link.kind)
+            for link in ip_lib.list_devices(namespace=namespace)
+        }
+
+    def create_port(
+        self, namespace: str, device: str, host_device: str, mac: str, mtu: int
+    ) -> None:
+        ip_lib.create_veth(
+            host_device,
+            device,
+            namespace=self.netns,
+            peer_namespace=namespace,
+            mtu=mtu,
+            peer_mtu=mtu,
+            peer_mac=mac,
+        )
+        sysctl.set_proxy_arp(namespace, device, False)
+        with contextlib.suppress(FileNotFoundError):
+            sysctl.set_accept_ra(namespace, device, 0)
+        ip_lib.set_up(device, namespace=namespace)
+
+    def set_mtu(self, namespace: str, device: str, host_device: str, mtu: int) -> None:
+        ip_lib.set_mtu(device, mtu, namespace=namespace)
+        ip_lib.set_mtu(host_device, mtu, namespace=self.netns)
+
+    def set_up(self, namespace: str, device: str) -> None:
+        ip_lib.set_up(device, namespace=namespace)
+
+    def delete_host_link(self, host_device: str) -> None:
+        ip_lib.delete_device(host_device, namespace=self.netns, missing_ok=True)
+
+    # -- addresses, routes, rules -------------------------------------------------------
+
+    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
+        result: dict[str, set[IPInterface]] = {}
+        for address in ip_lib.list_addresses(namespace=namespace):
+            if address.scope == _RT_SCOPE_UNIVERSE:
+                result.setdefault(address.device, set()).add(address.interface)
+        return result
+
+    def change_addresses(
+        self,
+        namespace: str,
+        add: Sequence[tuple[str, IPInterface]],
+        delete: Sequence[tuple[str, IPInterface]],
+    ) -> None:
+        with ip_lib.batch(namespace) as batch:
+            for device, interface in delete:
+                batch.delete_address(device, interface)
+            for device, interface in add:
+                batch.add_address(device, interface, nodad=interface.version == 6)
+
+    def routes(self, namespace: str, tables: Sequence[int]) -> set[RouteSpec]:
+        wanted = set(tables)
+        result: set[RouteSpec] = set()
+        for route in routing.list_routes(namespace=namespace):
+            if route.type != "unicast":
+                continue
+            mine = route.table in wanted or (
+                route.table == routing.MAIN_TABLE and route.gateway is not None
+            )
+            if mine:
+                source = route.source if route.table in wanted else None
+                result.add(
+                    RouteSpec(route.table, route.destination, route.gateway, route.device, source)
+                )
+        return result
+
+    def change_routes(
+        self, namespace: str, add: Sequence[RouteSpec], delete: Sequence[RouteSpec]
+    ) -> None:
+        for route in delete:
+            with contextlib.suppress(EntryNotFound):
+                routing.delete_route(
+                    route.destination,
+                    namespace=namespace,
+                    table=route.table,
+                    gateway=route.gateway,
+                    device=route.device,
+                )
+        if not add:
+            return
+        with ip_lib.batch(namespace) as batch:
+            for route in add:
+                batch.add_raw(
+                    routing.route_op(
+                        route.destination,
+                        table=route.table,
+                        gateway=route.gateway,
+                        device=route.device,
+                        source=route.source,
+                        scope="link" if route.gateway is None else None,
+                        replace=True,
+                    )
+                )
+
+    def rules(self, namespace: str, priorities: range) -> set[RuleSpec]:
+        return {
+            RuleSpec(rule.priority, rule.source, rule.table)
+            for rule in routing.list_rules(namespace=namespace, family=4)
+            if rule.priority in priorities and rule.source is not None
+        }
+
+    def change_rules(
+        self, namespace: str, add: Sequence[RuleSpec], delete: Sequence[RuleSpec]
+    ) -> None:
+        for rule in delete:
+            with contextlib.suppress(EntryNotFound):
+                routing.delete_rule(
+                    namespace=namespace,
+                    table=rule.table,
+                    priority=rule.priority,
+                    source=rule.source,
+                )
+        for rule in add:
+            routing.add_rule(
+                namespace=namespace, table=rule.table, priority=rule.priority, source=rule.source
+            )
+
+    # -- nat, conntrack, neighbours -----------------------------------------------------
+
+    def _manager(self, namespace: str) -> IptablesManager:
+        with self._lock:
+            manager = self._nat.get(namespace)
+            if manager is None:
+                manager = IptablesManager(namespace, self.backend, self.verify_interval)
+                self._nat[namespace] = manager
+            return manager
+
+    def set_nat(self, namespace: str, spec: NatSpec) -> None:
+        manager = self._manager(namespace)
+        jumps = dict(spec.jumps)
+        for builtin in _NAT_BUILTINS:
+            if builtin in jumps:
+                manager.set_jumps(4, "nat", builtin, jumps[builtin])
+            else:
+                manager.clear_jumps(4, "nat", builtin)
+        result = manager.apply()
+        if result.failed:
+            raise NatApplyError(namespace, "; ".join(sorted(map(str, result.failed.values()))))
+
+    def forget_nat(self, namespace: str) -> None:
+        with self._lock:
+            self._nat.pop(namespace, None)
+
+    def flush_conntrack(
+        self, namespace: str, destinations: Sequence[IPAddress], sources: Sequence[IPAddress]
+    ) -> int:
+        filters = [conntrack.ConntrackFilter(family=a.version, dst=a) for a in destinations]
+        filters += [conntrack.ConntrackFilter(family=a.version, src=a) for a in sources]
+        try:
+            return conntrack.delete_entries(namespace, filters)
+        except NamespaceNotFound:
+            return 0
+
+    def announce(self, namespace: str, device: str, address: IPAddress) -> None:
+        if isinstance(address, ipaddress.IPv4Address):
+            arp.send_gratuitous_arp(device, address, namespace=namespace)
+        else:
+            arp.send_unsolicited_na(device, address, namespace=namespace)
