@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 from netagent.agent import planning, serve
 from netagent.common.exceptions import NetagentError
 
+#: The status of a router on a host whose L3 driver builds none.
+NOT_APPLIED = "not applied: this host's l3_driver builds no routers"
+
 if TYPE_CHECKING:
     from netagent.agent.converge import Converger
     from netagent.agent.source import SourceUpdate
@@ -138,11 +141,13 @@ def describe(
                 "error": why,
             }
         )
+    builds = converger.l3.builds_routers
     routers = [
         {
             "id": rid,
-            "ready": converger.routers.matches(rid, router),
-            "error": converger.errors.get(("router", rid)),
+            "applied": builds,
+            "ready": builds and converger.routers.matches(rid, router),
+            "error": converger.errors.get(("router", rid)) if builds else NOT_APPLIED,
         }
         for rid, router in sorted(plan.routers.items())
     ]

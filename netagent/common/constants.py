@@ -20,6 +20,11 @@ NETWORK_BRIDGE_PREFIX: Final = "brq"
 ROUTER_NAMESPACE_PREFIX: Final = "qrouter-"
 ROUTER_INTERNAL_PREFIX: Final = "qr-"
 ROUTER_GATEWAY_PREFIX: Final = "qg-"
+#: Device owners of router ports. Like Neutron (``is_port_trusted``), netagent filters
+#: neither: a router forwards other hosts' addresses and answers for its floating IPs.
+ROUTER_GATEWAY_OWNER: Final = "network:router_gateway"
+ROUTER_INTERFACE_OWNER: Final = "network:router_interface"
+ROUTER_PORT_OWNERS: Final = frozenset({ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER})
 #: Characters of a resource id kept in interop device names.
 INTEROP_ID_CHARS: Final = 11
 

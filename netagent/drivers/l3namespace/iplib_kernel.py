@@ -8,10 +8,11 @@ go to its namespace in one netlink batch each; rules one request each (a router 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from netagent.common.exceptions import NetagentError
 from netagent.drivers.l3namespace.kernel import (
@@ -24,12 +25,22 @@ from netagent.drivers.l3namespace.kernel import (
 )
 from netagent.linux import arp, conntrack, ip_lib, netns, routing, sysctl
 from netagent.linux.iptables import IptablesManager
-from netagent.privileged.errors import EntryNotFound, NamespaceNotFound
 
 LOG = logging.getLogger(__name__)
 
 _NAT_BUILTINS = ("PREROUTING", "OUTPUT", "POSTROUTING")
 _RT_SCOPE_UNIVERSE = 0
+#: errnos of a route or rule that is not there (the kernel layer's ``EntryNotFound``)
+_NOT_FOUND = frozenset({errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL})
+
+
+@contextlib.contextmanager
+def _absent_is_fine() -> Iterator[None]:
+    try:
+        yield
+    except NetagentError as exc:
+        if getattr(exc, "errno", None) not in _NOT_FOUND:
+            raise
 
 
 class NatApplyError(NetagentError):
@@ -156,7 +167,7 @@ class IpLibRouterKernel:
         self, namespace: str, add: Sequence[RouteSpec], delete: Sequence[RouteSpec]
     ) -> None:
         for route in delete:
-            with contextlib.suppress(EntryNotFound):
+            with _absent_is_fine():
                 routing.delete_route(
                     route.destination,
                     namespace=namespace,
@@ -191,7 +202,7 @@ class IpLibRouterKernel:
         self, namespace: str, add: Sequence[RuleSpec], delete: Sequence[RuleSpec]
     ) -> None:
         for rule in delete:
-            with contextlib.suppress(EntryNotFound):
+            with _absent_is_fine():
                 routing.delete_rule(
                     namespace=namespace,
                     table=rule.table,
@@ -234,10 +245,9 @@ class IpLibRouterKernel:
     ) -> int:
         filters = [conntrack.ConntrackFilter(family=a.version, dst=a) for a in destinations]
         filters += [conntrack.ConntrackFilter(family=a.version, src=a) for a in sources]
-        try:
-            return conntrack.delete_entries(namespace, filters)
-        except NamespaceNotFound:
+        if not netns.exists(namespace):
             return 0
+        return conntrack.delete_entries(namespace, filters)
 
     def announce(self, namespace: str, device: str, address: IPAddress) -> None:
         if isinstance(address, ipaddress.IPv4Address):
