@@ -162,6 +162,10 @@ class Host:
     tunnel_ip: str
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    #: run the agent in the machine's mount namespace (with a private sysfs) instead of
+    #: ``ip netns exec``'s own: namespaces it creates (routers) are then visible to every
+    #: process, as on a real host (testing.md, "Simulated hosts that create namespaces")
+    host_mounts: bool = False
 
     @property
     def config_file(self) -> Path:
@@ -195,17 +199,26 @@ class Host:
     def start_agent(self) -> None:
         assert self.process is None or self.process.poll() is not None
         out = (self.workdir / f"{self.name}.stdout").open("ab")
-        # `ip netns exec` execs the agent, so the PID is the agent's own.
+        # `ip netns exec`, nsenter, unshare and sh all exec the next program: the PID is
+        # the agent's own.
+        agent = [str(BIN / "netagent-agent"), "--config-file", str(self.config_file)]
+        if self.host_mounts:
+            prefix = [
+                "nsenter",
+                f"--net=/run/netns/{self.netns}",
+                "unshare",
+                "--mount",
+                "--propagation",
+                "unchanged",
+                "sh",
+                "-c",
+                'mount --make-rslave /sys && mount -t sysfs sysfs /sys && exec "$@"',
+                "agent",
+            ]
+        else:
+            prefix = ["ip", "netns", "exec", self.netns]
         self.process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.netns,
-                str(BIN / "netagent-agent"),
-                "--config-file",
-                str(self.config_file),
-            ],
+            [*prefix, *agent],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

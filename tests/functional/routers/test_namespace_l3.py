@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.functional.routers.topology import Bed, ask, ip, neigh_mac, ping, sh, whoami_server
+from tests.common.traffic import ask, neigh_mac, whoami_server
+from tests.functional.routers.topology import Bed, ip, ping, sh
 
 EXT1 = "203.0.113.1"
 GW_A = "203.0.113.10"

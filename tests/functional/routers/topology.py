@@ -21,11 +21,9 @@ import contextlib
 import importlib.util
 import ipaddress
 import json
-import socket
 import subprocess
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,6 @@ from netagent.conf import linuxbridge as lb_conf
 from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.l3namespace import NamespaceL3Driver
 from netagent.drivers.linuxbridge import LinuxBridgeDriver
-from netagent.linux import netns as netns_lib
 from netagent.model import DesiredState
 from netagent.model.network import Network, NetworkType, Subnet
 from netagent.model.port import FixedIP, Port
@@ -99,69 +96,6 @@ def ping(ns: str, address: str, count: int = 2, source: str | None = None) -> bo
 
 def mac() -> str:
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in uuid.uuid4().bytes[:3])
-
-
-@contextlib.contextmanager
-def whoami_server(ns: str, answer: str = "", port: int = 5000) -> Iterator[None]:
-    """A TCP server in ``ns`` that sends back ``answer`` and the peer's address, then
-    closes. Bounded: stops with the context."""
-    listener: socket.socket = netns_lib.run_in_namespace(ns, _listen, port)
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, peer = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.sendall(f"{answer} {peer[0]}".encode())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-
-
-def _listen(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
-    sock.listen(16)
-    return sock
-
-
-def ask(ns: str, address: str, port: int = 5000, source: str | None = None) -> str:
-    """Connect from ``ns`` to ``address:port`` and return what the server said ("" on
-    failure)."""
-
-    def connect() -> str:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(3)
-            if source:
-                sock.bind((source, 0))
-            try:
-                sock.connect((address, port))
-                return sock.recv(200).decode()
-            except OSError:
-                return ""
-
-    result: str = netns_lib.run_in_namespace(ns, connect)
-    return result
-
-
-def neigh_mac(ns: str, address: str) -> str | None:
-    for entry in json.loads(ip(ns, "-j", "neigh", "show", address) or "[]"):
-        if entry.get("lladdr"):
-            return str(entry["lladdr"])
-    return None
 
 
 class Bed:

@@ -1,0 +1,83 @@
+"""Traffic helpers shared by the functional and fullstack router tests: a bounded TCP
+"whoami" server inside a namespace (it answers with a tag and the peer address it saw, so
+a test reads the translation a packet went through) and its client, and neighbour reads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+
+from netagent.linux import netns as netns_lib
+
+
+@contextlib.contextmanager
+def whoami_server(ns: str, answer: str = "", port: int = 5000) -> Iterator[None]:
+    """A TCP server in ``ns`` that sends back ``answer`` and the peer's address, then
+    closes. Bounded: stops with the context."""
+    listener: socket.socket = netns_lib.run_in_namespace(ns, _listen, port)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, peer = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.sendall(f"{answer} {peer[0]}".encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.listen(16)
+    return sock
+
+
+def ask(ns: str, address: str, port: int = 5000, source: str | None = None) -> str:
+    """Connect from ``ns`` to ``address:port`` and return what the server said ("" on
+    failure)."""
+
+    def connect() -> str:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            if source:
+                sock.bind((source, 0))
+            try:
+                sock.connect((address, port))
+                return sock.recv(200).decode()
+            except OSError:
+                return ""
+
+    result: str = netns_lib.run_in_namespace(ns, connect)
+    return result
+
+
+def neigh_mac(ns: str, address: str) -> str | None:
+    out = subprocess.run(
+        ["ip", "-n", ns, "-j", "neigh", "show", address],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for entry in json.loads(out or "[]"):
+        if entry.get("lladdr"):
+            return str(entry["lladdr"])
+    return None
