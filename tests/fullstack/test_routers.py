@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.common.traffic import ask, whoami_server
+from tests.common.traffic import ask, neigh_mac, whoami_server
 from tests.fullstack import harness
 from tests.fullstack.harness import Fabric, Host, Vm, ip, wait_for
 
@@ -54,6 +54,16 @@ class RouterFabric(Fabric):
         ip(host.netns, "link", "set", "ext0", "up")
         ip(self.upstream, "addr", "add", f"{UPSTREAM}/24", "dev", "eth0")
         ip(self.upstream, "link", "set", "eth0", "up")
+        # learn from gratuitous ARP even without an entry (to see the agent's announcements)
+        harness.run(
+            "ip",
+            "netns",
+            "exec",
+            self.upstream,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.eth0.arp_accept=1",
+        )
         # deleted by close() after the agents are stopped
         self.namespaces.insert(0, f"qrouter-{self.router_id}")
         for vm in vms:
@@ -197,6 +207,12 @@ def test_router_from_state_file(routed: RouterFabric, backend: str) -> None:
     # the namespace is usable by any process (not hidden in the agent's mount namespace)
     addrs = harness.run("ip", "netns", "exec", routed.router_ns, "ip", "-j", "addr").stdout
     assert GW_IP in addrs and FIP in addrs
+    # the new router announced its addresses once its port was wired (before any traffic)
+    wait_for(
+        "gratuitous ARP for the floating IP",
+        lambda: neigh_mac(routed.upstream, FIP) == "fa:16:3e:00:aa:01",
+        timeout=15,
+    )
     with whoami_server(routed.upstream, "up"):
         wait_for("SNAT out", lambda: ask(vm1.netns, UPSTREAM) == f"up {GW_IP}")
         assert ask(vm2.netns, UPSTREAM) == f"up {FIP}"

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 
+from netagent.common import constants as c
 from netagent.common.exceptions import NetagentError
 from netagent.drivers.l3namespace.kernel import (
     IPAddress,
@@ -53,6 +54,17 @@ class NatApplyError(NetagentError):
 
     def __str__(self) -> str:
         return f"nat rules of {self.namespace}: {self.reason}"
+
+
+class PortNotWiredError(NetagentError):
+    """The host end of a router port is not up yet: nothing sent from the port arrives."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        self.device = device
+
+    def __str__(self) -> str:
+        return f"{self.device} is not wired yet"
 
 
 class IpLibRouterKernel:
@@ -250,6 +262,16 @@ class IpLibRouterKernel:
         return conntrack.delete_entries(namespace, filters)
 
     def announce(self, namespace: str, device: str, address: IPAddress) -> None:
+        # A veth whose peer is down sends into the void without an error: wait until the
+        # L2 driver has brought the host end up (wired), or the packets are lost.
+        host_device = c.TAP_PREFIX + device[len(c.ROUTER_INTERNAL_PREFIX) :]
+        if not ip_lib.get_device(host_device, namespace=self.netns).up:
+            raise PortNotWiredError(host_device)
+        # an announcement that waited may be stale: the address moved on meanwhile
+        present = ip_lib.list_addresses(namespace=namespace, device=device)
+        if address not in {entry.interface.ip for entry in present}:
+            LOG.debug("Not announcing %s on %s: no longer there", address, device)
+            return
         if isinstance(address, ipaddress.IPv4Address):
             arp.send_gratuitous_arp(device, address, namespace=namespace)
         else:

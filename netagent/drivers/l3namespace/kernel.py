@@ -146,4 +146,8 @@ class RouterKernel(Protocol):
 
     def announce(self, namespace: str, device: str, address: IPAddress) -> None:
         """Send gratuitous ARP (IPv4) or unsolicited NA (IPv6) for ``address`` from
-        ``device`` (blocks for the few packets' interval: call it off the pass)."""
+        ``device`` (blocks for the few packets' interval: call it off the pass). Sends
+        nothing when the address is no longer on the device (a stale announcement).
+
+        :raises NetagentError: nothing can be sent yet (the port's host end is not up:
+            the L2 driver has not wired it) or the device is gone."""

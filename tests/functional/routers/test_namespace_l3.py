@@ -4,6 +4,7 @@ iptables backends (see topology.py for the layout)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -63,6 +64,23 @@ def test_snat_and_floating_ip(bed: Bed) -> None:
     before = ip(f"qrouter-{router.id}", "-d", "-j", "link", "show")
     bed.apply()
     assert ip(f"qrouter-{router.id}", "-d", "-j", "link", "show") == before
+
+
+def test_a_new_router_announces_its_addresses_once_wired(bed: Bed) -> None:
+    ext1, (net, sub), router = _basic(bed)
+    sh("ip", "netns", "exec", ext1, "sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1")
+    _, port = bed.vm(net, sub, "192.0.2.10")
+    bed.floating(router, FIP_A, port)
+    state = bed.state()
+    assert not bed.l3.apply_routers(list(state.routers.values()), state).failed
+    time.sleep(0.5)  # the announcements find no carrier: the host ends are not wired yet
+    bed.apply()  # now the L2 driver wires them
+    bed.l3.announcer.wait_idle()
+    qg = bed.routers[router.id].gateway
+    assert qg is not None
+    # learnt from the announcements alone: nothing else was sent to the upstream
+    assert neigh_mac(ext1, GW_A) == qg.port.mac_address
+    assert neigh_mac(ext1, FIP_A) == qg.port.mac_address
 
 
 def test_no_snat_between_internal_subnets_and_when_disabled(bed: Bed) -> None:

@@ -284,3 +284,24 @@ def test_describe_lists_routers(driver: NamespaceL3Driver) -> None:
 def test_noop_reports_routers_not_applied() -> None:
     out = NoopL3Driver(None).apply_routers([router()], STATE)
     assert ROUTER_ID in out.failed and not out.succeeded
+
+
+def test_announcer_retries_until_the_port_has_carrier() -> None:
+    from netagent.drivers.l3namespace.announce import Announcer  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    def send(namespace: str, device: str, address: object) -> None:
+        calls.append(device)
+        if device == "qg-never" or len(calls) < 3:
+            raise OSError("ENXIO")
+
+    announcer = Announcer(send, retry_interval=0.001, attempts=5)
+    address = ipaddress.ip_address("203.0.113.20")
+    announcer.submit("ns", "qg-x", address)
+    announcer.wait_idle()
+    assert calls == ["qg-x"] * 3
+    calls.clear()
+    announcer.submit("ns", "qg-never", address)
+    announcer.wait_idle()  # dropped after 5 attempts
+    assert calls == ["qg-never"] * 5
