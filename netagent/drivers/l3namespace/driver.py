@@ -134,22 +134,19 @@ class NamespaceL3Driver(base.L3Driver):
     def apply_routers(self, routers: Sequence[Router], state: DesiredState) -> base.Outcome:
         outcome = base.Outcome()
         namespaces = self.kernel.namespaces(c.ROUTER_NAMESPACE_PREFIX)
-        host = self.kernel.host_links()
         for router in routers:
             try:
                 if not router.admin_state_up:
                     self._remove(router.id, namespaces)
                 else:
-                    self._apply(router, state, namespaces, host)
+                    self._apply(router, state, namespaces)
                 outcome.succeeded.add(router.id)
             except (NetagentError, ValueError, OSError) as exc:
                 LOG.warning("Router %s failed: %s", router.id, exc)
                 outcome.failed[router.id] = str(exc) or type(exc).__name__
         return outcome
 
-    def _apply(
-        self, router: Router, state: DesiredState, namespaces: set[str], host: set[str]
-    ) -> None:
+    def _apply(self, router: Router, state: DesiredState, namespaces: set[str]) -> None:
         want = lay.compute(router, state)
         ns = want.namespace
         old = self._applied.get(router.id)
@@ -160,7 +157,7 @@ class NamespaceL3Driver(base.L3Driver):
             LOG.info("Router %s: namespace %s created", router.id, ns)
         else:
             self._record(router.id)
-        self._converge_devices(want, host)
+        self._converge_devices(want)
         added = self._converge_addresses(want)
         self._converge_routes(want)
         self._converge_rules(want)
@@ -169,7 +166,7 @@ class NamespaceL3Driver(base.L3Driver):
         with self._lock:
             self._applied[router.id] = want
 
-    def _converge_devices(self, want: lay.RouterLayout, host: set[str]) -> None:
+    def _converge_devices(self, want: lay.RouterLayout) -> None:
         ns = want.namespace
         links = self.kernel.links(ns)
         wanted = {d.name: d for d in want.devices}
@@ -183,11 +180,10 @@ class NamespaceL3Driver(base.L3Driver):
                 self.kernel.delete_host_link(device.host_name)
                 link = None
             if link is None:
-                if device.host_name in host:
+                if self.kernel.host_link_exists(device.host_name):
                     # a host end whose router end is gone (or another device's name)
                     self.kernel.delete_host_link(device.host_name)
                 self.kernel.create_port(ns, device.name, device.host_name, device.mac, device.mtu)
-                host.add(device.host_name)
                 LOG.info(
                     "Router %s: port %s created (%s / %s)",
                     want.router_id,

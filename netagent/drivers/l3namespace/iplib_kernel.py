@@ -102,8 +102,8 @@ class IpLibRouterKernel:
         self.forget_nat(namespace)
         netns.delete(namespace, missing_ok=True)
 
-    def host_links(self) -> set[str]:
-        return {link.name for link in ip_lib.list_devices(namespace=self.netns)}
+    def host_link_exists(self, host_device: str) -> bool:
+        return ip_lib.device_exists(host_device, namespace=self.netns)
 
     def links(self, namespace: str) -> dict[str, NsLink]:
         return {

@@ -82,8 +82,9 @@ class RouterKernel(Protocol):
     def delete_namespace(self, namespace: str) -> None:
         """Delete a namespace (absent already is fine); its devices go with it."""
 
-    def host_links(self) -> set[str]:
-        """Device names in the host namespace."""
+    def host_link_exists(self, host_device: str) -> bool:
+        """Whether a device of that name exists in the host namespace (one lookup, not a
+        dump: the host has a device per port)."""
 
     def links(self, namespace: str) -> dict[str, NsLink]:
         """Devices of a router namespace, by name."""

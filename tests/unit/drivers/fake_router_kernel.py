@@ -57,8 +57,8 @@ class FakeRouterKernel:
         self.host = {h: v for h, v in self.host.items() if v[0] != namespace}
         self.changes.append(f"delete {namespace}")
 
-    def host_links(self) -> set[str]:
-        return set(self.host)
+    def host_link_exists(self, host_device: str) -> bool:
+        return host_device in self.host
 
     def links(self, namespace: str) -> dict[str, NsLink]:
         return dict(self._get(namespace).links)
