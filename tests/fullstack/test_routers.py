@@ -256,6 +256,12 @@ def test_router_from_state_file(routed: RouterFabric, backend: str) -> None:
     assert " 0% packet loss" in out, out
     assert _ifindexes(routed, host) == before
 
+    # the floating IP moves to vm1 in the state file: vm1 answers on it
+    routed.fips[FIP] = vm1.port_id
+    routed.write_state()
+    with whoami_server(vm1.netns, "vm1"):
+        wait_for("floating IP moved", lambda: ask(routed.upstream, FIP) == f"vm1 {UPSTREAM}")
+
     # the router leaves the state file: namespace and host-side devices go
     routed.router_wanted = False
     routed.write_state()
