@@ -81,3 +81,30 @@ def neigh_mac(ns: str, address: str) -> str | None:
         if entry.get("lladdr"):
             return str(entry["lladdr"])
     return None
+
+
+def udp_socket(ns: str, address: str = "0.0.0.0", port: int = 0) -> socket.socket:
+    """A UDP socket bound in ``ns`` (non-blocking reads with a short timeout)."""
+
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((address, port))
+        sock.settimeout(1.0)
+        return sock
+
+    result: socket.socket = netns_lib.run_in_namespace(ns, make)
+    return result
+
+
+def received(sock: socket.socket) -> list[bytes]:
+    """Every datagram waiting on ``sock`` (waits up to its timeout for the first)."""
+    out = []
+    try:
+        while True:
+            out.append(sock.recv(2048))
+            sock.settimeout(0.2)
+    except TimeoutError:
+        pass
+    finally:
+        sock.settimeout(1.0)
+    return out

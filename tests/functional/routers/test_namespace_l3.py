@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.common.traffic import ask, neigh_mac, whoami_server
+from tests.common.traffic import ask, neigh_mac, received, udp_socket, whoami_server
 from tests.functional.routers.topology import Bed, ip, ping, sh
 
 EXT1 = "203.0.113.1"
@@ -179,6 +179,28 @@ def test_floating_ip_moves_and_upstream_arp_follows(bed: Bed) -> None:
     assert neigh_mac(ext1, FIP_A) == mac_b
     with whoami_server(setup["b"][0], "b"):
         assert ask(ext1, FIP_A) == f"b {EXT1}"
+
+
+def test_floating_ip_moved_inside_a_router_drops_the_old_flows(bed: Bed) -> None:
+    ext1, (net, sub), router = _basic(bed)
+    vm_a, port_a = bed.vm(net, sub, "192.0.2.10")
+    vm_b, port_b = bed.vm(net, sub, "192.0.2.11")
+    fip = bed.floating(router, FIP_A, port_a)
+    bed.apply()
+    rx_a, rx_b = udp_socket(vm_a, port=6000), udp_socket(vm_b, port=6000)
+    tx = udp_socket(ext1, port=7000)  # one 5-tuple: one conntrack entry
+    try:
+        tx.sendto(b"1", (FIP_A, 6000))
+        assert received(rx_a) == [b"1"]
+        bed.move(fip, router, port_b)
+        bed.apply()
+        tx.sendto(b"2", (FIP_A, 6000))
+        # without deleting the flow's conntrack entry, "2" would still be DNATed to vm_a
+        assert received(rx_b) == [b"2"]
+        assert received(rx_a) == []
+    finally:
+        for sock in (rx_a, rx_b, tx):
+            sock.close()
 
 
 def test_two_external_subnets_reply_through_their_own_gateway(bed: Bed) -> None:
