@@ -134,6 +134,8 @@ class NamespaceL3Driver(base.L3Driver):
     def apply_routers(self, routers: Sequence[Router], state: DesiredState) -> base.Outcome:
         outcome = base.Outcome()
         namespaces = self.kernel.namespaces(c.ROUTER_NAMESPACE_PREFIX)
+        existing = [names.router_namespace(r.id) for r in routers]
+        self.kernel.prefetch_nat([ns for ns in existing if ns in namespaces])
         for router in routers:
             try:
                 if not router.admin_state_up:
@@ -158,8 +160,8 @@ class NamespaceL3Driver(base.L3Driver):
         else:
             self._record(router.id)
         self._converge_devices(want)
-        added = self._converge_addresses(want)
-        self._converge_routes(want)
+        added, had_v6 = self._converge_addresses(want)
+        self._converge_routes(want, had_v6)
         self._converge_rules(want)
         self.kernel.set_nat(ns, want.nat)
         self._floating_changes(router.id, old, want, added)
@@ -197,8 +199,12 @@ class NamespaceL3Driver(base.L3Driver):
             if not link.up:
                 self.kernel.set_up(ns, device.name)
 
-    def _converge_addresses(self, want: lay.RouterLayout) -> list[tuple[str, IPInterface]]:
+    def _converge_addresses(
+        self, want: lay.RouterLayout
+    ) -> tuple[list[tuple[str, IPInterface]], bool]:
+        """:returns: the addresses added, and whether the namespace had IPv6 ones."""
         current = self.kernel.addresses(want.namespace)
+        had_v6 = any(a.version == 6 for have in current.values() for a in have)
         add: list[tuple[str, IPInterface]] = []
         delete: list[tuple[str, IPInterface]] = []
         for device in want.devices:
@@ -214,10 +220,12 @@ class NamespaceL3Driver(base.L3Driver):
                 ", ".join(f"{a} on {d}" for d, a in add),
                 ", ".join(f"{a} on {d}" for d, a in delete),
             )
-        return add
+        return add, had_v6
 
-    def _converge_routes(self, want: lay.RouterLayout) -> None:
-        current = self.kernel.routes(want.namespace, _OWNED_TABLES)
+    def _converge_routes(self, want: lay.RouterLayout, had_v6: bool) -> None:
+        # IPv6 routes are read only where IPv6 is (or was) in use: the dump is costly
+        v6 = had_v6 or any(r.destination.version == 6 for r in want.routes)
+        current = self.kernel.routes(want.namespace, _OWNED_TABLES, (4, 6) if v6 else (4,))
         add = sorted(want.routes - current, key=_route_key)
         delete = sorted(current - want.routes, key=_route_key)
         if add or delete:

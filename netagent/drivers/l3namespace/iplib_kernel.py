@@ -7,6 +7,7 @@ go to its namespace in one netlink batch each; rules one request each (a router 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
 import ipaddress
@@ -31,6 +32,7 @@ LOG = logging.getLogger(__name__)
 
 _NAT_BUILTINS = ("PREROUTING", "OUTPUT", "POSTROUTING")
 _RT_SCOPE_UNIVERSE = 0
+_PREFETCH_WORKERS = 4
 #: errnos of a route or rule that is not there (the kernel layer's ``EntryNotFound``)
 _NOT_FOUND = frozenset({errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL})
 
@@ -159,10 +161,15 @@ class IpLibRouterKernel:
             for device, interface in add:
                 batch.add_address(device, interface, nodad=interface.version == 6)
 
-    def routes(self, namespace: str, tables: Sequence[int]) -> set[RouteSpec]:
+    def routes(
+        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+    ) -> set[RouteSpec]:
         wanted = set(tables)
         result: set[RouteSpec] = set()
-        for route in routing.list_routes(namespace=namespace):
+        found: list[routing.Route] = []
+        for family in sorted(set(families)):
+            found += routing.list_routes(namespace=namespace, family=family)
+        for route in found:
             if route.type != "unicast":
                 continue
             mine = route.table in wanted or (
@@ -247,6 +254,19 @@ class IpLibRouterKernel:
         result = manager.apply()
         if result.failed:
             raise NatApplyError(namespace, "; ".join(sorted(map(str, result.failed.values()))))
+
+    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
+        with self._lock:
+            fresh = [ns for ns in namespaces if ns not in self._nat]
+        if len(fresh) < 2:
+            return
+        # the saves are subprocesses: running a few side by side overlaps their start-up
+        with concurrent.futures.ThreadPoolExecutor(_PREFETCH_WORKERS) as pool:
+            for future in [pool.submit(self._manager(ns).prefetch, [(4, "nat")]) for ns in fresh]:
+                try:
+                    future.result()
+                except Exception as exc:  # the apply reads (and reports) it again
+                    LOG.debug("Prefetching a nat table failed: %s", exc)
 
     def forget_nat(self, namespace: str) -> None:
         with self._lock:

@@ -116,8 +116,11 @@ class RouterKernel(Protocol):
     ) -> None:
         """Add and delete ``(device, address)`` pairs in one batch."""
 
-    def routes(self, namespace: str, tables: Sequence[int]) -> set[RouteSpec]:
-        """Routes with a gateway in the main table and every route of ``tables``."""
+    def routes(
+        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+    ) -> set[RouteSpec]:
+        """Routes of the address ``families`` (4, 6) with a gateway in the main table and
+        every route of ``tables``."""
 
     def change_routes(
         self, namespace: str, add: Sequence[RouteSpec], delete: Sequence[RouteSpec]
@@ -135,6 +138,10 @@ class RouterKernel(Protocol):
     def set_nat(self, namespace: str, spec: NatSpec) -> None:
         """Make the namespace's netagent nat rules ``spec`` (one restore; a no-op when
         what was applied, or what a previous agent left, already matches)."""
+
+    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
+        """Read the nat tables of existing namespaces not read yet, several at a time, ahead
+        of :meth:`set_nat` (an agent restart adopts many routers at once)."""
 
     def forget_nat(self, namespace: str) -> None:
         """Drop what is remembered about a namespace's nat table (it is being deleted)."""

@@ -108,8 +108,10 @@ class FakeRouterKernel:
             ns.addresses.setdefault(device, set()).add(iface)
         self.changes.append(f"addresses {namespace}")
 
-    def routes(self, namespace: str, tables: Sequence[int]) -> set[RouteSpec]:
-        return set(self._get(namespace).routes)
+    def routes(
+        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+    ) -> set[RouteSpec]:
+        return {r for r in self._get(namespace).routes if r.destination.version in families}
 
     def change_routes(
         self, namespace: str, add: Sequence[RouteSpec], delete: Sequence[RouteSpec]
@@ -138,6 +140,9 @@ class FakeRouterKernel:
         if ns.nat != spec:
             ns.nat = spec
             self.changes.append(f"nat {namespace}")
+
+    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
+        pass
 
     def forget_nat(self, namespace: str) -> None:
         pass
