@@ -96,6 +96,10 @@ class IpLibRouterKernel:
 
     def create_namespace(self, namespace: str) -> None:
         netns.create(namespace)
+        # a router that sends a packet back out where it came from (a destination behind
+        # the same upstream) must not teach the sender a redirect: hosts cache those
+        for scope in ("all", "default"):
+            sysctl.set_send_redirects(namespace, scope, False)
         sysctl.set_ip_forwarding(namespace, True)
         with contextlib.suppress(FileNotFoundError):  # IPv6 disabled on this host
             sysctl.set_ip_forwarding(namespace, True, family=6)

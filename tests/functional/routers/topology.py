@@ -105,7 +105,6 @@ class Bed:
         self.make_netns = make_netns
         self.host = make_netns("h")
         self.xl = make_netns("xl")
-        self.vm_namespaces: list[str] = []
         self.conf = cfg.ConfigOpts()
         lb_conf.register_opts(self.conf)
         ipt_conf.register_opts(self.conf)
@@ -147,8 +146,6 @@ class Bed:
     def close(self) -> None:
         for router_id in self.router_ids:
             sh("ip", "netns", "delete", f"qrouter-{router_id}", check=False)
-        for ns in self.vm_namespaces:
-            sh("ip", "netns", "delete", ns, check=False)
         self.fixture.cleanUp()
         with contextlib.suppress(FileNotFoundError):
             for entry in self.ledger.iterdir():
@@ -199,8 +196,9 @@ class Bed:
     def vm(self, net: Network, subnet: Subnet, address: str) -> tuple[str, Port]:
         """A VM namespace with ``address`` on the subnet, default route via its gateway."""
         p = self.port(net, (subnet, address), owner="compute:nova", device_id="vm")
-        ns = f"natest-vm-{uuid.uuid4().hex[:8]}"
-        self.vm_namespaces.append(ns)
+        # made by the fixture: its names carry our PID, so a parallel run's leftover
+        # cleanup leaves them alone
+        ns = self.make_netns("vm")
         vmctl.create_vm(
             vm_ns=ns,
             port_id=p.id,
