@@ -15,10 +15,10 @@ from netagent.linux import netns as netns_lib
 
 
 @contextlib.contextmanager
-def whoami_server(ns: str, answer: str = "", port: int = 5000) -> Iterator[None]:
+def whoami_server(ns: str, answer: str = "", port: int = 5000, family: int = 4) -> Iterator[None]:
     """A TCP server in ``ns`` that sends back ``answer`` and the peer's address, then
     closes. Bounded: stops with the context."""
-    listener: socket.socket = netns_lib.run_in_namespace(ns, _listen, port)
+    listener: socket.socket = netns_lib.run_in_namespace(ns, _listen, port, family)
     stop = threading.Event()
 
     def serve() -> None:
@@ -43,20 +43,23 @@ def whoami_server(ns: str, answer: str = "", port: int = 5000) -> Iterator[None]
         listener.close()
 
 
-def _listen(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _listen(port: int, family: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
+    sock.bind(("::" if family == 6 else "0.0.0.0", port))
     sock.listen(16)
     return sock
 
 
-def ask(ns: str, address: str, port: int = 5000, source: str | None = None) -> str:
+def ask(
+    ns: str, address: str, port: int = 5000, source: str | None = None, family: int = 4
+) -> str:
     """Connect from ``ns`` to ``address:port`` and return what the server said ("" on
     failure)."""
 
     def connect() -> str:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        kind = socket.AF_INET6 if family == 6 else socket.AF_INET
+        with socket.socket(kind, socket.SOCK_STREAM) as sock:
             sock.settimeout(3)
             if source:
                 sock.bind((source, 0))

@@ -3,6 +3,7 @@ iptables backends (see topology.py for the layout)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -201,6 +202,39 @@ def test_floating_ip_moved_inside_a_router_drops_the_old_flows(bed: Bed) -> None
     finally:
         for sock in (rx_a, rx_b, tx):
             sock.close()
+
+
+def test_ipv6_is_routed_untranslated(bed: Bed) -> None:
+    ext1 = bed.upstream("e1", f"{EXT1}/24")
+    ip(ext1, "addr", "add", "fd00:e::1/64", "dev", "eth0", "nodad")
+    ip(ext1, "-6", "route", "add", "fd00:1::/64", "via", "fd00:e::10")
+    sub_a = bed.subnet(bed.ext, "203.0.113.0/24", EXT1)
+    sub_a6 = bed.subnet(bed.ext, "fd00:e::/64", "fd00:e::1")
+    net = bed.network(mtu=1450)
+    sub = bed.subnet(net, "192.0.2.0/24", "192.0.2.1")
+    sub6 = bed.subnet(net, "fd00:1::/64", "fd00:1::1")
+    router = bed.router(gateway=((sub_a, GW_A), (sub_a6, "fd00:e::10")), interfaces=((net, sub),))
+    # the interface port also gets the IPv6 subnet's gateway address
+    rp = router.interfaces[0]
+    dual = bed.port(
+        net,
+        (sub, "192.0.2.1"),
+        (sub6, "fd00:1::1"),
+        owner="network:router_interface",
+        device_id=router.id,
+    )
+    del bed.ports[rp.port.id]
+    bed.routers[router.id] = dataclasses.replace(
+        router, interfaces=(dataclasses.replace(rp, port=dual, subnets=(sub, sub6)),)
+    )
+    vm, _ = bed.vm(net, sub, "192.0.2.10", v6=(sub6, "fd00:1::10"))
+    bed.apply()
+    assert ping(vm, "fd00:e::1")
+    with whoami_server(ext1, "ext", family=6):
+        # not translated: the upstream sees the VM's own address
+        assert ask(vm, "fd00:e::1", family=6) == "ext fd00:1::10"
+    routes = ip(f"qrouter-{router.id}", "-6", "route", "show", "default")
+    assert "via fd00:e::1" in routes
 
 
 def test_two_external_subnets_reply_through_their_own_gateway(bed: Bed) -> None:

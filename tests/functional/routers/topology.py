@@ -193,9 +193,13 @@ class Bed:
         self.ports[p.id] = p
         return p
 
-    def vm(self, net: Network, subnet: Subnet, address: str) -> tuple[str, Port]:
-        """A VM namespace with ``address`` on the subnet, default route via its gateway."""
-        p = self.port(net, (subnet, address), owner="compute:nova", device_id="vm")
+    def vm(
+        self, net: Network, subnet: Subnet, address: str, v6: tuple[Subnet, str] | None = None
+    ) -> tuple[str, Port]:
+        """A VM namespace with ``address`` on the subnet (and ``v6``: an IPv6 subnet and
+        address), default routes via the subnets' gateways."""
+        fixed = [(subnet, address)] + ([v6] if v6 else [])
+        p = self.port(net, *fixed, owner="compute:nova", device_id="vm")
         # made by the fixture: its names carry our PID, so a parallel run's leftover
         # cleanup leaves them alone
         ns = self.make_netns("vm")
@@ -203,10 +207,11 @@ class Bed:
             vm_ns=ns,
             port_id=p.id,
             mac=p.mac_address,
-            ips=[f"{address}/{subnet.cidr.prefixlen}"],
+            ips=[f"{a}/{s.cidr.prefixlen}" for s, a in fixed],
             host_ns=self.host,
             mtu=net.mtu,
             gateway=str(subnet.gateway_ip),
+            gateway6=str(v6[0].gateway_ip) if v6 else None,
         )
         return ns, p
 
