@@ -305,3 +305,19 @@ def test_announcer_retries_until_the_port_has_carrier() -> None:
     announcer.submit("ns", "qg-never", address)
     announcer.wait_idle()  # dropped after 5 attempts
     assert calls == ["qg-never"] * 5
+
+
+def test_status_command_shows_what_the_router_has(driver: NamespaceL3Driver) -> None:
+    from netagent.cmd import status as status_cmd  # noqa: PLC0415
+
+    driver.apply_routers([router(fips=(_fip(1, "203.0.113.20", "192.0.2.10"),))], STATE)
+    doc = {
+        "routers": [{"id": ROUTER_ID, "applied": True, "ready": True, "error": None}],
+        "drivers": {"l3": driver.describe()},
+    }
+    out = status_cmd.render(doc)
+    assert f"router {ROUTER_ID} ready: yes" in out
+    assert "  qg-aaaaaaaa-00 (tapaaaaaaaa-00, mtu 1500): 203.0.113.10/24 203.0.113.20/32" in out
+    assert "  rule 1000: from 203.0.113.20/32 lookup 1000" in out
+    assert "  floating IP 203.0.113.20 -> 192.0.2.10" in out
+    assert "  nat PREROUTING: -d 203.0.113.20/32 -j DNAT --to-destination 192.0.2.10" in out
