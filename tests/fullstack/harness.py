@@ -202,21 +202,7 @@ class Host:
         # `ip netns exec`, nsenter, unshare and sh all exec the next program: the PID is
         # the agent's own.
         agent = [str(BIN / "netagent-agent"), "--config-file", str(self.config_file)]
-        if self.host_mounts:
-            prefix = [
-                "nsenter",
-                f"--net=/run/netns/{self.netns}",
-                "unshare",
-                "--mount",
-                "--propagation",
-                "unchanged",
-                "sh",
-                "-c",
-                'mount --make-rslave /sys && mount -t sysfs sysfs /sys && exec "$@"',
-                "agent",
-            ]
-        else:
-            prefix = ["ip", "netns", "exec", self.netns]
+        prefix = self.command_prefix()
         self.process = subprocess.Popen(
             [*prefix, *agent],
             stdout=out,
@@ -224,6 +210,23 @@ class Host:
             start_new_session=True,
         )
         out.close()
+
+    def command_prefix(self) -> list[str]:
+        """How a process of this host is started (see :attr:`host_mounts`)."""
+        if not self.host_mounts:
+            return ["ip", "netns", "exec", self.netns]
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.netns}",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "sh",
+            "-c",
+            'mount --make-rslave /sys && mount -t sysfs sysfs /sys && exec "$@"',
+            "agent",
+        ]
 
     def stop_agent(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10) -> None:
         """Signal the agent this fabric started, by PID, and reap it."""

@@ -269,3 +269,36 @@ def test_router_from_state_file(routed: RouterFabric, backend: str) -> None:
     assert not any(
         n.startswith("tap") and n[3:] == routed.gw_port[:11] for n in harness.links(host.netns)
     )
+
+
+def test_cleanup_removes_the_routers_this_agent_made(routed: RouterFabric) -> None:
+    host, _vm1, _vm2 = _start(routed, "nft")
+    # a router namespace another agent of this machine made is not ours
+    foreign = f"qrouter-{uuid.uuid4()}"
+    harness.run("ip", "netns", "add", foreign)
+    routed.namespaces.append(foreign)
+    host.stop_agent()
+
+    def cleanup(*args: str) -> str:
+        proc = harness.run(
+            *host.command_prefix(),
+            str(harness.BIN / "netagent-cleanup"),
+            "--config-file",
+            str(host.config_file),
+            *args,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert f"NOOP: NamespaceL3Driver: delete router namespace {routed.router_ns}" in cleanup(
+        "--dry-run"
+    )
+    assert routed.router_ns in _netns_list()
+    out = cleanup()
+    assert f"delete router namespace {routed.router_ns}" in out
+    assert foreign not in out
+    assert routed.router_ns not in _netns_list() and foreign in _netns_list()
+    tap = "tap" + routed.gw_port[:11]
+    assert tap not in harness.links(host.netns)
