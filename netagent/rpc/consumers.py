@@ -15,6 +15,7 @@ traceback per message.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from oslo_messaging.rpc import server as rpc_server
 LOG = logging.getLogger(__name__)
 
 PREFIX = "q-agent-notifier"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ENDPOINT_VERSION = "1.5"
 
 
@@ -62,6 +64,15 @@ class NotificationSink(Protocol):
 
     def fdb_received(self, operation: str, fdb_entries: object) -> None:
         """An l2population FDB cast (``add``, ``remove`` or ``update``), unvalidated."""
+
+    def routers_changed(self, router_ids: Sequence[str]) -> None:
+        """These routers changed or were scheduled here: fetch them again."""
+
+    def router_gone(self, router_id: str) -> None:
+        """This router was deleted or unscheduled from this host."""
+
+    def request_full(self, reason: str) -> None:
+        """Fetch everything again (the L3 agent row was set up or down)."""
 
 
 def _port_id_of(port: object) -> str | None:
@@ -181,6 +192,46 @@ class L2populationEndpoint(_Endpoint):
         self._sink.fdb_received(operation, fdb_entries)
 
 
+def _router_ids(value: Any) -> list[str]:
+    """Router ids from a ``routers``/``payload`` list of ids (or of dicts, old senders)."""
+    if not isinstance(value, list):
+        return []
+    ids = [item if isinstance(item, str) else _port_id_of(item) for item in value]
+    return [i for i in ids if isinstance(i, str) and _UUID.fullmatch(i)]
+
+
+class L3AgentEndpoint(_Endpoint):
+    """The L3 agent's notifications on ``l3_agent`` (§6.3)."""
+
+    def routers_updated(self, context: Any, routers: Any = None) -> None:
+        ids = _router_ids(routers)
+        LOG.debug("routers_updated for %s", ids)
+        if ids:
+            self._sink.routers_changed(ids)
+
+    def router_added_to_agent(self, context: Any, payload: Any = None) -> None:
+        # a call: returning (None) answers it, or the server's API request would block
+        ids = _router_ids(payload)
+        LOG.debug("router_added_to_agent for %s", ids)
+        if ids:
+            self._sink.routers_changed(ids)
+
+    def router_deleted(self, context: Any, router_id: Any = None) -> None:
+        if isinstance(router_id, str) and _UUID.fullmatch(router_id):
+            LOG.debug("router_deleted for %s", router_id)
+            self._sink.router_gone(router_id)
+
+    def router_removed_from_agent(self, context: Any, payload: Any = None) -> None:
+        router_id = payload.get("router_id") if isinstance(payload, dict) else None
+        if isinstance(router_id, str) and _UUID.fullmatch(router_id):
+            LOG.debug("router_removed_from_agent for %s", router_id)
+            self._sink.router_gone(router_id)
+
+    def agent_updated(self, context: Any, payload: Any = None) -> None:
+        up = payload.get("admin_state_up") if isinstance(payload, dict) else None
+        self._sink.request_full(f"L3 agent admin_state_up set to {up}")
+
+
 class _LogOnceDispatcher(oslo_messaging.RPCDispatcher):  # type: ignore[misc]
     """Turns dispatch errors into one warning per (topic, method, version).
 
@@ -230,6 +281,10 @@ CONSUMERS: tuple[tuple[str, type[_Endpoint]], ...] = (
 )
 
 
+#: The L3 identity's consumer (§6.3): direct ``l3_agent.<host>`` and ``l3_agent_fanout``.
+L3_CONSUMERS: tuple[tuple[str, type[_Endpoint]], ...] = (("l3_agent", L3AgentEndpoint),)
+
+
 class Consumers:
     """The RPC servers of all notifier topics for one host.
 
@@ -239,11 +294,14 @@ class Consumers:
     :param transport: the RPC transport.
     :param host: this agent's host name.
     :param sink: where handlers report.
+    :param l3: also consume the L3 agent's topic.
     """
 
-    def __init__(self, transport: Any, host: str, sink: NotificationSink) -> None:
+    def __init__(
+        self, transport: Any, host: str, sink: NotificationSink, l3: bool = False
+    ) -> None:
         self.servers: list[Any] = []
-        for topic_name, endpoint_cls in CONSUMERS:
+        for topic_name, endpoint_cls in CONSUMERS + (L3_CONSUMERS if l3 else ()):
             target = oslo_messaging.Target(topic=topic_name, server=host)
             dispatcher = _LogOnceDispatcher([endpoint_cls(sink, host)], topic_name)
             self.servers.append(rpc_server.RPCServer(transport, target, dispatcher))
