@@ -382,6 +382,8 @@ class NeutronSource(rpc_marks.Marks):
             for router_id, router in parsed.routers.items():
                 if self.view.routers.get(router_id) != router:
                     LOG.info("Router %s from neutron-server", router_id)
+                    # its floating IP statuses are due once the core has applied it
+                    self._fip_reported.pop(router_id, None)
                 self.view.routers[router_id] = router
                 self._router_errors.pop(router_id, None)
             for key, why in parsed.skipped.items():

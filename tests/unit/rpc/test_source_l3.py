@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,6 +84,8 @@ class Core:
     def __init__(self) -> None:
         self.updates: list[SourceUpdate] = []
         self.failing: set[str] = set()
+        #: the status describes the update before the last one (a core still busy)
+        self.lagging = False
 
     def on_update(self, update: SourceUpdate) -> None:
         self.updates.append(update)
@@ -90,7 +93,7 @@ class Core:
     def status(self) -> dict[str, Any]:
         if not self.updates:
             return {"ports": [], "routers": []}
-        update = self.updates[-1]
+        update = self.updates[-2 if self.lagging and len(self.updates) > 1 else -1]
         return {
             "origin": update.origin,
             "ports": [],
@@ -192,3 +195,19 @@ def test_bad_router_is_skipped_alone_and_failures_are_reported(
     # the core failed the router: its floating IP is ERROR
     wait_for("FIP ERROR", lambda: fake.fip_statuses.get(R1) == {FIP: "ERROR"})
     assert source.passes >= 1
+
+
+def test_floating_ip_status_waits_for_the_core_then_goes_out_unprompted(
+    make_source: Any, fake: FakeNeutron
+) -> None:
+    fake.routers[R1] = router_dict(R1, fip_port=None)
+    _source, core = make_source()
+    wait_for("first report", lambda: fake.fip_statuses.get(R1) == {})
+    core.lagging = True
+    fake.routers[R1] = router_dict(R1)
+    fake.cast_to("l3_agent", "cmp1", "routers_updated", version="1.1", routers=[R1])
+    wait_for("new router delivered", lambda: len(core.updates[-1].state.floatingips) == 1)
+    time.sleep(0.5)
+    assert fake.fip_statuses[R1] == {}  # the core has not applied it yet
+    core.lagging = False  # the core catches up; no notification follows
+    wait_for("FIP ACTIVE", lambda: fake.fip_statuses.get(R1) == {FIP: "ACTIVE"})
