@@ -168,7 +168,7 @@ class NeutronServer:
         (self.workdir / "neutron.conf").write_text(
             f"""[DEFAULT]
 core_plugin = ml2
-service_plugins =
+service_plugins = router
 auth_strategy = noauth
 api_paste_config = {self.venv / "etc" / "neutron" / "api-paste.ini"}
 transport_url = {self.services.transport_url}
@@ -184,6 +184,9 @@ dhcp_agent_notification = false
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
 allow_overlapping_ips = true
+# legacy routers only: netagent's namespace L3 driver implements neither HA nor DVR
+l3_ha = false
+router_distributed = false
 
 [agent]
 report_interval = {AGENT_REPORT_INTERVAL}
