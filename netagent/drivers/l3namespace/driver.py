@@ -178,10 +178,14 @@ class NamespaceL3Driver(base.L3Driver):
             self._record(router.id)
         self._converge_devices(want)
         added, had_v6 = self._converge_addresses(want)
+        # announced now: should a later step fail, the retry finds them in place and
+        # would not announce them again
+        for device, iface in added:
+            self.announcer.submit(ns, device, iface.ip)
         self._converge_routes(want, had_v6)
         self._converge_rules(want)
         self.kernel.set_nat(ns, want.nat)
-        self._floating_changes(router.id, old, want, added)
+        self._floating_changes(router.id, old, want)
         with self._lock:
             self._applied[router.id] = want
 
@@ -262,17 +266,12 @@ class NamespaceL3Driver(base.L3Driver):
             )
 
     def _floating_changes(
-        self,
-        router_id: str,
-        old: lay.RouterLayout | None,
-        want: lay.RouterLayout,
-        added: list[tuple[str, IPInterface]],
+        self, router_id: str, old: lay.RouterLayout | None, want: lay.RouterLayout
     ) -> None:
         """Delete the conntrack entries of floating IPs removed or moved; announce every
-        address added and every floating IP that moved to another fixed IP."""
+        floating IP that moved to another fixed IP (added addresses are announced when
+        they are added)."""
         announce: dict[tuple[str, IPAddress], None] = {}
-        for device, iface in added:
-            announce[(device, iface.ip)] = None
         gateway = want.gateway
         before = {f.floating: f.fixed for f in old.floating} if old else {}
         now = {f.floating: f.fixed for f in want.floating}

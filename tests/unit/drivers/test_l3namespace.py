@@ -321,3 +321,16 @@ def test_status_command_shows_what_the_router_has(driver: NamespaceL3Driver) -> 
     assert "  rule 1000: from 203.0.113.20/32 lookup 1000" in out
     assert "  floating IP 203.0.113.20 -> 192.0.2.10" in out
     assert "  nat PREROUTING: -d 203.0.113.20/32 -j DNAT --to-destination 192.0.2.10" in out
+
+
+def test_addresses_are_announced_even_when_a_later_step_fails(
+    driver: NamespaceL3Driver, kernel: FakeRouterKernel
+) -> None:
+    kernel.refuse_routes.add("198.19.0.0/16")
+    bad = router(routes=(("198.19.0.0/16", "192.0.2.5"),))
+    assert ROUTER_ID in driver.apply_routers([bad], STATE).failed
+    kernel.refuse_routes.clear()
+    assert driver.apply_routers([bad], STATE).succeeded == {ROUTER_ID}  # the retry
+    driver.announcer.wait_idle()
+    # announced by the failed pass (the retry found them in place)
+    assert {str(a) for _, _, a in kernel.announced} == {"203.0.113.10", "192.0.2.1"}
