@@ -82,10 +82,12 @@ class NeutronServer:
     """Neutron API + RPC server + periodic workers, with everything they need.
 
     :param workdir: config files, logs and Neutron's state_path go here.
+    :param service_plugins: Neutron's ``service_plugins`` (e.g. ``router``).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, service_plugins: str = "") -> None:
         self.workdir = workdir
+        self.service_plugins = service_plugins
         self.services = services.Services()
         self.venv: Path | None = None
         self.port = 0
@@ -168,7 +170,7 @@ class NeutronServer:
         (self.workdir / "neutron.conf").write_text(
             f"""[DEFAULT]
 core_plugin = ml2
-service_plugins = router
+service_plugins = {self.service_plugins}
 auth_strategy = noauth
 api_paste_config = {self.venv / "etc" / "neutron" / "api-paste.ini"}
 transport_url = {self.services.transport_url}

@@ -42,12 +42,40 @@ class RouterHostFabric(cloud.InteropFabric):
 
 
 @pytest.fixture(scope="module")
-def fabric(
+def neutron_l3(
     neutron: neutron_server.NeutronServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[neutron_server.NeutronServer]:
+    """A second server of this module only, with the L3 router plugin.
+
+    The session's server runs without it: with it, the L2 tier's kill-and-restart test
+    lost pings (3 runs of 3; 0 of 1 without), not yet understood. It depends on the
+    session's server only so that the shared virtualenv is held for the session.
+    """
+    server = neutron_server.NeutronServer(
+        tmp_path_factory.mktemp("neutron-l3"), service_plugins="router"
+    )
+    try:
+        server.start()
+    except Exception:
+        print(server.diagnostics())
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(neutron_l3: neutron_server.NeutronServer) -> NeutronApi:
+    return neutron_l3.api()
+
+
+@pytest.fixture(scope="module")
+def fabric(
+    neutron_l3: neutron_server.NeutronServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RouterHostFabric]:
     for name in cloud.leftover_namespaces():
         harness.run("ip", "netns", "delete", name, check=False)
-    fab = RouterHostFabric(tmp_path_factory.mktemp("routers"), neutron)
+    fab = RouterHostFabric(tmp_path_factory.mktemp("routers"), neutron_l3)
     try:
         fab.start()
         host = fab.add_host(HOST, TUNNEL_IP)
