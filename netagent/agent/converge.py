@@ -195,7 +195,9 @@ class Converger:
         if full:
             keep = set(plan.port_plans) | self.wired.ids() | self.filtered.ids()
             self._sweep("firewall", lambda: self.firewall.sweep(keep))
-            self._sweep("l3", lambda: self.l3.sweep(set(plan.routers) | self.routers.ids()))
+            if self.l3.builds_routers:
+                wanted_routers = set(plan.routers) | self.routers.ids()
+                self._sweep("l3", lambda: self.l3.sweep(wanted_routers))
         released = incumbents.keys() - self.incumbents().keys()
         if released and (plan.port_errors or plan.refused_networks):
             # a removal freed a kernel name another object was refused for: plan again now
@@ -269,6 +271,8 @@ class Converger:
     def _routers(
         self, plan: planning.HostPlan, state: DesiredState, full: bool, dirty: set[Key]
     ) -> None:
+        if not self.l3.builds_routers:
+            return
         todo = [
             r
             for rid, r in plan.routers.items()

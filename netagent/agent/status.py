@@ -22,6 +22,9 @@ from netagent.agent import planning, serve
 from netagent.common.exceptions import NetagentError
 from netagent.explain import snapshot
 
+#: The status of a router on a host whose L3 driver builds none.
+NOT_APPLIED = "not applied: this host's l3_driver builds no routers"
+
 if TYPE_CHECKING:
     from netagent.agent.converge import Converger
     from netagent.agent.source import SourceUpdate
@@ -139,11 +142,13 @@ def describe(
                 "error": why,
             }
         )
+    builds = converger.l3.builds_routers
     routers = [
         {
             "id": rid,
-            "ready": converger.routers.matches(rid, router),
-            "error": converger.errors.get(("router", rid)),
+            "applied": builds,
+            "ready": builds and converger.routers.matches(rid, router),
+            "error": converger.errors.get(("router", rid)) if builds else NOT_APPLIED,
         }
         for rid, router in sorted(plan.routers.items())
     ]

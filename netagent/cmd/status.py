@@ -57,6 +57,33 @@ def _flag(value: Any) -> str:
     return "yes" if value else "no"
 
 
+def _router_details(router: dict[str, Any] | None) -> list[str]:
+    """What the L3 driver built for a router (its ``describe()`` entry)."""
+    if not router:
+        return []
+    lines = [f"  namespace {router.get('namespace')}"]
+    for iface in router.get("interfaces", []):
+        lines.append(
+            f"  {iface.get('device')} ({iface.get('host_device')}, mtu {iface.get('mtu')}): "
+            + " ".join(iface.get("addresses", []))
+        )
+    for route in router.get("routes", []):
+        via = f" via {route['via']}" if route.get("via") else ""
+        lines.append(
+            f"  route table {route.get('table')} {route.get('destination')}{via}"
+            f" dev {route.get('device')}"
+        )
+    for rule in router.get("rules", []):
+        lines.append(
+            f"  rule {rule.get('priority')}: from {rule.get('from')} lookup {rule.get('table')}"
+        )
+    for fip in router.get("floating_ips", []):
+        lines.append(f"  floating IP {fip.get('floating')} -> {fip.get('fixed')}")
+    for chain, rules in (router.get("nat") or {}).items():
+        lines += [f"  nat {chain}: {rule}" for rule in rules]
+    return lines
+
+
 def render(doc: dict[str, Any], resource: str | None = None) -> str:
     """A readable table of a status document.
 
@@ -93,11 +120,19 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
             + (f" / {peers}" if peers else "")
             + (f"  ERROR {net['error']}" if net.get("error") else "")
         )
+    built = {
+        r.get("id"): r
+        for r in (doc.get("drivers", {}).get("l3", {}) or {}).get("routers", [])
+        if isinstance(r, dict)
+    }
     for router in doc.get("routers", []):
+        if resource and not router["id"].startswith(resource):
+            continue
         lines.append(
             f"router {router['id']} ready: {_flag(router['ready'])}"
             + (f"  ERROR {router['error']}" if router.get("error") else "")
         )
+        lines += _router_details(built.get(router["id"]))
     for group in doc.get("security_groups", []):
         if resource and not group["id"].startswith(resource):
             continue

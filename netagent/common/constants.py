@@ -22,6 +22,11 @@ ROUTER_INTERNAL_PREFIX: Final = "qr-"
 ROUTER_GATEWAY_PREFIX: Final = "qg-"
 #: Neutron's interface drivers: the end of a veth pair inside a ``qdhcp-`` namespace.
 NAMESPACE_SIDE_PREFIX: Final = "ns-"
+#: Device owners of router ports. Like Neutron (``is_port_trusted``), netagent filters
+#: neither: a router forwards other hosts' addresses and answers for its floating IPs.
+ROUTER_GATEWAY_OWNER: Final = "network:router_gateway"
+ROUTER_INTERFACE_OWNER: Final = "network:router_interface"
+ROUTER_PORT_OWNERS: Final = frozenset({ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER})
 #: Characters of a resource id kept in interop device names.
 INTEROP_ID_CHARS: Final = 11
 

@@ -191,6 +191,11 @@ class L3Driver(DriverBase):
 
     namespace = "netagent.l3"
 
+    #: Whether this driver builds routers at all. When false (``noop``) the agent never
+    #: calls it for routers and reports each router as not applied (neither ready nor
+    #: failed, never retried).
+    builds_routers: ClassVar[bool] = True
+
     def apply_routers(self, routers: Sequence[Router], state: DesiredState) -> Outcome:
         """Create or update each router (namespace, interfaces, routes, NAT)."""
         return Outcome(succeeded={r.id for r in routers})

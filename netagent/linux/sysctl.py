@@ -32,6 +32,13 @@ def set_proxy_arp(namespace: str | None, device: str, enabled: bool) -> None:
     _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.proxy_arp", int(enabled))
 
 
+def set_send_redirects(namespace: str | None, device: str, enabled: bool) -> None:
+    """Whether ICMP redirects are sent for packets forwarded back out of ``device``
+    (``all``/``default`` accepted; the kernel sends them if ``all`` or the device says so)."""
+    name = device if device in ("all", "default") else validate.device_name(device)
+    _set(namespace, f"net.ipv4.conf.{name}.send_redirects", int(enabled))
+
+
 def set_accept_ra(namespace: str | None, device: str, value: int) -> None:
     """IPv6 router advertisements on ``device``: 0 ignore, 1 accept, 2 accept when forwarding."""
     validate.int_range(value, 0, 2, "accept_ra")

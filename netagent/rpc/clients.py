@@ -24,6 +24,7 @@ LOG = logging.getLogger(__name__)
 
 TOPIC_PLUGIN = "q-plugin"
 TOPIC_REPORTS = "q-reports-plugin"
+TOPIC_L3_PLUGIN = "q-l3-plugin"
 #: Reconnection attempts per message before a call fails with MessageDeliveryFailure.
 #: Finite, so that a broker outage surfaces as a failed pass (and later a full resync)
 #: instead of a worker blocked for as long as the outage lasts.
@@ -198,6 +199,47 @@ class SecurityGroupServerApi(_Client):
             "1.3",
             devices=list(devices),
             call_version="1.3",
+        )
+
+
+class L3PluginApi(_Client):
+    """The L3 agent API on ``q-l3-plugin`` (server endpoint ``L3RpcCallback``, §6.2).
+
+    Version history of the methods used here (server side):
+
+    - 1.0: ``sync_routers``.
+    - 1.1: ``update_floatingip_statuses``.
+    - 1.9: ``get_router_ids``.
+    """
+
+    VERSION_CAP = "1.9"
+
+    def __init__(self, transport: Any, timeout: float | None, max_timeout: float) -> None:
+        super().__init__(transport, TOPIC_L3_PLUGIN, self.VERSION_CAP, timeout, max_timeout)
+
+    def get_router_ids(self, host: str) -> Any:
+        """Ids of the routers scheduled to ``host`` (unhosted ones are scheduled first).
+
+        :returns: a list of router ids (unchecked).
+        """
+        return self._call("get_router_ids", "1.9", host=host)
+
+    def sync_routers(self, host: str, router_ids: Sequence[str]) -> Any:
+        """The router dicts of ``router_ids`` scheduled to ``host`` (§6.4); binds their
+        ports to ``host``.
+
+        :returns: a list of router dicts (unchecked).
+        """
+        return self._call("sync_routers", "1.0", host=host, router_ids=list(router_ids))
+
+    def update_floatingip_statuses(self, router_id: str, fip_statuses: dict[str, str]) -> Any:
+        """Set the statuses of a router's floating IPs; the router's other floating IPs
+        that left it become DOWN (§6.2)."""
+        return self._call(
+            "update_floatingip_statuses",
+            "1.1",
+            router_id=router_id,
+            fip_statuses=dict(fip_statuses),
         )
 
 

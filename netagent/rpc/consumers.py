@@ -67,6 +67,15 @@ class NotificationSink(Protocol):
     def fdb_received(self, operation: str, fdb_entries: object) -> None:
         """An l2population FDB cast (``add``, ``remove`` or ``update``), unvalidated."""
 
+    def routers_changed(self, router_ids: Sequence[str]) -> None:
+        """These routers changed or were scheduled here: fetch them again."""
+
+    def router_gone(self, router_id: str) -> None:
+        """This router was deleted or unscheduled from this host."""
+
+    def request_full(self, reason: str) -> None:
+        """Fetch everything again (the L3 agent row was set up or down)."""
+
 
 def _valid_id(method: str, field: str, value: object) -> bool:
     """Whether ``value`` is a resource id (a UUID); rejected (logged once) if not."""
@@ -199,6 +208,52 @@ class L2populationEndpoint(_Endpoint):
         self._sink.fdb_received(operation, fdb_entries)
 
 
+def _router_ids(method: str, value: Any) -> list[str]:
+    """Router ids from a ``routers``/``payload`` list of ids (or of dicts, old senders);
+    anything else rejected (logged once per kind)."""
+    if not isinstance(value, list):
+        REJECTIONS.reject(method, "routers is not a list", value)
+        return []
+    ids: list[str] = []
+    for item in value:
+        router_id = item.get("id") if isinstance(item, dict) else item
+        if _valid_id(method, "router id", router_id):
+            ids.append(str(router_id))
+    return ids
+
+
+class L3AgentEndpoint(_Endpoint):
+    """The L3 agent's notifications on ``l3_agent`` (§6.3)."""
+
+    def routers_updated(self, context: Any, routers: Any = None) -> None:
+        ids = _router_ids("routers_updated", routers)
+        LOG.debug("routers_updated for %s", ids)
+        if ids:
+            self._sink.routers_changed(ids)
+
+    def router_added_to_agent(self, context: Any, payload: Any = None) -> None:
+        # a call: returning (None) answers it, or the server's API request would block
+        ids = _router_ids("router_added_to_agent", payload)
+        LOG.debug("router_added_to_agent for %s", ids)
+        if ids:
+            self._sink.routers_changed(ids)
+
+    def router_deleted(self, context: Any, router_id: Any = None) -> None:
+        if _valid_id("router_deleted", "router_id", router_id):
+            LOG.debug("router_deleted for %s", router_id)
+            self._sink.router_gone(router_id)
+
+    def router_removed_from_agent(self, context: Any, payload: Any = None) -> None:
+        router_id = payload.get("router_id") if isinstance(payload, dict) else None
+        if _valid_id("router_removed_from_agent", "router_id", router_id):
+            LOG.debug("router_removed_from_agent for %s", router_id)
+            self._sink.router_gone(str(router_id))
+
+    def agent_updated(self, context: Any, payload: Any = None) -> None:
+        up = payload.get("admin_state_up") if isinstance(payload, dict) else None
+        self._sink.request_full(f"L3 agent admin_state_up set to {up}")
+
+
 class _LogOnceDispatcher(oslo_messaging.RPCDispatcher):  # type: ignore[misc]
     """Turns dispatch errors into one warning per (topic, method, version).
 
@@ -272,6 +327,10 @@ CONSUMERS: tuple[tuple[str, type[_Endpoint]], ...] = (
 )
 
 
+#: The L3 identity's consumer (§6.3): direct ``l3_agent.<host>`` and ``l3_agent_fanout``.
+L3_CONSUMERS: tuple[tuple[str, type[_Endpoint]], ...] = (("l3_agent", L3AgentEndpoint),)
+
+
 class Consumers:
     """The RPC servers of all notifier topics for one host.
 
@@ -281,11 +340,14 @@ class Consumers:
     :param transport: the RPC transport.
     :param host: this agent's host name.
     :param sink: where handlers report.
+    :param l3: also consume the L3 agent's topic.
     """
 
-    def __init__(self, transport: Any, host: str, sink: NotificationSink) -> None:
+    def __init__(
+        self, transport: Any, host: str, sink: NotificationSink, l3: bool = False
+    ) -> None:
         self.servers: list[Any] = []
-        for topic_name, endpoint_cls in CONSUMERS:
+        for topic_name, endpoint_cls in CONSUMERS + (L3_CONSUMERS if l3 else ()):
             target = oslo_messaging.Target(topic=topic_name, server=host)
             dispatcher = _LogOnceDispatcher([endpoint_cls(sink, host)], topic_name)
             self.servers.append(rpc_server.RPCServer(transport, target, dispatcher))

@@ -41,6 +41,10 @@ class Taken:
     fdb: tuple[tuple[str, object], ...] = ()
     #: a device vanished: the pass reports it down
     vanished: bool = False
+    #: router ids to fetch again (``routers_updated``, ``router_added_to_agent``) and
+    #: router ids the server says are gone from this host (deleted, unscheduled)
+    routers: frozenset[str] = frozenset()
+    routers_gone: frozenset[str] = frozenset()
 
     def with_full(self, reason: str) -> Taken:
         """The same marks, as a full resync."""
@@ -79,6 +83,8 @@ class Marks:
         tunnel_events: Iterable[tuple[str, object, object]] = (),
         fdb: Iterable[tuple[str, object]] = (),
         vanished: bool = False,
+        routers: Iterable[str] = (),
+        routers_gone: Iterable[str] = (),
     ) -> None:
         with self._cond:
             old = self._pending
@@ -92,6 +98,8 @@ class Marks:
                 tunnel_events=(*old.tunnel_events, *tunnel_events),
                 fdb=(*old.fdb, *fdb),
                 vanished=old.vanished or vanished,
+                routers=old.routers | frozenset(routers),
+                routers_gone=old.routers_gone | frozenset(routers_gone),
             )
             self._cond.notify_all()
 
@@ -149,6 +157,12 @@ class Marks:
     def fdb_received(self, operation: str, fdb_entries: object) -> None:
         self._add(fdb=((operation, fdb_entries),))
 
+    def routers_changed(self, router_ids: Sequence[str]) -> None:
+        self._add(routers=router_ids)
+
+    def router_gone(self, router_id: str) -> None:
+        self._add(routers_gone=[router_id])
+
     # -- worker -------------------------------------------------------------------------
 
     def take(self, timeout: float | None) -> Taken | None:
@@ -176,6 +190,8 @@ class Marks:
             tunnel_events=taken.tunnel_events,
             fdb=taken.fdb,
             vanished=taken.vanished,
+            routers=taken.routers,
+            routers_gone=taken.routers_gone,
         )
 
     def sleep(self, seconds: float) -> None:

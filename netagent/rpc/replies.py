@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 
 from netagent.common.exceptions import NetagentError
-from netagent.model import DeviceDetails, ModelError
+from netagent.model import DeviceDetails, ModelError, Router
 from netagent.model import validate as v
 from netagent.model.validate import IPAddress
 from netagent.rpc.rejects import REJECTIONS
@@ -236,3 +236,58 @@ def _entries(where: str, data: object) -> frozenset[FdbEntry]:
         except v.FieldError:
             REJECTIONS.reject(where, "entry has a bad MAC or IP", item)
     return frozenset(result)
+
+
+@dataclasses.dataclass
+class ParsedRouters:
+    """A ``sync_routers`` reply: valid legacy routers by id, and why others were skipped.
+
+    :ivar skipped: router id (or ``"#<index>"`` without a usable id) -> why.
+    """
+
+    routers: dict[str, Router] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def parse_router_ids(reply: object) -> list[str]:
+    """``get_router_ids`` reply -> router ids (entries that are not UUIDs are dropped).
+
+    :raises BadReplyError: not a list.
+    """
+    if not isinstance(reply, list):
+        raise BadReplyError("get_router_ids", "expected a list of router ids")
+    result = []
+    for item in reply:
+        try:
+            result.append(v.uuid(item))
+        except ModelError:
+            continue
+    return result
+
+
+def parse_routers(reply: object, asked: Sequence[str]) -> ParsedRouters:
+    """``sync_routers`` reply (§6.4) -> validated routers. A router that fails
+    validation, is distributed or HA, or was not asked for is skipped with why; the
+    others are kept.
+
+    :raises BadReplyError: not a list.
+    """
+    if not isinstance(reply, list):
+        raise BadReplyError("sync_routers", "expected a list of router dicts")
+    wanted = set(asked)
+    parsed = ParsedRouters()
+    for index, item in enumerate(reply):
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        key = raw_id if isinstance(raw_id, str) and raw_id in wanted else f"#{index}"
+        try:
+            router = Router.from_sync(item)
+        except ModelError as exc:
+            parsed.skipped[key] = str(exc)
+            continue
+        if router.id not in wanted:
+            parsed.skipped[key] = f"router {router.id} was not asked for"
+        elif router.distributed or router.ha:
+            parsed.skipped[router.id] = "distributed and HA routers are not implemented"
+        else:
+            parsed.routers[router.id] = router
+    return parsed

@@ -83,6 +83,40 @@ def build_agent_state(
     return state
 
 
+#: The L3 identity (§6.1): the server's scheduler and sync look agents up by this type.
+L3_AGENT_TYPE = "L3 agent"
+L3_AGENT_BINARY = "neutron-l3-agent"
+L3_AGENT_TOPIC = "l3_agent"
+
+
+def build_l3_agent_state(
+    conf: cfg.ConfigOpts, counts: dict[str, int], agent_uuid: str, start_flag: bool
+) -> dict[str, Any]:
+    """The inner ``agent_state`` of the host's "L3 agent" identity (§6.1).
+
+    :param counts: ``routers``, ``ex_gw_ports``, ``interfaces``, ``floating_ips``.
+    """
+    configurations: dict[str, Any] = {
+        "agent_mode": "legacy",
+        "handle_internal_only_routers": True,
+        "interface_driver": "netagent",
+        "extensions": [],
+        **counts,
+    }
+    state: dict[str, Any] = {
+        "binary": L3_AGENT_BINARY,
+        "host": conf.host,
+        "topic": L3_AGENT_TOPIC,
+        "agent_type": L3_AGENT_TYPE,
+        "availability_zone": conf.neutron.availability_zone,
+        "configurations": configurations,
+        "uuid": agent_uuid,
+    }
+    if start_flag:
+        state["start_flag"] = True
+    return state
+
+
 def utc_time() -> str:
     """The report's ``time``: UTC, ``%Y-%m-%dT%H:%M:%S.%f``."""
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
@@ -96,6 +130,8 @@ class StateReporter:
     :param device_count: returns the current number of local devices.
     :param resync: called with a reason when a full resync is needed.
     :param server_desc: the transport, for the "waiting for neutron-server" line.
+    :param build_state: ``(uuid, start_flag) -> agent_state`` of another identity of
+        the host (the L3 agent); default: the L2 identity.
     """
 
     def __init__(
@@ -105,8 +141,11 @@ class StateReporter:
         device_count: Callable[[], int],
         resync: Callable[[str], None],
         server_desc: str = "",
+        *,
+        build_state: Callable[[str, bool], dict[str, Any]] | None = None,
     ) -> None:
         self.api = api
+        self.build_state = build_state
         self.conf = conf
         self.device_count = device_count
         self.resync = resync
@@ -125,7 +164,10 @@ class StateReporter:
 
         :returns: the server's answer, or ``None`` on failure or an ignored report.
         """
-        state = build_agent_state(self.conf, self.device_count(), self.uuid, self.start_flag)
+        if self.build_state is not None:
+            state = self.build_state(self.uuid, self.start_flag)
+        else:
+            state = build_agent_state(self.conf, self.device_count(), self.uuid, self.start_flag)
         try:
             reply = self.api.report_state(state, utc_time())
         except Exception as exc:  # MessagingException, RemoteError, anything: count it
@@ -185,7 +227,8 @@ class StateReporter:
 
     def start(self) -> None:
         """Report now and then every ``report_interval`` from a daemon thread."""
-        self._thread = threading.Thread(target=self._run, name="state-report", daemon=True)
+        name = "state-report" if self.build_state is None else "state-report-l3"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

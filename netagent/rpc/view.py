@@ -34,6 +34,7 @@ from netagent.model import (
     Network,
     NetworkType,
     Port,
+    Router,
     SecurityGroup,
     SecurityGroupInfo,
 )
@@ -86,6 +87,8 @@ class NeutronView:
     members: dict[str, tuple[MemberAddress, ...]] = dataclasses.field(default_factory=dict)
     tunnels: dict[str, IPAddress] = dataclasses.field(default_factory=dict)
     fdb: dict[str, dict[IPAddress, set[FdbEntry]]] = dataclasses.field(default_factory=dict)
+    #: routers scheduled to this host, from ``sync_routers`` (L3 identity only)
+    routers: dict[str, Router] = dataclasses.field(default_factory=dict)
 
     def forget_port(self, port_id: str) -> None:
         """Drop everything known about a local port."""
@@ -199,6 +202,8 @@ class NeutronView:
             security_groups=groups,
             address_groups=address_groups,
             agents=agents,
+            routers=self.routers.values(),
+            floatingips=[f for r in self.routers.values() for f in r.floating_ips],
         )
 
     def _peers(self, networks: Iterable[Network]) -> tuple[list[Agent], list[Port]]:

@@ -40,6 +40,8 @@ LOG = logging.getLogger(__name__)
 
 #: Errors that fail a pass (it is retried with backoff); anything else is a bug, logged.
 RPC_ERRORS = (oslo_messaging.MessagingException, replies.BadReplyError)
+#: At most this many router ids per ``sync_routers`` call (§6.2, as Neutron's agent).
+SYNC_ROUTERS_CHUNK = 256
 #: ``status_provider`` returns the core's status document (``ports``: id, converged...).
 StatusProvider = Callable[[], Mapping[str, Any]]
 
@@ -97,6 +99,13 @@ class NeutronSource(rpc_marks.Marks):
         self.reporter: report.StateReporter | None = None
         self.consumers: consumers.Consumers | None = None
         self.passes = 0
+        #: the L3 identity (§6) runs when this host builds routers
+        self.l3_enabled = conf.agent.l3_driver != "noop"
+        self.l3: clients.L3PluginApi | None = None
+        self.l3_reporter: report.StateReporter | None = None
+        self._router_errors: dict[str, str] = {}
+        #: router id -> the floating IP statuses last reported for it
+        self._fip_reported: dict[str, dict[str, str]] = {}
 
     # -- Source protocol ----------------------------------------------------------------
 
@@ -121,11 +130,23 @@ class NeutronSource(rpc_marks.Marks):
             self.request_full,
             desc,
         )
+        if self.l3_enabled:
+            self.l3 = clients.L3PluginApi(transport, timeout, max_timeout)
+            self.l3_reporter = report.StateReporter(
+                clients.StateReportApi(transport, float(self.conf.neutron.report_interval)),
+                self.conf,
+                self.device_count,
+                self.request_full,
+                desc,
+                build_state=self._l3_agent_state,
+            )
         self.watch.install()
         LOG.info("Neutron source for host %s on %s", self.host, desc)
-        self.consumers = consumers.Consumers(transport, self.host, self)
+        self.consumers = consumers.Consumers(transport, self.host, self, l3=self.l3_enabled)
         self.consumers.start()
         self.reporter.start()
+        if self.l3_reporter is not None:
+            self.l3_reporter.start()
         if self._monitor is None:
             from netagent.linux.link_monitor import LinkMonitor  # noqa: PLC0415
 
@@ -140,7 +161,7 @@ class NeutronSource(rpc_marks.Marks):
     def stop(self) -> None:
         """Stop everything this source started. Idempotent; the host is left alone."""
         self.stop_marks()
-        for part in (self._monitor, self.reporter, self.consumers):
+        for part in (self._monitor, self.reporter, self.l3_reporter, self.consumers):
             if part is not None:
                 part.stop()
         if self._thread is not None:
@@ -204,7 +225,7 @@ class NeutronSource(rpc_marks.Marks):
             LOG.info("neutron-server answers: device passes resume")
 
     def _wait_time(self) -> float | None:
-        if self.awaiting_up() and self._status_provider is not None:
+        if (self.awaiting_up() or self._fips_unreported()) and self._status_provider is not None:
             return 0.2
         resync = float(self.conf.agent.resync_interval)
         return resync if resync > 0 else None  # wakes up for the periodic full pass
@@ -263,6 +284,11 @@ class NeutronSource(rpc_marks.Marks):
         self._deliver(marks.full)
         self.expect_up(p for p in fetched if p in self._delivered_ports())
         self._report_outcome()
+        # Routers after the ports: a failing L3 call fails the pass (its marks come back)
+        # but does not hold back the ports' delivery and reports.
+        self._sync_routers(marks)
+        self._deliver(False)
+        self._report_floating_ips()
         self._failures = 0
         self.passes += 1
 
@@ -338,6 +364,97 @@ class NeutronSource(rpc_marks.Marks):
             self.view.forget_port(port_id)
         self.queue_down([device])
 
+    # -- routers (the L3 identity) -----------------------------------------------------
+
+    def _sync_routers(self, marks: rpc_marks.Taken) -> None:
+        """Fetch the routers the marks name (all scheduled ones on a full pass); routers
+        the server no longer returns for this host are dropped (§6.2)."""
+        if self.l3 is None:
+            return
+        fetch = set(marks.routers) | set(marks.routers_gone)
+        if marks.full:
+            scheduled = set(replies.parse_router_ids(self.l3.get_router_ids(self.host)))
+            for router_id in set(self.view.routers) - scheduled:
+                self._drop_router(router_id, "no longer scheduled to this host")
+            fetch |= scheduled
+        for chunk in chunks(sorted(fetch), SYNC_ROUTERS_CHUNK):
+            parsed = replies.parse_routers(self.l3.sync_routers(self.host, chunk), chunk)
+            for router_id, router in parsed.routers.items():
+                if self.view.routers.get(router_id) != router:
+                    LOG.info("Router %s from neutron-server", router_id)
+                    # its floating IP statuses are due once the core has applied it
+                    self._fip_reported.pop(router_id, None)
+                self.view.routers[router_id] = router
+                self._router_errors.pop(router_id, None)
+            for key, why in parsed.skipped.items():
+                self.log_once(f"router {key}: {why}", "Router %s skipped: %s", key, why)
+                if key in fetch:
+                    self._router_errors[key] = why
+            for router_id in set(chunk) - set(parsed.routers):
+                self._drop_router(router_id, "not returned by sync_routers")
+
+    def _drop_router(self, router_id: str, why: str) -> None:
+        if self.view.routers.pop(router_id, None) is not None:
+            LOG.info("Router %s removed from this host: %s", router_id, why)
+        self._fip_reported.pop(router_id, None)
+
+    def _router_statuses(self) -> dict[str, dict[str, str]] | None:
+        """The floating IP statuses each router should have now, from the core's status
+        (``None`` while the core has not applied the last snapshot)."""
+        if self._status_provider is None:
+            return None
+        try:
+            doc = self._status_provider()
+        except Exception:
+            LOG.debug("Core status unavailable", exc_info=True)
+            return None
+        if doc.get("origin") != self._delivered_origin:
+            return None
+        result: dict[str, dict[str, str]] = {}
+        for entry in doc.get("routers", []):
+            if not isinstance(entry, dict) or entry.get("id") not in self.view.routers:
+                continue
+            if entry.get("ready"):
+                status = "ACTIVE"
+            elif entry.get("error"):
+                status = "ERROR"
+            else:
+                continue
+            router = self.view.routers[entry["id"]]
+            result[router.id] = {
+                f.id: status for f in router.floating_ips if f.port_id is not None
+            }
+        return result
+
+    def _fips_unreported(self) -> bool:
+        return any(self._fip_reported.get(r) is None for r in self.view.routers)
+
+    def _report_floating_ips(self) -> None:
+        """Tell the server the statuses of the floating IPs of routers the core applied
+        (ACTIVE) or failed (ERROR); a call for a router also makes the floating IPs that
+        left it DOWN (§6.2)."""
+        if self.l3 is None or not self.view.routers:
+            return
+        statuses = self._router_statuses()
+        if statuses is None:
+            return
+        for router_id, fips in sorted(statuses.items()):
+            if self._fip_reported.get(router_id) == fips:
+                continue
+            self.l3.update_floatingip_statuses(router_id, fips)
+            self._fip_reported[router_id] = fips
+            LOG.info("Floating IP statuses of router %s reported: %s", router_id, fips)
+
+    def _l3_agent_state(self, agent_uuid: str, start_flag: bool) -> dict[str, Any]:
+        routers = list(self.view.routers.copy().values())  # the reporter's thread
+        counts = {
+            "routers": len(routers),
+            "ex_gw_ports": sum(1 for r in routers if r.gateway is not None),
+            "interfaces": sum(len(r.interfaces) for r in routers),
+            "floating_ips": sum(len(r.floating_ips) for r in routers),
+        }
+        return report.build_l3_agent_state(self.conf, counts, agent_uuid, start_flag)
+
     def _deliver(self, full: bool) -> None:
         state = self.view.snapshot()
         if state == self._delivered and not full:
@@ -347,6 +464,7 @@ class NeutronSource(rpc_marks.Marks):
         self._delivered_origin = f"neutron#{self._deliveries}"
         if self._callback is not None:
             errors = tuple(f"{d}: {e}" for d, e in sorted(self._errors.items()))
+            errors += tuple(f"router {r}: {e}" for r, e in sorted(self._router_errors.items()))
             self._callback(SourceUpdate(state, errors, origin=self._delivered_origin))
 
     def _delivered_ports(self) -> Mapping[str, Any]:

@@ -56,6 +56,10 @@ class FakeNeutron:
         self.tunnels: list[dict[str, str]] = []
         self.report_replies: list[Any] = []
         self.status: dict[str, str] = {}
+        #: router id -> router dict as ``sync_routers`` returns it (§6.4)
+        self.routers: dict[str, dict[str, Any]] = {}
+        #: router id -> {fip id: status} of the last ``update_floatingip_statuses``
+        self.fip_statuses: dict[str, dict[str, str]] = {}
         #: method → called with the arguments of each call, before it is answered
         self.hooks: dict[str, Callable[[dict[str, Any]], None]] = {}
         endpoints = [_Plugin(self), _SecurityGroups(self), _Reports(self)]
@@ -65,6 +69,13 @@ class FakeNeutron:
             )
             for topic in ("q-plugin", "q-reports-plugin")
         ]
+        self.servers.append(
+            oslo_messaging.get_rpc_server(
+                transport,
+                oslo_messaging.Target(topic="q-l3-plugin", server="fake-neutron"),
+                [_L3Plugin(self)],
+            )
+        )
 
     def start(self) -> FakeNeutron:
         for server in self.servers:
@@ -124,6 +135,18 @@ class FakeNeutron:
         return {d for k in self.calls_of("update_device_list") for d in k["devices_down"]}
 
     # -- notifications ----------------------------------------------------------------------
+
+    def cast_to(self, topic: str, host: str, method: str, version: str = "1.0", **kw: Any) -> None:
+        """Cast to one agent's direct queue ``<topic>.<host>``."""
+        target = oslo_messaging.Target(topic=topic, server=host, version=version)
+        client = oslo_messaging.get_rpc_client(self.transport, target)
+        client.cast(rpc_transport.admin_context(), method, **kw)
+
+    def call_to(self, topic: str, host: str, method: str, version: str = "1.0", **kw: Any) -> Any:
+        """Call one agent (``router_added_to_agent``), waiting at most 5 s."""
+        target = oslo_messaging.Target(topic=topic, server=host, version=version)
+        client = oslo_messaging.get_rpc_client(self.transport, target, timeout=5)
+        return client.call(rpc_transport.admin_context(), method, **kw)
 
     def cast(self, topic: str, method: str, version: str = "1.0", **kwargs: Any) -> None:
         """Cast a notification to every agent (fanout), as the server's notifiers do."""
@@ -209,6 +232,29 @@ class _Plugin:
     def tunnel_sync(self, context: Any, tunnel_ip: str, tunnel_type: str, host: str) -> Any:
         self.fake.record("tunnel_sync", locals_of(locals()))
         return {"tunnels": list(self.fake.tunnels)}
+
+
+class _L3Plugin:
+    target = oslo_messaging.Target(version="1.13")
+
+    def __init__(self, fake: FakeNeutron) -> None:
+        self.fake = fake
+
+    def get_router_ids(self, context: Any, host: str) -> Any:
+        self.fake.record("get_router_ids", locals_of(locals()))
+        return sorted(self.fake.routers)
+
+    def sync_routers(self, context: Any, host: str, router_ids: list[str] | None = None) -> Any:
+        self.fake.record("sync_routers", locals_of(locals()))
+        wanted = self.fake.routers if router_ids is None else router_ids
+        return [copy.deepcopy(self.fake.routers[r]) for r in wanted if r in self.fake.routers]
+
+    def update_floatingip_statuses(
+        self, context: Any, router_id: str, fip_statuses: dict[str, str]
+    ) -> Any:
+        self.fake.record("update_floatingip_statuses", locals_of(locals()))
+        self.fake.fip_statuses[router_id] = dict(fip_statuses)
+        return None
 
 
 class _SecurityGroups:

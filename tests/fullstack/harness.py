@@ -162,6 +162,10 @@ class Host:
     tunnel_ip: str
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    #: run the agent in the machine's mount namespace (with a private sysfs) instead of
+    #: ``ip netns exec``'s own: namespaces it creates (routers) are then visible to every
+    #: process, as on a real host (testing.md, "Simulated hosts that create namespaces")
+    host_mounts: bool = False
 
     @property
     def config_file(self) -> Path:
@@ -195,22 +199,34 @@ class Host:
     def start_agent(self) -> None:
         assert self.process is None or self.process.poll() is not None
         out = (self.workdir / f"{self.name}.stdout").open("ab")
-        # `ip netns exec` execs the agent, so the PID is the agent's own.
+        # `ip netns exec`, nsenter, unshare and sh all exec the next program: the PID is
+        # the agent's own.
+        agent = [str(BIN / "netagent-agent"), "--config-file", str(self.config_file)]
+        prefix = self.command_prefix()
         self.process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.netns,
-                str(BIN / "netagent-agent"),
-                "--config-file",
-                str(self.config_file),
-            ],
+            [*prefix, *agent],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         out.close()
+
+    def command_prefix(self) -> list[str]:
+        """How a process of this host is started (see :attr:`host_mounts`)."""
+        if not self.host_mounts:
+            return ["ip", "netns", "exec", self.netns]
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.netns}",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "sh",
+            "-c",
+            'mount --make-rslave /sys && mount -t sysfs sysfs /sys && exec "$@"',
+            "agent",
+        ]
 
     def stop_agent(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10) -> None:
         """Signal the agent this fabric started, by PID, and reap it."""

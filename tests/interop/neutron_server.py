@@ -88,11 +88,23 @@ class NeutronServer:
 
     :param workdir: config files, logs and Neutron's state_path go here.
     :param keystone: a started Keystone; Neutron's service user and endpoint go there.
+    :param service_plugins: Neutron's ``service_plugins`` (e.g. ``router``).
+    :param name: its service user in Keystone; only ``neutron`` (the session's server) is
+        put in the catalog, so a second server on the same Keystone never takes tempest's
+        or another client's requests.
     """
 
-    def __init__(self, workdir: Path, keystone: KeystoneServer) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        keystone: KeystoneServer,
+        service_plugins: str = "",
+        name: str = "neutron",
+    ) -> None:
         self.workdir = workdir
         self.keystone = keystone
+        self.service_plugins = service_plugins
+        self.name = name
         self.service_user: Credentials | None = None
         self.services = services.Services()
         self.venv: Path | None = None
@@ -133,8 +145,9 @@ class NeutronServer:
             self.services.create()
         with self._phase("config"):
             self.port = free_port()
-            self.service_user = self.keystone.add_service_user("neutron")
-            self.keystone.add_endpoint("neutron", "network", self.url)
+            self.service_user = self.keystone.add_service_user(self.name)
+            if self.name == "neutron":
+                self.keystone.add_endpoint("neutron", "network", self.url)
             self._write_config()
         with self._phase("db-manage"):
             self._run_tool(
@@ -181,7 +194,7 @@ class NeutronServer:
         (self.workdir / "neutron.conf").write_text(
             f"""[DEFAULT]
 core_plugin = ml2
-service_plugins =
+service_plugins = {self.service_plugins}
 auth_strategy = keystone
 api_paste_config = {self.venv / "etc" / "neutron" / "api-paste.ini"}
 transport_url = {self.services.transport_url}
@@ -197,6 +210,9 @@ dhcp_agent_notification = true
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
 allow_overlapping_ips = true
+# legacy routers only: netagent's namespace L3 driver implements neither HA nor DVR
+l3_ha = false
+router_distributed = false
 
 [agent]
 report_interval = {AGENT_REPORT_INTERVAL}

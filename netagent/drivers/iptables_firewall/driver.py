@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from netagent.common import constants as c
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.iptables_firewall import antispoof, nd
@@ -148,7 +149,7 @@ def build_record(port: Port, state: DesiredState, old: PortRecord | None = None)
 def _build_record(port: Port, state: DesiredState, old: PortRecord | None) -> PortRecord:
     device = port.device_name
     digit = comp.bucket(device)
-    if not port.port_security_enabled:
+    if not port.port_security_enabled or port.device_owner in c.ROUTER_PORT_OWNERS:
         return PortRecord(port, device, digit, secured=False)
     groups = tuple(port.security_groups)
     known = [g for g in (state.security_groups.get(i) for i in groups) if g is not None]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from netagent.agent import status
 from netagent.agent.core import Reconciler
 from netagent.agent.source import SourceUpdate
 from tests.unit.agent import fakes
@@ -550,3 +551,23 @@ def test_integrity_check_covers_every_driver_and_survives_one_failing() -> None:
     assert rec.step(timeout=0) is False
     assert calls == ["l2", "l3"] and fw.integrity_checks == 1
     assert rec.status()["counters"]["integrity_repairs"] == 3
+
+
+def test_noop_l3_reports_routers_not_applied_and_never_retries() -> None:
+    from netagent.drivers.noop import NoopL3Driver  # noqa: PLC0415
+    from netagent.model import RouterPort  # noqa: PLC0415
+
+    world = World()
+    l2, fw, _ = fakes.drivers(world)
+    rec = Reconciler(HOST, l2, fw, NoopL3Driver(None), clock=Clock(), settle=0.0)  # type: ignore[arg-type]
+    rport = dataclasses.replace(port(5, NET1), device_owner="network:router_interface")
+    router = fakes.Router(id=fakes.uid(7, 3), interfaces=(RouterPort(rport),))
+    rec.set_devices({})
+    feed(rec, state([NET1], [rport], routers=[router]))
+    run(rec)
+    doc = rec.status()
+    assert doc["routers"] == [
+        {"id": router.id, "applied": False, "ready": False, "error": status.NOT_APPLIED}
+    ]
+    assert doc["counters"]["pending_retries"] == 0
+    assert doc["counters"]["failures"] == 0

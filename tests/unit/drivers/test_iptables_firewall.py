@@ -423,3 +423,18 @@ def test_driver_kernel_refusal_fails_only_owners(
     kernel.refuse = None
     out = drv.apply_ports([PortPlan(p2, NET)], _state([p1, p2], [g1, g2]))
     assert out.succeeded == {p2.id}
+
+
+@pytest.mark.parametrize(
+    ("owner", "secured"),
+    [
+        ("network:router_interface", False),
+        ("network:router_gateway", False),
+        ("compute:nova", True),
+        ("network:routerx", True),
+    ],
+)
+def test_router_ports_are_not_filtered(owner: str, secured: bool) -> None:
+    # a router forwards other hosts' addresses and answers for its floating IPs
+    port = _port(device_owner=owner, security_groups=())
+    assert driver.build_record(port, _state([port], [])).secured is secured
