@@ -29,7 +29,7 @@ NUD_PERMANENT = 0x80
 
 @dataclass(frozen=True)
 class Neighbour:
-    """A neighbour (or proxy) entry."""
+    """A neighbour entry."""
 
     device: str | None
     address: IPAddress
@@ -71,16 +71,14 @@ def _names(namespace: str | None, device: str | None = None) -> dict[int, str] |
     return names
 
 
-def list_neighbours(
-    *, namespace: str | None = None, proxy: bool = False, device: str | None = None
-) -> list[Neighbour]:
-    """Neighbour entries (or proxy entries) of a namespace, optionally of one device."""
+def list_neighbours(*, namespace: str | None = None, device: str | None = None) -> list[Neighbour]:
+    """Neighbour entries of a namespace (not proxy entries), optionally of one device."""
     ns = validate.optional_namespace(namespace)
     names = _names(ns, device)
     if names is None:
         return []
     result = []
-    for item in priv_neigh.list_neighbours(ns, proxy):
+    for item in priv_neigh.list_neighbours(ns):
         name = names.get(item["index"])
         if device is not None and name != device:
             continue

@@ -1,20 +1,14 @@
-"""Network namespaces for drivers: create, delete, list by prefix, run code inside.
+"""Network namespaces for drivers: create, delete, list by prefix.
 
 Names are validated (1..128 characters from ``[A-Za-z0-9_.-]``). Namespaces are bind
 mounts under /run/netns, so ``ip netns`` sees them. No function here creates a namespace
 as a side effect of a lookup.
-
-:func:`run_in_namespace` runs the function in a short-lived thread that entered the
-namespace with setns(2); the process itself stays where it is. Sockets opened by the
-function stay in the namespace; subprocesses it starts inherit it. The function must not
-rely on other threads being in the namespace.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from netagent.privileged import netns as priv_netns
 from netagent.privileged import validate
@@ -49,13 +43,3 @@ def exists(name: str) -> bool:
 def list_namespaces(prefix: str = "") -> list[str]:
     """Namespaces whose name starts with ``prefix`` (reads /run/netns, spawns nothing)."""
     return priv_netns.list_netns(prefix)
-
-
-def run_in_namespace(name: str, fn: Callable[..., _T], *args: Any) -> _T:
-    """Call ``fn(*args)`` inside namespace ``name`` and return its result.
-
-    Exceptions from ``fn`` propagate to the caller.
-
-    :raises NamespaceNotFound: no such namespace.
-    """
-    return priv_netns.run_in_netns(validate.namespace_name(name), fn, *args)

@@ -45,18 +45,6 @@ def set_accept_ra(namespace: str | None, device: str, value: int) -> None:
     _set(namespace, f"net.ipv6.conf.{validate.device_name(device)}.accept_ra", value)
 
 
-def set_arp_ignore(namespace: str | None, device: str, value: int) -> None:
-    """``arp_ignore`` of ``device`` (0..8; 1: reply only for addresses on that device)."""
-    validate.int_range(value, 0, 8, "arp_ignore")
-    _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.arp_ignore", value)
-
-
-def set_arp_announce(namespace: str | None, device: str, value: int) -> None:
-    """``arp_announce`` of ``device`` (0..2; 2: best local source address)."""
-    validate.int_range(value, 0, 2, "arp_announce")
-    _set(namespace, f"net.ipv4.conf.{validate.device_name(device)}.arp_announce", value)
-
-
 def set_disable_ipv6(namespace: str | None, device: str, disabled: bool = True) -> None:
     """Turn IPv6 off (or on) on ``device``: no link-local address, RS, DAD or MLD.
 

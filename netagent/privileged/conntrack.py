@@ -10,12 +10,10 @@ nothing is not an error, and when nothing matches nothing is sent.
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 
 from netagent.common.exceptions import NetagentError
 from netagent.privileged import ctnetlink
 from netagent.privileged.errors import KernelError
-from netagent.privileged.iptables import netns_prefix
 
 TIMEOUT = 120.0
 _KEYS = frozenset({"family", "zone", "proto", "src", "dst"})
@@ -138,17 +136,3 @@ def delete_entries(namespace: str | None, filters: list[dict[str, int | str]]) -
         return ctnetlink.delete_matching(namespace, matcher)
     except KernelError as exc:
         raise ConntrackError(exc.errno, str(exc)) from exc
-
-
-def list_entries(namespace: str | None, family: int = 4) -> list[str]:
-    """``conntrack -L`` lines of one family (read-only; for diagnostics and tests)."""
-    proc = subprocess.run(
-        [*netns_prefix(namespace), "conntrack", "-L", "-f", "ipv6" if family == 6 else "ipv4"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ConntrackError(proc.returncode, proc.stderr)
-    return [line for line in proc.stdout.splitlines() if line.strip()]

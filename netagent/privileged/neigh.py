@@ -1,4 +1,4 @@
-"""Neighbour (ARP/ND, proxy) and bridge FDB entries."""
+"""Reading neighbour (ARP/ND) and bridge FDB entries."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from netagent.privileged import validate as v
 from netagent.privileged.nlsocket import get_socket
 
 
-def list_neighbours(namespace: str | None, proxy: bool = False) -> list[dict[str, Any]]:
-    """IPv4 and IPv6 neighbour entries (or proxy entries) from one dump.
+def list_neighbours(namespace: str | None) -> list[dict[str, Any]]:
+    """IPv4 and IPv6 neighbour entries from one dump (proxy entries left out).
 
     :returns: dicts with ``index``, ``address``, ``mac`` (None if unresolved), ``state``.
     """
     sock = get_socket(v.optional_namespace(namespace))
-    flags = nl.NTF_PROXY if proxy else 0
     result = []
-    for msg in sock.dump(nl.RTM_GETNEIGH, lambda: _request(socket.AF_UNSPEC, flags)):
+    for msg in sock.dump(nl.RTM_GETNEIGH, lambda: _request(socket.AF_UNSPEC, 0)):
         family = msg["family"]
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        if bool(msg["flags"] & nl.NTF_PROXY) != proxy:
+        if msg["flags"] & nl.NTF_PROXY:
             continue
         address = msg.get_attr("NDA_DST")
         if address is None:

@@ -11,14 +11,14 @@ import subprocess
 import threading
 from collections.abc import Iterator
 
-from netagent.linux import netns as netns_lib
+from netagent.privileged import nsenter
 
 
 @contextlib.contextmanager
 def whoami_server(ns: str, answer: str = "", port: int = 5000, family: int = 4) -> Iterator[None]:
     """A TCP server in ``ns`` that sends back ``answer`` and the peer's address, then
     closes. Bounded: stops with the context."""
-    listener: socket.socket = netns_lib.run_in_namespace(ns, _listen, port, family)
+    listener: socket.socket = nsenter.call_in_namespace(ns, _listen, port, family)
     stop = threading.Event()
 
     def serve() -> None:
@@ -69,7 +69,7 @@ def ask(
             except OSError:
                 return ""
 
-    result: str = netns_lib.run_in_namespace(ns, connect)
+    result: str = nsenter.call_in_namespace(ns, connect)
     return result
 
 
@@ -95,7 +95,7 @@ def udp_socket(ns: str, address: str = "0.0.0.0", port: int = 0) -> socket.socke
         sock.settimeout(1.0)
         return sock
 
-    result: socket.socket = netns_lib.run_in_namespace(ns, make)
+    result: socket.socket = nsenter.call_in_namespace(ns, make)
     return result
 
 

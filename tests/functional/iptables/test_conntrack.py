@@ -8,8 +8,18 @@ import subprocess
 from netagent.linux.conntrack import ConntrackFilter, ZoneManager, delete_entries
 from netagent.linux.iptables import ACCEPT, Conntrack, IptablesManager, Jump, Rule
 from netagent.privileged import ctnetlink
-from netagent.privileged.conntrack import list_entries
 from tests.functional.iptables.conftest import A4, A6, B4, B6, Pair, nsrun, ping
+
+
+def list_entries(namespace: str) -> list[str]:
+    """``conntrack -L`` (IPv4) in ``namespace``: read with the tool, not the code under test."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", namespace, "conntrack", "-L", "-f", "ipv4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line.strip()]
 
 
 def send_udp(pair: Pair, ports: range) -> None:

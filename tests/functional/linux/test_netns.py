@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from netagent.linux import ip_lib, netns
+from netagent.privileged import nsenter
 from netagent.privileged.errors import InvalidArgument, NamespaceExists, NamespaceNotFound
 from tests.functional.conftest import TEST_NETNS_PREFIX
 
@@ -51,9 +52,9 @@ def test_create_list_delete(ns_name: str) -> None:
 def test_run_in_namespace(ns_name: str) -> None:
     netns.create(ns_name)
     ip_lib.apply(ip_lib.CreateBridge(name="inside0"), namespace=ns_name)
-    assert netns.run_in_namespace(ns_name, socket_if_names) == {"lo", "inside0"}
+    assert nsenter.call_in_namespace(ns_name, socket_if_names) == {"lo", "inside0"}
     with pytest.raises(ZeroDivisionError):
-        netns.run_in_namespace(ns_name, divmod, 1, 0)
+        nsenter.call_in_namespace(ns_name, divmod, 1, 0)
     assert "inside0" not in socket_if_names()  # the caller stayed where it was
 
 
@@ -65,7 +66,7 @@ def test_lookups_never_create(ns_name: str) -> None:
     with pytest.raises(NamespaceNotFound):
         ip_lib.list_devices(namespace=ns_name)
     with pytest.raises(NamespaceNotFound):
-        netns.run_in_namespace(ns_name, os.getpid)
+        nsenter.call_in_namespace(ns_name, os.getpid)
     assert not netns.exists(ns_name)
     assert not os.path.exists(f"/run/netns/{ns_name}")
 
