@@ -343,25 +343,32 @@ class IptablesFirewallDriver(base.FirewallDriver):
             return outcome
 
     def check_integrity(self) -> int:
-        """Check every netagent chain in the kernel against what was last applied (one
-        ebtables-nft-save, one iptables-save per table in use) and rewrite the chains and
-        hooks found changed, through the normal apply (under the driver's lock, so never
-        while a pass of this driver is writing).
+        """Check every netagent chain and ipset in the kernel against what was last
+        applied (one ebtables-nft-save, one iptables-save per table in use, one ipset
+        save) and rewrite the chains, hooks and sets found changed, through the normal
+        apply (under the driver's lock, so never while a pass of this driver is writing).
 
-        :returns: how many chains (hooks counted as their hook chain) were changed
+        :returns: how many chains (hooks counted as their hook chain) and sets were changed
         """
         with self._lock:
             if not self._static_done:
                 return 0  # nothing applied yet
-            ipt, eb, _ = self._managers()
+            ipt, eb, ipset = self._managers()
             eb_bad = eb.check()
             ipt_bad = ipt.check()
             if self._raw_ipt is not None:
                 ipt_bad |= self._raw_ipt.check()
-            if not eb_bad and not ipt_bad:
+            sets_bad = ipset.check()
+            if not eb_bad and not ipt_bad and not sets_bad:
                 return 0
             failed = self._apply()
             where = self.netns or "(the agent's own)"
+            for name in sorted(sets_bad):
+                LOG.warning(
+                    "ipset %s in namespace %s changed behind netagent's back; rewritten",
+                    name,
+                    where,
+                )
             for chain in eb_bad:
                 LOG.warning(
                     "ebtables chain %s in namespace %s changed behind netagent's back; rewritten",
@@ -379,7 +386,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 )
             if failed:
                 LOG.error("Integrity repair left %d ports out: %s", len(failed), failed)
-            return len(eb_bad) + len(ipt_bad)
+            return len(eb_bad) + len(ipt_bad) + len(sets_bad)
 
     def sweep(self, wanted_port_ids: set[str], dry_run: bool = False) -> list[str]:
         """Drop filters of unwanted ports and every netagent chain/set nobody declared."""
