@@ -86,9 +86,17 @@ CASES: dict[str, Case] = {
     ),
     "vxlan-fdb-added": (
         lambda f, h, vm1, vm2: [
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", _uplink(f, vm1),
-             "dst", "198.18.0.99"],
-        ],  # fmt: skip
+            [
+                "bridge",
+                "fdb",
+                "append",
+                "00:00:00:00:00:00",
+                "dev",
+                _uplink(f, vm1),
+                "dst",
+                "198.18.0.99",
+            ],
+        ],
         lambda vm1: f"network {vm1.network_id}: forwarding entries of nvx-",
     ),
     "bridge-deleted": (
@@ -121,9 +129,7 @@ def test_l2_drift_is_repaired(fabric: Fabric, case: str) -> None:
     started = time.monotonic()
 
     def repaired() -> bool:
-        return _l2_state(fabric, host_a, vm1) == wired and harness.can_ping(
-            vm1.netns, vm2.address
-        )
+        return _l2_state(fabric, host_a, vm1) == wired and harness.can_ping(vm1.netns, vm2.address)
 
     while not repaired():
         assert time.monotonic() - started < REPAIR_WITHIN, (
