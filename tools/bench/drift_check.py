@@ -91,7 +91,7 @@ def main() -> None:
                         REMOTE_IP,
                     ),
                 ),
-            )  # fmt: skip
+            )
             for i, net in enumerate(nets)
         ]
         ports = []
