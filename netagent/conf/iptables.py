@@ -9,7 +9,13 @@ IPTABLES_OPTS = [
         "backend",
         default="auto",
         choices=[
-            ("auto", "Use the backend the host's iptables already uses (detected)."),
+            (
+                "auto",
+                "Decided once at start and recorded in state_path: the backend holding "
+                "netagent's chains; else the recorded one; else the one holding the host's "
+                "other rules; else what the iptables command runs. Never changes under "
+                "existing netagent rules (doc/iptables.md, 'Backend').",
+            ),
             ("nft", "iptables-nft-restore / ip6tables-nft-restore."),
             ("legacy", "iptables-legacy-restore / ip6tables-legacy-restore."),
         ],

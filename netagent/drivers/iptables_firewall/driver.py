@@ -35,6 +35,7 @@ from netagent.linux import conntrack
 from netagent.linux.ebtables import EbRule, EbtablesManager, EbtablesResult
 from netagent.linux.ipset import IpsetManager, IpsetResult
 from netagent.linux.iptables import IptablesManager, Rule
+from netagent.linux.iptables import backend as iptables_backend
 from netagent.linux.iptables.manager import ApplyResult
 from netagent.model.port import Port
 from netagent.model.secgroup import Direction, EtherType, SecurityGroup
@@ -241,6 +242,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
 
     def _managers(self) -> tuple[IptablesManager, EbtablesManager, IpsetManager]:
         if self._ipt is None:
+            # decided once per process, from the kernel and the record (never flips)
+            self.backend = iptables_backend.resolve(self.backend, self.netns, self._state_path)
             self._ipt = IptablesManager(
                 self.netns, backend=self.backend, verify_interval=self.verify_interval
             )
