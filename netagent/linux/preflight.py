@@ -12,8 +12,8 @@ import shutil
 import subprocess
 
 from netagent.common.exceptions import PreflightError
-from netagent.privileged import ctnetlink, ipset, routes
 from netagent.linux.iptables import backend as iptables_backend
+from netagent.privileged import ctnetlink, ipset, routes
 from netagent.privileged.errors import KernelError
 
 _SYS_MODULE = "/sys/module"
