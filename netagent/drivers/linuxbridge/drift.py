@@ -20,6 +20,7 @@ import dataclasses
 from netagent.drivers.linuxbridge import neighbours
 from netagent.drivers.linuxbridge.kernel import FdbEntry, Kernel
 from netagent.drivers.linuxbridge.links import Links
+from netagent.linux.errors import DeviceNotFound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,19 +72,26 @@ def network_drift(applied: AppliedNetwork, links: Links, kernel: Kernel) -> str 
         return f"uplink {applied.uplink} taken out of {applied.bridge}"
     if applied.own_uplink and not uplink.up:
         return f"uplink {applied.uplink} set down"
+    try:
+        return _entries_drift(applied, applied.uplink, kernel)
+    except DeviceNotFound:
+        return f"uplink {applied.uplink} or bridge {applied.bridge} deleted"
+
+
+def _entries_drift(applied: AppliedNetwork, uplink: str, kernel: Kernel) -> str | None:
     if applied.fdb is not None:
-        current = kernel.fdb_entries(applied.uplink)
+        current = kernel.fdb_entries(uplink)
         if current != applied.fdb:
             missing = ", ".join(f"{e.mac}->{e.dst}" for e in sorted(applied.fdb - current))
             extra = ", ".join(f"{e.mac}->{e.dst}" for e in sorted(current - applied.fdb))
-            return f"forwarding entries of {applied.uplink} changed (missing: " + (
+            return f"forwarding entries of {uplink} changed (missing: " + (
                 f"{missing or 'none'}; added: {extra or 'none'})"
             )
     if applied.suppress is not None:
         change = neighbours.diff(
             applied.suppress,
             kernel.neighbours(applied.bridge),
-            kernel.bridge_static_macs(applied.uplink),
+            kernel.bridge_static_macs(uplink),
         )
         if change:
             return f"ARP suppression entries of {applied.bridge} changed"

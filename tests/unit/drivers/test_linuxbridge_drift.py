@@ -7,6 +7,7 @@ import dataclasses
 from netagent.drivers.linuxbridge import drift, neighbours
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Link
 from netagent.drivers.linuxbridge.links import Links
+from netagent.linux.errors import DeviceNotFound
 
 BRIDGE = Link("brq1", 10, "bridge", 1450, True)
 UPLINK = Link("nvx-7", 11, "vxlan", 1450, True, master=10)
@@ -101,3 +102,11 @@ def test_tap_gone_or_recreated_is_not_drift() -> None:
     assert drift.port_drift(PORT, links(BRIDGE)) is None
     recreated = dataclasses.replace(TAP, index=30, master=None)
     assert drift.port_drift(PORT, links(BRIDGE, recreated)) is None
+
+
+def test_uplink_vanishing_while_its_entries_are_read_is_drift() -> None:
+    class Vanishing(Entries):
+        def fdb_entries(self, device: str) -> set[FdbEntry]:
+            raise DeviceNotFound(device)
+
+    assert check(BRIDGE, UPLINK, entries=Vanishing()) == "uplink nvx-7 or bridge brq1 deleted"
