@@ -26,6 +26,13 @@ step wheel tools/wheel-smoke.sh
 
 export NETAGENT_FUNCTIONAL=1 NETAGENT_FULLSTACK=1 NETAGENT_INTEROP=1
 step pytest .venv/bin/pytest -p no:cacheprovider -q -rs "${PYTEST_ARGS[@]:-tests}"
+if [[ -z "${PYTEST_ARGS[*]:-}" ]]; then
+    # the Linux bridge and security-group suites again with the agents as a non-root user
+    # holding only CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (doc/install.md)
+    step fullstack-unprivileged env NETAGENT_FULLSTACK_AGENT_USER=nobody \
+        .venv/bin/pytest -p no:cacheprovider -q -rs \
+        tests/fullstack/test_linuxbridge.py tests/fullstack/test_security_groups.py
+fi
 
 if ((${#failed[@]})); then
     echo "FAILED steps: ${failed[*]}"

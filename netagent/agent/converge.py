@@ -63,10 +63,17 @@ class Converger:
         self.networks: AppliedRecord[NetworkPlan] = AppliedRecord()
         self.routers: AppliedRecord[Router] = AppliedRecord()
         self.errors: dict[Key, str] = {}
+        #: networks and ports found drifted: converged again by the next pass
+        self._redo: set[Key] = set()
         self.failures = 0
         self.driver_errors = 0
 
     # -- one pass -----------------------------------------------------------------------
+
+    def redo(self, keys: Iterable[Key]) -> None:
+        """Converge these networks and ports again in the next pass, even though what
+        was applied to them matches the plan (someone else changed their kernel state)."""
+        self._redo.update(keys)
 
     def run(
         self, state: DesiredState, devices: Mapping[str, int], keys: Iterable[Key], full: bool
@@ -82,12 +89,20 @@ class Converger:
             driver.begin_pass()
         incumbents = self.incumbents()
         plan = planning.compute(state, self.host, devices, incumbents)
-        dirty = set(keys) | self.backoff.due()
+        redo = frozenset(self._redo)
+        self._redo.clear()
+        dirty = set(keys) | self.backoff.due() | redo
         ports_failed: dict[str, str] = {}
         ports_ok: set[str] = set()
 
-        def wanted(kind: Any, rid: str, record: AppliedRecord[Any], fingerprint: object) -> bool:
-            if full:
+        def wanted(
+            kind: Any,
+            rid: str,
+            record: AppliedRecord[Any],
+            fingerprint: object,
+            again: frozenset[Key] = frozenset(),
+        ) -> bool:
+            if full or (kind, rid) in again:
                 return True
             if (kind, rid) in dirty:
                 return not record.matches(rid, fingerprint)
@@ -116,7 +131,9 @@ class Converger:
 
         # 2. networks
         net_todo = [
-            np for nid, np in plan.networks.items() if wanted("network", nid, self.networks, np)
+            np
+            for nid, np in plan.networks.items()
+            if wanted("network", nid, self.networks, np, redo)
         ]
         out = self._call(
             "network",
@@ -150,7 +167,7 @@ class Converger:
         plug: list[PortPlan] = []
         for pid, pp in plan.port_plans.items():
             if not (
-                wanted("port", pid, self.wired, wire_fps[pid])
+                wanted("port", pid, self.wired, wire_fps[pid], redo)
                 or (pp.network.id in nets_done and pid not in self.wired)
             ):
                 continue

@@ -104,6 +104,7 @@ class Reconciler:
         self._last_update: SourceUpdate | None = None
         self._counters = status.Counters()
         self._status: dict[str, Any] = status.not_ready(host)
+        self._last_repair: dict[str, Any] | None = None
         self._converged = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
@@ -219,8 +220,8 @@ class Reconciler:
         try:
             # What someone else changed is rewritten first: a pass only writes what it
             # believes differs, so it would not see the damage itself.
-            self._check_integrity()
-            plan = self._converger.run(update.state, devices, keys, full)
+            drifted = self._check_integrity()
+            plan = self._converger.run(update.state, devices, keys | drifted, full)
         finally:
             duration = self._clock() - started
             self._counters.passes += 1
@@ -254,24 +255,50 @@ class Reconciler:
 
     def _integrity_if_due(self) -> None:
         if self._next_integrity is not None and self._clock() >= self._next_integrity:
-            self._check_integrity()
+            drifted = self._check_integrity()
+            if drifted:
+                self._dirty.mark(drifted)
 
-    def _check_integrity(self) -> None:
-        """The drivers' integrity checks (worker thread only; after a first pass)."""
+    def _check_integrity(self) -> set[Key]:
+        """The drivers' integrity checks (worker thread only; after a first pass).
+
+        Firewall chains are rewritten by the check itself; networks and ports whose
+        devices drifted are handed to the converger to converge again.
+
+        :returns: the resources that drifted (for the next pass)
+        """
         if not self._initialized or self._counters.passes == 0:
-            return
-        repaired = 0
+            return set()
+        found: list[str] = []
+        drifted: set[Key] = set()
+        repairs = 0
         for driver in self._drivers:
+            name = type(driver).__name__
             try:
-                repaired += driver.check_integrity()
+                rewritten = driver.check_integrity()
+                repairs += rewritten
+                if rewritten:
+                    found.append(f"{name}: {rewritten} chains, sets or hooks rewritten")
             except Exception:
-                LOG.exception(
-                    "Integrity check of %s failed; trying again later", type(driver).__name__
-                )
+                LOG.exception("Integrity check of %s failed; trying again later", name)
+            try:
+                drift = driver.find_drift()
+            except Exception:
+                LOG.exception("Drift check of %s failed; trying again later", name)
+                continue
+            drifted |= {("network", n) for n in drift.networks}
+            drifted |= {("port", p) for p in drift.ports}
+            found += drift.found
+            repairs += len(drift.found)
         self._counters.integrity_checks += 1
-        self._counters.integrity_repairs += repaired
+        self._counters.integrity_repairs += repairs
+        if found:
+            self._last_repair = {"at": time.time(), "found": found}
+        if drifted:
+            self._converger.redo(drifted)
         if self.integrity_interval > 0:
             self._next_integrity = self._clock() + self.integrity_interval
+        return drifted
 
     def _next_timer(self) -> float | None:
         integrity = self._next_integrity
@@ -336,6 +363,7 @@ class Reconciler:
             doc["converged"] = self._converged_locked()
             doc["file_error"] = self._update.file_error if self._update else None
             doc["ready"] = self._update is not None and self._counters.full_syncs > 0
+            doc["last_integrity_repair"] = self._last_repair
             doc["counters"] = self._counters.as_dict(
                 failures=self._converger.failures,
                 driver_errors=self._converger.driver_errors,

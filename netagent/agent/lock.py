@@ -58,7 +58,10 @@ class AgentLock:
             return
         os.makedirs(self._state_path, mode=0o700, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        fd = os.open(self.path, flags, 0o644)
+        fd = os.open(self.path, flags, 0o600)
+        # a file left by an older version was 0644; another user's file stays as it is
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -29,7 +29,10 @@ LOG = logging.getLogger(__name__)
 
 StatusProvider = Callable[[], dict[str, Any]]
 
-_INTEGRITY = "Integrity checks (firewall chains and the L2 host guard)"
+_INTEGRITY = (
+    "Integrity checks (firewall chains, hooks and ipsets, the L2 host guard, bridges, "
+    "uplinks, taps and VXLAN forwarding entries)"
+)
 
 #: status counter key, metric name (the client appends ``_total`` to counters), type, help
 _COUNTERS = (

@@ -73,7 +73,11 @@ def selected(
             yield "vxlan", _kernel(kernel.check_vxlan), True
     if conf.agent.firewall_driver == "iptables":
         yield "br_netfilter", _kernel(kernel.check_br_netfilter), True
-        yield "iptables", lambda conf: kernel.check_iptables(conf.iptables.backend), True
+        yield (
+            "iptables",
+            lambda conf: kernel.check_iptables(conf.iptables.backend, conf.state_path),
+            True,
+        )
         yield "ebtables", _kernel(kernel.check_ebtables), True
         yield "ipset", _kernel(kernel.check_ipset), True
         yield "conntrack", _kernel(kernel.check_conntrack), True

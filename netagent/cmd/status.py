@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,6 +100,15 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
         f"last full sync {_seconds(counters.get('last_full_sync_duration'))}, "
         f"failures {counters.get('failures', 0)}, "
         f"pending retries {counters.get('pending_retries', 0)}",
+        f"integrity checks {counters.get('integrity_checks', 0)}, "
+        f"repairs {counters.get('integrity_repairs', 0)}",
+    ]
+    last = doc.get("last_integrity_repair")
+    if last:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.get("at", 0)))
+        lines.append(f"last repair at {when}:")
+        lines += [f"  {line}" for line in last.get("found", [])]
+    lines += [
         "",
         f"{'PORT':36}  {'DEVICE':15}  {'NETWORK':36}  FILTERED WIRED CONVERGED  ERROR",
     ]

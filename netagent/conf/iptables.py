@@ -9,7 +9,13 @@ IPTABLES_OPTS = [
         "backend",
         default="auto",
         choices=[
-            ("auto", "Use the backend the host's iptables already uses (detected)."),
+            (
+                "auto",
+                "Decided once at start and recorded in state_path: the backend holding "
+                "netagent's chains; else the recorded one; else the one holding the host's "
+                "other rules; else what the iptables command runs. Never changes under "
+                "existing netagent rules (doc/iptables.md, 'Backend').",
+            ),
             ("nft", "iptables-nft-restore / ip6tables-nft-restore."),
             ("legacy", "iptables-legacy-restore / ip6tables-legacy-restore."),
         ],
@@ -28,12 +34,14 @@ IPTABLES_OPTS = [
         "integrity_interval",
         default=2.0,
         min=0.0,
-        help="Seconds between integrity checks of the firewall and of the L2 driver's host "
-        "guard: every netagent iptables, "
-        "ip6tables and ebtables chain and hook in the kernel is compared with what netagent "
-        "last applied (one save per table), and what someone else changed is rewritten "
-        "with a warning naming the chain. Also done at the start of every pass. 0 disables "
-        "the timer (the checks at the start of passes stay).",
+        help="Seconds between integrity checks of the firewall and of the L2 driver: every "
+        "netagent iptables, ip6tables and ebtables chain and hook and every ipset in the "
+        "kernel is compared with what netagent last applied (one save per table, one "
+        "ipset save), and so are the bridges, uplinks, taps and VXLAN forwarding entries "
+        "of the networks and ports it wired (one link dump, one entry dump per VXLAN "
+        "network); what someone else changed is rewritten or wired again with a warning "
+        "naming it. Also done at the start of every pass. 0 disables the timer (the checks "
+        "at the start of passes stay).",
     ),
     cfg.IntOpt(
         "firewall_mark",

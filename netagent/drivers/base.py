@@ -43,6 +43,23 @@ class Outcome:
 
 
 @dataclasses.dataclass(frozen=True)
+class Drift:
+    """Resources whose kernel state someone else changed since the driver applied them.
+
+    :ivar networks: network ids to converge again
+    :ivar ports: port ids to wire again
+    :ivar found: one line per change found (for the log and the status)
+    """
+
+    networks: frozenset[str] = frozenset()
+    ports: frozenset[str] = frozenset()
+    found: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.networks or self.ports)
+
+
+@dataclasses.dataclass(frozen=True)
 class RemotePort:
     """A port of the same network on another host: static FDB and ARP/ND entries."""
 
@@ -115,6 +132,17 @@ class DriverBase(abc.ABC):
         :returns: how many objects were found changed (and rewritten)
         """
         return 0
+
+    def find_drift(self) -> Drift:
+        """Compare the kernel objects of the networks and ports this driver applied with
+        what it applied, cheaply (the agent calls it with :meth:`check_integrity`), and
+        report those someone else changed. The driver forgets them as applied (a change
+        is reported once) and logs each; the agent converges them again in its next pass,
+        through the same calls as any change. Objects that vanish for a legitimate reason
+        (a port device the hypervisor deleted or recreated) are not reported. Never
+        reports a change the driver itself is making.
+        """
+        return Drift()
 
 
 class L2Driver(DriverBase):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
+from netagent.linux.iptables import backend as iptables_backend
 from netagent.privileged import ebtables as priv_ebtables
 from netagent.privileged import iptables as priv_iptables
 
@@ -28,7 +29,7 @@ def iptables_filter(namespace: str | None, backend: str, family: int) -> str:
     :raises OSError: the tool failed
     """
     if backend == "auto":
-        backend = priv_iptables.detect_backend()
+        backend = iptables_backend.resolve("auto", namespace, None)
     if backend not in priv_iptables.BACKENDS or family not in (4, 6):
         raise ValueError(f"bad backend {backend!r} or family {family!r}")
     tool = f"{'ip6tables' if family == 6 else 'iptables'}-{backend}-save"

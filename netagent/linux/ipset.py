@@ -108,6 +108,33 @@ def normalize_members(family: int, kind: str, members: Iterable[Member]) -> froz
     return frozenset(out)
 
 
+def parse_save(text: str) -> dict[str, _SetSpec]:
+    """netagent's sets (``na`` prefix) in ``ipset save`` output: kind, family, members
+    (normalised as :func:`normalize_members` does). Lines that do not parse are skipped:
+    the set they belong to then simply differs from what was applied."""
+    created: dict[str, tuple[int, str]] = {}
+    members: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 3 or not words[1].startswith(c.IPSET_PREFIX):
+            continue
+        name = words[1]
+        if words[0] == "create" and len(words) >= 5 and words[3] == "family":
+            family = {"inet": 4, "inet6": 6}.get(words[4])
+            if family is not None and words[2] in KINDS:
+                created[name] = (family, words[2])
+        elif words[0] == "add":
+            members.setdefault(name, []).append(words[2])
+    result: dict[str, _SetSpec] = {}
+    for name, (family, kind) in created.items():
+        try:
+            parsed = normalize_members(family, kind, members.get(name, ()))
+        except ValueError:
+            continue
+        result[name] = _SetSpec(family, kind, parsed)
+    return result
+
+
 def _maxelem(spec: _SetSpec) -> int:
     maxelem = MAXELEM
     while maxelem < len(spec.members):
@@ -238,6 +265,24 @@ class IpsetManager:
                     "ipset applied in namespace %s: %d sets written", self.namespace, len(batch)
                 )
             return result
+
+    def check(self) -> set[str]:
+        """Compare the sets written so far with the kernel (one ``ipset save``).
+
+        A set someone else destroyed, flushed, or added members to or removed members
+        from is forgotten as applied, so the next :meth:`apply` rebuilds it whole and
+        swaps it in.
+
+        :returns: the names of the sets found changed
+        """
+        with self._lock:
+            if not self._applied:
+                return set()
+            kernel = parse_save(priv.save(self.namespace))
+            damaged = {name for name, spec in self._applied.items() if kernel.get(name) != spec}
+            for name in damaged:
+                del self._applied[name]
+            return damaged
 
     def destroy_unreferenced(self, sweep: bool = False) -> IpsetResult:
         """Destroy sets no longer wanted; call after the iptables apply that unhooked them.

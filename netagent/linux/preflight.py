@@ -12,8 +12,8 @@ import shutil
 import subprocess
 
 from netagent.common.exceptions import PreflightError
+from netagent.linux.iptables import backend as iptables_backend
 from netagent.privileged import ctnetlink, ipset, routes
-from netagent.privileged import iptables as priv_iptables
 from netagent.privileged.errors import KernelError
 
 _SYS_MODULE = "/sys/module"
@@ -75,12 +75,19 @@ def check_br_netfilter() -> str:
     return "loaded, " + ", ".join(values) + " (set to 1 by the firewall driver)"
 
 
-def check_iptables(configured: str) -> str:
-    backend = priv_iptables.detect_backend() if configured == "auto" else configured
+def check_iptables(configured: str, state_path: str | None = None) -> str:
+    how = "configured"
+    backend = configured
+    if configured == "auto":
+        for family in ("iptables", "ip6tables"):
+            tool(f"{family}-nft-save")
+        choice = iptables_backend.choose(
+            iptables_backend.gather(None, iptables_backend.read_record(state_path))
+        )
+        backend, how = choice.backend, f"auto: {choice.reason}"
     for family in ("iptables", "ip6tables"):
         for part in ("restore", "save"):
             tool(f"{family}-{backend}-{part}")
-    how = "detected" if configured == "auto" else "configured"
     return f"backend {backend} ({how}), iptables-{backend}-restore/-save for IPv4 and IPv6"
 
 

@@ -93,6 +93,11 @@ def list_names(namespace: str | None) -> list[str]:
     return _run(namespace, ["list", "-n"]).split()
 
 
+def save(namespace: str | None) -> str:
+    """``ipset save`` of every set in the namespace (read-only)."""
+    return _run(namespace, ["save"])
+
+
 def destroy(namespace: str | None, name: str) -> None:
     """Destroy netagent set ``name``; a missing set is not an error.
 

@@ -27,7 +27,7 @@ import re
 import subprocess
 
 from netagent.common.exceptions import NetagentError
-from netagent.privileged import committed_restore
+from netagent.privileged import committed_restore, nsenter
 
 LOG = logging.getLogger(__name__)
 
@@ -117,27 +117,37 @@ def _check_table(table: str) -> None:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
 
 
-def detect_backend() -> str:
-    """The backend the host already uses: ``legacy`` or ``nft``.
-
-    Legacy wins when the root namespace has legacy tables loaded (rules exist there);
-    otherwise the variant the ``iptables`` alternative points to. Reads only.
-
-    :returns: ``"legacy"`` or ``"nft"``
+def legacy_tables(namespace: str | None) -> dict[int, list[str]]:
+    """The legacy (x_tables) tables that exist in ``namespace``, per family, read from
+    ``/proc/net/ip{,6}_tables_names`` without touching them (a legacy tool reading a
+    table instantiates it). Reads only.
     """
-    try:
-        with open("/proc/net/ip_tables_names", encoding="ascii") as names:
-            if names.read().strip():
-                return "legacy"
-    except OSError:
-        pass
+
+    def read() -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for family, name in ((4, "ip_tables_names"), (6, "ip6_tables_names")):
+            try:
+                # thread-self: the namespace of this thread (call_in_namespace's)
+                with open(f"/proc/thread-self/net/{name}", encoding="ascii") as names:
+                    found[family] = [t for t in names.read().split() if t in TABLES]
+            except OSError:
+                found[family] = []
+        return found
+
+    return nsenter.call_in_namespace(namespace, read)
+
+
+def alternative() -> str | None:
+    """The variant the ``iptables`` command runs (``legacy``/``nft``), None if unknown."""
     try:
         out = subprocess.run(
             ["iptables", "-V"], capture_output=True, text=True, timeout=10, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return "nft"
-    return "legacy" if "legacy" in out else "nft"
+        return None
+    if "legacy" in out:
+        return "legacy"
+    return "nft" if "nf_tables" in out else None
 
 
 def check_restore_input(table: str, text: str) -> None:

@@ -10,6 +10,8 @@ going on in parallel keeps its namespaces.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,12 @@ def _skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "fullstack tier needs root"
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "agent_user(name): run this test's agents as that user, unprivileged"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -46,7 +54,15 @@ def _remove_leftovers() -> None:
 @pytest.fixture
 def fabric(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[harness.Fabric]:
     """An underlay namespace; tests add hosts, networks and VMs, then start agents."""
-    fab = harness.Fabric(tmp_path)
+    marker = request.node.get_closest_marker("agent_user")
+    user = marker.args[0] if marker is not None else harness.AGENT_USER
+    workdir = tmp_path
+    if user is not None:
+        # pytest's tmp_path is under a root-only directory: the agent could not reach it
+        workdir = Path(tempfile.mkdtemp(prefix="nafs-agent-"))
+        os.chmod(workdir, 0o755)
+        os.chown(workdir, *harness.agent_ids(user))
+    fab = harness.Fabric(workdir, agent_user=user)
     try:
         fab.start()
         yield fab
@@ -55,6 +71,8 @@ def fabric(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[harness.F
         if failed is not None and failed.failed:
             print(fab.diagnostics())
         fab.close()
+        if workdir != tmp_path:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -32,6 +32,30 @@ BIN = Path(sys.executable).parent
 NETNS_PREFIX = "nafs-"
 UNDERLAY_BRIDGE = "ul0"
 UNDERLAY_PREFIX = 15
+#: Run agents as this user (name or uid) with only these ambient capabilities, the way
+#: the systemd unit does (``NETAGENT_FULLSTACK_AGENT_USER``; unset: as root).
+AGENT_USER = os.environ.get("NETAGENT_FULLSTACK_AGENT_USER") or None
+AGENT_CAPS = ("net_admin", "net_raw", "sys_admin")
+
+
+def agent_ids(user: str) -> tuple[int, int]:
+    """(uid, gid) of ``user`` (a name or a number)."""
+    import pwd  # noqa: PLC0415
+
+    entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def unprivileged(user: str, argv: list[str]) -> list[str]:
+    """``argv`` run as ``user`` with :data:`AGENT_CAPS` as its only (ambient) capabilities
+    and bounding set: what ``User=`` plus ``AmbientCapabilities=`` give a systemd unit."""
+    uid, gid = agent_ids(user)
+    caps = ",".join(f"+{cap}" for cap in AGENT_CAPS)
+    return [
+        "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+        f"--inh-caps=-all,{caps}", f"--ambient-caps=-all,{caps}",
+        f"--bounding-set=-all,{caps}", "--", *argv,
+    ]  # fmt: skip
 
 
 def _load_vmctl() -> Any:
@@ -166,6 +190,8 @@ class Host:
     #: ``ip netns exec``'s own: namespaces it creates (routers) are then visible to every
     #: process, as on a real host (testing.md, "Simulated hosts that create namespaces")
     host_mounts: bool = False
+    #: run the agent as this user with only its capabilities (None: as root)
+    user: str | None = None
 
     @property
     def config_file(self) -> Path:
@@ -180,7 +206,9 @@ class Host:
         return self.workdir / f"state-{self.name}"
 
     def write_config(self, state_file: Path, extra: str = "") -> None:
-        self.state_path.mkdir(exist_ok=True)
+        self.state_path.mkdir(mode=0o700, exist_ok=True)
+        if self.user is not None:
+            os.chown(self.state_path, *agent_ids(self.user))
         self.config_file.write_text(
             "[DEFAULT]\n"
             f"host = {self.name}\n"
@@ -199,12 +227,19 @@ class Host:
     def start_agent(self) -> None:
         assert self.process is None or self.process.poll() is not None
         out = (self.workdir / f"{self.name}.stdout").open("ab")
-        # `ip netns exec`, nsenter, unshare and sh all exec the next program: the PID is
-        # the agent's own.
+        # `ip netns exec`, nsenter, unshare, sh and setpriv all exec the next program: the
+        # PID is the agent's own.
         agent = [str(BIN / "netagent-agent"), "--config-file", str(self.config_file)]
+        env = None
+        if self.user is not None:
+            agent = unprivileged(self.user, agent)
+            # the legacy tools' lock, /run/xtables.lock, is root's 0600 file here; a host
+            # would make it group-writable for the agent's group (doc/install.md)
+            env = {**os.environ, "XTABLES_LOCKFILE": str(self.state_path / "xtables.lock")}
         prefix = self.command_prefix()
         self.process = subprocess.Popen(
             [*prefix, *agent],
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -270,8 +305,10 @@ class Host:
 class Fabric:
     """Underlay + hosts + VMs + the shared state file, all removed by :meth:`close`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, agent_user: str | None = None) -> None:
         self.workdir = workdir
+        #: agents run as this user with only :data:`AGENT_CAPS` (None: as root)
+        self.agent_user = agent_user
         # the creating PID lets a later run tell a crashed run's leftovers from the
         # namespaces of a run going on in parallel (see leftover_namespaces)
         self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -317,7 +354,7 @@ class Fabric:
         ip(self.underlay, "link", "set", uplink, "master", UNDERLAY_BRIDGE, "up")
         ip(netns, "addr", "add", f"{tunnel_ip}/{UNDERLAY_PREFIX}", "dev", "eth-ul")
         ip(netns, "link", "set", "eth-ul", "up")
-        host = Host(name, netns, tunnel_ip, self.workdir)
+        host = Host(name, netns, tunnel_ip, self.workdir, user=self.agent_user)
         self.hosts[name] = host
         return host
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from netagent.common import names
+from netagent.drivers.iptables_firewall import antispoof
 from tests.fullstack import harness
 from tests.fullstack.harness import Fabric, Host, Vm, wait_for
 
@@ -194,14 +196,18 @@ EB_CASES: dict[str, EbCase] = {
 
 
 def _wait_repaired(
-    what: str, chain_back: Callable[[], bool], blocked: Callable[[], bool], started: float
+    what: str,
+    chain_back: Callable[[], bool],
+    blocked: Callable[[], bool],
+    started: float,
+    within: float = REPAIR_WITHIN,
 ) -> float:
     """Poll until the chain is back and the attack is blocked; seconds since tampering."""
     while True:
         if chain_back() and blocked():
             return time.monotonic() - started
-        if time.monotonic() - started > REPAIR_WITHIN:
-            raise AssertionError(f"{what}: not repaired within {REPAIR_WITHIN:.0f} s")
+        if time.monotonic() - started > within:
+            raise AssertionError(f"{what}: not repaired within {within:.0f} s")
         time.sleep(0.2)
 
 
@@ -256,3 +262,148 @@ def test_security_group_chain_flushed_is_repaired(grouped: GroupFabric, backend:
     print(f"iptables-{backend} flush {bucket}: repaired and blocked {took:.1f} s after")
     assert _log_has(host, "WARNING", f"chain {bucket} ", WARNING), host.log_tail()
     assert _status(host)["counters"]["integrity_repairs"] >= 1
+
+
+def _ping6(src: Vm, dst: Vm) -> bool:
+    """One ICMPv6 echo from ``src`` to ``dst``'s link-local address (answered?)."""
+    target = str(antispoof.link_local(dst.mac).network_address)
+    proc = harness.run(
+        "ip", "netns", "exec", src.netns, "ping", "-6", "-n", "-q", "-c", "1", "-W", "1",
+        f"{target}%eth0", check=False, timeout=10,
+    )  # fmt: skip
+    return proc.returncode == 0
+
+
+# tamper name -> (argv in the host namespace, chain named in the warning); the attack is
+# a UDP datagram to a port the group keeps closed, or (IPv6) an echo the group has no
+# rule for, both reaching vm2 while the hook or chain is damaged
+IPT_CASES: dict[str, tuple[list[str], str]] = {
+    "v4-hook-deleted": (["iptables-nft", "-D", "FORWARD", "1"], "na-FORWARD"),
+    "v4-accept-on-top": (["iptables-nft", "-I", "na-FORWARD", "1", "-j", "ACCEPT"], "na-FORWARD"),
+    "v4-rule-before-hook": (["iptables-nft", "-I", "FORWARD", "1", "-j", "ACCEPT"], "na-FORWARD"),
+    "v6-hook-deleted": (["ip6tables-nft", "-D", "FORWARD", "1"], "na-FORWARD"),
+    "v6-accept-on-top": (["ip6tables-nft", "-I", "na-FORWARD", "1", "-j", "ACCEPT"], "na-FORWARD"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IPT_CASES))
+def test_hooks_and_hook_chains_tampered_are_repaired(grouped: GroupFabric, case: str) -> None:
+    host, vm1, vm2 = _setup(grouped, "nft")
+    argv, chain = IPT_CASES[case]
+    v6 = case.startswith("v6")
+    frames = [(vm1.address, str(CLOSED_UDP_PORT), "closed00"), (vm1.address, "icmp", "genuine0")]
+    if v6:
+        assert not _ping6(vm1, vm2), "the group admits no IPv6 echo"
+    else:
+        assert _probe(vm1, vm2, frames) == {"genuine0"}
+    save = "ip6tables-nft-save" if v6 else "iptables-nft-save"
+
+    def hook_and_chain() -> list[str]:
+        lines = _hexec(host, save, "-t", "filter").splitlines()
+        forward = [line for line in lines if line.startswith("-A FORWARD ")]
+        return forward[:1] + [line for line in lines if line.startswith("-A na-FORWARD ")]
+
+    applied = hook_and_chain()
+    assert applied[0].endswith(" -j na-FORWARD")
+    before = _status(host)["counters"]["integrity_repairs"]
+    started = time.monotonic()
+    _hexec(host, *argv)
+
+    def back() -> bool:
+        return hook_and_chain() == applied
+
+    def blocked() -> bool:
+        if v6:
+            return not _ping6(vm1, vm2)
+        return _probe(vm1, vm2, frames) == {"genuine0"}
+
+    took = _wait_repaired(case, back, blocked, started, within=5.0)
+    print(f"{case}: repaired and blocked {took:.1f} s after tampering")
+    family = "IPv6" if v6 else "IPv4"
+    assert _log_has(host, "WARNING", family, f"chain {chain} ", WARNING), host.log_tail()
+    assert _status(host)["counters"]["integrity_repairs"] > before
+
+
+SET_RULES_SG = str(uuid.uuid4())
+OTHER_SG = str(uuid.uuid4())
+
+
+class MemberFabric(Fabric):
+    """vm1 and vm2 in a group admitting ICMP from its members only; vm3 in another."""
+
+    def state(self) -> dict[str, Any]:
+        doc = super().state()
+        rules = [
+            {"id": str(uuid.uuid4()), "direction": "egress", "ethertype": "IPv4"},
+            {
+                "id": str(uuid.uuid4()),
+                "direction": "ingress",
+                "ethertype": "IPv4",
+                "protocol": "icmp",
+                "remote_group_id": SET_RULES_SG,
+            },
+        ]
+        other = [{"id": str(uuid.uuid4()), "direction": "egress", "ethertype": "IPv4"}]
+        doc["security_groups"] = [
+            {"id": SET_RULES_SG, "name": "members", "security_group_rules": rules},
+            {"id": OTHER_SG, "name": "other", "security_group_rules": other},
+        ]
+        for port in doc["ports"]:
+            vm = next(v for v in self.vms.values() if v.port_id == port["id"])
+            port["security_groups"] = [OTHER_SG if vm.name == "vm3" else SET_RULES_SG]
+        return doc
+
+
+# tamper -> commands ({set} is the group's IPv4 set, {vm3} vm3's address)
+SET_CASES: dict[str, list[list[str]]] = {
+    "member-added": [["ipset", "add", "{set}", "{vm3}"]],
+    "flushed": [["ipset", "flush", "{set}"]],
+    "swapped-out-and-destroyed": [
+        ["ipset", "create", "x-{set}", "hash:net", "family", "inet"],
+        ["ipset", "swap", "x-{set}", "{set}"],
+        ["ipset", "destroy", "x-{set}"],
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SET_CASES))
+def test_ipset_tampered_is_repaired(fabric: Fabric, case: str) -> None:
+    fabric.__class__ = MemberFabric
+    host = fabric.add_host("host-a", "198.18.0.1")
+    net = fabric.add_network(1102)
+    vm1 = fabric.add_vm("vm1", host, net, "192.0.2.10/24")
+    vm2 = fabric.add_vm("vm2", host, net, "192.0.2.11/24")
+    vm3 = fabric.add_vm("vm3", host, net, "192.0.2.12/24")
+    fabric.write_state()
+    host.write_config(fabric.state_file, "[agent]\nfirewall_driver = iptables\n")
+    host.start_agent()
+    fabric.wait_wired(vm1, vm2, vm3)
+    wait_for("agent converged", lambda: host.status().returncode == 0, timeout=30)
+    fabric.wait_ping(vm1, vm2)
+    set_name = names.ipset_name(4, SET_RULES_SG)
+    member = [(vm1.address, "icmp", "member00")]
+    stranger = [(vm3.address, "icmp", "stranger")]
+    assert _probe(vm1, vm2, member) == {"member00"}
+    assert _probe(vm3, vm2, stranger) == set()
+    before = _status(host)["counters"]["integrity_repairs"]
+
+    def members() -> list[str]:
+        lines = _hexec(host, "ipset", "save", set_name).splitlines()
+        return sorted(line for line in lines if line.startswith("add "))
+
+    applied = members()
+    assert applied == sorted(f"add {set_name} {vm.address}" for vm in (vm1, vm2))
+    started = time.monotonic()
+    for argv in SET_CASES[case]:
+        _hexec(host, *(a.format(set=set_name, vm3=vm3.address) for a in argv))
+
+    def back() -> bool:
+        return members() == applied
+
+    def right() -> bool:
+        return _probe(vm1, vm2, member) == {"member00"} and _probe(vm3, vm2, stranger) == set()
+
+    took = _wait_repaired(case, back, right, started, within=5.0)
+    print(f"ipset {case}: repaired {took:.1f} s after tampering")
+    assert _log_has(host, "WARNING", f"ipset {set_name} ", WARNING), host.log_tail()
+    assert _status(host)["counters"]["integrity_repairs"] > before

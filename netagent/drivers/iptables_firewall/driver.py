@@ -36,6 +36,7 @@ from netagent.linux import conntrack
 from netagent.linux.ebtables import EbRule, EbtablesManager, EbtablesResult
 from netagent.linux.ipset import IpsetManager, IpsetResult
 from netagent.linux.iptables import IptablesManager, Rule
+from netagent.linux.iptables import backend as iptables_backend
 from netagent.linux.iptables.manager import ApplyResult
 from netagent.model.port import Port
 from netagent.model.secgroup import Direction, EtherType, SecurityGroup
@@ -242,6 +243,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
 
     def _managers(self) -> tuple[IptablesManager, EbtablesManager, IpsetManager]:
         if self._ipt is None:
+            # decided once per process, from the kernel and the record (never flips)
+            self.backend = iptables_backend.resolve(self.backend, self.netns, self._state_path)
             self._ipt = IptablesManager(
                 self.netns, backend=self.backend, verify_interval=self.verify_interval
             )
@@ -344,25 +347,32 @@ class IptablesFirewallDriver(base.FirewallDriver):
             return outcome
 
     def check_integrity(self) -> int:
-        """Check every netagent chain in the kernel against what was last applied (one
-        ebtables-nft-save, one iptables-save per table in use) and rewrite the chains and
-        hooks found changed, through the normal apply (under the driver's lock, so never
-        while a pass of this driver is writing).
+        """Check every netagent chain and ipset in the kernel against what was last
+        applied (one ebtables-nft-save, one iptables-save per table in use, one ipset
+        save) and rewrite the chains, hooks and sets found changed, through the normal
+        apply (under the driver's lock, so never while a pass of this driver is writing).
 
-        :returns: how many chains (hooks counted as their hook chain) were changed
+        :returns: how many chains (hooks counted as their hook chain) and sets were changed
         """
         with self._lock:
             if not self._static_done:
                 return 0  # nothing applied yet
-            ipt, eb, _ = self._managers()
+            ipt, eb, ipset = self._managers()
             eb_bad = eb.check()
             ipt_bad = ipt.check()
             if self._raw_ipt is not None:
                 ipt_bad |= self._raw_ipt.check()
-            if not eb_bad and not ipt_bad:
+            sets_bad = ipset.check()
+            if not eb_bad and not ipt_bad and not sets_bad:
                 return 0
             failed = self._apply()
             where = self.netns or "(the agent's own)"
+            for name in sorted(sets_bad):
+                LOG.warning(
+                    "ipset %s in namespace %s changed behind netagent's back; rewritten",
+                    name,
+                    where,
+                )
             for chain in eb_bad:
                 LOG.warning(
                     "ebtables chain %s in namespace %s changed behind netagent's back; rewritten",
@@ -380,7 +390,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 )
             if failed:
                 LOG.error("Integrity repair left %d ports out: %s", len(failed), failed)
-            return len(eb_bad) + len(ipt_bad)
+            return len(eb_bad) + len(ipt_bad) + len(sets_bad)
 
     def sweep(self, wanted_port_ids: set[str], dry_run: bool = False) -> list[str]:
         """Drop filters of unwanted ports and every netagent chain/set nobody declared."""

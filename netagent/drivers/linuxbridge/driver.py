@@ -29,6 +29,7 @@ netagent's (tap, ``nvx-``/``nvl-``, a mapped physical interface) is never delete
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -38,7 +39,7 @@ from netagent.common import constants as c
 from netagent.common import names
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
-from netagent.drivers.linuxbridge import fdb, neighbours
+from netagent.drivers.linuxbridge import drift, fdb, neighbours
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
 from netagent.drivers.linuxbridge.links import Links
@@ -117,6 +118,9 @@ class LinuxBridgeDriver(base.L2Driver):
         self._kernel = kernel
         self._networks: dict[str, dict[str, Any]] = {}
         self._ports: dict[str, dict[str, Any]] = {}
+        #: what was applied, for :meth:`find_drift`
+        self._applied_networks: dict[str, drift.AppliedNetwork] = {}
+        self._applied_ports: dict[str, drift.AppliedPort] = {}
         self._guard_error: str | None = "not written yet"
         self._in_pass = False
         self._snapshot: Links | None = None
@@ -197,7 +201,7 @@ class LinuxBridgeDriver(base.L2Driver):
         for network_id, error in self._apply(fixes, links).items():
             self._fail(outcome, network_id, error)
         entries: list[tuple[str, Op]] = []
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, tuple[dict[str, Any], drift.AppliedNetwork]] = {}
         for plan in live:
             nid = plan.network.id
             if nid in outcome.failed:
@@ -209,10 +213,13 @@ class LinuxBridgeDriver(base.L2Driver):
                 self._fail(outcome, nid, exc)
         for network_id, error in self._apply(entries, links).items():
             self._fail(outcome, network_id, error)
-        for nid, record in records.items():
+        for nid, (record, applied) in records.items():
             if nid not in outcome.failed:
                 self._networks[nid] = record
+                self._applied_networks[nid] = applied
                 outcome.succeeded.add(nid)
+        for network_id in outcome.failed:
+            self._applied_networks.pop(network_id, None)
         return outcome
 
     def _disable_ipv6(self, created: dict[str, list[str]], outcome: base.Outcome) -> None:
@@ -401,12 +408,13 @@ class LinuxBridgeDriver(base.L2Driver):
         links: Links,
         fresh: bool,
         changes: list[tuple[str, Op]],
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], drift.AppliedNetwork]:
         """Queue the ARP suppression and VXLAN forwarding entries the network needs.
 
         :param fresh: the uplink was created in this pass: it has no entries yet (and its
             bridge none either), so the kernel's tables are not read.
-        :returns: the network's record for the status document.
+        :returns: the network's record for the status document, and what the drift check
+            compares the kernel with once the entries are applied.
         """
         network = plan.network
         bridge_name = names.network_bridge(network.id)
@@ -417,8 +425,14 @@ class LinuxBridgeDriver(base.L2Driver):
             "mtu": network.mtu,
             "uplink": uplink_name,
         }
+        applied = drift.AppliedNetwork(
+            bridge=bridge_name,
+            bridge_index=links[bridge_name].index,
+            uplink=uplink_name,
+            own_uplink=bool(uplink_name and uplink_name.startswith(_OWN_UPLINK_PREFIXES)),
+        )
         if network.network_type is not NetworkType.VXLAN or uplink_name is None:
-            return record
+            return record, applied
         uplink = links[uplink_name]
         suppress = self.arp_responder
         want = neighbours.wanted(plan, self.local_ip) if suppress else neighbours.NOTHING
@@ -438,7 +452,10 @@ class LinuxBridgeDriver(base.L2Driver):
         changes += [(network.id, op) for op in ops]
         record["flood_to"] = sorted({e.dst for e in wanted if e.mac == ZERO_MAC})
         record["static_fdb"] = len([e for e in wanted if e.mac != ZERO_MAC])
-        return record
+        applied = dataclasses.replace(
+            applied, fdb=frozenset(wanted), suppress=want if suppress else None
+        )
+        return record, applied
 
     def _enslave_physical(
         self,
@@ -522,6 +539,39 @@ class LinuxBridgeDriver(base.L2Driver):
             self._ensure_guard()
         return len(tampered)
 
+    def find_drift(self) -> base.Drift:
+        """One link dump, and the forwarding entries of each VXLAN network, compared
+        with what was applied (:mod:`.drift`)."""
+        if not (self._applied_networks or self._applied_ports):
+            return base.Drift()
+        links = Links(self.kernel.links())
+        found: list[str] = []
+        networks: set[str] = set()
+        for network_id, applied_network in sorted(self._applied_networks.items()):
+            problem = drift.network_drift(applied_network, links, self.kernel)
+            if problem is not None:
+                networks.add(network_id)
+                found.append(f"network {network_id}: {problem}")
+        ports: set[str] = set()
+        for port_id, applied_port in sorted(self._applied_ports.items()):
+            problem = drift.port_drift(applied_port, links)
+            if problem is not None:
+                ports.add(port_id)
+                found.append(f"port {port_id}: {problem}")
+        where = self.netns or "(the agent's own)"
+        for line in found:
+            LOG.warning(
+                "Linux bridge %s in namespace %s changed behind netagent's back; converging "
+                "it again",
+                line,
+                where,
+            )
+        for network_id in networks:
+            del self._applied_networks[network_id]
+        for port_id in ports:
+            del self._applied_ports[port_id]
+        return base.Drift(frozenset(networks), frozenset(ports), tuple(found))
+
     # -- ports --------------------------------------------------------------------------
 
     def plug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
@@ -529,8 +579,10 @@ class LinuxBridgeDriver(base.L2Driver):
         links = self._links()
         changes: list[tuple[str, Op]] = []
         records: dict[str, dict[str, Any]] = {}
+        applied: dict[str, drift.AppliedPort] = {}
         for plan in plans:
             port, network = plan.port, plan.network
+            self._applied_ports.pop(port.id, None)
             try:
                 if self._guard_error is not None:
                     raise LinuxBridgeError(port.id, f"host guard missing: {self._guard_error}")
@@ -547,6 +599,9 @@ class LinuxBridgeDriver(base.L2Driver):
                 self._fix_link(
                     port.id, tap, changes, mtu=network.mtu, master=bridge, up=port.admin_state_up
                 )
+                applied[port.id] = drift.AppliedPort(
+                    tap.name, tap.index, bridge.name, port.admin_state_up
+                )
                 records[port.id] = {
                     "device": tap.name,
                     "bridge": bridge.name,
@@ -561,6 +616,7 @@ class LinuxBridgeDriver(base.L2Driver):
                 self._fail(outcome, port_id, failures[port_id])
             else:
                 self._ports[port_id] = record
+                self._applied_ports[port_id] = applied[port_id]
                 outcome.succeeded.add(port_id)
         return outcome
 
@@ -571,6 +627,7 @@ class LinuxBridgeDriver(base.L2Driver):
         for plan in plans:
             port = plan.port
             self._ports.pop(port.id, None)
+            self._applied_ports.pop(port.id, None)
             tap = links.get(port.device_name)
             if tap is not None and tap.master is not None:
                 master = links.name_of(tap.master)
@@ -594,6 +651,10 @@ class LinuxBridgeDriver(base.L2Driver):
         dry_run: bool = False,
         wanted_devices: AbstractSet[str] | None = None,
     ) -> list[str]:
+        if not dry_run:
+            wanted_ids = {plan.network.id for plan in wanted}
+            for network_id in set(self._applied_networks) - wanted_ids:
+                del self._applied_networks[network_id]
         keep: set[str] = set()
         for plan in wanted:
             keep.add(names.network_bridge(plan.network.id))
@@ -654,6 +715,9 @@ class LinuxBridgeDriver(base.L2Driver):
     def _forget_deleted(self, deleted: set[str]) -> None:
         self._networks = {
             k: v for k, v in self._networks.items() if v.get("bridge") not in deleted
+        }
+        self._applied_networks = {
+            k: v for k, v in self._applied_networks.items() if v.bridge not in deleted
         }
 
     # -- status -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar, cast
 
+from netagent.linux.iptables import backend as backend_mod
 from netagent.linux.iptables import plan
 from netagent.linux.iptables import validate as v
 from netagent.linux.iptables.rules import Rule
@@ -150,7 +151,8 @@ class IptablesManager:
     """Desired netagent chains of one network namespace, applied incrementally.
 
     :param namespace: network namespace name; None is the root namespace
-    :param backend: ``nft``, ``legacy`` or ``auto`` (detected from the host)
+    :param backend: ``nft``, ``legacy`` or ``auto`` (:func:`.backend.resolve`, nothing
+        recorded; the firewall driver resolves it once, with its record, and passes it)
     :param verify_interval: seconds between cheap kernel checks during :meth:`apply`
         (0: before every apply; None: only at first use and on request)
     """
@@ -163,7 +165,7 @@ class IptablesManager:
     ) -> None:
         priv.netns_prefix(namespace)
         if backend == "auto":
-            backend = priv.detect_backend()
+            backend = backend_mod.resolve("auto", namespace, None)
         if backend not in priv.BACKENDS:
             raise ValueError(f"backend must be auto, nft or legacy, got {backend!r}")
         self.namespace = namespace

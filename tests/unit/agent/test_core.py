@@ -11,6 +11,7 @@ import pytest
 from netagent.agent import status
 from netagent.agent.core import Reconciler
 from netagent.agent.source import SourceUpdate
+from netagent.drivers.base import Drift
 from tests.unit.agent import fakes
 from tests.unit.agent.fakes import HOST, Clock, World, network, port, state
 
@@ -571,3 +572,43 @@ def test_noop_l3_reports_routers_not_applied_and_never_retries() -> None:
     ]
     assert doc["counters"]["pending_retries"] == 0
     assert doc["counters"]["failures"] == 0
+
+
+def test_drift_found_between_passes_is_converged_again_by_the_next_pass() -> None:
+    world = World()
+    clock = Clock()
+    l2, fw, l3 = fakes.drivers(world)
+    rec = Reconciler(HOST, l2, fw, l3, clock=clock, settle=0.0, integrity_interval=2.0)
+    rec.set_devices(devices_for(P1, P2))
+    feed(rec, state([NET1], [P1, P2]))
+    assert run(rec) is True
+    assert rec.step(timeout=0) is False  # arms the timer
+    reports = [Drift(frozenset({NET1.id}), frozenset({P1.id}), ("bridge gone", "tap out"))]
+    l2.find_drift = lambda: reports.pop() if reports else Drift()  # type: ignore[method-assign]
+    world.calls.clear()
+    clock.advance(2.0)
+    assert rec.step(timeout=0) is False  # the check ran and marked them
+    assert not rec.is_converged()
+    assert run(rec) is True  # unchanged plans, sent again: only what drifted
+    assert world.calls == [("ensure_networks", (NET1.id,)), ("plug_ports", (P1.id,))]
+    assert rec.is_converged()
+    doc = rec.status()
+    assert doc["counters"]["integrity_repairs"] == 2
+    assert doc["last_integrity_repair"]["found"] == ["bridge gone", "tap out"]
+    world.calls.clear()
+    assert run(rec) is False and world.calls == []  # reported once, converged once
+
+
+def test_drift_found_at_the_start_of_a_pass_joins_that_pass() -> None:
+    world = World()
+    l2, fw, l3 = fakes.drivers(world)
+    rec = Reconciler(HOST, l2, fw, l3, settle=0.0)
+    rec.set_devices(devices_for(P1, P2))
+    feed(rec, state([NET1], [P1, P2]))
+    assert run(rec) is True
+    reports = [Drift(ports=frozenset({P2.id}), found=("tap down",))]
+    l2.find_drift = lambda: reports.pop() if reports else Drift()  # type: ignore[method-assign]
+    world.calls.clear()
+    rec._dirty.mark([("port", P1.id)])  # a pass for P1, whose plan did not change
+    assert run(rec) is True
+    assert world.calls == [("plug_ports", (P2.id,))]

@@ -76,7 +76,9 @@ def test_every_sample_has_help_and_type() -> None:
     # The client names a counter's HELP/TYPE lines after its _total sample.
     assert "# TYPE netagent_passes_total counter" in text
     assert "# TYPE netagent_pending_retries gauge" in text
-    assert "# HELP netagent_integrity_repairs_total Integrity checks (firewall chains and" in text
+    assert (
+        "# HELP netagent_integrity_repairs_total Integrity checks (firewall chains, hooks" in text
+    )
 
 
 def test_render_parses_back_with_the_client_parser() -> None:

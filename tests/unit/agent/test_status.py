@@ -181,3 +181,18 @@ def test_refused_file_and_port_errors_are_not_converged(
     assert doc["converged"] is False
     assert status_cmd.main(["--state-path", state_path, "--check"]) == 1
     assert errors[orphan.id] in capsys.readouterr().out
+
+
+def test_render_shows_integrity_counters_and_the_last_repair() -> None:
+    doc = {
+        "host": "h",
+        "counters": {"integrity_checks": 40, "integrity_repairs": 2},
+        "last_integrity_repair": {
+            "at": 0.0,
+            "found": ["network n1: bridge brqn1 deleted", "port p1: tapp1 taken out of brqn1"],
+        },
+    }
+    out = status_cmd.render(doc)
+    assert "integrity checks 40, repairs 2" in out
+    assert "  network n1: bridge brqn1 deleted\n  port p1: tapp1 taken out of brqn1" in out
+    assert "last repair" not in status_cmd.render({"host": "h", "counters": {}})

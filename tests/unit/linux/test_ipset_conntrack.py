@@ -77,3 +77,52 @@ def test_conntrack_reduce_and_render() -> None:
         ConntrackFilter(6, src=a)
     with pytest.raises(ValueError):
         priv_ct._filter_line({"family": 4, "src": "1.2.3.4 -F"})
+
+
+def test_parse_save_reads_netagent_sets_only_normalised() -> None:
+    text = (
+        "create na4abc hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 "
+        "initval 0x1234\n"
+        "add na4abc 192.0.2.10\n"
+        "add na4abc 198.51.100.0/24\n"
+        "create na6abc hash:net family inet6 hashsize 1024 maxelem 65536\n"
+        "add na6abc fd00::1\n"
+        "create foreign hash:ip family inet hashsize 1024 maxelem 65536\n"
+        "add foreign 192.0.2.1\n"
+        "create na4empty hash:net family inet hashsize 1024 maxelem 65536\n"
+    )
+    sets = ipset_mod.parse_save(text)
+    assert set(sets) == {"na4abc", "na6abc", "na4empty"}
+    assert sets["na4abc"].members == frozenset({"192.0.2.10", "198.51.100.0/24"})
+    assert sets["na4abc"].family == 4 and sets["na6abc"].family == 6
+    assert sets["na4empty"].members == frozenset()
+
+
+def test_check_forgets_changed_sets_so_the_next_apply_rebuilds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inputs: list[str] = []
+    monkeypatch.setattr(ipset_mod.priv, "restore", lambda ns, text: inputs.append(text))
+    mgr = IpsetManager("ns1")
+    mgr.set_members("na4abc", 4, ["192.0.2.10", "192.0.2.11"])
+    mgr.set_members("na4def", 4, ["192.0.2.12"])
+    assert mgr.apply().failed == {}
+    create = "create {} hash:net family inet hashsize 1024 maxelem 65536\n"
+    kernel = (
+        create.format("na4abc") + "add na4abc 192.0.2.10\nadd na4abc 192.0.2.11\n"
+        + create.format("na4def") + "add na4def 192.0.2.12\n"
+    )  # fmt: skip
+    monkeypatch.setattr(ipset_mod.priv, "save", lambda ns: kernel)
+    assert mgr.check() == set()
+    # someone adds a member to one set and destroys the other
+    kernel = create.format("na4abc") + (
+        "add na4abc 192.0.2.10\nadd na4abc 192.0.2.11\nadd na4abc 192.0.2.99\n"
+    )
+    assert mgr.check() == {"na4abc", "na4def"}
+    assert mgr.check() == set()  # reported once
+    inputs.clear()
+    assert mgr.apply().applied == {"na4abc", "na4def"}
+    text = inputs[0]
+    # rebuilt whole in a temporary set and swapped in, not edited in place
+    assert "swap nt4abc na4abc" in text and "swap nt4def na4def" in text
+    assert "192.0.2.99" not in text

@@ -14,6 +14,7 @@ from netagent.linux.iptables import (
     Rule,
     SetMatch,
 )
+from netagent.linux.iptables import backend as backend_mod
 from netagent.linux.iptables import manager as manager_mod
 from netagent.privileged import iptables as real_priv
 
@@ -31,7 +32,10 @@ class FakeKernel:
         self.settled: list[bool] = []
         self.saves = 0
 
-    def detect_backend(self) -> str:
+    def legacy_tables(self, ns: str | None) -> dict[int, list[str]]:
+        return {4: [], 6: []}
+
+    def alternative(self) -> str:
         return "nft"
 
     def _table(self, family: int, table: str) -> dict[str, list[str]]:
@@ -85,6 +89,7 @@ class FakeKernel:
 def kernel(monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
     fake = FakeKernel()
     monkeypatch.setattr(manager_mod, "priv", fake)
+    monkeypatch.setattr(backend_mod, "priv", fake)
     return fake
 
 
