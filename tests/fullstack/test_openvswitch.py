@@ -178,10 +178,12 @@ def _monitor(switch: PrivateOvs, bridge: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=switch.env,  # its control socket goes to the private directory
     )
 
 
 def _our_events(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.poll() is None, "the flow monitor died"
     proc.kill()
     out, _ = proc.communicate(timeout=5)
     return [line for line in out.splitlines() if "event=" in line and "cookie=0x4e6141" in line]
@@ -234,9 +236,16 @@ def test_ovs_agent_sigkill_restart_keeps_traffic_and_flows(
             pinger.kill()
             pinger.communicate()
     assert f"{count} packets transmitted, {count} received" in out, out
+    after = {b: switch.flows(b, OURS) for b in before}
+    # positive control: the monitors do see a change of a flow with netagent's cookie
+    control = "cookie=0x4e6141ffffffffff,table=250,priority=1,actions=drop"
+    switch.ofctl("add-flow", switch.mgmt("br-tun"), control)
+    time.sleep(0.5)
     events = {b: _our_events(proc) for b, proc in monitors.items()}
-    assert events == {"br-int": [], "br-tun": []}
-    assert {b: switch.flows(b, OURS) for b in before} == before
+    assert events["br-int"] == []
+    assert [e for e in events["br-tun"] if "table=250" not in e] == []
+    assert len(events["br-tun"]) == 1
+    assert after == before
 
 
 def test_ovs_vswitchd_restart_is_repaired(fabric: Fabric, switches: dict[str, PrivateOvs]) -> None:
