@@ -119,8 +119,9 @@ class Ovsdb:
                     conn = connection.Connection(idl=idl, timeout=self.timeout)
                     # ovsdbapp keeps the connection in a class attribute (one per process);
                     # a class of its own per Ovsdb lets tests and tools open several.
-                    api_class = type("NetagentOvsdbIdl", (impl_idl.OvsdbIdl,), {})
-                    api_class._ovsdb_connection = None
+                    api_class = type(
+                        "NetagentOvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None}
+                    )
                     self._api = api_class(conn)
                 except Exception as exc:
                     raise OvsdbError(f"cannot connect to {self.connection}: {exc}") from exc
