@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -58,6 +59,13 @@ def check_state_path(conf: cfg.ConfigOpts) -> str:
     return f"{path} writable"
 
 
+def check_ovs_ofctl(conf: cfg.ConfigOpts) -> str:
+    path = shutil.which("ovs-ofctl")
+    if path is None:
+        raise PreflightError("ovs-ofctl not found (package openvswitch-switch)")
+    return path
+
+
 def selected(
     conf: cfg.ConfigOpts, broker: Check | None, *, at_start: bool
 ) -> Iterator[tuple[str, Check, bool]]:
@@ -71,6 +79,8 @@ def selected(
         yield "bridge", _kernel(kernel.check_bridge), True
         if conf.linuxbridge.local_ip:
             yield "vxlan", _kernel(kernel.check_vxlan), True
+    if conf.agent.l2_driver == "openvswitch":
+        yield "ovs-ofctl", check_ovs_ofctl, True
     if conf.agent.firewall_driver == "iptables":
         yield "br_netfilter", _kernel(kernel.check_br_netfilter), True
         yield "iptables", lambda conf: kernel.check_iptables(conf.iptables.backend), True
