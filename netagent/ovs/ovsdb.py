@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from netagent.privileged import ovsdb as priv
@@ -90,6 +90,41 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
+_WATCHED = frozenset({"external_ids", "ofport"})
+
+
+def _iface_ids(row: Any, updates: Any) -> set[str]:
+    """The iface-ids an Interface change concerns (the old one too when it changed)."""
+    found = set()
+    for source in (row, updates):
+        ids = getattr(source, "external_ids", None) if source is not None else None
+        if isinstance(ids, Mapping) and isinstance(ids.get("iface-id"), str):
+            found.add(ids["iface-id"])
+    return found
+
+
+def _notifying_idl(base: Any, report: Callable[[str], None]) -> Any:
+    """A subclass of ovsdbapp's IDL that reports Interface rows with an ``iface-id``
+    (the python-ovs IDL calls ``notify`` for every row it creates, updates or deletes in
+    its replica: this is the monitor of the Interface table, no polling)."""
+
+    class NotifyingIdl(base):  # type: ignore[misc]
+        def notify(self, event: str, row: Any, updates: Any = None) -> None:
+            try:
+                if row._table.name != "Interface":
+                    return
+                if event == "update" and updates is not None:
+                    changed = {c for c in _WATCHED if hasattr(updates, c)}
+                    if not changed:
+                        return
+                for iface_id in _iface_ids(row, updates):
+                    report(iface_id)
+            except Exception:  # never let a callback break the replica
+                LOG.exception("Interface notification failed")
+
+    return NotifyingIdl
+
+
 class Ovsdb:
     """A lazily opened ovsdbapp connection to one ovsdb-server.
 
@@ -100,6 +135,9 @@ class Ovsdb:
     def __init__(self, connection: str, timeout: int) -> None:
         self.connection = connection
         self.timeout = timeout
+        #: called with the ``iface-id`` of every Interface row that appears, vanishes or
+        #: changes ``external_ids``/``ofport`` (from ovsdbapp's connection thread)
+        self.on_interface: Callable[[str], None] | None = None
         self._api: Any = None
         self._lock = threading.Lock()
 
@@ -115,7 +153,8 @@ class Ovsdb:
                 from ovsdbapp.schema.open_vswitch import impl_idl  # noqa: PLC0415
 
                 try:
-                    idl = connection.OvsdbIdl.from_server(self.connection, "Open_vSwitch")
+                    idl_class = _notifying_idl(connection.OvsdbIdl, self._notify)
+                    idl = idl_class.from_server(self.connection, "Open_vSwitch")
                     conn = connection.Connection(idl=idl, timeout=self.timeout)
                     # ovsdbapp keeps the connection in a class attribute (one per process);
                     # a class of its own per Ovsdb lets tests and tools open several.
@@ -177,6 +216,11 @@ class Ovsdb:
             interfaces=interfaces,
             fail_modes={row["name"]: "".join(row["fail_mode"]) for row in bridges},
         )
+
+    def _notify(self, iface_id: str) -> None:
+        callback = self.on_interface
+        if callback is not None:
+            callback(iface_id)
 
     def apply(self, ops: Sequence[Op]) -> None:
         """Commit ``ops`` in one transaction (see :func:`netagent.privileged.ovsdb.commit`).

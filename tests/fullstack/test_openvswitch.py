@@ -357,3 +357,38 @@ def test_ovs_ovsdb_server_restart_changes_nothing(
     fabric.write_state()
     fabric.wait_ping(vm3, vm2, timeout=30)
     assert host_a.agent_alive()
+
+
+def test_ovs_port_wired_when_os_vif_sets_iface_id_later(
+    fabric: Fabric, switches: dict[str, PrivateOvs]
+) -> None:
+    """The tap exists before os-vif adds it to br-int: the first attempt fails, and the
+    retry is 120 s away; the OVSDB Interface monitor wires the port when its row appears."""
+    host_a, host_b = _two_hosts(fabric, switches)
+    host_a.extra_config += "[agent]\nretry_initial_delay = 120\n"
+    net = fabric.add_network(1001)
+    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
+    vm1 = fabric.add_vm("vm1", host_a, net, "192.0.2.10/24")  # tap only, not in OVS yet
+    ip(host_a.netns, "link", "set", vm1.tap, "up")
+    run("ip", "netns", "exec", vm1.netns, "ethtool", "-K", "eth0", "tx", "off")
+    fabric.start_agents()
+    wait_for(
+        "vm1's first wiring attempt failed",
+        lambda: (
+            host_a.log_file.exists()
+            and "no interface with iface-id" in host_a.log_file.read_text()
+        ),
+        timeout=30,
+    )
+    switches["host-a"].vsctl(
+        "add-port",
+        "br-int",
+        vm1.tap,
+        "--",
+        "set",
+        "Interface",
+        vm1.tap,
+        f"external_ids:iface-id={vm1.port_id}",
+        f"external_ids:attached-mac={vm1.mac}",
+    )
+    fabric.wait_ping(vm1, vm2, timeout=20)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import PurePosixPath
 from typing import Any
@@ -207,6 +207,11 @@ class OpenvswitchDriver(base.L2Driver):
                 ):
                     return True
         return False
+
+    def watch_ports(self, callback: Callable[[str], None]) -> None:
+        """Report ports whose OVSDB Interface row appears, vanishes or changes its
+        ``iface-id`` or ofport (os-vif may set ``iface-id`` after the tap exists)."""
+        self._ovsdb.on_interface = callback
 
     # -- passes -------------------------------------------------------------------------
 

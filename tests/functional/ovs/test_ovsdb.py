@@ -101,3 +101,44 @@ def test_bad_values_refused_before_the_database() -> None:
         db.EnsurePort("br-int", "p", "geneve")
     with pytest.raises(InvalidArgument):
         db.EnsurePort("br-int", "p", "patch", {"peer": "a b"})
+
+
+def test_interface_monitor_reports_iface_ids(ovs: PrivateOvs) -> None:
+    import queue
+
+    seen: queue.Queue[str] = queue.Queue()
+    conn = db.Ovsdb(ovs.connection, 10)
+    conn.on_interface = seen.put
+    try:
+        conn.apply([db.EnsureBridge("br-m", "netdev")])
+
+        def drain(wait: float = 1.0) -> set[str]:
+            found = set()
+            try:
+                found.add(seen.get(timeout=wait))
+                while True:
+                    found.add(seen.get(timeout=0.3))
+            except queue.Empty:
+                return found
+
+        drain(0.3)
+        ovs.vsctl(
+            "add-port",
+            "br-m",
+            "vm0",
+            "--",
+            "set",
+            "Interface",
+            "vm0",
+            "type=internal",
+            "external_ids:iface-id=port-1",
+        )
+        assert "port-1" in drain()
+        ovs.vsctl("set", "Port", "vm0", "tag=9")  # Port table: not reported
+        assert drain(0.5) == set()
+        ovs.vsctl("set", "Interface", "vm0", "external_ids:iface-id=port-2")
+        assert drain() == {"port-1", "port-2"}  # the old id and the new one
+        ovs.vsctl("del-port", "br-m", "vm0")
+        assert "port-2" in drain()
+    finally:
+        conn.close()
