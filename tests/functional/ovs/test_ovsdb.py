@@ -3,6 +3,7 @@ private ovsdb-server/ovs-vswitchd; read back with ovs-vsctl."""
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Iterator
 
 import pytest
@@ -104,8 +105,6 @@ def test_bad_values_refused_before_the_database() -> None:
 
 
 def test_interface_monitor_reports_iface_ids(ovs: PrivateOvs) -> None:
-    import queue
-
     seen: queue.Queue[str] = queue.Queue()
     conn = db.Ovsdb(ovs.connection, 10)
     conn.on_interface = seen.put
