@@ -84,9 +84,19 @@ def make_ports(switch: PrivateOvs, networks: list[Network], count: int) -> list[
         plans.append(PortPlan(port, net))
         name = port.device_name
         commands.append(
-            ["--", "add-port", "br-int", name, "--", "set", "Interface", name,
-             "type=internal", f"external_ids:iface-id={port.id}",
-             f"external_ids:attached-mac={port.mac_address}"]
+            [
+                "--",
+                "add-port",
+                "br-int",
+                name,
+                "--",
+                "set",
+                "Interface",
+                name,
+                "type=internal",
+                f"external_ids:iface-id={port.id}",
+                f"external_ids:attached-mac={port.mac_address}",
+            ]
         )
     for start in range(0, len(commands), 100):  # keep each command line reasonable
         switch.vsctl(*[arg for cmd in commands[start : start + 100] for arg in cmd])

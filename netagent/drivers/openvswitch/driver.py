@@ -229,7 +229,13 @@ class OpenvswitchDriver(base.L2Driver):
             return
         self._ovsdb.apply(ops)
         self.ovsdb_transactions += 1
-        self._snap = None
+        if self._snap is not None and all(
+            isinstance(op, db.SetPortTag | db.RemovePortKeys) for op in ops
+        ):
+            # tags and keys change no ofport: keep the pass's snapshot, updated
+            self._snap = _with_port_changes(self._snap, ops)
+        else:
+            self._snap = None
 
     # -- networks -----------------------------------------------------------------------
 
@@ -497,6 +503,32 @@ class OpenvswitchDriver(base.L2Driver):
         LOG.warning("%s: %s", resource_id, exc)
         outcome.failed[resource_id] = str(exc)
         outcome.succeeded.discard(resource_id)
+
+
+def _with_port_changes(state: db.OvsdbState, ops: Sequence[db.Op]) -> db.OvsdbState:
+    """``state`` after the port tag / other_config operations ``ops`` were applied."""
+    tags: dict[str, int] = {}
+    config: dict[str, dict[str, str | None]] = {}
+    for op in ops:
+        if isinstance(op, db.SetPortTag):
+            tags[op.name] = op.tag
+            config.setdefault(op.name, {}).update(op.other_config)
+        elif isinstance(op, db.RemovePortKeys):
+            config.setdefault(op.name, {}).update(dict.fromkeys(op.keys))
+    interfaces = dict(state.interfaces)
+    for name, iface in state.interfaces.items():
+        if iface.port not in tags and iface.port not in config:
+            continue
+        other = dict(iface.port_other_config)
+        for key, value in config.get(iface.port, {}).items():
+            if value is None:
+                other.pop(key, None)
+            else:
+                other[key] = value
+        interfaces[name] = dataclasses.replace(
+            iface, tag=tags.get(iface.port, iface.tag), port_other_config=other
+        )
+    return dataclasses.replace(state, interfaces=interfaces)
 
 
 def _int_patch(bridge: str) -> str:
