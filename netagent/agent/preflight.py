@@ -66,6 +66,18 @@ def check_ovs_ofctl(conf: cfg.ConfigOpts) -> str:
     return path
 
 
+def check_ovs_firewall(conf: cfg.ConfigOpts) -> str:
+    """A tap plugged straight into OVS is invisible to iptables (no Linux bridge, so no
+    physdev match): a filtering firewall would only pretend to filter. Refuse it until the
+    hybrid plug exists rather than run ports unfiltered behind a security group."""
+    if conf.agent.firewall_driver != "noop":
+        raise PreflightError(
+            f"firewall_driver {conf.agent.firewall_driver} cannot filter ports on Open "
+            "vSwitch yet (no hybrid plug); use firewall_driver = noop"
+        )
+    return "no firewall driver (ports are not filtered)"
+
+
 def selected(
     conf: cfg.ConfigOpts, broker: Check | None, *, at_start: bool
 ) -> Iterator[tuple[str, Check, bool]]:
@@ -81,6 +93,7 @@ def selected(
             yield "vxlan", _kernel(kernel.check_vxlan), True
     if conf.agent.l2_driver == "openvswitch":
         yield "ovs-ofctl", check_ovs_ofctl, True
+        yield "firewall on Open vSwitch", check_ovs_firewall, True
     if conf.agent.firewall_driver == "iptables":
         yield "br_netfilter", _kernel(kernel.check_br_netfilter), True
         yield "iptables", lambda conf: kernel.check_iptables(conf.iptables.backend), True

@@ -75,7 +75,12 @@ def build_agent_state(
         "extensions": [],
         # read by netagent's ML2 driver to set vif_details port_filter
         "firewall_driver": conf.agent.firewall_driver,
+        # read by netagent's ML2 driver to choose vif_type tap or ovs
+        "l2_driver": conf.agent.l2_driver,
     }
+    if ovs:
+        configurations["integration_bridge"] = conf.ovs.integration_bridge
+        configurations["datapath_type"] = conf.ovs.datapath_type
     if local_ip:
         configurations["tunneling_ip"] = local_ip
     state: dict[str, Any] = {

@@ -46,6 +46,7 @@ def test_first_report_has_exact_shape(
             "devices": 3,
             "extensions": [],
             "firewall_driver": "noop",
+            "l2_driver": "noop",
         },
         "resource_versions": report.RESOURCE_VERSIONS,
         "start_flag": True,
@@ -70,6 +71,9 @@ def test_openvswitch_agent_reports_its_bridges_and_ovs_local_ip(
     assert configurations["interface_mappings"] == {}
     assert configurations["bridge_mappings"] == {"physnet1": "br-ex"}
     assert configurations["tunneling_ip"] == "198.18.0.1"
+    assert configurations["l2_driver"] == "openvswitch"
+    assert configurations["integration_bridge"] == "br-int"
+    assert configurations["datapath_type"] == "system"
 
 
 def test_start_flag_only_on_first_report(
