@@ -32,9 +32,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-# this file's own directory first on sys.path would make "import ovs" (python-ovs,
-# under ovsdbapp) import this script
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# sys.path[0] is this file's directory: "import ovs" (python-ovs, under ovsdbapp) would
+# import this script. The repository replaces it.
+sys.path.remove(str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from oslo_config import cfg
