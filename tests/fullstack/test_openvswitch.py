@@ -9,6 +9,7 @@ are on packets (ping, a TCP exchange) and on flows read with ovs-ofctl.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -392,3 +393,87 @@ def test_ovs_port_wired_when_os_vif_sets_iface_id_later(
         f"external_ids:attached-mac={vm1.mac}",
     )
     fabric.wait_ping(vm1, vm2, timeout=20)
+
+
+def _attacker(fabric: Fabric, address: str, vni: int, target: str) -> str:
+    """A namespace on the underlay with a kernel VXLAN device (VNI ``vni``, to
+    ``target``) bridged to an address of the tenant subnet: it injects frames straight
+    into the tunnel, the way a rogue or compromised machine on the underlay would."""
+    netns = fabric._netns("evil")
+    uplink = "ul-evil"
+    ip(
+        netns,
+        "link",
+        "add",
+        "eth-ul",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        uplink,
+        "netns",
+        fabric.underlay,
+    )
+    ip(fabric.underlay, "link", "set", uplink, "master", harness.UNDERLAY_BRIDGE, "up")
+    ip(netns, "addr", "add", f"{address}/{harness.UNDERLAY_PREFIX}", "dev", "eth-ul")
+    ip(netns, "link", "set", "eth-ul", "up")
+    ip(
+        netns,
+        "link",
+        "add",
+        "vx",
+        "type",
+        "vxlan",
+        "id",
+        str(vni),
+        "remote",
+        target,
+        "local",
+        address,
+        "dstport",
+        "4789",
+        "nolearning",
+        "noudpcsum",
+    )
+    ip(netns, "link", "set", "vx", "mtu", "1450", "address", "fa:16:3e:66:66:66", "up")
+    ip(netns, "addr", "add", "192.0.2.66/24", "dev", "vx")
+    return netns
+
+
+def test_ovs_vni_accepted_only_from_the_networks_peers(
+    fabric: Fabric, switches: dict[str, PrivateOvs]
+) -> None:
+    host_a, host_b = _two_hosts(fabric, switches)
+    net = fabric.add_network(1001)
+    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
+    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
+    fabric.start_agents()
+    fabric.wait_ping(vm1, vm2, timeout=30)
+    evil = _attacker(fabric, "198.18.0.3", 1001, host_a.tunnel_ip)
+    # the attack: VNI 1001 from an endpoint that is no host of the network
+    assert ping(evil, vm1.address, count=3, interval=0.2).returncode != 0
+    # control: the same packets are taken once 198.18.0.3 is a host of the network
+    # (an agent row with that tunnel address and a port of the network bound to it)
+    document = fabric.state()
+    document["agents"].append(
+        {
+            "host": "host-c",
+            "agent_type": "Netagent agent",
+            "configurations": {"tunneling_ip": "198.18.0.3"},
+        }
+    )
+    document["ports"].append(
+        {
+            "id": str(__import__("uuid").uuid4()),
+            "network_id": net,
+            "mac_address": "fa:16:3e:66:66:66",
+            "fixed_ips": [{"subnet_id": fabric._subnet_id(net), "ip_address": "192.0.2.66"}],
+            "binding:host_id": "host-c",
+            "device_owner": "compute:nova",
+            "admin_state_up": True,
+        }
+    )
+    tmp = fabric.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document))
+    tmp.rename(fabric.state_file)
+    wait_for("the peer's packets accepted", lambda: can_ping(evil, vm1.address), timeout=30)
