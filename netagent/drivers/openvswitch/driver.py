@@ -453,31 +453,44 @@ class OpenvswitchDriver(base.L2Driver):
         return actions
 
     def cleanup(self, dry_run: bool = False) -> list[str]:
-        """Remove netagent's flows (by cookie), then the bridges and ports it created
-        (``external_ids:netagent=owned``); VM ports go to the dead VLAN."""
+        """Remove netagent's flows (by cookie), then the ports it created and the bridges
+        it created (``external_ids:netagent=owned``); VM ports go to the dead VLAN. A
+        bridge netagent created that holds a port of someone else's (os-vif's VM ports
+        on a br-int netagent made) is kept: deleting it would delete those ports."""
         state = self._ovsdb.snapshot()
         actions: list[str] = []
         for bridge in state.bridges:
-            table = self._tables.get(bridge) or FlowTable(
-                bridge, mgmt_target(self.connection, bridge)
-            )
             if bridge in self._bridges():
+                table = self._tables.get(bridge) or FlowTable(
+                    bridge, mgmt_target(self.connection, bridge)
+                )
                 count = table.remove_all(dry_run)
                 actions.append(f"remove {count} netagent flows from {bridge}")
         ops: list[db.Op] = []
+        foreign: dict[str, set[str]] = {}
         for iface in state.interfaces.values():
-            if iface.bridge is None or iface.bridge not in self._bridges():
+            if iface.bridge is None:
                 continue
-            if iface.port_external_ids.get("netagent") == "owned":
+            owned = iface.port_external_ids.get("netagent") == "owned"
+            if not owned and iface.port != iface.bridge:  # not the bridge's own port
+                foreign.setdefault(iface.bridge, set()).add(iface.port)
+            if iface.bridge not in self._bridges() and not owned:
+                continue
+            if owned:
                 actions.append(f"delete port {iface.port} of {iface.bridge}")
                 ops.append(db.DeletePort(iface.bridge, iface.port))
             elif NET_KEY in iface.port_other_config:
                 actions.append(f"detach {iface.port} to the dead VLAN")
                 ops += _detach(iface)
-        for bridge, ids in state.bridges.items():
-            if ids.get("netagent") == "owned":
-                actions.append(f"delete bridge {bridge}")
-                ops.append(db.DeleteBridge(bridge))
+        for bridge, ids in sorted(state.bridges.items()):
+            if ids.get("netagent") != "owned":
+                continue
+            if foreign.get(bridge):
+                others = ", ".join(sorted(foreign[bridge]))
+                actions.append(f"keep bridge {bridge}: it holds ports of others ({others})")
+                continue
+            actions.append(f"delete bridge {bridge}")
+            ops.append(db.DeleteBridge(bridge))
         if not dry_run:
             self._ovsdb.apply(ops)
         return actions

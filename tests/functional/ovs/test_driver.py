@@ -139,3 +139,27 @@ def test_cleanup_removes_only_what_netagent_made(
     assert ovs.flows("br-int") == ["cookie=0x1234, table=5, priority=3 actions=drop"]
     assert ovs.vsctl("list-ports", "br-int").split() == [p1.device_name]
     assert int(ovs.vsctl("get", "Port", p1.device_name, "tag")) == 4095
+
+
+def test_cleanup_keeps_a_bridge_netagent_made_that_holds_vm_ports(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    driver = make_driver()  # creates br-int itself (no os-vif bridge yet)
+    assert ovs.vsctl("br-get-external-id", "br-int", "netagent").strip() == "owned"
+    net = network(1001)
+    p1 = port(net)
+    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
+    nets, ports = _plans([net], [p1])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+
+    dry = make_driver(initialize=False).cleanup(dry_run=True)
+    assert any(a.startswith("keep bridge br-int") for a in dry)
+    assert "br-tun" in ovs.vsctl("list-br").split()  # dry run: nothing removed
+    make_driver(initialize=False).cleanup()
+    assert ovs.vsctl("list-br").split() == ["br-int"]
+    assert ovs.vsctl("list-ports", "br-int").split() == [p1.device_name]  # the VM's port
+    assert ovs.flows("br-int", OURS) == []
