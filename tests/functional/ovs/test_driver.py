@@ -7,8 +7,12 @@ test).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
@@ -163,3 +167,62 @@ def test_cleanup_keeps_a_bridge_netagent_made_that_holds_vm_ports(
     assert ovs.vsctl("list-br").split() == ["br-int"]
     assert ovs.vsctl("list-ports", "br-int").split() == [p1.device_name]  # the VM's port
     assert ovs.flows("br-int", OURS) == []
+
+
+def test_admin_down_port_sits_in_the_dead_vlan_until_up(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    driver = make_driver()
+    net = network(1001)
+    p1, p2 = port(net), port(net, admin_state_up=False)
+    vm1, vm2 = make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    nets, ports = _plans([net], [p1, p2])
+    driver.ensure_networks(nets)
+    assert driver.plug_ports(ports).succeeded == {p1.id, p2.id}
+    assert int(ovs.vsctl("get", "Port", p2.device_name, "tag")) == 4095
+    assert not can_ping(vm1, "192.0.2.2", count=1)
+    up = dataclasses.replace(p2, admin_state_up=True)
+    driver.begin_pass()
+    driver.plug_ports([PortPlan(up, net)])
+    assert int(ovs.vsctl("get", "Port", p2.device_name, "tag")) == int(
+        ovs.vsctl("get", "Port", p1.device_name, "tag")
+    )
+    assert can_ping(vm1, "192.0.2.2")
+
+
+def test_netagent_cleanup_command_on_an_ovs_host(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    driver = make_driver()
+    net = network(1001)
+    p1 = port(net)
+    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
+    nets, ports = _plans([net], [p1])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+    conf = tmp_path / "netagent.conf"
+    conf.write_text(
+        f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n"
+        "[agent]\nl2_driver = openvswitch\n"
+        f"[ovs]\nlocal_ip = 198.18.0.1\ndatapath_type = netdev\n"
+        f"ovsdb_connection = {ovs.connection}\n"
+    )
+    cmd = [str(Path(sys.executable).parent / "netagent-cleanup"), "--config-file", str(conf)]
+    dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "keep bridge br-int" in dry.stdout and "delete bridge br-tun" in dry.stdout
+    assert "br-tun" in ovs.vsctl("list-br").split()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ovs.vsctl("list-br").split() == ["br-int"]
+    assert ovs.flows("br-int", OURS) == []
+    assert int(ovs.vsctl("get", "Port", p1.device_name, "tag")) == 4095
