@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from pathlib import PurePosixPath
 from typing import Any
 
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
-from netagent.drivers.openvswitch import layout
+from netagent.drivers.openvswitch import layout, plumbing
+from netagent.drivers.openvswitch.plumbing import mgmt_target, parse_bridge_mappings
 from netagent.model.network import Network, NetworkType
 from netagent.ovs import ovsdb as db
 from netagent.ovs.flows import Flow, FlowTable
@@ -32,7 +32,7 @@ from netagent.ovs.flows import Flow, FlowTable
 LOG = logging.getLogger(__name__)
 
 OWNED = {"netagent": "owned"}
-NET_KEY = "net_uuid"
+NET_KEY = plumbing.NET_KEY
 PATCH_TUN = "patch-tun"
 PATCH_INT = "patch-int"
 VXLAN_PORT = "na-vxlan"
@@ -49,30 +49,6 @@ class OvsDriverError(NetagentError):
 
     def __str__(self) -> str:
         return self.reason
-
-
-def parse_bridge_mappings(entries: Iterable[str]) -> dict[str, str]:
-    """``["physnet1:br-ex"]`` to ``{"physnet1": "br-ex"}``.
-
-    :raises ValueError: malformed entry, duplicate physical network or bridge.
-    """
-    mappings: dict[str, str] = {}
-    for entry in entries:
-        physnet, sep, bridge = (part.strip() for part in entry.strip().partition(":"))
-        if not sep or not physnet or not bridge or len(bridge) > 11:
-            # 11: "phy-"/"int-" + the bridge name must fit a 15-character port name
-            raise ValueError(f"bad bridge_mappings entry {entry!r}")
-        if physnet in mappings or bridge in mappings.values():
-            raise ValueError(f"duplicate bridge_mappings entry {entry!r}")
-        mappings[physnet] = bridge
-    return mappings
-
-
-def mgmt_target(ovsdb_connection: str, bridge: str) -> str:
-    """The OpenFlow socket of ``bridge``: ``<rundir>/<bridge>.mgmt`` next to db.sock."""
-    kind, _, path = ovsdb_connection.partition(":")
-    rundir = PurePosixPath(path).parent if kind == "unix" else PurePosixPath("/run/openvswitch")
-    return f"unix:{rundir / bridge}.mgmt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +81,6 @@ class OpenvswitchDriver(base.L2Driver):
         self._tables: dict[str, FlowTable] = {}
         self._vlans: dict[str, int] = {}
         self._networks: dict[str, layout.NetworkFlows] = {}
-        self._plans: dict[str, base.NetworkPlan] = {}
         self._ports: dict[str, PortRecord] = {}
         self._snap: db.OvsdbState | None = None
         self._in_pass = False
@@ -150,8 +125,8 @@ class OpenvswitchDriver(base.L2Driver):
                 db.EnsureBridge(
                     bridge, self.datapath_type, external_ids=self._owned_if_new(bridge, state)
                 ),
-                self._patch(self.int_br, _int_patch(bridge), _phy_patch(bridge)),
-                self._patch(bridge, _phy_patch(bridge), _int_patch(bridge)),
+                self._patch(self.int_br, plumbing.int_patch(bridge), plumbing.phy_patch(bridge)),
+                self._patch(bridge, plumbing.phy_patch(bridge), plumbing.int_patch(bridge)),
             ]
         if self._needs(ops, state):
             self._commit(ops)
@@ -233,7 +208,7 @@ class OpenvswitchDriver(base.L2Driver):
             isinstance(op, db.SetPortTag | db.RemovePortKeys) for op in ops
         ):
             # tags and keys change no ofport: keep the pass's snapshot, updated
-            self._snap = _with_port_changes(self._snap, ops)
+            self._snap = plumbing.with_port_changes(self._snap, ops)
         else:
             self._snap = None
 
@@ -244,7 +219,6 @@ class OpenvswitchDriver(base.L2Driver):
         for plan in plans:
             try:
                 self._networks[plan.network.id] = self._network_flows(plan)
-                self._plans[plan.network.id] = plan
                 outcome.succeeded.add(plan.network.id)
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, plan.network.id, exc)
@@ -266,7 +240,10 @@ class OpenvswitchDriver(base.L2Driver):
                     "[ovs] bridge_mappings",
                 )
             state = self._state()
-            int_side, phy_side = state.ofport(_int_patch(bridge)), state.ofport(_phy_patch(bridge))
+            int_side, phy_side = (
+                state.ofport(plumbing.int_patch(bridge)),
+                state.ofport(plumbing.phy_patch(bridge)),
+            )
             if int_side is None or phy_side is None:
                 raise OvsDriverError(network.id, f"patch ports of {bridge} have no ofport")
             physical = (bridge, int_side, phy_side)
@@ -340,7 +317,7 @@ class OpenvswitchDriver(base.L2Driver):
             iface = found.get(plan.port.id)
             if iface is not None and NET_KEY in iface.port_other_config:
                 LOG.info("Port %s: %s to the dead VLAN", plan.port.id, iface.port)
-                ops += _detach(iface)
+                ops += plumbing.detach(iface)
             outcome.succeeded.add(plan.port.id)
         try:
             self._commit(ops)
@@ -368,9 +345,9 @@ class OpenvswitchDriver(base.L2Driver):
                 raise OvsDriverError(self.tun_br, f"{PATCH_INT}/{VXLAN_PORT} have no ofport")
             wanted[self.tun_br] = layout.tunnel_flows(patch_int, vxlan, nets)
         for bridge in self.mappings.values():
-            phy_side = state.ofport(_phy_patch(bridge))
+            phy_side = state.ofport(plumbing.phy_patch(bridge))
             if phy_side is None:
-                raise OvsDriverError(bridge, f"{_phy_patch(bridge)} has no ofport")
+                raise OvsDriverError(bridge, f"{plumbing.phy_patch(bridge)} has no ofport")
             wanted[bridge] = layout.physical_flows(bridge, phy_side, nets)
         return wanted
 
@@ -427,7 +404,6 @@ class OpenvswitchDriver(base.L2Driver):
             )
             if not dry_run:
                 self._networks.pop(network_id, None)
-                self._plans.pop(network_id, None)
                 self._vlans.pop(network_id, None)
         ops: list[db.Op] = []
         if wanted_devices is not None:
@@ -436,7 +412,7 @@ class OpenvswitchDriver(base.L2Driver):
                 if owner is None or iface.name in wanted_devices or iface_id in self._ports:
                     continue
                 actions.append(f"detach {iface.port} (network {owner}) to the dead VLAN")
-                ops += _detach(iface)
+                ops += plumbing.detach(iface)
         if not dry_run:
             self._commit(ops)
         for bridge, wanted_flows in self._wanted_flows().items():
@@ -481,7 +457,7 @@ class OpenvswitchDriver(base.L2Driver):
                 ops.append(db.DeletePort(iface.bridge, iface.port))
             elif NET_KEY in iface.port_other_config:
                 actions.append(f"detach {iface.port} to the dead VLAN")
-                ops += _detach(iface)
+                ops += plumbing.detach(iface)
         for bridge, ids in sorted(state.bridges.items()):
             if ids.get("netagent") != "owned":
                 continue
@@ -516,41 +492,3 @@ class OpenvswitchDriver(base.L2Driver):
         LOG.warning("%s: %s", resource_id, exc)
         outcome.failed[resource_id] = str(exc)
         outcome.succeeded.discard(resource_id)
-
-
-def _with_port_changes(state: db.OvsdbState, ops: Sequence[db.Op]) -> db.OvsdbState:
-    """``state`` after the port tag / other_config operations ``ops`` were applied."""
-    tags: dict[str, int] = {}
-    config: dict[str, dict[str, str | None]] = {}
-    for op in ops:
-        if isinstance(op, db.SetPortTag):
-            tags[op.name] = op.tag
-            config.setdefault(op.name, {}).update(op.other_config)
-        elif isinstance(op, db.RemovePortKeys):
-            config.setdefault(op.name, {}).update(dict.fromkeys(op.keys))
-    interfaces = dict(state.interfaces)
-    for name, iface in state.interfaces.items():
-        if iface.port not in tags and iface.port not in config:
-            continue
-        other = dict(iface.port_other_config)
-        for key, value in config.get(iface.port, {}).items():
-            if value is None:
-                other.pop(key, None)
-            else:
-                other[key] = value
-        interfaces[name] = dataclasses.replace(
-            iface, tag=tags.get(iface.port, iface.tag), port_other_config=other
-        )
-    return dataclasses.replace(state, interfaces=interfaces)
-
-
-def _int_patch(bridge: str) -> str:
-    return f"int-{bridge}"
-
-
-def _phy_patch(bridge: str) -> str:
-    return f"phy-{bridge}"
-
-
-def _detach(iface: db.Interface) -> list[db.Op]:
-    return [db.SetPortTag(iface.port, db.DEAD_VLAN), db.RemovePortKeys(iface.port, (NET_KEY,))]

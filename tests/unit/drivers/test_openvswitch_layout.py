@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from netagent.drivers.openvswitch import layout
+from netagent.drivers.openvswitch import layout, plumbing
 from netagent.drivers.openvswitch.driver import mgmt_target, parse_bridge_mappings
+from netagent.ovs import ovsdb as db
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX, Flow
 from netagent.privileged import openflow
 from netagent.privileged.errors import InvalidArgument
@@ -91,3 +92,27 @@ def test_openflow_refuses_bad_targets_and_lines() -> None:
         openflow.bundle("tcp:198.18.0.1:6653", ["table=0,actions=drop"])
     with pytest.raises(InvalidArgument):
         openflow.bundle("unix:/run/openvswitch/br-int.mgmt", ["table=0,actions=drop\nx"])
+
+
+def test_snapshot_follows_tag_and_key_changes() -> None:
+    iface = db.Interface(
+        name="tap1",
+        port="tap1",
+        bridge="br-int",
+        type="",
+        ofport=5,
+        tag=None,
+        options={},
+        external_ids={"iface-id": "p1"},
+        port_external_ids={},
+        port_other_config={"keep": "x"},
+    )
+    state = db.OvsdbState(bridges={"br-int": {}}, datapath_types={}, interfaces={"tap1": iface})
+    tagged = plumbing.with_port_changes(state, [db.SetPortTag("tap1", 7, {"net_uuid": "n"})])
+    assert tagged.interfaces["tap1"].tag == 7
+    assert tagged.interfaces["tap1"].port_other_config == {"keep": "x", "net_uuid": "n"}
+    assert state.interfaces["tap1"].tag is None  # the old snapshot is unchanged
+    detached = plumbing.with_port_changes(tagged, plumbing.detach(tagged.interfaces["tap1"]))
+    assert detached.interfaces["tap1"].tag == 4095
+    assert detached.interfaces["tap1"].port_other_config == {"keep": "x"}
+    assert detached.interfaces["tap1"].ofport == 5
