@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -78,6 +79,11 @@ class OpenvswitchDriver(base.L2Driver):
         self.local_ip: str | None = str(group.local_ip) if group.local_ip else None
         self.vxlan_port: int = group.vxlan_udp_port
         self._ovsdb = ovsdb or db.Ovsdb(self.connection, group.ovsdb_timeout)
+        self._ovsdb.on_interface = self._interface_changed
+        self._agent_callback: Callable[[str], None] | None = None
+        #: iface-ids the OVSDB monitor reported since the last isolation (any thread adds)
+        self._seen: set[str] = set()
+        self._seen_lock = threading.Lock()
         self._tables: dict[str, FlowTable] = {}
         self._vlans: dict[str, int] = {}
         self._networks: dict[str, layout.NetworkFlows] = {}
@@ -145,6 +151,7 @@ class OpenvswitchDriver(base.L2Driver):
             ):
                 assert iface.tag is not None
                 self._vlans.setdefault(network_id, iface.tag)
+        self._isolate(state, None)
         self._sync_flows(sweep=False)
         self._initialized = True
 
@@ -186,7 +193,34 @@ class OpenvswitchDriver(base.L2Driver):
     def watch_ports(self, callback: Callable[[str], None]) -> None:
         """Report ports whose OVSDB Interface row appears, vanishes or changes its
         ``iface-id`` or ofport (os-vif may set ``iface-id`` after the tap exists)."""
-        self._ovsdb.on_interface = callback
+        self._agent_callback = callback
+
+    def _interface_changed(self, iface_id: str) -> None:
+        """From ovsdbapp's connection thread: remember, then tell the agent."""
+        with self._seen_lock:
+            self._seen.add(iface_id)
+        callback = self._agent_callback
+        if callback is not None:
+            callback(iface_id)
+
+    def _isolate(self, state: db.OvsdbState, iface_ids: AbstractSet[str] | None) -> None:
+        """Put untagged VM ports that netagent has not wired into the dead VLAN.
+
+        OVS makes a port without a tag a trunk of *every* VLAN: a port os-vif just added
+        (or one no desired state wants) would receive the flooded frames of all networks
+        on br-int. Its own frames are dropped by table 0 already.
+
+        :param iface_ids: only these (``None``: every port on the integration bridge).
+        """
+        wired = {record.port for record in self._ports.values()}
+        ops: list[db.Op] = []
+        for iface_id, iface in state.by_iface_id(self.int_br).items():
+            if iface_ids is not None and iface_id not in iface_ids:
+                continue
+            if iface.tag is None and iface.port not in wired:
+                LOG.info("Port %s: %s isolated (dead VLAN) until wired", iface_id, iface.port)
+                ops.append(db.SetPortTag(iface.port, db.DEAD_VLAN))
+        self._commit(ops)
 
     # -- passes -------------------------------------------------------------------------
 
@@ -377,6 +411,10 @@ class OpenvswitchDriver(base.L2Driver):
         """
         if not self._initialized:
             return 0
+        with self._seen_lock:
+            seen, self._seen = self._seen, set()
+        if seen:
+            self._isolate(self._state(), seen)
         gone = [b for b, table in self._tables.items() if not table.has(layout.CANARY)]
         if not gone:
             return 0

@@ -226,3 +226,69 @@ def test_netagent_cleanup_command_on_an_ovs_host(
     assert ovs.vsctl("list-br").split() == ["br-int"]
     assert ovs.flows("br-int", OURS) == []
     assert int(ovs.vsctl("get", "Port", p1.device_name, "tag")) == 4095
+
+
+def _captures(vm_ns: str, seconds: int, trigger: Callable[[], object]) -> str:
+    """tcpdump on the VM's eth0 (any frame, with link headers) while ``trigger`` runs."""
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            vm_ns,
+            "timeout",
+            str(seconds),
+            "tcpdump",
+            "-l",
+            "-n",
+            "-e",
+            "-i",
+            "eth0",
+            "arp",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    __import__("time").sleep(1.0)
+    trigger()
+    out, _ = proc.communicate(timeout=seconds + 10)
+    return out
+
+
+def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    """OVS treats a port without a tag as a trunk of every VLAN: os-vif's fresh port would
+    receive the broadcasts of every network on br-int until netagent wires it. The driver
+    puts such ports into the dead VLAN as soon as it sees them."""
+    driver = make_driver()
+    net = network(1001)
+    p1, p2, stranger = port(net), port(net), port(net)
+    vm1, vm2, spy = make_netns("vm"), make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    nets, ports = _plans([net], [p1, p2])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+    # a port os-vif plugs that no desired state wires (yet, or ever)
+    plug_vm(ovs, netns, spy, stranger.id, stranger.mac_address, "192.0.2.9/24")
+
+    def isolated() -> bool:
+        driver.begin_pass()
+        driver.check_integrity()  # the agent runs it before every pass and on a timer
+        return ovs.vsctl("get", "Port", stranger.device_name, "tag").strip() == "4095"
+
+    for _ in range(50):
+        if isolated():
+            break
+        __import__("time").sleep(0.1)
+    heard = _captures(spy, 4, lambda: can_ping(vm1, "192.0.2.77", count=2))
+    assert "192.0.2.77" not in heard, heard
+    assert int(ovs.vsctl("get", "Port", stranger.device_name, "tag")) == 4095
+    # control: the same capture on a wired port of the network hears the broadcast
+    heard = _captures(vm2, 4, lambda: can_ping(vm1, "192.0.2.77", count=2))
+    assert "192.0.2.77" in heard
