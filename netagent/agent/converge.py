@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from netagent.agent import planning
@@ -76,13 +77,20 @@ class Converger:
         self._redo.update(keys)
 
     def run(
-        self, state: DesiredState, devices: Mapping[str, int], keys: Iterable[Key], full: bool
+        self,
+        state: DesiredState,
+        devices: Mapping[str, int],
+        keys: Iterable[Key],
+        full: bool,
+        rewire: AbstractSet[str] = frozenset(),
     ) -> planning.HostPlan:
         """Converge the host towards ``state``.
 
         :param devices: tap devices present (name -> ifindex).
         :param keys: dirty resources (due retries are added here).
         :param full: re-send every wanted resource, then sweep.
+        :param rewire: ports to plug again even if their plan is unchanged (the L2
+            driver saw their switch port change, e.g. a new OVS ofport).
         :returns: the plan the pass worked from (for the status).
         """
         for driver in (self.firewall, self.l2, self.l3):
@@ -168,6 +176,7 @@ class Converger:
         for pid, pp in plan.port_plans.items():
             if not (
                 wanted("port", pid, self.wired, wire_fps[pid], redo)
+                or pid in rewire
                 or (pp.network.id in nets_done and pid not in self.wired)
             ):
                 continue
@@ -220,7 +229,7 @@ class Converger:
             # a removal freed a kernel name another object was refused for: plan again now
             again: set[Key] = {("port", p) for p in plan.port_errors}
             again |= {("network", n) for n in plan.refused_networks}
-            return self.run(state, devices, again, full=False)
+            return self.run(state, devices, again, full=False, rewire=rewire)
         return plan
 
     def incumbents(self) -> dict[str, str]:

@@ -84,6 +84,7 @@ class Reconciler:
         self._clock = clock
         self._lock = threading.Lock()
         self._dirty = DirtySet()
+        self._rewire: set[str] = set()
         self._devices = LocalDevices()
         self._update: SourceUpdate | None = None
         self._backoff: Backoff[Key] = Backoff(retry_initial, retry_max, clock)
@@ -141,6 +142,14 @@ class Reconciler:
         key = self._devices.update(name, ifindex)
         if key is not None:
             self._dirty.mark([key])
+
+    def on_port_changed(self, port_id: str) -> None:
+        """The L2 driver saw the switch port of ``port_id`` appear, change or vanish
+        (e.g. os-vif set ``iface-id`` on an OVS interface): plug it again next pass."""
+        with self._lock:
+            self._rewire.add(port_id)
+        self._dirty.mark([("port", port_id)])
+        self._dirty.wake()
 
     def request_full_resync(self, reason: str) -> None:
         """Ask for a full resync at the next pass (coalesced)."""
@@ -221,7 +230,9 @@ class Reconciler:
             # What someone else changed is rewritten first: a pass only writes what it
             # believes differs, so it would not see the damage itself.
             drifted = self._check_integrity()
-            plan = self._converger.run(update.state, devices, keys | drifted, full)
+            with self._lock:
+                rewire, self._rewire = self._rewire, set()
+            plan = self._converger.run(update.state, devices, keys | drifted, full, rewire)
         finally:
             duration = self._clock() - started
             self._counters.passes += 1

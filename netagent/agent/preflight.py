@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -58,6 +59,25 @@ def check_state_path(conf: cfg.ConfigOpts) -> str:
     return f"{path} writable"
 
 
+def check_ovs_ofctl(conf: cfg.ConfigOpts) -> str:
+    path = shutil.which("ovs-ofctl")
+    if path is None:
+        raise PreflightError("ovs-ofctl not found (package openvswitch-switch)")
+    return path
+
+
+def check_ovs_firewall(conf: cfg.ConfigOpts) -> str:
+    """A tap plugged straight into OVS is invisible to iptables (no Linux bridge, so no
+    physdev match): a filtering firewall would only pretend to filter. Refuse it until the
+    hybrid plug exists rather than run ports unfiltered behind a security group."""
+    if conf.agent.firewall_driver != "noop":
+        raise PreflightError(
+            f"firewall_driver {conf.agent.firewall_driver} cannot filter ports on Open "
+            "vSwitch yet (no hybrid plug); use firewall_driver = noop"
+        )
+    return "no firewall driver (ports are not filtered)"
+
+
 def selected(
     conf: cfg.ConfigOpts, broker: Check | None, *, at_start: bool
 ) -> Iterator[tuple[str, Check, bool]]:
@@ -71,6 +91,9 @@ def selected(
         yield "bridge", _kernel(kernel.check_bridge), True
         if conf.linuxbridge.local_ip:
             yield "vxlan", _kernel(kernel.check_vxlan), True
+    if conf.agent.l2_driver == "openvswitch":
+        yield "ovs-ofctl", check_ovs_ofctl, True
+        yield "firewall on Open vSwitch", check_ovs_firewall, True
     if conf.agent.firewall_driver == "iptables":
         yield "br_netfilter", _kernel(kernel.check_br_netfilter), True
         yield (

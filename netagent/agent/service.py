@@ -179,6 +179,7 @@ def _run_locked(
         conf.agent.l3_driver,
     )
     try:
+        l2.watch_ports(reconciler.on_port_changed)
         reconciler.start()
         reconciler.set_devices(monitor.start(reconciler.on_device))
         source.start(reconciler.on_update)

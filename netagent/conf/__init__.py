@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from netagent.conf import agent, file_source, iptables, linuxbridge, neutron
+from netagent.conf import agent, file_source, iptables, linuxbridge, neutron, ovs
 
 
 def register_all(conf: cfg.ConfigOpts) -> None:
@@ -15,3 +15,4 @@ def register_all(conf: cfg.ConfigOpts) -> None:
     linuxbridge.register_opts(conf)
     iptables.register_opts(conf)
     neutron.register_opts(conf)
+    ovs.register_opts(conf)

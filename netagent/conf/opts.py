@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from netagent.conf import agent, file_source, iptables, linuxbridge, neutron
+from netagent.conf import agent, file_source, iptables, linuxbridge, neutron, ovs
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -16,6 +16,7 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("agent", copy.deepcopy(agent.AGENT_OPTS)),
         ("file_source", copy.deepcopy(file_source.FILE_SOURCE_OPTS)),
         ("linuxbridge", copy.deepcopy(linuxbridge.LINUXBRIDGE_OPTS)),
+        ("ovs", copy.deepcopy(ovs.OVS_OPTS)),
         ("iptables", copy.deepcopy(iptables.IPTABLES_OPTS)),
         ("neutron", copy.deepcopy(neutron.NEUTRON_OPTS)),
     ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -166,6 +166,15 @@ class L2Driver(DriverBase):
         :returns: port ids that converged / failed.
         """
         return Outcome(succeeded={p.port.id for p in plans})
+
+    def watch_ports(self, callback: Callable[[str], None]) -> None:
+        """Report switch-port changes the agent's device monitor cannot see.
+
+        A driver whose switch keeps its own port table (OVSDB) calls ``callback(port_id)``
+        from any thread when a port's entry appears, changes or vanishes; the agent then
+        plugs that port again. Called once, before :meth:`initialize`. Default: nothing to
+        report (the tap's appearance is all there is).
+        """
 
     def unplug_ports(self, plans: Sequence[PortPlan]) -> Outcome:
         """Detach the ports' devices from their networks (devices that are gone are fine).

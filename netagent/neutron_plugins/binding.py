@@ -14,6 +14,10 @@ from typing import Any, Final
 
 #: binding:vif_type: Nova creates ``tap<port[:11]>`` itself; netagent wires it (§7).
 VIF_TYPE: Final = "tap"
+#: binding:vif_type on hosts whose agent runs the ``openvswitch`` L2 driver: os-vif plugs
+#: the tap into the integration bridge with ``iface-id``; netagent tags it.
+OVS_VIF_TYPE: Final = "ovs"
+OVS_DATAPATH_TYPES: Final = frozenset({"system", "netdev"})
 #: binding:vnic_type values the driver binds.
 SUPPORTED_VNIC_TYPES: Final = ("normal",)
 #: Value of vif_details["connectivity"]: the agent provides L2 connectivity.
@@ -52,12 +56,24 @@ def allowed_network_types(agent: Mapping[str, Any] | None = None) -> list[str]:
     return [*PHYSNET_TYPES, *tunnels]
 
 
+def is_ovs(agent: Mapping[str, Any] | None) -> bool:
+    """The agent reports the ``openvswitch`` L2 driver."""
+    return configurations(agent).get("l2_driver") == "openvswitch"
+
+
+def vif_type(agent: Mapping[str, Any] | None) -> str:
+    """``ovs`` for Open vSwitch agents, ``tap`` otherwise."""
+    return OVS_VIF_TYPE if is_ovs(agent) else VIF_TYPE
+
+
 def mappings(agent: Mapping[str, Any] | None) -> dict[str, str]:
-    """Physical network → interface, from ``configurations.interface_mappings``.
+    """Physical network → interface, from ``configurations.interface_mappings`` (Open
+    vSwitch agents: → bridge, from ``bridge_mappings``).
 
     Non-string keys or values are dropped: the row is whatever the agent sent.
     """
-    raw = configurations(agent).get("interface_mappings")
+    key = "bridge_mappings" if is_ovs(agent) else "interface_mappings"
+    raw = configurations(agent).get(key)
     if not isinstance(raw, Mapping):
         return {}
     return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
@@ -79,4 +95,13 @@ def vif_details(base: Mapping[str, Any], agent: Mapping[str, Any] | None) -> dic
     details = dict(base)
     details["port_filter"] = port_filter(agent)
     details.setdefault("connectivity", CONNECTIVITY)
+    if is_ovs(agent):
+        confs = configurations(agent)
+        bridge = confs.get("integration_bridge")
+        datapath = confs.get("datapath_type")
+        details["bridge_name"] = bridge if isinstance(bridge, str) and bridge else "br-int"
+        details["datapath_type"] = datapath if datapath in OVS_DATAPATH_TYPES else "system"
+        # no hybrid plug yet: the tap sits in OVS, where iptables cannot see its frames
+        details["ovs_hybrid_plug"] = False
+        details["port_filter"] = False
     return details

@@ -9,7 +9,10 @@ This is the only netagent module that imports Neutron; the agent never imports i
 Binding (neutron-wire.md §7): a ``normal`` port on a flat, VLAN or VXLAN segment is bound
 to a host whose live agent has ``agent_type`` :data:`netagent.common.constants.AGENT_TYPE`,
 with ``binding:vif_type`` ``tap`` (Nova creates ``tap<port[:11]>``, netagent wires it) and
-``binding:vif_details`` ``{"port_filter": <agent filters>, "connectivity": "l2"}``. Flat and
+``binding:vif_details`` ``{"port_filter": <agent filters>, "connectivity": "l2"}``; on
+hosts whose agent reports ``l2_driver = openvswitch``, ``vif_type`` ``ovs`` with
+``bridge_name``, ``datapath_type`` and ``ovs_hybrid_plug`` false (os-vif plugs the tap
+into br-int; the physical networks then come from ``bridge_mappings``). Flat and
 VLAN segments need their physical network in the agent's
 ``configurations.interface_mappings``. The decisions are in
 :mod:`netagent.neutron_plugins.binding`.
@@ -51,6 +54,10 @@ class NetagentMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
     def get_mappings(self, agent: dict[str, Any]) -> dict[str, str]:
         """Physical networks the agent reaches, from ``configurations.interface_mappings``."""
         return binding.mappings(agent)
+
+    def get_vif_type(self, context: Any, agent: dict[str, Any], segment: dict[str, Any]) -> str:
+        """``ovs`` on hosts whose netagent runs Open vSwitch, ``tap`` elsewhere."""
+        return binding.vif_type(agent)
 
     def get_vif_details(
         self, context: Any, agent: dict[str, Any], segment: dict[str, Any]

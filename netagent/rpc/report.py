@@ -46,6 +46,13 @@ def interface_mappings(mappings: list[str]) -> dict[str, str]:
     return result
 
 
+def tunnel_ip(conf: cfg.ConfigOpts) -> Any:
+    """The VXLAN endpoint of the configured L2 driver (``[ovs]`` or ``[linuxbridge]``)."""
+    if conf.agent.l2_driver == "openvswitch":
+        return conf.ovs.local_ip
+    return conf.linuxbridge.local_ip
+
+
 def build_agent_state(
     conf: cfg.ConfigOpts, devices: int, agent_uuid: str, start_flag: bool
 ) -> dict[str, Any]:
@@ -55,17 +62,25 @@ def build_agent_state(
     :param start_flag: first report since start: adds ``start_flag`` and
         ``resource_versions``.
     """
-    local_ip = conf.linuxbridge.local_ip
+    local_ip = tunnel_ip(conf)
+    ovs = conf.agent.l2_driver == "openvswitch"
     configurations: dict[str, Any] = {
-        "interface_mappings": interface_mappings(conf.linuxbridge.physical_interface_mappings),
-        "bridge_mappings": {},
+        "interface_mappings": (
+            {} if ovs else interface_mappings(conf.linuxbridge.physical_interface_mappings)
+        ),
+        "bridge_mappings": interface_mappings(conf.ovs.bridge_mappings) if ovs else {},
         "tunnel_types": ["vxlan"] if local_ip else [],
         "l2_population": conf.neutron.l2_population,
         "devices": devices,
         "extensions": [],
         # read by netagent's ML2 driver to set vif_details port_filter
         "firewall_driver": conf.agent.firewall_driver,
+        # read by netagent's ML2 driver to choose vif_type tap or ovs
+        "l2_driver": conf.agent.l2_driver,
     }
+    if ovs:
+        configurations["integration_bridge"] = conf.ovs.integration_bridge
+        configurations["datapath_type"] = conf.ovs.datapath_type
     if local_ip:
         configurations["tunneling_ip"] = local_ip
     state: dict[str, Any] = {

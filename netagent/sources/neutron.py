@@ -78,7 +78,7 @@ class NeutronSource(rpc_marks.Marks):
         self._owns_transport = transport is None
         self._monitor = monitor
         self._status_provider = status_provider
-        local_ip = conf.linuxbridge.local_ip
+        local_ip = report.tunnel_ip(conf)
         self.view = view.NeutronView(
             host=self.host,
             local_ip=v.ip_address(local_ip) if local_ip else None,

@@ -192,6 +192,9 @@ class Host:
     host_mounts: bool = False
     #: run the agent as this user with only its capabilities (None: as root)
     user: str | None = None
+    #: L2 driver of the agent and more configuration (e.g. an ``[ovs]`` section)
+    l2_driver: str = "linuxbridge"
+    extra_config: str = ""
 
     @property
     def config_file(self) -> Path:
@@ -217,11 +220,11 @@ class Host:
             f"log_file = {self.log_file}\n"
             "[agent]\n"
             "source = file\n"
-            "l2_driver = linuxbridge\n"
+            f"l2_driver = {self.l2_driver}\n"
             "[file_source]\n"
             f"path = {state_file}\n"
             "[linuxbridge]\n"
-            f"local_ip = {self.tunnel_ip}\n" + extra
+            f"local_ip = {self.tunnel_ip}\n" + self.extra_config + extra
         )
 
     def start_agent(self) -> None:

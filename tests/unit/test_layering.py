@@ -54,6 +54,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "oslo_messaging",
         "pyroute2",
     ),
+    "netagent.ovs": (
+        "netagent.drivers",
+        "netagent.agent",
+        "netagent.rpc",
+        "netagent.sources",
+        "netagent.linux",
+        "oslo_messaging",
+        "pyroute2",
+    ),
     "netagent.drivers": (
         "netagent.agent",
         "netagent.rpc",
@@ -70,6 +79,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "netagent.drivers.linuxbridge",
         "netagent.drivers.iptables_firewall",
         "netagent.drivers.noop",
+        "netagent.drivers.openvswitch",
+        "netagent.ovs",
     ),
     # runs inside Neutron's processes: may use the kernel layer, never the agent
     "netagent.neutron_plugins": (

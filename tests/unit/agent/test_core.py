@@ -314,6 +314,22 @@ def test_device_recreated_under_the_same_name_is_wired_again() -> None:
     assert "unplug_ports" not in world.names()
 
 
+def test_switch_port_change_reported_by_the_driver_plugs_the_port_again() -> None:
+    world = World()
+    rec = make(world)
+    rec.set_devices(devices_for(P1, P2))
+    feed(rec, state([NET1], [P1, P2]))
+    run(rec)
+    world.calls.clear()
+    rec.on_port_changed(P2.id)  # e.g. os-vif re-added its OVS port: new ofport
+    rec.on_port_changed("not-a-local-port")
+    assert run(rec)
+    assert world.calls == [("plug_ports", (P2.id,))]
+    world.calls.clear()
+    run(rec)  # reported once, plugged once
+    assert world.calls == []
+
+
 def test_foreign_devices_are_ignored() -> None:
     world = World()
     rec = make(world)

@@ -78,3 +78,28 @@ def test_vif_details_sets_port_filter_per_agent_without_mutating_base() -> None:
 
 def test_vif_details_adds_connectivity_if_missing() -> None:
     assert binding.vif_details({}, None) == {"port_filter": False, "connectivity": "l2"}
+
+
+def test_openvswitch_agents_bind_ovs_with_their_bridge_and_bridge_mappings() -> None:
+    agent = _agent(
+        l2_driver="openvswitch",
+        integration_bridge="br-int2",
+        datapath_type="netdev",
+        firewall_driver="iptables",
+        bridge_mappings={"physnet1": "br-ex"},
+        interface_mappings={"physnet2": "eth2"},
+    )
+    assert binding.vif_type(agent) == "ovs"
+    assert binding.vif_type(_agent(l2_driver="linuxbridge")) == "tap"
+    assert binding.mappings(agent) == {"physnet1": "br-ex"}
+    details = binding.vif_details({"port_filter": True}, agent)
+    assert details == {
+        "port_filter": False,
+        "connectivity": "l2",
+        "bridge_name": "br-int2",
+        "datapath_type": "netdev",
+        "ovs_hybrid_plug": False,
+    }
+    odd = _agent(l2_driver="openvswitch", integration_bridge=7, datapath_type="dpdk;x")
+    assert binding.vif_details({}, odd)["bridge_name"] == "br-int"
+    assert binding.vif_details({}, odd)["datapath_type"] == "system"

@@ -160,3 +160,31 @@ def test_other_vnic_type_is_not_bound(driver: Any) -> None:
     ctx.current["binding:vnic_type"] = "direct"
     driver.bind_port(ctx)
     assert ctx.bound is None
+
+
+def test_openvswitch_host_gets_vif_type_ovs_and_bridge_mappings(driver: Any) -> None:
+    ovs = _agent(
+        l2_driver="openvswitch",
+        firewall_driver="iptables",
+        integration_bridge="br-int",
+        datapath_type="netdev",
+        bridge_mappings={"physnet1": "br-ex"},
+        interface_mappings={"physnet2": "eth2"},
+    )
+    ctx = _Context([ovs], [_segment("vxlan")])
+    driver.bind_port(ctx)
+    assert ctx.bound == (
+        "seg-vxlan",
+        "ovs",
+        {
+            "port_filter": False,  # no hybrid plug: iptables would not see the tap
+            "connectivity": "l2",
+            "bridge_name": "br-int",
+            "datapath_type": "netdev",
+            "ovs_hybrid_plug": False,
+        },
+    )
+    for physnet, bound in (("physnet1", True), ("physnet2", False)):
+        ctx = _Context([ovs], [_segment("flat", physnet)])
+        driver.bind_port(ctx)
+        assert (ctx.bound is not None) is bound

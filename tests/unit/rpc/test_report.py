@@ -46,6 +46,7 @@ def test_first_report_has_exact_shape(
             "devices": 3,
             "extensions": [],
             "firewall_driver": "noop",
+            "l2_driver": "noop",
         },
         "resource_versions": report.RESOURCE_VERSIONS,
         "start_flag": True,
@@ -53,6 +54,26 @@ def test_first_report_has_exact_shape(
     }
     ctx = fake.contexts[-1]
     assert ctx["is_admin"] is True and ctx["roles"] == ["admin"]
+
+
+def test_openvswitch_agent_reports_its_bridges_and_ovs_local_ip(
+    conf: cfg.ConfigOpts, transport: Any, fake: FakeNeutron
+) -> None:
+    conf.set_override("l2_driver", "openvswitch", group="agent")
+    conf.set_override("physical_interface_mappings", ["physnet1:eth1"], group="linuxbridge")
+    conf.set_override("local_ip", "198.18.0.9", group="linuxbridge")
+    conf.set_override("bridge_mappings", ["physnet1:br-ex"], group="ovs")
+    conf.set_override("local_ip", "198.18.0.1", group="ovs")
+    reporter = make_reporter(conf, transport, [])
+    assert reporter.report_once() == "alive"
+    (call,) = fake.calls_of("report_state")
+    configurations = call["agent_state"]["agent_state"]["configurations"]
+    assert configurations["interface_mappings"] == {}
+    assert configurations["bridge_mappings"] == {"physnet1": "br-ex"}
+    assert configurations["tunneling_ip"] == "198.18.0.1"
+    assert configurations["l2_driver"] == "openvswitch"
+    assert configurations["integration_bridge"] == "br-int"
+    assert configurations["datapath_type"] == "system"
 
 
 def test_start_flag_only_on_first_report(

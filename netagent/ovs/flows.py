@@ -1,0 +1,151 @@
+"""Flows as values, netagent's cookies, and the per-bridge table of what is installed.
+
+*How.* Every flow netagent writes carries a cookie made of :data:`COOKIE_PREFIX` (the top
+24 bits: whose flow it is) and 40 bits of a hash of the flow's text (which flow it is).
+The set of cookies on a bridge therefore says exactly which of netagent's flows are
+installed, without parsing ovs-ofctl's output back into matches and actions:
+
+* flows to add are the wanted cookies not installed (a changed flow has a new cookie; the
+  add replaces the old flow with the same match and priority in place);
+* flows to delete are installed cookies nobody wants, deleted by exact cookie;
+* both go to ovs-vswitchd as one bundle, additions first, so no packet ever sees a table
+  without the new flows.
+
+*Why.* An agent restart reads the installed cookies once (adoption) and, with nothing
+changed, sends nothing: no flow is modified, no counter reset. Flows of others (other
+cookies) are never read or touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterable
+
+from netagent.privileged import openflow
+from netagent.privileged.openflow import OpenFlowError
+
+__all__ = ["COOKIE_MASK", "COOKIE_PREFIX", "Flow", "FlowTable", "OpenFlowError", "SyncResult"]
+
+LOG = logging.getLogger(__name__)
+
+#: The top 24 bits of every netagent cookie ("NaA").
+COOKIE_PREFIX = 0x4E6141 << 40
+COOKIE_MASK = 0xFFFFFF << 40
+_HASH_BITS = 40
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Flow:
+    """One OpenFlow rule in ovs-ofctl syntax (``match`` may be empty)."""
+
+    table: int
+    priority: int
+    match: str
+    actions: str
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        """What OpenFlow identifies a rule by (two wanted flows must never share it)."""
+        return (self.table, self.priority, self.match)
+
+    @property
+    def cookie(self) -> int:
+        digest = hashlib.sha256(str(self).encode()).digest()
+        return COOKIE_PREFIX | (int.from_bytes(digest[:8], "big") & ((1 << _HASH_BITS) - 1))
+
+    def __str__(self) -> str:
+        match = f",{self.match}" if self.match else ""
+        return f"table={self.table},priority={self.priority}{match},actions={self.actions}"
+
+    def line(self) -> str:
+        """The ``add-flows`` line of this flow, with its cookie."""
+        return f"cookie=0x{self.cookie:x},{self}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    added: int
+    deleted: int
+
+
+class FlowTable:
+    """netagent's flows on one bridge: what is installed, and the bundle that fixes it.
+
+    :param target: the bridge's OpenFlow management socket (``unix:.../<br>.mgmt``).
+    """
+
+    def __init__(self, bridge: str, target: str) -> None:
+        self.bridge = bridge
+        self.target = target
+        #: cookies installed (None: unknown, read on the next sync)
+        self._installed: set[int] | None = None
+        #: cookies this process installed and still wants or wanted
+        self._ours: set[int] = set()
+
+    def forget(self) -> None:
+        """The installed flows are unknown again (e.g. ovs-vswitchd restarted)."""
+        self._installed = None
+
+    def installed(self) -> set[int]:
+        """The netagent cookies on the bridge (read once, then tracked)."""
+        if self._installed is None:
+            self._installed = set(openflow.cookies(self.target, COOKIE_PREFIX, COOKIE_MASK))
+        return set(self._installed)
+
+    def has(self, flow: Flow) -> bool:
+        """Whether ``flow`` is on the bridge now (asks ovs-vswitchd, ignores the record)."""
+        return bool(openflow.cookies(self.target, flow.cookie, (1 << 64) - 1))
+
+    def sync(self, wanted: Iterable[Flow], sweep: bool) -> SyncResult:
+        """Make the bridge hold ``wanted`` in one bundle.
+
+        :param sweep: also delete netagent flows found on the bridge that this process did
+            not install (an earlier run's); without it only flows this process installed
+            and no longer wants are deleted (a partial picture never removes the rest).
+        :raises ValueError: two wanted flows share table, priority and match.
+        :raises OpenFlowError: the bundle failed (nothing changed; the record is unknown).
+        """
+        by_cookie: dict[int, Flow] = {}
+        keys: dict[tuple[int, int, str], Flow] = {}
+        for flow in wanted:
+            other = keys.setdefault(flow.key, flow)
+            if other != flow:
+                raise ValueError(f"flows {other} and {flow} share their match")
+            by_cookie[flow.cookie] = flow
+        installed = self.installed()
+        add = sorted(by_cookie[c] for c in by_cookie.keys() - installed)
+        stale = installed - by_cookie.keys()
+        if not sweep:
+            stale &= self._ours
+        lines = [flow.line() for flow in add]
+        lines += [f"delete cookie=0x{cookie:x}/-1" for cookie in sorted(stale)]
+        if lines:
+            try:
+                openflow.bundle(self.target, lines)
+            except OpenFlowError:
+                self._installed = None
+                raise
+            LOG.info(
+                "Bridge %s: %d flows added, %d removed in one bundle",
+                self.bridge,
+                len(add),
+                len(stale),
+            )
+            for flow in add:
+                LOG.debug("Bridge %s: + %s", self.bridge, flow)
+        self._installed = (installed | by_cookie.keys()) - stale
+        self._ours = (self._ours | by_cookie.keys()) - stale
+        return SyncResult(len(add), len(stale))
+
+    def remove_all(self, dry_run: bool = False) -> int:
+        """Delete every netagent flow on the bridge (the cleanup tool).
+
+        :returns: how many there were.
+        """
+        found = openflow.cookies(self.target, COOKIE_PREFIX, COOKIE_MASK)
+        if found and not dry_run:
+            openflow.bundle(self.target, [f"delete cookie=0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"])
+        self._installed = None if dry_run else set()
+        return len(found)

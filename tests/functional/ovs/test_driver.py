@@ -1,0 +1,294 @@
+"""The openvswitch L2 driver against a private ovsdb-server/ovs-vswitchd in a namespace.
+
+VMs are namespaces plugged into br-int the way os-vif does it; connectivity and isolation
+are checked with real packets, OVS state with ovs-vsctl/ovs-ofctl (not with the code under
+test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from netagent.drivers.base import NetworkPlan, PortPlan
+from netagent.drivers.openvswitch import OpenvswitchDriver
+from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
+from tests.common.ovs import PrivateOvs
+from tests.functional.drivers.helpers import network, port
+from tests.functional.ovs.conftest import can_ping, plug_vm
+
+OURS = f"0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"
+PEER = ipaddress.ip_address("198.18.0.2")
+
+
+def _plans(nets, ports):  # type: ignore[no-untyped-def]
+    return [NetworkPlan(n, {"host-b": PEER}) for n in nets], [
+        PortPlan(p, next(n for n in nets if n.id == p.network_id)) for p in ports
+    ]
+
+
+def test_wires_os_vif_ports_and_isolates_networks(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    driver = make_driver()
+    net1, net2 = network(1001), network(1002)
+    p1, p2, p3 = port(net1), port(net1), port(net2)
+    vms = {}
+    for p, address in ((p1, "192.0.2.1/24"), (p2, "192.0.2.2/24"), (p3, "192.0.2.3/24")):
+        vms[p.id] = make_netns("vm")
+        plug_vm(ovs, netns, vms[p.id], p.id, p.mac_address, address)
+    # plugged by os-vif but not wired: table 0 drops everything (fail closed)
+    assert not can_ping(vms[p1.id], "192.0.2.2", count=1)
+
+    nets, ports = _plans([net1, net2], [p1, p2, p3])
+    assert not driver.ensure_networks(nets).failed
+    out = driver.plug_ports(ports)
+    assert out.succeeded == {p1.id, p2.id, p3.id} and not out.failed
+
+    assert can_ping(vms[p1.id], "192.0.2.2")
+    assert not can_ping(vms[p1.id], "192.0.2.3", count=1)  # same subnet, other network
+    tags = {p.id: int(ovs.vsctl("get", "Port", p.device_name, "tag")) for p in (p1, p2, p3)}
+    assert tags[p1.id] == tags[p2.id] != tags[p3.id]
+    other = ovs.vsctl("get", "Port", p1.device_name, "other_config:net_uuid").strip()
+    assert other.strip('"') == net1.id
+    tunnel = "\n".join(ovs.flows("br-tun", OURS))
+    assert f"tun_id=0x3e9,tun_src={PEER}" in tunnel  # VNI 1001 only from its peer
+    # broadcasts of VNI 1001 are copied to the peer (ovs-ofctl shows set_field as load)
+    assert f"load:{int(PEER):#x}->NXM_NX_TUN_IPV4_DST[]" in tunnel
+
+    # a second driver (agent restart) adopts everything: no OVSDB write, no flow change
+    before = ovs.flows("br-int") + ovs.flows("br-tun")
+    again = make_driver()
+    again.begin_pass()
+    assert not again.ensure_networks(nets).failed
+    assert not again.plug_ports(ports).failed
+    assert again.sweep(nets, wanted_devices={p.device_name for p in (p1, p2, p3)}) == []
+    assert (again.ovsdb_transactions, again.flow_changes) == (0, 0)
+    assert ovs.flows("br-int") + ovs.flows("br-tun") == before
+
+    # unplug: dead VLAN, the port stays (os-vif's), its frames are dropped again
+    again.begin_pass()
+    assert not again.unplug_ports([ports[1]]).failed
+    assert int(ovs.vsctl("get", "Port", p2.device_name, "tag")) == 4095
+    assert p2.device_name in ovs.vsctl("list-ports", "br-int")
+    assert not can_ping(vms[p1.id], "192.0.2.2", count=1)
+
+
+def test_vswitchd_restart_is_detected_and_repaired(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    driver = make_driver()
+    net = network(1001)
+    p1, p2 = port(net), port(net)
+    vm1, vm2 = make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    nets, ports = _plans([net], [p1, p2])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+    assert can_ping(vm1, "192.0.2.2")
+    wanted = ovs.flows("br-int") + ovs.flows("br-tun")
+    assert driver.check_integrity() == 0
+
+    ovs.restart_vswitchd()
+    ovs.vsctl("--timeout=20", "wait-until", "Interface", p1.device_name, "ofport>0")
+    assert ovs.flows("br-int") == []
+    assert not can_ping(vm1, "192.0.2.2", count=1)
+    assert driver.check_integrity() == len(wanted)
+    assert ovs.flows("br-int") + ovs.flows("br-tun") == wanted
+    assert can_ping(vm1, "192.0.2.2")
+
+
+def test_cleanup_removes_only_what_netagent_made(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    # os-vif's br-int (secure: changing a bridge's fail mode makes OVS flush its flows)
+    ovs.vsctl(
+        "add-br",
+        "br-int",
+        "--",
+        "set",
+        "bridge",
+        "br-int",
+        "datapath_type=netdev",
+        "fail_mode=secure",
+    )
+    mgmt = ovs.mgmt("br-int")
+    ovs.ofctl("add-flow", mgmt, "cookie=0x1234,table=5,priority=3,actions=drop")
+    driver = make_driver()
+    net = network(1001)
+    p1 = port(net)
+    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
+    nets, ports = _plans([net], [p1])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+
+    actions = make_driver(initialize=False).cleanup()
+    assert any("delete bridge br-tun" in a for a in actions)
+    assert ovs.vsctl("list-br").split() == ["br-int"]  # os-vif's bridge stays
+    assert ovs.flows("br-int", OURS) == []
+    assert ovs.flows("br-int") == ["cookie=0x1234, table=5, priority=3 actions=drop"]
+    assert ovs.vsctl("list-ports", "br-int").split() == [p1.device_name]
+    assert int(ovs.vsctl("get", "Port", p1.device_name, "tag")) == 4095
+
+
+def test_cleanup_keeps_a_bridge_netagent_made_that_holds_vm_ports(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    driver = make_driver()  # creates br-int itself (no os-vif bridge yet)
+    assert ovs.vsctl("br-get-external-id", "br-int", "netagent").strip() == "owned"
+    net = network(1001)
+    p1 = port(net)
+    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
+    nets, ports = _plans([net], [p1])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+
+    dry = make_driver(initialize=False).cleanup(dry_run=True)
+    assert any(a.startswith("keep bridge br-int") for a in dry)
+    assert "br-tun" in ovs.vsctl("list-br").split()  # dry run: nothing removed
+    make_driver(initialize=False).cleanup()
+    assert ovs.vsctl("list-br").split() == ["br-int"]
+    assert ovs.vsctl("list-ports", "br-int").split() == [p1.device_name]  # the VM's port
+    assert ovs.flows("br-int", OURS) == []
+
+
+def test_admin_down_port_sits_in_the_dead_vlan_until_up(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    driver = make_driver()
+    net = network(1001)
+    p1, p2 = port(net), port(net, admin_state_up=False)
+    vm1, vm2 = make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    nets, ports = _plans([net], [p1, p2])
+    driver.ensure_networks(nets)
+    assert driver.plug_ports(ports).succeeded == {p1.id, p2.id}
+    assert int(ovs.vsctl("get", "Port", p2.device_name, "tag")) == 4095
+    assert not can_ping(vm1, "192.0.2.2", count=1)
+    up = dataclasses.replace(p2, admin_state_up=True)
+    driver.begin_pass()
+    driver.plug_ports([PortPlan(up, net)])
+    assert int(ovs.vsctl("get", "Port", p2.device_name, "tag")) == int(
+        ovs.vsctl("get", "Port", p1.device_name, "tag")
+    )
+    assert can_ping(vm1, "192.0.2.2")
+
+
+def test_netagent_cleanup_command_on_an_ovs_host(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    driver = make_driver()
+    net = network(1001)
+    p1 = port(net)
+    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
+    nets, ports = _plans([net], [p1])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+    conf = tmp_path / "netagent.conf"
+    conf.write_text(
+        f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n"
+        "[agent]\nl2_driver = openvswitch\n"
+        f"[ovs]\nlocal_ip = 198.18.0.1\ndatapath_type = netdev\n"
+        f"ovsdb_connection = {ovs.connection}\n"
+    )
+    cmd = [str(Path(sys.executable).parent / "netagent-cleanup"), "--config-file", str(conf)]
+    dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "keep bridge br-int" in dry.stdout and "delete bridge br-tun" in dry.stdout
+    assert "br-tun" in ovs.vsctl("list-br").split()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ovs.vsctl("list-br").split() == ["br-int"]
+    assert ovs.flows("br-int", OURS) == []
+    assert int(ovs.vsctl("get", "Port", p1.device_name, "tag")) == 4095
+
+
+def _captures(vm_ns: str, seconds: int, trigger: Callable[[], object]) -> str:
+    """tcpdump on the VM's eth0 (any frame, with link headers) while ``trigger`` runs."""
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            vm_ns,
+            "timeout",
+            str(seconds),
+            "tcpdump",
+            "-l",
+            "-n",
+            "-e",
+            "-i",
+            "eth0",
+            "arp",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    __import__("time").sleep(1.0)
+    trigger()
+    out, _ = proc.communicate(timeout=seconds + 10)
+    return out
+
+
+def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    """OVS treats a port without a tag as a trunk of every VLAN: os-vif's fresh port would
+    receive the broadcasts of every network on br-int until netagent wires it. The driver
+    puts such ports into the dead VLAN as soon as it sees them."""
+    driver = make_driver()
+    net = network(1001)
+    p1, p2, stranger = port(net), port(net), port(net)
+    vm1, vm2, spy = make_netns("vm"), make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    nets, ports = _plans([net], [p1, p2])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+    # a port os-vif plugs that no desired state wires (yet, or ever)
+    plug_vm(ovs, netns, spy, stranger.id, stranger.mac_address, "192.0.2.9/24")
+
+    def isolated() -> bool:
+        driver.begin_pass()
+        driver.check_integrity()  # the agent runs it before every pass and on a timer
+        return ovs.vsctl("get", "Port", stranger.device_name, "tag").strip() == "4095"
+
+    for _ in range(50):
+        if isolated():
+            break
+        __import__("time").sleep(0.1)
+    heard = _captures(spy, 4, lambda: can_ping(vm1, "192.0.2.77", count=2))
+    assert "192.0.2.77" not in heard, heard
+    assert int(ovs.vsctl("get", "Port", stranger.device_name, "tag")) == 4095
+    # control: the same capture on a wired port of the network hears the broadcast
+    heard = _captures(vm2, 4, lambda: can_ping(vm1, "192.0.2.77", count=2))
+    assert "192.0.2.77" in heard

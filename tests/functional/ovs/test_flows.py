@@ -1,0 +1,80 @@
+"""Flow bundles and cookies (netagent.ovs.flows over netagent.privileged.openflow) against a
+private ovs-vswitchd; read back with ovs-ofctl."""
+
+from __future__ import annotations
+
+import pytest
+
+from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX, Flow, FlowTable, OpenFlowError
+from tests.common.ovs import PrivateOvs
+
+OURS = f"0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"
+FOREIGN = "cookie=0x1234, table=7, priority=3 actions=drop"
+
+
+@pytest.fixture
+def bridge(ovs: PrivateOvs) -> str:
+    ovs.vsctl(
+        "add-br", "br-f", "--", "set", "bridge", "br-f", "datapath_type=netdev", "fail_mode=secure"
+    )
+    ovs.ofctl("add-flow", ovs.mgmt("br-f"), "cookie=0x1234,table=7,priority=3,actions=drop")
+    return "br-f"
+
+
+FLOWS = [Flow(0, 0, "", "drop"), Flow(0, 5, "in_port=1", "NORMAL"), Flow(9, 1, "", "drop")]
+
+
+def test_sync_adds_then_sends_nothing_then_replaces_and_removes(
+    ovs: PrivateOvs, bridge: str
+) -> None:
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    result = table.sync(FLOWS, sweep=False)
+    assert (result.added, result.deleted) == (3, 0)
+    assert len(ovs.flows(bridge, OURS)) == 3
+    assert table.sync(FLOWS, sweep=False).added == 0
+    changed = [FLOWS[0], Flow(0, 5, "in_port=1", "drop")]  # same match, new actions
+    result = table.sync(changed, sweep=False)
+    assert (result.added, result.deleted) == (1, 2)
+    flows = ovs.flows(bridge)
+    assert FOREIGN in flows and len(flows) == 3
+    assert any("priority=5,in_port=1 actions=drop" in f for f in flows)
+
+
+def test_a_restarted_table_adopts_and_sweeps_only_when_told(ovs: PrivateOvs, bridge: str) -> None:
+    FlowTable(bridge, ovs.mgmt(bridge)).sync(FLOWS, sweep=False)
+    before = ovs.flows(bridge)
+    fresh = FlowTable(bridge, ovs.mgmt(bridge))  # an agent restart
+    result = fresh.sync(FLOWS[:2], sweep=False)  # partial picture: nothing removed
+    assert (result.added, result.deleted) == (0, 0)
+    assert ovs.flows(bridge) == before
+    result = fresh.sync(FLOWS[:2], sweep=True)  # after a full sync: the stale one goes
+    assert (result.added, result.deleted) == (0, 1)
+    assert len(ovs.flows(bridge, OURS)) == 2 and FOREIGN in ovs.flows(bridge)
+
+
+def test_a_bad_bundle_changes_nothing(ovs: PrivateOvs, bridge: str) -> None:
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    table.sync(FLOWS, sweep=False)
+    before = ovs.flows(bridge)
+    with pytest.raises(OpenFlowError):
+        table.sync([*FLOWS, Flow(1, 1, "", "output:NXM_NO_SUCH[]")], sweep=False)
+    assert ovs.flows(bridge) == before  # the good additions of the bundle are not in either
+
+
+def test_canary_sees_a_vswitchd_restart(ovs: PrivateOvs, bridge: str) -> None:
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    table.sync(FLOWS, sweep=False)
+    assert table.has(FLOWS[2])
+    ovs.restart_vswitchd()
+    ovs.vsctl("--timeout=20", "wait-until", "Bridge", bridge, "datapath_id!=[]")
+    assert not table.has(FLOWS[2])
+    table.forget()
+    assert table.sync(FLOWS, sweep=False).added == 3
+
+
+def test_cleanup_removes_only_netagent_flows(ovs: PrivateOvs, bridge: str) -> None:
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    table.sync(FLOWS, sweep=False)
+    assert table.remove_all(dry_run=True) == 3 and len(ovs.flows(bridge)) == 4
+    assert table.remove_all() == 3
+    assert ovs.flows(bridge) == [FOREIGN]

@@ -1,0 +1,259 @@
+"""OVS plugging benchmark: the openvswitch driver against one ovs-vsctl transaction and
+Neutron 29's ovs_lib (one transaction per port), side by side in one run.
+
+A private ovsdb-server + ovs-vswitchd (userspace datapath) runs in a namespace of its own
+(``nabench-<pid>-<hex>``); br-int gets ``--ports`` internal ports with os-vif's
+``iface-id``/``attached-mac`` (not timed). "Plugging" a port is what an agent does once
+os-vif has added it: give it its network's local VLAN tag and ``other_config:net_uuid``,
+and (driver only) admit it in br-int's table 0. Timed sides, each from untagged ports:
+
+* ``driver``: :class:`OpenvswitchDriver` ``ensure_networks`` + ``plug_ports`` in one pass
+  (``initialize`` before the clock starts);
+* ``vsctl``: one ``ovs-vsctl`` invocation setting tag and other_config of every port;
+* ``ovs_lib``: Neutron 29's ``OVSBridge`` (from the interop tier's cached virtualenv,
+  ``/var/cache/netagent-interop/venv-29.0.0``), one transaction per port; skipped when
+  that virtualenv is absent.
+
+Then ``restart``: a new driver (agent restart) with ``--restart-ports`` ports already
+wired: initialize + one pass + sweep, with its OVSDB transactions and flow changes (goal:
+0 and 0). One JSON line per figure. Run as root from the repository:
+``.venv/bin/python tools/bench/ovs.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+# sys.path[0] is this file's directory: "import ovs" (python-ovs, under ovsdbapp) would
+# import this script. The repository replaces it.
+sys.path.remove(str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from oslo_config import cfg
+
+from netagent.conf import ovs as ovs_conf
+from netagent.drivers.base import NetworkPlan, PortPlan
+from netagent.drivers.openvswitch import OpenvswitchDriver
+from netagent.model.network import Network, NetworkType
+from netagent.model.port import Port
+from tests.common.ovs import PrivateOvs
+
+NEUTRON_VENV = Path("/var/cache/netagent-interop/venv-29.0.0")
+OVS_LIB = """
+import json, sys, time
+from oslo_config import cfg
+from neutron.conf.agent import ovs_conf, ovsdb_api
+ovs_conf.register_ovs_agent_opts(cfg.CONF)
+ovsdb_api.register_ovsdb_api_opts(cfg.CONF)
+cfg.CONF([], project="neutron")
+cfg.CONF.set_override("ovsdb_connection", sys.argv[1], "OVS")
+from neutron.agent.common import ovs_lib
+br = ovs_lib.OVSBridge("br-int")
+ports = json.load(sys.stdin)
+start = time.monotonic()
+for name, tag, net in ports:
+    with br.ovsdb.transaction(check_error=True) as txn:
+        txn.add(br.ovsdb.db_set("Port", name, ("other_config", {"net_uuid": net}), ("tag", tag)))
+print(json.dumps({"seconds": time.monotonic() - start}))
+"""
+
+
+def sh(*cmd: str, stdin: str | None = None) -> str:
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+def make_ports(switch: PrivateOvs, networks: list[Network], count: int) -> list[PortPlan]:
+    plans = []
+    commands: list[list[str]] = []
+    for i in range(count):
+        net = networks[i % len(networks)]
+        port = Port(
+            id=str(uuid.uuid4()),
+            network_id=net.id,
+            mac_address=f"fa:16:3e:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
+            host="bench",
+        )
+        plans.append(PortPlan(port, net))
+        name = port.device_name
+        commands.append(
+            [
+                "--",
+                "add-port",
+                "br-int",
+                name,
+                "--",
+                "set",
+                "Interface",
+                name,
+                "type=internal",
+                f"external_ids:iface-id={port.id}",
+                f"external_ids:attached-mac={port.mac_address}",
+            ]
+        )
+    for start in range(0, len(commands), 100):  # keep each command line reasonable
+        switch.vsctl(*[arg for cmd in commands[start : start + 100] for arg in cmd])
+    return plans
+
+
+def reset(switch: PrivateOvs, plans: list[PortPlan]) -> None:
+    args: list[str] = []
+    for plan in plans:
+        args += ["--", "clear", "Port", plan.port.device_name, "tag", "other_config"]
+    switch.vsctl(*args)
+    sh("ovs-ofctl", "del-flows", switch.mgmt("br-int"))
+
+
+def driver(conf: cfg.ConfigOpts) -> OpenvswitchDriver:
+    d = OpenvswitchDriver(conf)
+    d.initialize()
+    return d
+
+
+def run_driver(
+    conf: cfg.ConfigOpts, nets: list[NetworkPlan], plans: list[PortPlan]
+) -> dict[str, Any]:
+    d = driver(conf)
+    start = time.monotonic()
+    d.begin_pass()
+    assert not d.ensure_networks(nets).failed
+    out = d.plug_ports(plans)
+    seconds = time.monotonic() - start
+    assert not out.failed, list(out.failed.items())[:3]
+    return {
+        "seconds": seconds,
+        "ovsdb_transactions": d.ovsdb_transactions,
+        "flow_changes": d.flow_changes,
+        "driver": d,
+    }
+
+
+def run_vsctl(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) -> float:
+    args: list[str] = []
+    for plan in plans:
+        args += [
+            "--",
+            "set",
+            "Port",
+            plan.port.device_name,
+            f"tag={vlans[plan.network.id]}",
+            f"other_config:net_uuid={plan.network.id}",
+        ]
+    start = time.monotonic()
+    switch.vsctl(*args)
+    return time.monotonic() - start
+
+
+def run_ovs_lib(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) -> float | None:
+    python = NEUTRON_VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    ports = [[p.port.device_name, vlans[p.network.id], p.network.id] for p in plans]
+    out = sh(str(python), "-c", OVS_LIB, switch.connection, stdin=json.dumps(ports))
+    return float(json.loads(out.strip().splitlines()[-1])["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ports", type=int, default=500)
+    parser.add_argument("--restart-ports", type=int, default=1000)
+    parser.add_argument("--networks", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    netns = f"nabench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    sh("ip", "netns", "add", netns)
+    switch = PrivateOvs(netns)
+    try:
+        switch.start()
+        conf = cfg.ConfigOpts()
+        ovs_conf.register_opts(conf)
+        conf([])
+        for key, value in (
+            ("datapath_type", "netdev"),
+            ("local_ip", "198.18.0.1"),
+            ("ovsdb_connection", switch.connection),
+        ):
+            conf.set_override(key, value, group="ovs")
+        networks = [
+            Network(
+                id=str(uuid.uuid4()),
+                name="",
+                network_type=NetworkType.VXLAN,
+                segmentation_id=1000 + i,
+                physical_network=None,
+                mtu=1450,
+            )
+            for i in range(args.networks)
+        ]
+        nets = [
+            NetworkPlan(n, {"peer": __import__("ipaddress").ip_address("198.18.0.2")})
+            for n in networks
+        ]
+        driver(conf)  # creates br-int, br-tun
+        plans = make_ports(switch, networks, max(args.ports, args.restart_ports))
+        sample = plans[: args.ports]
+        vlans = {n.id: i + 1 for i, n in enumerate(networks)}
+        results: dict[str, list[float]] = {"driver": [], "vsctl": [], "ovs_lib": []}
+        writes: dict[str, Any] = {}
+        for _ in range(args.repeat):
+            reset(switch, plans)
+            measured = run_driver(conf, nets, sample)
+            results["driver"].append(measured["seconds"])
+            writes = {k: measured[k] for k in ("ovsdb_transactions", "flow_changes")}
+            measured["driver"]._ovsdb.close()
+            reset(switch, plans)
+            results["vsctl"].append(run_vsctl(switch, sample, vlans))
+            reset(switch, plans)
+            lib = run_ovs_lib(switch, sample, vlans)
+            if lib is not None:
+                results["ovs_lib"].append(lib)
+        best = {k: min(v) for k, v in results.items() if v}
+        line: dict[str, Any] = {
+            "ports": args.ports,
+            "networks": args.networks,
+            "repeat": args.repeat,
+            **{f"{k}_s": round(v, 4) for k, v in best.items()},
+            "driver_writes": writes,
+        }
+        line["driver_vs_vsctl"] = round(best["driver"] / best["vsctl"], 2)
+        if "ovs_lib" in best:
+            line["ovs_lib_vs_driver"] = round(best["ovs_lib"] / best["driver"], 1)
+        print(json.dumps(line))
+
+        # restart: everything wired, a new driver finds nothing to do
+        reset(switch, plans)
+        first = run_driver(conf, nets, plans)
+        first["driver"]._ovsdb.close()
+        start = time.monotonic()
+        again = OpenvswitchDriver(conf)
+        again.initialize()
+        again.begin_pass()
+        assert not again.ensure_networks(nets).failed
+        assert not again.plug_ports(plans).failed
+        again.sweep(nets, wanted_devices={p.port.device_name for p in plans})
+        seconds = time.monotonic() - start
+        print(
+            json.dumps(
+                {
+                    "restart_ports": len(plans),
+                    "restart_s": round(seconds, 3),
+                    "ovsdb_transactions": again.ovsdb_transactions,
+                    "flow_changes": again.flow_changes,
+                }
+            )
+        )
+        again._ovsdb.close()
+    finally:
+        switch.stop()
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
+
+
+if __name__ == "__main__":
+    main()
