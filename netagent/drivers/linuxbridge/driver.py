@@ -39,6 +39,8 @@ from netagent.common import constants as c
 from netagent.common import names
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
+from netagent.drivers.common import ResourceError
+from netagent.drivers.common import parse_mappings as parse_physnets
 from netagent.drivers.linuxbridge import drift, fdb, neighbours
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
@@ -69,33 +71,16 @@ GUARDED_PORTS = [
 ]
 
 
-class LinuxBridgeError(NetagentError):
-    """A network or port cannot be wired; ``reason`` says why (rebuildable from args)."""
-
-    def __init__(self, resource_id: str, reason: str) -> None:
-        super().__init__(resource_id, reason)
-        self.resource_id = resource_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
+class LinuxBridgeError(ResourceError):
+    """A network or port cannot be wired on a Linux bridge."""
 
 
 def parse_mappings(entries: Iterable[str]) -> dict[str, str]:
-    """``["physnet1:eth1", ...]`` to ``{"physnet1": "eth1"}``.
+    """``physical_interface_mappings`` (``["physnet1:eth1", ...]``) as a dict.
 
     :raises ValueError: malformed entry, duplicate physical network or interface.
     """
-    mappings: dict[str, str] = {}
-    for entry in entries:
-        physnet, sep, interface = entry.strip().partition(":")
-        physnet, interface = physnet.strip(), interface.strip()
-        if not sep or not physnet or not interface or len(interface) > c.MAX_DEVICE_NAME_LEN:
-            raise ValueError(f"bad physical_interface_mappings entry {entry!r}")
-        if physnet in mappings or interface in mappings.values():
-            raise ValueError(f"duplicate physical_interface_mappings entry {entry!r}")
-        mappings[physnet] = interface
-    return mappings
+    return parse_physnets(entries, "physical_interface_mappings", c.MAX_DEVICE_NAME_LEN)
 
 
 class LinuxBridgeDriver(base.L2Driver):

@@ -24,6 +24,7 @@ from typing import Any
 
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
+from netagent.drivers.common import ResourceError
 from netagent.drivers.openvswitch import layout, plumbing
 from netagent.drivers.openvswitch.plumbing import mgmt_target, parse_bridge_mappings
 from netagent.model.network import Network, NetworkType
@@ -40,16 +41,8 @@ VXLAN_PORT = "na-vxlan"
 MAX_LOCAL_VLAN = 4094
 
 
-class OvsDriverError(NetagentError):
-    """A network or port cannot be wired; ``reason`` says why (rebuildable from args)."""
-
-    def __init__(self, resource_id: str, reason: str) -> None:
-        super().__init__(resource_id, reason)
-        self.resource_id = resource_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
+class OvsDriverError(ResourceError):
+    """A network or port cannot be wired on Open vSwitch."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
+from netagent.drivers.common import parse_mappings
 from netagent.ovs import ovsdb as db
 
 #: Neutron's key in a port's other_config: the network the port's tag belongs to.
@@ -17,16 +18,8 @@ def parse_bridge_mappings(entries: Iterable[str]) -> dict[str, str]:
 
     :raises ValueError: malformed entry, duplicate physical network or bridge.
     """
-    mappings: dict[str, str] = {}
-    for entry in entries:
-        physnet, sep, bridge = (part.strip() for part in entry.strip().partition(":"))
-        if not sep or not physnet or not bridge or len(bridge) > 11:
-            # 11: "phy-"/"int-" + the bridge name must fit a 15-character port name
-            raise ValueError(f"bad bridge_mappings entry {entry!r}")
-        if physnet in mappings or bridge in mappings.values():
-            raise ValueError(f"duplicate bridge_mappings entry {entry!r}")
-        mappings[physnet] = bridge
-    return mappings
+    # 11: "phy-"/"int-" + the bridge name must fit a 15-character port name
+    return parse_mappings(entries, "bridge_mappings", 11)
 
 
 def mgmt_target(ovsdb_connection: str, bridge: str) -> str:
