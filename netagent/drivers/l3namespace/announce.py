@@ -8,7 +8,8 @@ A new router port carries nothing until the L2 driver has wired its host end (a 
 pass; a veth whose peer is down drops what is sent without an error), so the kernel layer
 refuses to send before that, and a refused or failed announcement is tried again every
 :data:`RETRY_INTERVAL` seconds, at most :data:`ATTEMPTS` times (10 s), then logged and
-dropped (the next change of that address announces it again).
+dropped (the next change of that address announces it again). One whose namespace or
+device is gone (the router or its port was deleted meanwhile) is dropped at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from netagent.drivers.l3namespace.kernel import IPAddress
+from netagent.linux.errors import DeviceNotFound, NamespaceNotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class Announcer:
         namespace, device, address = item
         try:
             self._send(namespace, device, address)
+        except (NamespaceNotFound, DeviceNotFound) as exc:
+            LOG.debug("Not announcing %s on %s in %s: %s", address, device, namespace, exc)
         except Exception as exc:
             if attempt < self._attempts:
                 due = time.monotonic() + self._retry_interval

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.common.traffic import ask, neigh_mac, received, udp_socket, whoami_server
-from tests.functional.routers.topology import Bed, ip, ping, sh
+from tests.functional.routers.topology import Bed, ip, ping, reach, sh
 
 EXT1 = "203.0.113.1"
 GW_A = "203.0.113.10"
@@ -229,7 +229,7 @@ def test_ipv6_is_routed_untranslated(bed: Bed) -> None:
     )
     vm, _ = bed.vm(net, sub, "192.0.2.10", v6=(sub6, "fd00:1::10"))
     bed.apply()
-    assert ping(vm, "fd00:e::1")
+    reach(vm, "fd00:e::1", look_in=(f"qrouter-{router.id}", ext1))
     with whoami_server(ext1, "ext", family=6):
         # not translated: the upstream sees the VM's own address
         assert ask(vm, "fd00:e::1", family=6) == "ext fd00:1::10"

@@ -22,6 +22,7 @@ import importlib.util
 import ipaddress
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,21 @@ def ping(ns: str, address: str, count: int = 2, source: str | None = None) -> bo
         timeout=15,
     )
     return proc.returncode == 0
+
+
+def reach(ns: str, address: str, within: float = 12.0, look_in: tuple[str, ...] = ()) -> None:
+    """Ping ``address`` from ``ns`` until one answers (neighbour discovery through a bed
+    that was just built can take some seconds on a loaded machine); on failure, raise with
+    the neighbour and route tables of ``ns`` and of ``look_in`` so the cause can be read."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if ping(ns, address, count=1):
+            return
+    tables = []
+    for where in (ns, *look_in):
+        for what in (("-6", "neigh"), ("neigh",), ("-6", "route"), ("-br", "addr")):
+            tables.append(f"--- {where}: ip {' '.join(what)}\n{ip(where, *what, check=False)}")
+    raise AssertionError(f"{address} not reached from {ns} in {within} s\n" + "\n".join(tables))
 
 
 def mac() -> str:

@@ -307,6 +307,26 @@ def test_announcer_retries_until_the_port_has_carrier() -> None:
     assert calls == ["qg-never"] * 5
 
 
+def test_announcer_drops_an_announcement_whose_router_or_port_is_gone() -> None:
+    from netagent.drivers.l3namespace.announce import Announcer  # noqa: PLC0415
+    from netagent.linux.errors import DeviceNotFound, NamespaceNotFound  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    def send(namespace: str, device: str, address: object) -> None:
+        calls.append(device)
+        if device == "qg-a":
+            raise NamespaceNotFound(namespace)
+        raise DeviceNotFound(19, "get_device", device)
+
+    announcer = Announcer(send, retry_interval=0.001, attempts=5)
+    address = ipaddress.ip_address("203.0.113.20")
+    announcer.submit("qrouter-gone", "qg-a", address)
+    announcer.submit("qrouter-x", "qg-b", address)
+    announcer.wait_idle()
+    assert calls == ["qg-a", "qg-b"]  # one attempt each, no retry
+
+
 def test_status_command_shows_what_the_router_has(driver: NamespaceL3Driver) -> None:
     from netagent.cmd import status as status_cmd  # noqa: PLC0415
 
