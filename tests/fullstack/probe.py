@@ -1,7 +1,8 @@
 """Send probes from inside a VM namespace and say which got an answer.
 
 Run as ``ip netns exec VM python probe.py`` with a JSON list of probes on stdin
-(``{"id", "proto": tcp|udp|icmp, "src", "dst", "port"}``); prints ``{id: true|false}``.
+(``{"id", "proto": tcp|udp|icmp, "src", "dst", "port"}``; IPv4 or IPv6 addresses,
+ICMPv6 echo for ``icmp`` on IPv6); prints ``{id: true|false}``.
 An answer is anything that proves the first packet reached the destination: a TCP
 connect accepted or refused (RST), a UDP datagram answered or refused (ICMP port
 unreachable), an echo reply. With stateful security groups the answer itself passes as
@@ -21,8 +22,12 @@ from typing import Any
 TIMEOUT = 1.5
 
 
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def _tcp(src: str, dst: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(_family(src), socket.SOCK_STREAM) as sock:
         sock.settimeout(TIMEOUT)
         sock.bind((src, 0))
         try:
@@ -35,7 +40,7 @@ def _tcp(src: str, dst: str, port: int) -> bool:
 
 
 def _udp(src: str, dst: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(_family(src), socket.SOCK_DGRAM) as sock:
         sock.settimeout(TIMEOUT)
         sock.bind((src, 0))
         sock.connect((dst, port))
