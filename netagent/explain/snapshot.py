@@ -4,8 +4,10 @@ The agent adds it under ``"explain"`` (:func:`document`): for every network with
 port, the ports on it on every host the agent knows of (so that a destination on another
 host can be named and its ingress predicted), their security groups with every rule
 field, the members of each remote (address) group those rules reference, and the
-network's segment and tunnel peers. :func:`parse` turns it back into model objects,
-checking every field: the document is read from a socket, so it is input like any other.
+network's segment and tunnel peers, and the routers with an interface on one of those
+networks (in the shape ``sync_routers`` returns, so the router model parses them back).
+:func:`parse` turns it back into model objects, checking every field: the document is
+read from a socket, so it is input like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netagent.model import validate as v
+from netagent.model.errors import ModelError
 from netagent.model.port import AllowedAddressPair, FixedIP, Port
+from netagent.model.router import Router, RouterPort
 from netagent.model.secgroup import Direction, EtherType, SecurityGroup, SecurityGroupRule
 from netagent.model.state import DesiredState
 from netagent.model.validate import IPAddress, IPNetwork
@@ -59,6 +63,8 @@ class Snapshot:
     firewall: Mapping[str, Any]
     #: local ports whose device exists (the driver filters only those)
     planned: frozenset[str] = frozenset()
+    #: routers with an interface on one of ``networks``
+    routers: Mapping[str, Router] = dataclasses.field(default_factory=dict)
 
     def local_ports(self, host: str | None = None) -> list[Port]:
         """Ports bound to ``host`` (default: this agent's host), by id."""
@@ -100,6 +106,7 @@ def _port_doc(port: Port) -> dict[str, Any]:
         "mac_address": port.mac_address,
         "fixed_ips": [str(a) for a in port.addresses],
         "host": port.host,
+        "device_owner": port.device_owner,
         "port_security_enabled": port.port_security_enabled,
         "security_groups": list(port.security_groups),
         "allowed_address_pairs": [
@@ -107,6 +114,49 @@ def _port_doc(port: Port) -> dict[str, Any]:
             for p in port.allowed_address_pairs
         ],
     }
+
+
+def _router_port_doc(rp: RouterPort) -> dict[str, Any]:
+    return {
+        "id": rp.port.id,
+        "network_id": rp.port.network_id,
+        "mac_address": rp.port.mac_address,
+        "fixed_ips": [
+            {"subnet_id": f.subnet_id, "ip_address": str(f.ip_address)} for f in rp.port.fixed_ips
+        ],
+        "binding:host_id": rp.port.host,
+        "subnets": [
+            {"id": s.id, "cidr": str(s.cidr), "gateway_ip": _text(s.gateway_ip)}
+            for s in rp.subnets
+        ],
+    }
+
+
+def _router_doc(router: Router) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": router.id,
+        "enable_snat": router.enable_snat,
+        "_interfaces": [_router_port_doc(rp) for rp in router.interfaces],
+        "routes": [
+            {"destination": str(r.destination), "nexthop": str(r.nexthop)} for r in router.routes
+        ],
+        "_floatingips": [
+            {
+                "id": f.id,
+                "floating_ip_address": str(f.floating_ip_address),
+                "fixed_ip_address": _text(f.fixed_ip_address),
+                "port_id": f.port_id,
+                "router_id": f.router_id,
+                "floating_network_id": f.floating_network_id,
+            }
+            for f in router.floating_ips
+        ],
+        "distributed": router.distributed,
+        "ha": router.ha,
+    }
+    if router.gateway is not None:
+        doc["gw_port"] = _router_port_doc(router.gateway)
+    return doc
 
 
 def document(
@@ -139,10 +189,15 @@ def document(
             if rid is not None
         }
     )
+    routers = sorted(
+        (r for r in state.routers.values() if any(rp.network_id in wanted for rp in r.interfaces)),
+        key=lambda r: r.id,
+    )
     return {
         "version": VERSION,
         "host": host,
         "planned": sorted(planned),
+        "routers": [_router_doc(r) for r in routers],
         "networks": [
             {
                 "id": nid,
@@ -205,6 +260,7 @@ def _port(doc: Mapping[str, Any]) -> Port:
             FixedIP(None, v.ip_address(a)) for a in _list(doc.get("fixed_ips"), "ips")
         ),
         host=_opt(doc.get("host"), v.hostname),
+        device_owner=v.device_owner(doc.get("device_owner", "")),
         port_security_enabled=v.boolean(doc.get("port_security_enabled")),
         security_groups=tuple(v.uuid(g) for g in _list(doc.get("security_groups"), "groups")),
         allowed_address_pairs=pairs,
@@ -234,7 +290,7 @@ def parse(doc: object, firewall: object = None) -> Snapshot:
     """
     try:
         return _parse(doc, firewall)
-    except (v.FieldError, TypeError, AttributeError) as exc:
+    except (v.FieldError, ModelError, TypeError, AttributeError) as exc:
         raise ValueError(f"invalid explain document: {exc}") from exc
 
 
@@ -267,6 +323,7 @@ def _parse(doc: object, firewall: object) -> Snapshot:
     for rid, by_family in _obj(root.get("members"), "members").items():
         for family, nets in _obj(by_family, "members").items():
             members[(v.uuid(rid), int(family))] = frozenset(_net(n) for n in _list(nets, "m"))
+    routers = [Router.from_sync(r) for r in _list(root.get("routers", []), "routers")]
     return Snapshot(
         host=v.hostname(root.get("host")),
         ports={p.id: p for p in ports},
@@ -275,6 +332,7 @@ def _parse(doc: object, firewall: object) -> Snapshot:
         members=members,
         firewall=dict(_obj(firewall or {}, "firewall")),
         planned=frozenset(v.uuid(p) for p in _list(root.get("planned"), "planned")),
+        routers={r.id: r for r in routers},
     )
 
 

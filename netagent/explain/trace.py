@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from netagent.common import names
 from netagent.drivers.iptables_firewall import antispoof
-from netagent.explain import ebtables_eval, iptables_eval, kernel, rulesets
+from netagent.explain import ebtables_eval, iptables_eval, kernel, routing, rulesets
 from netagent.explain.iptables_eval import Context, NotModelledError, Outcome, Step
 from netagent.explain.packet import IPAddress, Packet, parse_protocol
 from netagent.explain.result import (
@@ -398,51 +398,69 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
     if snap.host not in (src_port.host, dst_port.host if dst_port else None):
         raise ExplainError(f"neither end is bound to {snap.host}: ask the agent of their host")
     tracer = _Tracer(snap, state, family)
-    network = snap.networks.get(src_port.network_id)
     src_host = src_port.host or UNKNOWN
-    bridge = names.network_bridge(src_port.network_id)
-    path = [
-        Hop(src_host, "tap", src_port.device_name, f"port {src_port.id}"),
-        Hop(src_host, "bridge", bridge, f"network {src_port.network_id}"),
-    ]
-    ntype = network.network_type if network else "unknown"
-    vni = network.segmentation_id if network else None
-    other = _other_side(ntype, vni)
+    path = [Hop(src_host, "tap", src_port.device_name, f"port {src_port.id}")]
     checks: list[Check] = []
     path_drop: str | None = None
     src_rs = rulesets.build(snap, src_host, family, _planned(snap, src_host))
     checks.append(tracer.antispoof(src_port, pkt, src_rs))
-    dst_tap = dst_port.device_name if dst_port and dst_port.host == src_host else other
-    egress_ctx = Context(bridge, src_port.device_name, dst_tap)
+    routed = _routed(snap, src_port, dst_port, pkt)
+    if routed is not None and routed.host == src_host:
+        next_dev = routed.in_device.host_name
+    elif routed is not None:
+        next_dev = _segment(snap, src_port.network_id).other
+    elif dst_port is not None and dst_port.host == src_host:
+        next_dev = dst_port.device_name
+    else:
+        next_dev = _segment(snap, src_port.network_id).other
+    egress_ctx = Context(names.network_bridge(src_port.network_id), src_port.device_name, next_dev)
     checks.append(tracer.security_group("egress", src_port, pkt, egress_ctx, src_rs))
-    if dst_port is None or dst_port.network_id != src_port.network_id:
+    delivered: str | None = None
+    if routed is not None:
+        router_host = routed.host or UNKNOWN
+        path += _segment(snap, src_port.network_id).hops(src_host, router_host)
+        path.append(Hop(router_host, "router", routed.namespace, f"in {routed.in_device.name}"))
+        path += [Hop(router_host, "router", routed.namespace, step) for step in routed.nat]
+        dst_port = None
+        if routed.drop is not None:
+            path_drop = routed.drop
+        elif routed.out_device is not None and routed.out_device.gateway:
+            via = f" via {routed.nexthop}" if routed.nexthop else ""
+            path.append(
+                Hop(router_host, "gateway", routed.out_device.name,
+                    f"external network {routed.out_network}{via}, as {routed.packet.summary()}")
+            )  # fmt: skip
+            delivered = f"left router {routed.router.id} on {router_host} by its gateway"
+        elif routed.out_device is not None and routed.out_network is not None:
+            path.append(Hop(router_host, "router", routed.out_device.name, "out"))
+            dst_port = _by_address(snap, routed.packet.dst)
+            if dst_port is None or dst_port.network_id != routed.out_network:
+                dst_port = None
+                delivered = (
+                    f"sent by router {routed.router.id} on network {routed.out_network}; no "
+                    f"port with {routed.packet.dst} there is known on {snap.host}"
+                )
+            else:
+                checks.append(
+                    _deliver(
+                        snap, tracer, path, router_host, routed.out_device.host_name, dst_port,
+                        routed.packet, src_rs if router_host == src_host else None,
+                    )
+                )  # fmt: skip
+    elif dst_port is None or dst_port.network_id != src_port.network_id:
         owner = "" if dst_port is None else f" (port {dst_port.id} is on another network)"
         path_drop = (
-            f"no port on network {src_port.network_id} has {dst_addr}{owner}, and routers "
-            "are not modelled: nothing on this segment answers"
+            f"no port on network {src_port.network_id} has {dst_addr}{owner}, and no router "
+            "is on it: nothing on this segment answers"
         )
     else:
-        dst_host = dst_port.host or UNKNOWN
-        if dst_host != src_host:
-            if ntype == "vxlan" and network is not None:
-                peer = network.tunnel_peers.get(dst_host)
-                path.append(Hop(src_host, "vxlan", other, f"VNI {vni} to {dst_host} ({peer})"))
-                if peer is None and src_host == snap.host:
-                    path_drop = f"no tunnel peer for host {dst_host} on network {network.id}"
-                path.append(Hop(dst_host, "host", dst_host, f"VTEP {peer}"))
-                path.append(Hop(dst_host, "vxlan", other, f"VNI {vni}"))
-            else:
-                path.append(Hop(src_host, "uplink", other, f"{ntype} network, provider segment"))
-                path.append(Hop(dst_host, "uplink", other, f"{ntype} network"))
-            path.append(Hop(dst_host, "bridge", bridge, f"network {dst_port.network_id}"))
-        path.append(Hop(dst_host, "tap", dst_port.device_name, f"port {dst_port.id}"))
-        dst_rs = (
-            src_rs
-            if dst_host == src_host
-            else rulesets.build(snap, dst_host, family, _planned(snap, dst_host))
+        checks.append(
+            _deliver(snap, tracer, path, src_host, src_port.device_name, dst_port, pkt, src_rs)
         )
-        ingress_ctx = Context(bridge, other, dst_port.device_name)
-        checks.append(tracer.security_group("ingress", dst_port, pkt, ingress_ctx, dst_rs))
+        segment = _segment(snap, src_port.network_id)
+        dst_host = dst_port.host or UNKNOWN
+        if dst_host != src_host and src_host == snap.host and segment.peerless(dst_host):
+            path_drop = f"no tunnel peer for host {dst_host} on network {src_port.network_id}"
     verdict, where = PASS, ""
     for check in checks:
         if check.name == "ingress security group" and path_drop:
@@ -457,6 +475,8 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
         verdict, where = DROP, path_drop
     if verdict == PASS and dst_port is not None:
         where = f"delivered to {dst_port.device_name} on {dst_port.host}"
+    elif verdict == PASS and delivered is not None:
+        where = delivered
     if tracer.mismatches:
         tracer.notes.append(
             "the kernel differs from the desired state on this path: the verdict above is the "
@@ -481,6 +501,106 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
         notes=tuple(tracer.notes),
         complete=verdict != UNKNOWN,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Segment:
+    """A network's segment as the hosts see it: the bridge and what leaves the host."""
+
+    network_id: str
+    network_type: str
+    vni: int | None
+    peers: Mapping[str, IPAddress]
+
+    @property
+    def bridge(self) -> str:
+        return names.network_bridge(self.network_id)
+
+    @property
+    def other(self) -> str:
+        """The bridge port towards other hosts (the VXLAN device or the uplink)."""
+        return _other_side(self.network_type, self.vni)
+
+    def peerless(self, host: str) -> bool:
+        return self.network_type == "vxlan" and self.peers.get(host) is None
+
+    def hops(self, from_host: str, to_host: str) -> list[Hop]:
+        """From a device on ``from_host``'s bridge to ``to_host``'s bridge (included)."""
+        detail = f"network {self.network_id}"
+        path = [Hop(from_host, "bridge", self.bridge, detail)]
+        if to_host == from_host:
+            return path
+        if self.network_type == "vxlan":
+            peer = self.peers.get(to_host)
+            path.append(
+                Hop(from_host, "vxlan", self.other, f"VNI {self.vni} to {to_host} ({peer})")
+            )
+            path.append(Hop(to_host, "host", to_host, f"VTEP {peer or '(its own)'}"))
+            path.append(Hop(to_host, "vxlan", self.other, f"VNI {self.vni}"))
+        else:
+            path.append(Hop(from_host, "uplink", self.other, f"{self.network_type} network"))
+            path.append(Hop(to_host, "uplink", self.other, f"{self.network_type} network"))
+        path.append(Hop(to_host, "bridge", self.bridge, detail))
+        return path
+
+
+def _segment(snap: Snapshot, network_id: str) -> _Segment:
+    info = snap.networks.get(network_id)
+    if info is None:
+        return _Segment(network_id, "unknown", None, {})
+    return _Segment(network_id, info.network_type, info.segmentation_id, info.tunnel_peers)
+
+
+def _deliver(  # noqa: PLR0917 - the two call sites name every argument's role
+    snap: Snapshot,
+    tracer: _Tracer,
+    path: list[Hop],
+    from_host: str,
+    from_device: str,
+    dst_port: Port,
+    pkt: Packet,
+    local_rs: rulesets.Ruleset | None,
+) -> Check:
+    """Add the hops from ``from_device`` (on ``from_host``) to ``dst_port``'s tap and
+    return the ingress security group check there.
+
+    :param local_rs: the ruleset of ``from_host`` if already built (reused when the
+        destination is on the same host)
+    """
+    segment = _segment(snap, dst_port.network_id)
+    dst_host = dst_port.host or UNKNOWN
+    path += segment.hops(from_host, dst_host)
+    path.append(Hop(dst_host, "tap", dst_port.device_name, f"port {dst_port.id}"))
+    if dst_host == from_host and local_rs is not None:
+        rs = local_rs
+    else:
+        rs = rulesets.build(snap, dst_host, tracer.family, _planned(snap, dst_host))
+    came_by = from_device if dst_host == from_host else segment.other
+    ctx = Context(segment.bridge, came_by, dst_port.device_name)
+    return tracer.security_group("ingress", dst_port, pkt, ctx, rs)
+
+
+def _routed(
+    snap: Snapshot, src_port: Port, dst_port: Port | None, pkt: Packet
+) -> routing.Routed | None:
+    """The router hop when the destination is off the source's subnets, else None."""
+    if dst_port is not None and dst_port.network_id == src_port.network_id:
+        return None
+    router = routing.router_for(snap, src_port)
+    if router is None:
+        return None
+    local = [
+        s.cidr
+        for rp in router.interfaces
+        if rp.network_id == src_port.network_id
+        for s in rp.subnets
+    ]
+    if any(pkt.dst.version == net.version and pkt.dst in net for net in local):
+        return None  # on the source's own subnet: not routed
+    try:
+        return routing.route(snap, src_port, pkt)
+    except ValueError as exc:
+        raise ExplainError(f"router {router.id}: {exc}") from exc
 
 
 def _planned(snap: Snapshot, host: str) -> frozenset[str] | None:

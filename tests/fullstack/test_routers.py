@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from netagent.agent import status
+from netagent.cmd import explain as explain_cmd
+from netagent.explain import render, trace
 from tests.common.traffic import ask, neigh_mac, whoami_server
 from tests.fullstack import harness
 from tests.fullstack.harness import Fabric, Host, Vm, ip, wait_for
@@ -186,6 +189,13 @@ def _start(fab: RouterFabric, backend: str) -> tuple[Host, Vm, Vm]:
     return host, vm1, vm2
 
 
+def _explain(host: Host, backend: str, port_id: str, destination: str) -> trace.Explanation:
+    """``explain`` of a tcp/80 packet from the agent's status and kernel, as the CLI does."""
+    snap = explain_cmd.load(status.query(status.socket_path(str(host.state_path))))
+    state = explain_cmd.read_kernel(backend, host.netns)
+    return trace.explain(snap, trace.Query(port_id, destination, "tcp", 80), state)
+
+
 def _netns_list() -> set[str]:
     out = harness.run("ip", "-j", "netns", "list").stdout
     return {entry["name"] for entry in json.loads(out or "[]")}
@@ -216,6 +226,13 @@ def test_router_from_state_file(routed: RouterFabric, backend: str) -> None:
     with whoami_server(routed.upstream, "up"):
         wait_for("SNAT out", lambda: ask(vm1.netns, UPSTREAM) == f"up {GW_IP}")
         assert ask(vm2.netns, UPSTREAM) == f"up {FIP}"
+    # explain says the same of both: out by the gateway, as the address the upstream saw
+    for vm, seen_as in ((vm1, GW_IP), (vm2, FIP)):
+        exp = _explain(host, backend, vm.port_id, UPSTREAM)
+        assert exp.verdict == "pass", render.render(exp)
+        assert f"SNAT {vm.address} -> {seen_as}" in [h.detail for h in exp.path]
+        assert exp.where.startswith(f"left router {routed.router_id} on host-a by its gateway")
+        assert not exp.mismatches, exp.mismatches
     with whoami_server(vm2.netns, "vm2"):
         assert ask(routed.upstream, FIP) == f"vm2 {UPSTREAM}"
     doc = json.loads(
