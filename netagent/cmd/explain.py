@@ -2,7 +2,7 @@
 
 Run it on the host of the source port (and on the destination's host for the ingress
 half tied to that kernel). It reads the running agent's state from the status socket and
-the kernel's filter state (``iptables-save -c``, ``ebtables-nft-save``, ``ipset save``),
+the kernel's filter state (``iptables-save -c``, ``ebtables-nft-save -c``, ``ipset save``),
 then prints the path, each filter's verdict with the deciding rule and its counter, the
 final verdict and any difference between the kernel and the desired state.
 

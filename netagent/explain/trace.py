@@ -192,6 +192,16 @@ class _Tracer:
             if why is not None:
                 self._mismatch(host, f"ebtables nat chain {name}", why)
 
+    def _eb_packets(self, host: str, chain: str, index: int) -> int | None:
+        """The kernel's packet counter of ebtables rule ``index`` (1-based) of ``chain``;
+        None when not read here or when the chain differs from the desired one."""
+        if host != self.snap.host or self.kernel is None or self.kernel.ebtables is None:
+            return None
+        if (host, f"ebtables nat chain {chain}") in self.mismatches:
+            return None
+        counted = self.kernel.ebtables.packets.get(chain, [])
+        return counted[index - 1] if index <= len(counted) else None
+
     def _mismatch(self, host: str, what: str, detail: str) -> None:
         self.mismatches.setdefault((host, what), Mismatch(host, what, detail))
 
@@ -211,7 +221,13 @@ class _Tracer:
         )
         self.compare_eb(host, ruleset, outcome.steps)
         hits = tuple(
-            RuleHit("ebtables nat", s.chain, s.index, f"-A {s.chain} {s.rule.rendered()}")
+            RuleHit(
+                "ebtables nat",
+                s.chain,
+                s.index,
+                f"-A {s.chain} {s.rule.rendered()}",
+                self._eb_packets(host, s.chain, s.index),
+            )
             for s in outcome.steps
             if s.chain.startswith("na-s-") or s is outcome.steps[-1]
         )

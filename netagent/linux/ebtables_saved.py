@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ _ICMP6 = {
 _PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "ipv6-icmp": 58, "icmpv6": 58}
 _NETS = frozenset({"--ip-src", "--ip-dst", "--ip6-src", "--ip6-dst", "--arp-ip-src"})
 _MACS = frozenset({"-s", "--arp-mac-src"})
+_COUNTERS = re.compile(r"\[(\d+):\d+\] ")
 
 
 @functools.lru_cache(maxsize=256)
@@ -125,11 +127,22 @@ class SavedTable:
     :ivar policies: netagent chain -> its policy
     :ivar hook: ``True`` when the hook jump is rule 1 of the hooked built-in chain,
         ``False`` when it is there but not first, ``None`` when it is missing
+    :ivar packets: netagent chain -> each rule's packet counter, in order (only for a
+        save made with ``-c``)
     """
 
     chains: dict[str, list[Canonical]] = field(default_factory=dict)
     policies: dict[str, str] = field(default_factory=dict)
     hook: bool | None = None
+    packets: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _counted(line: str) -> tuple[int | None, str]:
+    """``[12:840] -A ...`` -> (12, ``-A ...``); a line without counters -> (None, line)."""
+    match = _COUNTERS.match(line)
+    if match is None:
+        return None, line
+    return int(match.group(1)), line[match.end() :]
 
 
 def parse_save(text: str, builtin: str, hook_chain: str, prefix: str = "na-") -> SavedTable:
@@ -141,7 +154,8 @@ def parse_save(text: str, builtin: str, hook_chain: str, prefix: str = "na-") ->
     saved = SavedTable()
     jump = canonical(f"-j {hook_chain}")
     index = 0
-    for line in text.splitlines():
+    for raw in text.splitlines():
+        count, line = _counted(raw)
         if line.startswith(":"):
             name, _, policy = line[1:].partition(" ")
             if name.startswith(prefix):
@@ -151,6 +165,8 @@ def parse_save(text: str, builtin: str, hook_chain: str, prefix: str = "na-") ->
             chain, rule = canonical_line(line)
             if chain.startswith(prefix):
                 saved.chains.setdefault(chain, []).append(rule)
+                if count is not None:
+                    saved.packets.setdefault(chain, []).append(count)
             elif chain == builtin:
                 if rule == jump:
                     saved.hook = saved.hook or index == 0

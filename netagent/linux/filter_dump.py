@@ -45,5 +45,5 @@ def ipsets(namespace: str | None) -> str:
 
 
 def ebtables_nat(namespace: str | None) -> str:
-    """``ebtables-nft-save -t nat``."""
-    return priv_ebtables.save(namespace, "nat")
+    """``ebtables-nft-save -c -t nat`` (rules with their packet counters)."""
+    return priv_ebtables.save(namespace, "nat", counters=True)

@@ -119,15 +119,17 @@ def restore(namespace: str | None, text: str, *, table: str = "nat", settle: boo
         raise EbtablesRestoreError(*failed)
 
 
-def save(namespace: str | None, table: str = "nat") -> str:
-    """``ebtables-nft-save`` of ``table`` (read-only).
+def save(namespace: str | None, table: str = "nat", *, counters: bool = False) -> str:
+    """``ebtables-nft-save`` of ``table`` (read-only); with ``counters`` each rule line
+    starts with ``[packets:bytes]``.
 
     :returns: the save output (empty when the table does not exist)
     :raises EbtablesRestoreError: the tool failed
     """
     if table not in HOOKS:
         raise ValueError(f"unknown ebtables table {table!r}")
-    argv = [*netns_prefix(namespace), "ebtables-nft-save", "-t", table]
+    argv = [*netns_prefix(namespace), "ebtables-nft-save", *(["-c"] if counters else []), "-t"]
+    argv.append(table)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     if proc.returncode != 0:
         if "does not exist" in proc.stderr:

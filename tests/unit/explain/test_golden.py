@@ -48,7 +48,7 @@ def _kernel(tamper: str | None = None) -> kernel.KernelState:
         if family == 4:
             for chain, eb_rules in rs.eb_chains.items():
                 eb_lines.append(f":{chain} {'ACCEPT' if chain == 'PREROUTING' else 'RETURN'}")
-                eb_lines += [f"-A {chain} {r.rendered()}" for r in eb_rules]
+                eb_lines += [f"[7:700] -A {chain} {r.rendered()}" for r in eb_rules]
     state.ebtables = ebtables_saved.parse_save("\n".join(eb_lines), "PREROUTING", "na-PREROUTING")
     return state
 

@@ -82,3 +82,20 @@ def test_parse_save_hook_position_and_policies() -> None:
     assert second.hook is False
     missing = parse_save(SAVE.format(prerouting=""), "PREROUTING", "na-PREROUTING")
     assert missing.hook is None
+
+
+def test_counters_of_a_save_with_c_are_kept_per_rule_and_do_not_change_the_rules() -> None:
+    plain = (
+        ":PREROUTING ACCEPT\n:na-s-x RETURN\n-A PREROUTING -j na-PREROUTING\n"
+        "-A na-s-x -p IPv4 --ip-src 192.0.2.10 -j ACCEPT\n-A na-s-x -j DROP\n"
+    )
+    counted = (
+        ":PREROUTING ACCEPT\n:na-s-x RETURN\n[0:0] -A PREROUTING -j na-PREROUTING\n"
+        "[12:840] -A na-s-x -p IPv4 --ip-src 192.0.2.10 -j ACCEPT\n[3:180] -A na-s-x -j DROP\n"
+    )
+    without = parse_save(plain, "PREROUTING", "na-PREROUTING")
+    with_counters = parse_save(counted, "PREROUTING", "na-PREROUTING")
+    assert with_counters.chains == without.chains
+    assert with_counters.hook is True and without.hook is True
+    assert with_counters.packets == {"na-s-x": [12, 3]}
+    assert without.packets == {}
