@@ -1,9 +1,10 @@
 """An interpreter of netagent's ebtables rule objects for one IP frame from a VM.
 
-Same idea as :mod:`.iptables_eval`: the :class:`~netagent.linux.ebtables.EbRule` objects
-the anti-spoofing compiler builds are walked in order; a chain target jumps, the end of a
-user chain returns (netagent's chains have policy ``RETURN``), ``ACCEPT``/``DROP``
-decide, and the end of the built-in chain applies its policy (``ACCEPT``).
+Same idea as :mod:`.iptables_eval` (and the same walk, :mod:`.chainwalk`): the
+:class:`~netagent.linux.ebtables.EbRule` objects the anti-spoofing compiler builds are
+walked in order; a chain target jumps, the end of a user chain returns (netagent's chains
+have policy ``RETURN``), ``ACCEPT``/``DROP`` decide, and the end of the built-in chain
+applies its policy (``ACCEPT``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from netagent.explain import chainwalk
 from netagent.explain.iptables_eval import NotModelledError
 from netagent.explain.packet import Packet
 from netagent.linux.ebtables import EbRule
-
-MAX_STEPS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,30 +67,18 @@ def walk(
 
     :raises NotModelledError: a jump to a chain not in ``chains``
     """
-    stack: list[tuple[str, int]] = []
-    chain, index = start, 0
-    steps: list[EbStep] = []
-    for _ in range(MAX_STEPS):
-        rules = chains.get(chain)
-        if rules is None:
-            raise NotModelledError(f"ebtables chain {chain} is not known")
-        if index >= len(rules):
-            if not stack:
-                return EbOutcome("ACCEPT", tuple(steps))
-            chain, index = stack.pop()
-            continue
-        rule = rules[index]
-        if not match(rule, pkt, in_iface, src_mac):
-            index += 1
-            continue
-        steps.append(EbStep(chain, index + 1, rule))
+
+    def act(rule: EbRule) -> chainwalk.Action:
         if rule.target in ("ACCEPT", "DROP"):
-            return EbOutcome(rule.target, tuple(steps))
+            return chainwalk.Verdict(rule.target)
         if rule.target == "RETURN":
-            if not stack:
-                return EbOutcome("ACCEPT", tuple(steps))
-            chain, index = stack.pop()
-        else:
-            stack.append((chain, index + 1))
-            chain, index = rule.target, 0
-    raise NotModelledError("ebtables walk did not end")
+            return chainwalk.RETURN
+        return chainwalk.Call(rule.target)
+
+    try:
+        walked = chainwalk.walk(
+            chains, start, lambda rule: match(rule, pkt, in_iface, src_mac), act
+        )
+    except chainwalk.UnknownChainError as exc:
+        raise NotModelledError(f"ebtables {exc}") from exc
+    return EbOutcome(walked.verdict, tuple(EbStep(c, i, r) for c, i, r in walked.matched))

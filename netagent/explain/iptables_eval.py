@@ -4,8 +4,9 @@ It walks the same :class:`~netagent.linux.iptables.rules.Rule` objects the firew
 driver's compiler builds (not their text), with iptables' semantics: rules in order, the
 first matching terminal target decides, ``-j`` returns to the caller, ``-g`` returns to
 the caller's caller, the end of a user chain returns, ``MARK --set-xmark`` is not
-terminal, and the end (or a ``RETURN``) of the built-in chain applies its policy. A match
-type it does not know raises :class:`NotModelledError` rather than guessing.
+terminal, and the end (or a ``RETURN``) of the built-in chain applies its policy
+(:mod:`.chainwalk`, shared with ebtables). A match type it does not know raises
+:class:`NotModelledError` rather than guessing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Mapping, Sequence
 
+from netagent.explain import chainwalk
 from netagent.explain.packet import Packet
 from netagent.linux.iptables.rules import (
     U32,
@@ -35,8 +37,6 @@ from netagent.linux.iptables.rules import (
 from netagent.linux.iptables.targets import ACCEPT, DROP, RETURN, Jump, SetMark
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-#: Loop guard: netagent's chains are at most four calls deep.
-MAX_STEPS = 100_000
 
 
 class NotModelledError(Exception):
@@ -145,39 +145,27 @@ def walk(
     :raises NotModelledError: a rule on the way cannot be evaluated, or a jump names a
         chain not in ``chains``
     """
-    stack: list[tuple[str, int]] = []
-    chain, index, mark = start, 0, 0
-    steps: list[Step] = []
-    for _ in range(MAX_STEPS):
-        rules = chains.get(chain)
-        if rules is None:
-            raise NotModelledError(f"chain {chain} is not known")
-        if index >= len(rules):
-            if not stack:
-                return Outcome(policy, tuple(steps))
-            chain, index = stack.pop()
-            continue
-        rule = rules[index]
-        if not all(match(m, pkt, ctx, mark, sets) for m in rule.matches):
-            index += 1
-            continue
-        steps.append(Step(chain, index + 1, rule))
+    mark = 0
+
+    def matches(rule: Rule) -> bool:
+        return all(match(m, pkt, ctx, mark, sets) for m in rule.matches)
+
+    def act(rule: Rule) -> chainwalk.Action:
+        nonlocal mark
         target = rule.target
-        if target == ACCEPT:
-            return Outcome("ACCEPT", tuple(steps))
-        if target == DROP:
-            return Outcome("DROP", tuple(steps))
+        if target in (ACCEPT, DROP):
+            return chainwalk.Verdict("ACCEPT" if target == ACCEPT else "DROP")
         if target == RETURN:
-            if not stack:
-                return Outcome(policy, tuple(steps))
-            chain, index = stack.pop()
-        elif isinstance(target, Jump):
-            if not target.goto:
-                stack.append((chain, index + 1))
-            chain, index = target.chain, 0
-        elif isinstance(target, SetMark):
+            return chainwalk.RETURN
+        if isinstance(target, Jump):
+            return chainwalk.Call(target.chain, target.goto)
+        if isinstance(target, SetMark):
             mark = (mark & ~target.mask) ^ target.value
-            index += 1
-        else:
-            raise NotModelledError(f"target {target!r} is not modelled")
-    raise NotModelledError("rule walk did not end")
+            return chainwalk.CONTINUE
+        raise NotModelledError(f"target {target!r} is not modelled")
+
+    try:
+        walked = chainwalk.walk(chains, start, matches, act, policy)
+    except chainwalk.UnknownChainError as exc:
+        raise NotModelledError(str(exc)) from exc
+    return Outcome(walked.verdict, tuple(Step(c, i, r) for c, i, r in walked.matched))
