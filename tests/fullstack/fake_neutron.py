@@ -57,7 +57,9 @@ class FakeNeutron:
         self.report_replies: list[Any] = []
         self.status: dict[str, str] = {}
         #: router id -> router dict as ``sync_routers`` returns it (§6.4)
-        self.routers: dict[str, dict[str, Any]] = {}
+        self.routers: dict[str, Any] = {}
+        #: answers of the next ``sync_routers`` calls, verbatim (then :attr:`routers`)
+        self.sync_routers_replies: list[Any] = []
         #: router id -> {fip id: status} of the last ``update_floatingip_statuses``
         self.fip_statuses: dict[str, dict[str, str]] = {}
         #: method → called with the arguments of each call, before it is answered
@@ -246,6 +248,9 @@ class _L3Plugin:
 
     def sync_routers(self, context: Any, host: str, router_ids: list[str] | None = None) -> Any:
         self.fake.record("sync_routers", locals_of(locals()))
+        with self.fake.lock:
+            if self.fake.sync_routers_replies:
+                return self.fake.sync_routers_replies.pop(0)
         wanted = self.fake.routers if router_ids is None else router_ids
         return [copy.deepcopy(self.fake.routers[r]) for r in wanted if r in self.fake.routers]
 

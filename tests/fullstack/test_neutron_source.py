@@ -168,7 +168,8 @@ class NeutronHost:
         self.fake.start()
         self.fake_started = True
 
-    def start_agent(self) -> None:
+    def start_agent(self, agent_options: str = "") -> None:
+        """Start the agent; ``agent_options``: more lines of its ``[agent]`` section."""
         host = self.host
         host.state_path.mkdir(exist_ok=True)
         host.config_file.write_text(
@@ -182,8 +183,7 @@ class NeutronHost:
             "[agent]\n"
             "source = neutron\n"
             "l2_driver = linuxbridge\n"
-            "resync_interval = 0\n"
-            "[neutron]\n"
+            "resync_interval = 0\n" + agent_options + "[neutron]\n"
             "report_interval = 2\n"
             "retry_interval = 0.5\n"
             "[linuxbridge]\n"
