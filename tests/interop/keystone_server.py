@@ -24,8 +24,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from tests.interop import services, venv
@@ -55,14 +53,6 @@ class KeystoneServer:
         self._created_services = False
         self._admin_token: Token | None = None
 
-    @contextlib.contextmanager
-    def _phase(self, name: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.monotonic() - start, 2)
-
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -87,15 +77,15 @@ class KeystoneServer:
     def start(self) -> None:
         """Build/reuse the venv, create the database, bootstrap, start and wait."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with self._phase("keystone-venv"):
+        with services.phase(self.timings, "keystone-venv"):
             self.venv, built = venv.keystone()
             self.timings["keystone_venv_built"] = float(built)
-        with self._phase("keystone-db"):
+        with services.phase(self.timings, "keystone-db"):
             self._created_services = True
             self.services.create()
         self.port = free_port()
         self._write_config()
-        with self._phase("keystone-bootstrap"):
+        with services.phase(self.timings, "keystone-bootstrap"):
             self._manage("db_sync")
             self._manage("fernet_setup", "--keystone-user", "root", "--keystone-group", "root")
             self._manage("credential_setup", "--keystone-user", "root", "--keystone-group", "root")
@@ -115,7 +105,7 @@ class KeystoneServer:
                 REGION,
                 *(f"--bootstrap-{iface}-url={self.auth_url}" for iface in _INTERFACES),
             )
-        with self._phase("keystone-start"):
+        with services.phase(self.timings, "keystone-start"):
             self._spawn()
             wait_until("the Keystone API", self._answers, timeout=120)
             self.api().create(
@@ -234,7 +224,7 @@ accesslog = "-"
 
     def stop(self) -> None:
         """Stop the gunicorn process group started here, drop the database."""
-        with self._phase("keystone-stop"):
+        with services.phase(self.timings, "keystone-stop"):
             if self.process is not None:
                 signal_group(self.process, signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):

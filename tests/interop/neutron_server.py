@@ -115,14 +115,6 @@ class NeutronServer:
 
     # -- set-up ---------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _phase(self, name: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.monotonic() - start, 2)
-
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -137,24 +129,24 @@ class NeutronServer:
 
     def start(self) -> None:
         """Build/reuse the venv, create DB and vhost, migrate, start and wait."""
-        with self._phase("venv"):
+        with services.phase(self.timings, "venv"):
             self.venv, built = venv.ensure()
             self.timings["venv_built"] = float(built)
-        with self._phase("db+vhost"):
+        with services.phase(self.timings, "db+vhost"):
             self._created_services = True
             self.services.create()
-        with self._phase("config"):
+        with services.phase(self.timings, "config"):
             self.port = free_port()
             self.service_user = self.keystone.add_service_user(self.name)
             if self.name == "neutron":
                 self.keystone.add_endpoint("neutron", "network", self.url)
             self._write_config()
-        with self._phase("db-manage"):
+        with services.phase(self.timings, "db-manage"):
             self._run_tool(
                 "db-manage",
                 [self._bin("neutron-db-manage"), *self._config_args(), "upgrade", "heads"],
             )
-        with self._phase("start"):
+        with services.phase(self.timings, "start"):
             self._spawn("rpc", [self._bin("neutron-rpc-server"), *self._config_args()])
             self._spawn("periodic", [self._bin("neutron-periodic-workers"), *self._config_args()])
             self._spawn("api", [self._bin("gunicorn")], cwd=self.workdir, env=self._api_env())
@@ -295,7 +287,7 @@ accesslog = "-"
 
     def stop(self) -> None:
         """Stop the processes started here (by PID/process group), drop DB and vhost."""
-        with self._phase("stop"):
+        with services.phase(self.timings, "stop"):
             for proc in self.processes.values():
                 signal_group(proc, signal.SIGTERM)
             deadline = time.monotonic() + 10

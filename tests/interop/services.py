@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -23,6 +24,16 @@ DB_PASSWORD = "netagent-interop"
 DB_PREFIX = "na_interop_"
 VHOST_PREFIX = "/na-interop-"
 RABBIT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
+
+
+@contextlib.contextmanager
+def phase(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record in ``timings[name]`` the seconds the block took (a server's start phases)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.monotonic() - start, 2)
 
 
 def _run(cmd: list[str], sql_input: str | None = None) -> str:
