@@ -10,8 +10,11 @@ ebtables); only the server and the RPC are left out. libvirt's part (the tap int
 bridge, Nova's ``bridge`` VIF) is done as libvirt does it.
 
 Input: one JSON document on stdin (see the test). Output: one JSON line with what it made.
-Never imports netagent.
+Never imports netagent. Imports are inside :func:`main`: the program name must be set
+before Neutron's modules are imported.
 """
+
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -24,12 +27,11 @@ def main() -> None:
     # iptables_manager names its chains after the program (neutron-linuxbri-...): be
     # the agent before it is imported
     sys.argv[0] = "neutron-linuxbridge-agent"
-    from oslo_config import cfg
-
     from neutron.common import config as common_config
     from neutron.conf.agent import common as agent_config
     from neutron.conf.agent import securitygroups_rpc as sg_config
     from neutron.conf.plugins.ml2.drivers import linuxbridge as lb_config
+    from oslo_config import cfg
 
     common_config.register_common_config_options()
     agent_config.register_root_helper(cfg.CONF)
@@ -58,8 +60,7 @@ def main() -> None:
         if hasattr(context, "set_client_mode"):
             context.set_client_mode(False)
 
-    from neutron.agent.linux import bridge_lib
-    from neutron.agent.linux import iptables_firewall
+    from neutron.agent.linux import bridge_lib, iptables_firewall
     from neutron.plugins.ml2.drivers.linuxbridge.agent import arp_protect
     from neutron.plugins.ml2.drivers.linuxbridge.agent import (
         linuxbridge_neutron_agent as lb_agent,
