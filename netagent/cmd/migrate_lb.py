@@ -59,7 +59,11 @@ def old_agent_pids(proc: str = "/proc") -> list[int]:
                 argv = fh.read().split(b"\0")
         except OSError:
             continue
-        if any(os.path.basename(a.decode(errors="replace")) == OLD_AGENT for a in argv[:2]):
+        names = [os.path.basename(a.decode(errors="replace")) for a in argv[:2]]
+        # the script itself, or an interpreter running it
+        if names[0] == OLD_AGENT or (
+            names[0].startswith("python") and len(names) > 1 and names[1] == OLD_AGENT
+        ):
             pids.append(int(entry))
     return sorted(pids)
 
