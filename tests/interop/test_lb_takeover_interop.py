@@ -17,6 +17,7 @@ second run changes nothing.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -38,6 +39,12 @@ VNI = 1001
 #: TCP ports the server VM listens on; the security group allows 22 only
 ALLOWED, BLOCKED = 22, 80
 SPOOFED = "192.0.2.99"
+SAVES = (
+    "iptables-nft-save",
+    "ip6tables-nft-save",
+    "iptables-legacy-save",
+    "ip6tables-legacy-save",
+)
 
 
 def _neutron_rules() -> list[dict[str, Any]]:
@@ -101,7 +108,24 @@ def _in(netns: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
     return proc.stdout + proc.stderr
 
 
-def _build_with_neutron(python: Path, fab: LbFabric, host: Host, peers: list[Host]) -> None:
+def _tools_path(fab: LbFabric, backend: str) -> str:
+    """PATH for the Neutron code: its ``iptables*`` commands run ``backend``'s variant, as
+    the host's alternatives would have them (ebtables stays nft: no legacy nat table)."""
+    if backend == "nft":
+        return os.environ["PATH"]
+    tools = fab.workdir / "legacy-tools"
+    tools.mkdir(exist_ok=True)
+    for family in ("iptables", "ip6tables"):
+        for suffix in ("", "-save", "-restore"):
+            link = tools / f"{family}{suffix}"
+            if not link.exists():
+                link.symlink_to(f"/usr/sbin/{family}-legacy{suffix}")
+    return f"{tools}:{os.environ['PATH']}"
+
+
+def _build_with_neutron(
+    python: Path, fab: LbFabric, host: Host, peers: list[Host], backend: str
+) -> None:
     """Wire ``host``'s VMs with the Neutron LB agent's code, as its RPC loop would."""
     vms = [vm for vm in fab.vms.values() if vm.host is host]
     members = [[vm.address, vm.mac] for vm in fab.vms.values()]
@@ -139,6 +163,7 @@ def _build_with_neutron(python: Path, fab: LbFabric, host: Host, peers: list[Hos
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, "PATH": _tools_path(fab, backend)},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -151,7 +176,7 @@ def _vxlan_port(host: Host) -> int:
 def _old_agent_state(host: Host) -> list[str]:
     """What of the Neutron LB agent is in the host namespace, read with the tools."""
     found = [n for n in harness.links(host.netns) if n.startswith("vxlan-")]
-    for tool in ("iptables-save", "ip6tables-save", "ebtables-nft-save -t nat"):
+    for tool in (*SAVES, "ebtables-nft-save -t nat"):
         text = _in(host.netns, *tool.split())
         found += sorted(set(re.findall(r"neutron[-A-Za-z0-9]+", text)))
     found += [s for s in _in(host.netns, "ipset", "list", "-n").split() if s.startswith("NIP")]
@@ -162,9 +187,11 @@ def _data_plane(host: Host) -> dict[str, str]:
     """The host's filters, sets and devices as the tools print them (no counters)."""
     state = {
         tool: "\n".join(
-            line for line in _in(host.netns, *tool.split()).splitlines() if line[:1] != "#"
+            re.sub(r"\[\d+:\d+\]", "[0:0]", line)
+            for line in _in(host.netns, *tool.split()).splitlines()
+            if line[:1] != "#"
         )
-        for tool in ("iptables-save", "ip6tables-save", "ebtables-nft-save", "ipset save")
+        for tool in (*SAVES, "ebtables-nft-save", "ipset save")
     }
     devices = json.loads(_in(host.netns, "ip", "-j", "link", "show"))
     state["links"] = json.dumps(
@@ -231,7 +258,10 @@ def _ping_stats(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def test_takeover_of_neutron_linuxbridge_hosts_under_traffic(fabric: LbFabric) -> None:
+@pytest.mark.parametrize("backend", ["nft", "legacy"])
+def test_takeover_of_neutron_linuxbridge_hosts_under_traffic(
+    fabric: LbFabric, backend: str
+) -> None:
     python = venv.lb_agent()[0] / "bin" / "python"
     host_a = fabric.add_host("host-a", "198.18.0.1")
     host_b = fabric.add_host("host-b", "198.18.0.2")
@@ -242,7 +272,7 @@ def test_takeover_of_neutron_linuxbridge_hosts_under_traffic(fabric: LbFabric) -
 
     # before: the Neutron Linux bridge agent's data plane, built by its own code
     for host in hosts:
-        _build_with_neutron(python, fabric, host, [h for h in hosts if h is not host])
+        _build_with_neutron(python, fabric, host, [h for h in hosts if h is not host], backend)
         assert _old_agent_state(host), "the Neutron code built nothing"
     server = subprocess.Popen(
         ["ip", "netns", "exec", vm_b.netns, "python3", str(HERE / "tcp_stream.py"), "serve",
@@ -254,13 +284,13 @@ def test_takeover_of_neutron_linuxbridge_hosts_under_traffic(fabric: LbFabric) -
         wait_for("echo server", lambda: _tcp_probe(vm_a, vm_b.address, ALLOWED), timeout=10)
         _security_group_holds(fabric, vm_a, vm_b)
         _spoof_blocked(vm_a, vm_b)
-        _takeover(fabric, hosts, vm_a, vm_b)
+        _takeover(fabric, hosts, vm_a, vm_b, backend)
     finally:
         server.kill()
         server.wait(5)
 
 
-def _takeover(fabric: LbFabric, hosts: list[Host], vm_a: Vm, vm_b: Vm) -> None:
+def _takeover(fabric: LbFabric, hosts: list[Host], vm_a: Vm, vm_b: Vm, backend: str) -> None:
     port = _vxlan_port(hosts[0])
     fabric.write_state()
     extra = (
@@ -273,6 +303,7 @@ def _takeover(fabric: LbFabric, hosts: list[Host], vm_a: Vm, vm_b: Vm) -> None:
         assert dry.returncode == 0, dry.stdout + dry.stderr
         assert f"NOOP: rename vxlan-{VNI}" in dry.stdout, dry.stdout
         assert "NOOP: destroy ipset NIPv4" in dry.stdout, dry.stdout
+        assert f"iptables ({backend}) IPv4 filter: remove" in dry.stdout, dry.stdout
         print(f"\n{host.name} dry run:\n{dry.stdout}")
     before = {h.name: fabric.ifindexes(h, ("brq", "vxlan-")) for h in hosts}
 
