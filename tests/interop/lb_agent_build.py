@@ -19,11 +19,16 @@ before Neutron's modules are imported.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
 def main() -> None:
     spec = json.load(sys.stdin)
+    # Never the caller's (the machine's) namespace: this code writes iptables, ebtables
+    # and ipsets. The test passes the inode of its own network namespace.
+    if os.stat("/proc/self/ns/net").st_ino == spec["caller_netns_inode"]:
+        raise SystemExit("refusing to run in the caller's network namespace")
     # iptables_manager names its chains after the program (neutron-linuxbri-...): be
     # the agent before it is imported
     sys.argv[0] = "neutron-linuxbridge-agent"

@@ -135,6 +135,7 @@ def _build_with_neutron(
         fdb[peer.tunnel_ip] = [["00:00:00:00:00:00", "0.0.0.0"], *remote]
     net = next(iter(fab.networks.values()))
     spec = {
+        "caller_netns_inode": os.stat("/proc/self/ns/net").st_ino,
         "local_ip": host.tunnel_ip,
         "lock_path": str(fab.workdir / f"locks-{host.name}"),
         "networks": [{"id": net["id"], "vni": VNI, "mtu": net["mtu"]}],
