@@ -283,9 +283,9 @@ class AdoptVxlan(Op):
     """Rename a live VXLAN device and set its learning flag, keeping its ifindex.
 
     The takeover of a Neutron Linux bridge agent's ``vxlan-<VNI>`` as netagent's
-    ``nvx-<VNI>``: the kernel (5.x and later: since 6.2 without taking the device down)
-    renames it in place, so the bridge port, its FDB and the traffic stay as they are; a
-    second device with the same VNI, address and port could not even be created.
+    ``nvx-<VNI>``: the kernel renames it in place (an up device since Linux 6.2), so the
+    bridge port, its FDB and the traffic stay as they are; a second device with the same
+    VNI, address and port could not even be created.
     """
 
     invalidates: ClassVar[bool] = True
