@@ -79,6 +79,18 @@ AGENT_OPTS = [
         help="Every this many consecutive failures of one resource, the agent runs a full "
         "resync of everything (to repair state the failing resource may depend on).",
     ),
+    cfg.BoolOpt(
+        "take_over_neutron_linuxbridge",
+        default=False,
+        help="Take over what a stopped neutron-linuxbridge-agent left on this host, in "
+        "place (doc/migration.md): its brq bridges are adopted, its vxlan-<VNI> devices are "
+        "renamed to netagent's nvx-<VNI> (same device, no flap; vxlan_udp_port and local_ip "
+        "must equal the old agent's), its conntrack zones are kept, and its iptables "
+        "(neutron-linuxbri-*), ipsets (NIPv4/NIPv6) and ebtables (neutronARP-/neutronMAC-) "
+        "filters are removed in the same atomic restores that put netagent's in place. "
+        "Only with l2_driver linuxbridge and firewall_driver iptables. Never enable it "
+        "while the old agent runs.",
+    ),
     cfg.StrOpt(
         "metrics_listen",
         default="",

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from netagent.linux import ebtables_saved
 from netagent.linux.iptables import validate as v
+from netagent.linux.iptables.plan import ForeignRemoval
 from netagent.privileged import ebtables as priv
 
 LOG = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ HOOKS = priv.HOOKS
 VERDICTS = ("ACCEPT", "DROP", "RETURN")
 _CHAIN_RE = re.compile(r"na-[A-Za-z0-9_-]{1,28}")
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp"}
+
+_NEUTRON_LB_CHAIN_RE = re.compile(priv.NEUTRON_LB_CHAIN)
+_NEUTRON_LB_JUMP_RE = re.compile(
+    rf"-A PREROUTING(?: -p ARP)? -i tap[0-9a-f-]{{11}} -j {priv.NEUTRON_LB_CHAIN}"
+)
 
 IPv4Network = ipaddress.IPv4Network
 IPv6Network = ipaddress.IPv6Network
@@ -209,15 +215,43 @@ class _Item:
     body: tuple[str, ...] = ()
 
 
+def neutron_lb_removal(text: str) -> ForeignRemoval:
+    """The removal of the Neutron Linux bridge agent's ARP/MAC spoofing chains from
+    ``ebtables-nft-save -t nat`` output: unhook, flush, delete. A jump netagent does not
+    recognise whole blocks the removal (the chain could not be deleted)."""
+    chains: list[str] = []
+    jumps: list[str] = []
+    blocked: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(":"):
+            name = line[1:].split(" ", 1)[0]
+            if _NEUTRON_LB_CHAIN_RE.fullmatch(name):
+                chains.append(name)
+        elif line.startswith("-A ") and " -j neutron" in line:
+            if _NEUTRON_LB_JUMP_RE.fullmatch(line):
+                jumps.append("-D " + line[3:])
+            elif not _NEUTRON_LB_CHAIN_RE.fullmatch(line.split(" ", 2)[1]):
+                blocked.append(line)
+    if not chains or blocked:
+        return ForeignRemoval((), tuple(chains), tuple(blocked))
+    lines = jumps + [f"-F {c}" for c in chains] + [f"-X {c}" for c in chains]
+    return ForeignRemoval(tuple(lines), tuple(chains))
+
+
 class EbtablesManager:
     """netagent's ebtables chains of one table in one network namespace.
 
     :param namespace: network namespace name; None is the agent's own namespace
     :param table: ``nat`` (anti-spoofing, hook in ``PREROUTING``) or ``filter`` (hook
         in ``INPUT``)
+    :param take_over_neutron_lb: (``nat``) remove the Neutron Linux bridge agent's
+        spoofing chains found by the scan in the restore that writes netagent's
+        (doc/migration.md)
     """
 
-    def __init__(self, namespace: str | None, table: str = "nat") -> None:
+    def __init__(
+        self, namespace: str | None, table: str = "nat", take_over_neutron_lb: bool = False
+    ) -> None:
         if table not in HOOKS:
             raise ValueError(f"ebtables table must be one of {sorted(HOOKS)}, got {table!r}")
         self.namespace = namespace
@@ -234,6 +268,8 @@ class EbtablesManager:
         self._scanned = False
         self._prefetched: str | None = None
         self._lock = threading.RLock()
+        self.take_over_neutron_lb = take_over_neutron_lb and table == "nat"
+        self._retire = ForeignRemoval()
 
     def __repr__(self) -> str:
         return f"EbtablesManager(namespace={self.namespace!r}, table={self.table!r})"
@@ -289,6 +325,24 @@ class EbtablesManager:
         # Content is unknown (no comments in ebtables): every desired chain is rewritten.
         self._kernel = found
         self._scanned = True
+        if self.take_over_neutron_lb:
+            self._retire = neutron_lb_removal(text)
+            if self._retire.blocked:
+                LOG.error(
+                    "Neutron Linux bridge agent ebtables chains in namespace %s not removed: "
+                    "rules netagent does not remove jump to them: %s",
+                    self.namespace,
+                    "; ".join(self._retire.blocked),
+                )
+
+    def inspect_neutron_lb(self) -> ForeignRemoval:
+        """What a takeover would remove of the Neutron Linux bridge agent (one save)."""
+        return neutron_lb_removal(priv.save(self.namespace, self.table))
+
+    def neutron_lb_chains(self) -> ForeignRemoval:
+        """What the last scan found of the Neutron Linux bridge agent."""
+        with self._lock:
+            return self._retire
 
     def check(self) -> list[str]:
         """Compare the kernel with what this manager last applied (one save).
@@ -358,14 +412,25 @@ class EbtablesManager:
                 if name not in self._desired and (sweep or self._kernel[name] is not None)
             ]
             result = EbtablesResult()
-            queue = [items] if items else []
+            queue = [items] if items or self._retire.lines else []
             while queue:
                 batch = queue.pop(0)
-                text, owners = self._build(batch)
+                # a takeover's removal goes with the whole first batch (see iptables)
+                tail = self._retire.lines if batch is items else ()
+                text, owners = self._build(batch, tail)
                 try:
                     priv.restore(self.namespace, text, table=self.table)
                 except priv.EbtablesRestoreError as exc:
                     self._scanned = False
+                    if tail:
+                        LOG.error(
+                            "Neutron Linux bridge agent ebtables chains in %s not removed "
+                            "(retried after the next scan): %s",
+                            self.namespace,
+                            exc,
+                        )
+                        queue[:0] = [list(batch)]
+                        continue
                     bad = owners[exc.line] if exc.line and exc.line < len(owners) else None
                     LOG.warning(
                         "ebtables %s restore in %s failed: %s", self.table, self.namespace, exc
@@ -379,6 +444,14 @@ class EbtablesManager:
                         queue[:0] = [batch[:half], batch[half:]]
                     continue
                 result.inputs.append(text)
+                if tail:
+                    LOG.info(
+                        "Neutron Linux bridge agent ebtables chains removed in namespace %s "
+                        "with netagent's in place, in one restore: %s",
+                        self.namespace,
+                        ", ".join(self._retire.chains),
+                    )
+                    self._retire = ForeignRemoval()
                 for item in batch:
                     if item.delete:
                         self._kernel.pop(item.chain, None)
@@ -400,7 +473,9 @@ class EbtablesManager:
                 )
             return result
 
-    def _build(self, batch: list[_Item]) -> tuple[str, list[_Item | None]]:
+    def _build(
+        self, batch: list[_Item], tail: Sequence[str] = ()
+    ) -> tuple[str, list[_Item | None]]:
         lines = [f"*{self.table}"]
         owners: list[_Item | None] = [None, None]
 
@@ -432,6 +507,8 @@ class EbtablesManager:
         for item in batch:
             if item.delete:
                 add(f"-X {item.chain}", item)
+        for line in tail:
+            add(line, None)
         lines.append("COMMIT")
         owners.append(None)
         return "\n".join(lines) + "\n", owners

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 from netagent.common import constants as c
 from netagent.linux.iptables import validate as v
 from netagent.privileged import ipset as priv
+
+_NEUTRON_SET_RE = re.compile(priv.NEUTRON_SET)
 
 LOG = logging.getLogger(__name__)
 
@@ -315,3 +318,26 @@ class IpsetManager:
                     ", ".join(sorted(result.applied)),
                 )
             return result
+
+
+def neutron_lb_sets(namespace: str | None) -> list[str]:
+    """The Neutron Linux bridge agent's sets in the namespace (``NIPv4``/``NIPv6``...)."""
+    return sorted(n for n in priv.list_names(namespace) if _NEUTRON_SET_RE.fullmatch(n))
+
+
+def destroy_neutron_lb_sets(namespace: str | None) -> tuple[list[str], dict[str, str]]:
+    """Destroy every Neutron Linux bridge agent set of the namespace (a takeover, once no
+    rule references them).
+
+    :returns: (sets destroyed, set -> why it was not)
+    """
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    for name in neutron_lb_sets(namespace):
+        try:
+            priv.destroy_neutron(namespace, name)
+        except priv.IpsetError as exc:
+            failed[name] = str(exc)
+        else:
+            done.append(name)
+    return done, failed

@@ -111,6 +111,7 @@ class _Runner:
         self.ctx.fds.clear()
         if op.invalidates:
             self.indexes.pop(op.target, None)
+            self.indexes.pop(getattr(op, "name", op.target), None)  # a renamed device
         for kind, target, request in built:
             self.queue.append((index, kind, op.opname, target, request))
 

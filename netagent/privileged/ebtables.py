@@ -35,10 +35,18 @@ _BODY = r"[A-Za-z0-9 _./:,!+-]*"
 HOOKS = {"nat": "PREROUTING", "filter": "INPUT"}
 
 
+#: The Neutron Linux bridge agent's ARP/MAC spoofing chains (``arp_protect``), named
+#: after the tap; a takeover may unhook, flush and delete them, nothing else.
+NEUTRON_LB_CHAIN = r"neutron(?:ARP|MAC)-tap[0-9a-f-]{11}"
+_NEUTRON_JUMP = rf"-D PREROUTING(?: -p ARP)? -i tap[0-9a-f-]{{11}} -j {NEUTRON_LB_CHAIN}"
+
+
 def _grammar(builtin: str) -> re.Pattern[str]:
     """The lines netagent writes into a table whose hook is in ``builtin``, as one pattern
     (one match per line instead of one per alternative)."""
+    neutron = (rf"-[FX] {NEUTRON_LB_CHAIN}", _NEUTRON_JUMP) if builtin == "PREROUTING" else ()
     alternatives = (
+        *neutron,
         rf":{_OWNED} RETURN",
         rf"-[FX] {_OWNED}",
         rf"-A {_OWNED} {_BODY}",

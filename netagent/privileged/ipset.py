@@ -26,6 +26,9 @@ _LINE_RES = (
     re.compile(rf"^(?:add|del) {_SET} [0-9a-fA-F.:]+(?:/\d{{1,3}})?$"),
 )
 _LINE_NO_RE = re.compile(r"[Ee]rror in line (\d+)")
+#: The Neutron Linux bridge agent's remote-group sets (``NIPv4``/``NIPv6`` + group id,
+#: and their ``-n`` swap twins), destroyed by a takeover (doc/migration.md).
+NEUTRON_SET = r"NIPv[46][0-9a-f-]{1,26}"
 
 
 class IpsetError(NetagentError):
@@ -104,6 +107,22 @@ def destroy(namespace: str | None, name: str) -> None:
     :raises IpsetInUseError: a rule still references the set
     """
     if not re.fullmatch(_SET, name):
+        raise IpsetInputError(name)
+    try:
+        _run(namespace, ["destroy", name])
+    except IpsetInUseError:
+        raise
+    except IpsetError as exc:
+        if "does not exist" not in exc.stderr:
+            raise
+
+
+def destroy_neutron(namespace: str | None, name: str) -> None:
+    """Destroy a Neutron Linux bridge agent set; a missing set is not an error.
+
+    :raises IpsetInUseError: a rule still references the set
+    """
+    if not re.fullmatch(NEUTRON_SET, name):
         raise IpsetInputError(name)
     try:
         _run(namespace, ["destroy", name])

@@ -46,12 +46,18 @@ _BUILTIN = r"(?:PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING)"
 # character set without quotes, backslashes, '#' or control characters.
 # '&' and '=' only appear in u32 expressions, which rules.U32 builds from integers.
 _BODY = r"[A-Za-z0-9 _./:,!+\[\]&=-]*"
+#: The Neutron Linux bridge agent's chains (``iptables_manager`` names them after its
+#: binary, ``neutron-linuxbri``, plus its shared ``neutron-filter-top``): a takeover may
+#: flush, unhook and delete them, nothing else (doc/migration.md).
+NEUTRON_LB_CHAIN = r"neutron-(?:linuxbri-[A-Za-z0-9_.-]{1,12}|filter-top)"
 _LINE_RES = (
     re.compile(rf"^:{_OWNED} - \[0:0\]$"),
     re.compile(rf"^-[FX] {_OWNED}$"),
     re.compile(rf"^-A {_OWNED}(?: {_BODY})?$"),
     re.compile(rf"^-I {_BUILTIN} 1 -m comment --comment na:hook -j {_OWNED}$"),
     re.compile(rf"^-D {_BUILTIN} -m comment --comment na:hook -j {_OWNED}$"),
+    re.compile(rf"^-[FX] {NEUTRON_LB_CHAIN}$"),
+    re.compile(rf"^-D {_BUILTIN} -j {NEUTRON_LB_CHAIN}$"),
 )
 #: The same grammar as one pattern (one match per line instead of one per alternative).
 _LINE_RE = re.compile("|".join(f"(?:{regex.pattern})" for regex in _LINE_RES))

@@ -279,6 +279,36 @@ class CreateVxlan(_NewLink):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AdoptVxlan(Op):
+    """Rename a live VXLAN device and set its learning flag, keeping its ifindex.
+
+    The takeover of a Neutron Linux bridge agent's ``vxlan-<VNI>`` as netagent's
+    ``nvx-<VNI>``: the kernel renames it in place (an up device since Linux 6.2), so the
+    bridge port, its FDB and the traffic stay as they are; a second device with the same
+    VNI, address and port could not even be created.
+    """
+
+    invalidates: ClassVar[bool] = True
+    name: str
+    new_name: str
+    learning: bool = False
+
+    def __post_init__(self) -> None:
+        v.device_name(self.name, "name")
+        v.device_name(self.new_name, "new_name")
+        _bool(self.learning, "learning")
+
+    @property
+    def target(self) -> str:
+        return self.new_name
+
+    def build(self, ctx: b.Context) -> b.Built:
+        info = b.linkinfo("vxlan", [("IFLA_VXLAN_LEARNING", int(self.learning))])
+        msg = b.ifinfo([("IFLA_IFNAME", self.new_name), info], None, ctx.resolve(self.name))
+        return [(self.kind, self.name, Request(nl.RTM_NEWLINK, 0, msg))]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class CreateVlan(_NewLink):
     """An 802.1q device on ``link`` (needs the kernel's 8021q module)."""
 
@@ -732,6 +762,7 @@ OPERATIONS: dict[str, type[Op]] = {
         CreateVeth,
         CreateBridge,
         CreateVxlan,
+        AdoptVxlan,
         CreateVlan,
         DeleteLink,
         SetLink,

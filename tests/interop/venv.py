@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 NEUTRON_VERSION = os.environ.get("NETAGENT_INTEROP_NEUTRON", "29.0.0")
 KEYSTONE_VERSION = "30.0.0"
 TEMPEST_VERSION = "47.0.0"
+#: The last Neutron with the Linux bridge agent (2024.2), for the takeover tests.
+LB_AGENT_NEUTRON_VERSION = "25.2.3"
 NEUTRON_TEMPEST_PLUGIN_VERSION = "3.3.0"
 CACHE = Path(os.environ.get("NETAGENT_INTEROP_CACHE", "/var/cache/netagent-interop"))
 MARKER = ".netagent-interop-complete"
@@ -54,6 +56,12 @@ def requirements(version: str) -> list[str]:
 
 def keystone_requirements() -> list[str]:
     return [f"keystone=={KEYSTONE_VERSION}", "gunicorn", "PyMySQL"]
+
+
+def lb_agent_requirements() -> list[str]:
+    # pyroute2 and eventlet as 2024.2's upper-constraints pin them: Neutron 25's
+    # privileged ip_lib imports pyroute2.nslink.nslink, gone in pyroute2 0.8
+    return [f"neutron=={LB_AGENT_NEUTRON_VERSION}", "pyroute2==0.7.12", "eventlet==0.36.1"]
 
 
 def tempest_requirements() -> list[str]:
@@ -164,3 +172,9 @@ def keystone() -> tuple[Path, bool]:
 def tempest() -> tuple[Path, bool]:
     """The tempest venv (tempest, neutron-tempest-plugin)."""
     return ensure_tool(f"tempest-{TEMPEST_VERSION}", tempest_requirements())
+
+
+def lb_agent() -> tuple[Path, bool]:
+    """The venv of the last Neutron with the Linux bridge agent (nothing of netagent in
+    it: the takeover tests run its agent code, never netagent's driver)."""
+    return ensure_tool(f"neutron-lb-{LB_AGENT_NEUTRON_VERSION}", lb_agent_requirements())

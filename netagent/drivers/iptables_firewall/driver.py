@@ -33,6 +33,7 @@ from netagent.drivers.iptables_firewall import antispoof, nd
 from netagent.drivers.iptables_firewall import compiler as comp
 from netagent.drivers.iptables_firewall import zones as ctzones
 from netagent.linux import conntrack
+from netagent.linux import ipset as ipset_mod
 from netagent.linux.ebtables import EbRule, EbtablesManager, EbtablesResult
 from netagent.linux.ipset import IpsetManager, IpsetResult
 from netagent.linux.iptables import IptablesManager, Rule
@@ -193,6 +194,11 @@ class IptablesFirewallDriver(base.FirewallDriver):
         if self.mark & (self.mark - 1):
             raise ValueError(f"[iptables] firewall_mark must be one bit, got {self.mark:#x}")
         self.netns = netns
+        #: remove a stopped Neutron Linux bridge agent's filters as netagent's go in
+        self.take_over: bool = bool(
+            getattr(getattr(conf, "agent", None), "take_over_neutron_linuxbridge", False)
+        )
+        self._take_over_pending = self.take_over
         self._ipt: IptablesManager | None = None
         self._eb: EbtablesManager | None = None
         self._ipset: IpsetManager | None = None
@@ -246,11 +252,20 @@ class IptablesFirewallDriver(base.FirewallDriver):
             # decided once per process, from the kernel and the record (never flips)
             self.backend = iptables_backend.resolve(self.backend, self.netns, self._state_path)
             self._ipt = IptablesManager(
-                self.netns, backend=self.backend, verify_interval=self.verify_interval
+                self.netns,
+                backend=self.backend,
+                verify_interval=self.verify_interval,
+                take_over_neutron_lb=self.take_over,
             )
-            self._eb = EbtablesManager(self.netns)
+            if self.take_over:
+                self._ipt.take_over_tables(
+                    [(family, table) for family in FAMILIES for table in ("nat", "mangle")]
+                )
+            self._eb = EbtablesManager(self.netns, take_over_neutron_lb=self.take_over)
             self._ipset = IpsetManager(self.netns)
-            raw = IptablesManager(self.netns, self.backend, self.verify_interval)
+            raw = IptablesManager(
+                self.netns, self.backend, self.verify_interval, take_over_neutron_lb=self.take_over
+            )
             self._raw_ipt = raw
             self._zones = ctzones.NetworkZones(raw, self._state_path)
         assert self._eb is not None and self._ipset is not None
@@ -644,6 +659,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if not self._usable(record) and record.port.id not in self._excluded:
                 reasons = [self._bad_groups[g] for g in record.groups if g in self._bad_groups]
                 self._exclude(record.port.id, "; ".join(reasons))
+        if self._take_over_pending and self._raw_ipt is not None:
+            self._ctz.adopt(self._raw_ipt.neutron_lb_zones())
         # Zone rules go in before any filter allows traffic (fail closed).
         missing = self._ctz.prepare(r.port for r in self._ports.values() if r.secured)
         for record in [r for r in self._ports.values() if r.port.network_id in missing]:
@@ -665,11 +682,31 @@ class IptablesFirewallDriver(base.FirewallDriver):
             if attempt == 0:
                 LOG.warning("Firewall pass left %d ports out, applying the rest", len(failed))
         ipset.destroy_unreferenced()
+        if self._take_over_pending:
+            self._finish_take_over(ipt)
         self._ctz.finish(r.port for r in self._ports.values() if r.secured)
         self._delete_conntrack()
         result = dict(self._excluded)
         result.update(failed)
         return result
+
+    def _finish_take_over(self, ipt: IptablesManager) -> None:
+        """Destroy the Neutron Linux bridge agent's ipsets once none of its chains is left
+        (they were removed with netagent's filters in place; see doc/migration.md)."""
+        assert self._eb is not None and self._raw_ipt is not None
+        left = [
+            *ipt.neutron_lb_chains(),
+            *self._raw_ipt.neutron_lb_chains(),
+            *(["ebtables"] if self._eb.neutron_lb_chains().chains else []),
+        ]
+        if left:
+            return  # the next pass retries (errors were logged by the managers)
+        destroyed, failed = ipset_mod.destroy_neutron_lb_sets(self.netns)
+        if destroyed:
+            LOG.info("Neutron Linux bridge agent ipsets destroyed: %s", ", ".join(destroyed))
+        for name, why in sorted(failed.items()):
+            LOG.warning("Neutron Linux bridge agent ipset %s not destroyed: %s", name, why)
+        self._take_over_pending = bool(failed)
 
     def _prefetch(self) -> _Background[None] | None:
         """On a pass with nothing applied yet, read the kernel's netagent chains (the

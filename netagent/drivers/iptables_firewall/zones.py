@@ -70,6 +70,8 @@ class NetworkZones:
         self._installed: frozenset[str] = frozenset()
         #: internal switch (tests): False assigns no zones and scopes no deletions
         self.enabled = True
+        #: bridge -> zone a Neutron Linux bridge agent used (:meth:`adopt`)
+        self._adopted: dict[str, int] = {}
 
     # -- allocation ---------------------------------------------------------------------
 
@@ -105,6 +107,16 @@ class NetworkZones:
         except OSError as exc:
             LOG.warning("conntrack zones not saved to %s: %s", self._file, exc)
 
+    def adopt(self, zones_by_bridge: dict[str, int]) -> None:
+        """Give networks without a zone yet the zone a Neutron Linux bridge agent gave
+        their bridge (same range, per network too): its connections' conntrack entries
+        stay valid through a takeover."""
+        self._adopted = {
+            bridge: zone
+            for bridge, zone in zones_by_bridge.items()
+            if ZONE_MIN <= zone <= ZONE_MAX
+        }
+
     def zone_of(self, network_id: str) -> int:
         """The zone of ``network_id``, allocated (and saved) on first use."""
         zone = self._zones.get(network_id)
@@ -112,7 +124,12 @@ class NetworkZones:
             used = set(self._zones.values())
             if len(used) >= _SPAN:
                 raise ValueError("conntrack zones exhausted")
-            zone = preferred_zone(network_id)
+            adopted = self._adopted.get(names.network_bridge(network_id))
+            zone = adopted if adopted is not None else preferred_zone(network_id)
+            if adopted is not None and adopted not in used:
+                LOG.info(
+                    "Network %s keeps the Neutron agent's conntrack zone %d", network_id, zone
+                )
             while zone in used:
                 zone = ZONE_MIN + (zone - ZONE_MIN + 1) % _SPAN
             self._zones[network_id] = zone

@@ -41,12 +41,13 @@ from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.common import ResourceError
 from netagent.drivers.common import parse_mappings as parse_physnets
-from netagent.drivers.linuxbridge import drift, fdb, neighbours
+from netagent.drivers.linuxbridge import drift, fdb, neighbours, takeover
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
 from netagent.drivers.linuxbridge.links import Links
 from netagent.linux.errors import DeviceNotFound, EntryNotFound, KernelError
 from netagent.linux.ip_lib import (
+    AdoptVxlan,
     CreateBridge,
     CreateVlan,
     CreateVxlan,
@@ -99,6 +100,10 @@ class LinuxBridgeDriver(base.L2Driver):
         self.local_ip: str | None = str(group.local_ip) if group.local_ip else None
         self.vxlan_port: int = group.vxlan_udp_port
         self.arp_responder: bool = group.arp_responder
+        #: rename a stopped Neutron Linux bridge agent's vxlan-<VNI> devices (.takeover)
+        self.take_over: bool = bool(
+            getattr(getattr(conf, "agent", None), "take_over_neutron_linuxbridge", False)
+        )
         self.netns = netns
         self._kernel = kernel
         self._networks: dict[str, dict[str, Any]] = {}
@@ -154,6 +159,8 @@ class LinuxBridgeDriver(base.L2Driver):
                 links.deleted(op.name)
             elif op.invalidates:
                 created.append(op.target)
+                if isinstance(op, AdoptVxlan):
+                    links.deleted(op.name)
         if created:
             links.update(self.kernel.links_named(created))
         return failed
@@ -294,6 +301,19 @@ class LinuxBridgeDriver(base.L2Driver):
                 LOG.info("Network %s: %s has other VNI/address/port, recreating", nid, uplink)
                 changes.append((nid, DeleteLink(name=uplink)))
                 current = None
+            if current is None and self.take_over:
+                adoption = takeover.vxlan_adoption(links, spec)
+                if isinstance(adoption, str):
+                    raise LinuxBridgeError(nid, adoption)
+                if adoption is not None:
+                    LOG.info(
+                        "Network %s: taking over %s as %s (renamed in place, learning off)",
+                        nid,
+                        adoption.name,
+                        uplink,
+                    )
+                    changes.append((nid, adoption))
+                    return created
             if current is None:
                 LOG.info(
                     "Network %s: creating %s (VNI %d, local %s, port %d)",

@@ -97,6 +97,8 @@ class _Table:
     hooks_wanted: set[str] = field(default_factory=set)
     hooks_kernel: dict[str, bool] = field(default_factory=dict)
     scanned: bool = False
+    # A takeover's removal of the Neutron Linux bridge agent's chains (found by the scan).
+    retire: plan.ForeignRemoval = field(default_factory=plan.ForeignRemoval)
 
 
 def _drops_sets(state: _Table, item: plan.Item) -> bool:
@@ -155,6 +157,9 @@ class IptablesManager:
         recorded; the firewall driver resolves it once, with its record, and passes it)
     :param verify_interval: seconds between cheap kernel checks during :meth:`apply`
         (0: before every apply; None: only at first use and on request)
+    :param take_over_neutron_lb: remove the Neutron Linux bridge agent's chains found by
+        a table's scan, in the same restore as the first write that leaves every desired
+        chain of the table in place (doc/migration.md)
     """
 
     def __init__(
@@ -162,6 +167,7 @@ class IptablesManager:
         namespace: str | None,
         backend: str = "auto",
         verify_interval: float | None = 60.0,
+        take_over_neutron_lb: bool = False,
     ) -> None:
         priv.netns_prefix(namespace)
         if backend == "auto":
@@ -171,6 +177,7 @@ class IptablesManager:
         self.namespace = namespace
         self.backend = backend
         self.verify_interval = verify_interval
+        self.take_over_neutron_lb = take_over_neutron_lb
         self._tables: dict[tuple[int, str], _Table] = {}
         self._last_verify = 0.0
         self._prefetched: dict[tuple[int, str], str] = {}
@@ -227,6 +234,37 @@ class IptablesManager:
             state = self._table(family, table)
             state.hooks_wanted.discard(builtin)
             state.desired.pop(plan.hook_chain(builtin), None)
+
+    def take_over_tables(self, tables: Sequence[tuple[int, str]]) -> None:
+        """Also scan ``(family, table)``s netagent writes nothing to (nat, mangle) for
+        the Neutron Linux bridge agent's chains; the next apply removes them."""
+        with self._lock:
+            for family, table in tables:
+                self._table(family, table)
+
+    def inspect_neutron_lb(
+        self, tables: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], plan.ForeignRemoval]:
+        """What a takeover would remove of the Neutron Linux bridge agent, per table with
+        any of its chains (read-only: one save per table, nothing remembered)."""
+        found = {}
+        for family, table in tables:
+            text = priv.save(self.namespace, self.backend, v.family(family), v.table_name(table))
+            removal = plan.neutron_lb_removal(text)
+            if removal.chains:
+                found[(family, table)] = removal
+        return found
+
+    def neutron_lb_zones(self) -> dict[str, int]:
+        """Bridge -> conntrack zone of the Neutron Linux bridge agent's IPv4 raw rules
+        (one save; read before netagent allocates zones, so established connections keep
+        theirs through a takeover)."""
+        return plan.neutron_lb_zones(priv.save(self.namespace, self.backend, 4, "raw"))
+
+    def neutron_lb_chains(self) -> dict[tuple[int, str], plan.ForeignRemoval]:
+        """What the last scans found of the Neutron Linux bridge agent, per table."""
+        with self._lock:
+            return {k: t.retire for k, t in sorted(self._tables.items()) if t.retire.chains}
 
     def chains(self, family: int, table: str) -> list[str]:
         """Names of the chains currently desired in a table."""
@@ -328,6 +366,18 @@ class IptablesManager:
         state.applied = reference
         state.hooks_kernel = dict(seen.hooks)
         state.scanned = True
+        if self.take_over_neutron_lb:
+            state.retire = plan.neutron_lb_removal(text)
+            if state.retire.blocked:
+                LOG.error(
+                    "Neutron Linux bridge agent chains in namespace %s IPv%d %s are not "
+                    "removed: built-in chain rules jump to them that netagent does not "
+                    "remove: %s",
+                    self.namespace,
+                    family,
+                    table,
+                    "; ".join(state.retire.blocked),
+                )
         # The first scan of a table adopts what it finds: nothing was applied to compare.
         return set() if first else damaged
 
@@ -386,7 +436,7 @@ class IptablesManager:
             for family, table in keys:
                 state = self._tables[(family, table)]
                 items = self._items(state, sweep)
-                if items:
+                if items or state.retire.lines:
                     work.append((family, table, state, items, ApplyResult()))
             calls = [functools.partial(self._run, *job) for job in work]
             if all(not i.exists and not i.delete for job in work for i in job[3]):
@@ -411,14 +461,29 @@ class IptablesManager:
         queue: list[list[plan.Item]] = [items]
         while queue:
             batch = queue.pop(0)
-            text, owners = plan.build_input(table, batch)
-            settle = any(_drops_sets(state, item) for item in batch)
+            # A takeover's removal goes with the restore that leaves every desired chain
+            # in place: the whole first batch, never a part of a split one.
+            tail = state.retire.lines if batch is items else ()
+            text, owners = plan.build_input(table, batch, tail)
+            # the removed Neutron chains' ipsets are destroyed right after a takeover
+            settle = bool(tail) or any(_drops_sets(state, item) for item in batch)
             try:
                 priv.restore(self.namespace, self.backend, family, table, text, settle=settle)
             except priv.IptablesRestoreError as exc:
                 # The kernel may not be what we believed: check it before the next apply.
                 state.scanned = False
                 culprit = self._log_failure(exc, text, owners)
+                if tail:
+                    LOG.error(
+                        "Neutron Linux bridge agent chains in namespace %s IPv%d %s not "
+                        "removed (retried after the next scan): %s",
+                        self.namespace,
+                        family,
+                        table,
+                        exc,
+                    )
+                    queue[:0] = [list(batch)]  # netagent's chains without the removal
+                    continue
                 if len(batch) == 1:
                     key = ChainKey(family, table, batch[0].chain)
                     result.failed[key] = str(exc)
@@ -432,6 +497,16 @@ class IptablesManager:
                 continue
             result.inputs.append((family, table, text))
             self._committed(ChainKey(family, table, ""), state, batch, result)
+            if tail:
+                LOG.info(
+                    "Neutron Linux bridge agent chains removed in namespace %s IPv%d %s "
+                    "with netagent's in place, in one restore: %s",
+                    self.namespace,
+                    family,
+                    table,
+                    ", ".join(state.retire.chains),
+                )
+                state.retire = plan.ForeignRemoval()
 
     def _log_failure(
         self, exc: priv.IptablesRestoreError, text: str, owners: list[plan.Item | None]

@@ -88,7 +88,73 @@ class Item:
     sets: frozenset[str] = field(default_factory=frozenset)
 
 
-def build_input(table: str, items: Sequence[Item]) -> tuple[str, list[Item | None]]:
+#: A Neutron Linux bridge agent chain (see :data:`netagent.privileged.iptables.NEUTRON_LB_CHAIN`).
+_NEUTRON_LB_RE = re.compile(r"neutron-(?:linuxbri-[A-Za-z0-9_.-]{1,12}|filter-top)")
+_BUILTINS = frozenset(b for bs in v.BUILTIN_CHAINS.values() for b in bs)
+
+
+@dataclass(frozen=True)
+class ForeignRemoval:
+    """What a takeover removes of the Neutron Linux bridge agent in one table.
+
+    :ivar lines: restore lines: flush every chain, delete the jumps from built-in chains,
+        delete every chain (in that order, so no chain is still referenced)
+    :ivar chains: the chains found
+    :ivar blocked: built-in chain rules jumping into them that netagent does not
+        remove (more than a bare ``-j``): nothing is removed while there are any
+    """
+
+    lines: tuple[str, ...] = ()
+    chains: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
+
+
+def neutron_lb_removal(text: str) -> ForeignRemoval:
+    """The removal of the Neutron Linux bridge agent's chains from ``iptables-save``
+    output of one table (rules are matched whole, never parsed)."""
+    chains: list[str] = []
+    jumps: list[str] = []
+    blocked: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(":"):
+            name = line[1:].split(" ", 1)[0]
+            if _NEUTRON_LB_RE.fullmatch(name):
+                chains.append(name)
+        elif line.startswith("-A "):
+            parts = line.split(" ")
+            if _NEUTRON_LB_RE.fullmatch(parts[1]) or parts[-2:-1] != ["-j"]:
+                continue
+            if not _NEUTRON_LB_RE.fullmatch(parts[-1]) or v.is_owned_chain(parts[1]):
+                continue
+            if len(parts) == 4 and parts[1] in _BUILTINS:
+                jumps.append(f"-D {parts[1]} -j {parts[3]}")
+            else:
+                blocked.append(line)
+    if not chains or blocked:
+        return ForeignRemoval((), tuple(chains), tuple(blocked))
+    lines = [f"-F {c}" for c in chains] + jumps + [f"-X {c}" for c in chains]
+    return ForeignRemoval(tuple(lines), tuple(chains))
+
+
+_NEUTRON_LB_ZONE_RE = re.compile(
+    r"-A neutron-linuxbri-PREROUTING -i (brq[0-9a-f-]{11}) .*-j CT --zone (\d+)$"
+)
+
+
+def neutron_lb_zones(text: str) -> dict[str, int]:
+    """The conntrack zone of each bridge in the Neutron Linux bridge agent's rules of
+    ``iptables-save -t raw`` output (its zones are per network: ``-i brq... -j CT``)."""
+    zones: dict[str, int] = {}
+    for line in text.splitlines():
+        match = _NEUTRON_LB_ZONE_RE.match(line)
+        if match:
+            zones.setdefault(match.group(1), int(match.group(2)))
+    return zones
+
+
+def build_input(
+    table: str, items: Sequence[Item], tail: Sequence[str] = ()
+) -> tuple[str, list[Item | None]]:
     """Restore input for ``items`` and, per input line (1-based), the item it belongs to.
 
     Layout: flush every chain believed to exist (``-F``; a ``:chain`` declaration also
@@ -114,6 +180,9 @@ def build_input(table: str, items: Sequence[Item]) -> tuple[str, list[Item | Non
     for item in items:
         if item.delete:
             add(f"-X {item.chain}", item)
+    for line in tail:
+        lines.append(line)
+        owners.append(None)
     lines.append("COMMIT")
     owners.append(None)
     return "\n".join(lines) + "\n", owners

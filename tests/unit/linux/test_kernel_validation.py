@@ -159,6 +159,7 @@ SAMPLES: list[ops.Op] = [
         underlay="eth1",
         ttl=1,
     ),
+    ops.AdoptVxlan(name="vxlan-7", new_name="nvx-7", learning=False),
     ops.CreateVlan(name="eth1.7", link="eth1", vlan_id=7),
     ops.DeleteLink(name="a"),
     ops.SetLink(name="a", mtu=1400, mac="02:00:00:00:00:aa", up=False, master="br0"),
@@ -194,7 +195,7 @@ SAMPLES: list[ops.Op] = [
     ops.AddFdb(device="vx", mac="00:00:00:00:00:00", destination="198.18.0.2", append=True),
     ops.DeleteFdb(device="a", mac="fa:16:3e:00:00:09", master=True),
 ]
-INDEXES = {"a": 3, "b": 4, "br0": 7, "vx": 11, "eth1": 9}
+INDEXES = {"a": 3, "b": 4, "br0": 7, "vx": 11, "eth1": 9, "vxlan-7": 12}
 
 
 def test_samples_cover_every_operation() -> None:
@@ -356,6 +357,29 @@ def test_vxlan_encoding() -> None:
     assert vxlan.get_attr("IFLA_VXLAN_GROUP6") == "ff05::5"
     assert vxlan.get_attr("IFLA_VXLAN_LEARNING") == 1
     assert vxlan.get_attr("IFLA_VXLAN_LINK") is None
+
+
+def test_adopt_vxlan_renames_by_index_and_sets_learning() -> None:
+    op = ops.AdoptVxlan(name="vxlan-1001", new_name="nvx-1001")
+    ((kind, target, request),) = op.build(_ctx(**{"vxlan-1001": 12}))
+    assert (kind, target, request.msg_type, request.flags) == (
+        "link",
+        "vxlan-1001",
+        nl.RTM_NEWLINK,
+        0,  # never NLM_F_CREATE: only the existing device is changed
+    )
+    assert op.target == "nvx-1001" and op.invalidates
+    msg = _encoded(request)
+    assert msg["index"] == 12 and (msg["flags"], msg["change"]) == (0, 0)
+    assert msg.get_attr("IFLA_IFNAME") == "nvx-1001"
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "vxlan"
+    assert info.get_attr("IFLA_INFO_DATA").get_attr("IFLA_VXLAN_LEARNING") == 0
+    # only the learning flag: VNI, addresses and port are the device's own
+    assert info.get_attr("IFLA_INFO_DATA").get_attr("IFLA_VXLAN_ID") is None
+    for bad in ({"new_name": "a" * 16}, {"name": "a b"}, {"learning": 0}):
+        with pytest.raises(InvalidArgument):
+            dataclasses.replace(op, **bad)
 
 
 def test_vlan_encoding_and_validation() -> None:
