@@ -7,7 +7,7 @@ counts every change, so a test can assert that a second pass changed nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from netagent.drivers.l3namespace.kernel import (
     IPAddress,
@@ -109,7 +109,11 @@ class FakeRouterKernel:
         self.changes.append(f"addresses {namespace}")
 
     def routes(
-        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+        self,
+        namespace: str,
+        tables: Sequence[int],
+        families: Sequence[int],
+        links: Mapping[str, NsLink] | None = None,
     ) -> set[RouteSpec]:
         return {r for r in self._get(namespace).routes if r.destination.version in families}
 
@@ -141,7 +145,7 @@ class FakeRouterKernel:
             ns.nat = spec
             self.changes.append(f"nat {namespace}")
 
-    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
+    def prefetch(self, namespaces: Sequence[str]) -> None:
         pass
 
     def forget_nat(self, namespace: str) -> None:
