@@ -182,7 +182,7 @@ class NamespaceL3Driver(base.L3Driver):
         links = self.kernel.links(ns)
         if self._converge_devices(want, links):
             links = self.kernel.links(ns)
-        added, had_v6 = self._converge_addresses(want)
+        added, had_v6 = self._converge_addresses(want, links)
         # announced now: should a later step fail, the retry finds them in place and
         # would not announce them again
         for device, iface in added:
@@ -230,10 +230,10 @@ class NamespaceL3Driver(base.L3Driver):
         return changed
 
     def _converge_addresses(
-        self, want: lay.RouterLayout
+        self, want: lay.RouterLayout, links: dict[str, NsLink]
     ) -> tuple[list[tuple[str, IPInterface]], bool]:
         """:returns: the addresses added, and whether the namespace had IPv6 ones."""
-        current = self.kernel.addresses(want.namespace)
+        current = self.kernel.addresses(want.namespace, links)
         had_v6 = any(a.version == 6 for have in current.values() for a in have)
         add: list[tuple[str, IPInterface]] = []
         delete: list[tuple[str, IPInterface]] = []

@@ -166,9 +166,12 @@ class IpLibRouterKernel:
 
     # -- addresses, routes, rules -------------------------------------------------------
 
-    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
+    def addresses(
+        self, namespace: str, links: Mapping[str, NsLink] | None = None
+    ) -> dict[str, set[IPInterface]]:
+        names = {link.index: link.name for link in links.values()} if links else None
         result: dict[str, set[IPInterface]] = {}
-        for address in ip_lib.list_addresses(namespace=namespace):
+        for address in ip_lib.list_addresses(namespace=namespace, names=names):
             if address.scope == _RT_SCOPE_UNIVERSE:
                 result.setdefault(address.device, set()).add(address.interface)
         return result

@@ -106,8 +106,12 @@ class RouterKernel(Protocol):
     def delete_host_link(self, host_device: str) -> None:
         """Delete a device of the host namespace (and its veth peer); gone is fine."""
 
-    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
-        """Global-scope addresses of each device of a router namespace."""
+    def addresses(
+        self, namespace: str, links: Mapping[str, NsLink] | None = None
+    ) -> dict[str, set[IPInterface]]:
+        """Global-scope addresses of each device of a router namespace.
+
+        :param links: the namespace's devices as :meth:`links` just returned them."""
 
     def change_addresses(
         self,

@@ -91,7 +91,9 @@ class FakeRouterKernel:
             ns.routes = {r for r in ns.routes if r.device != entry[1]}
         self.changes.append(f"delete {host_device}")
 
-    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
+    def addresses(
+        self, namespace: str, links: Mapping[str, NsLink] | None = None
+    ) -> dict[str, set[IPInterface]]:
         return {d: set(a) for d, a in self._get(namespace).addresses.items() if a}
 
     def change_addresses(
