@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,19 +281,26 @@ def device_exists(name: str, *, namespace: str | None = None) -> bool:
 
 
 def list_addresses(
-    *, namespace: str | None = None, device: str | None = None, family: int = 0
+    *,
+    namespace: str | None = None,
+    device: str | None = None,
+    family: int = 0,
+    names: Mapping[int, str] | None = None,
 ) -> list[Address]:
     """Addresses of a namespace (one dump each for devices and addresses).
 
     :param device: only this device's addresses.
     :param family: 4, 6, or 0 for both.
+    :param names: device names by ifindex, when the caller has just read them (spares
+        the device dump).
     """
     if family not in (0, 4, 6):
         raise InvalidArgument("family", family, "0, 4 or 6")
     ns = _ns(namespace)
     if device is not None:
         _dev(device)
-    names = {item["index"]: item["name"] for item in priv_links.list_links(ns)}
+    if names is None:
+        names = {item["index"]: item["name"] for item in priv_links.list_links(ns)}
     result = []
     for item in priv_addresses.list_addresses(ns, family):
         name = names.get(item["index"], str(item["index"]))

@@ -8,9 +8,11 @@ as a side effect of a lookup.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TypeVar
 
 from netagent.privileged import netns as priv_netns
+from netagent.privileged import nlsocket as priv_nlsocket
 from netagent.privileged import validate
 
 LOG = logging.getLogger(__name__)
@@ -43,3 +45,9 @@ def exists(name: str) -> bool:
 def list_namespaces(prefix: str = "") -> list[str]:
     """Namespaces whose name starts with ``prefix`` (reads /run/netns, spawns nothing)."""
     return priv_netns.list_netns(prefix)
+
+
+def connect(names: Sequence[str]) -> None:
+    """Open netagent's netlink sockets of these namespaces ahead of use, all from one
+    thread (many namespaces are about to be read); gone ones are skipped."""
+    priv_nlsocket.open_sockets([validate.namespace_name(name) for name in names])

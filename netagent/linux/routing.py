@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RouteType = Literal["unicast", "blackhole", "unreachable", "prohibit"]
 Scope = Literal["universe", "link", "host"]
 MAIN_TABLE = 254
+#: route protocols (``rtm_protocol``): added by the kernel (connected routes), by a tool
+PROTO_KERNEL = 2
+PROTO_STATIC = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Route:
     device: str | None
     metric: int | None
     source: IPAddress | None
+    #: who added it (``PROTO_KERNEL``, ``PROTO_STATIC``...)
+    protocol: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,19 +61,28 @@ class Rule:
 
 
 def list_routes(
-    *, namespace: str | None = None, table: int | None = None, family: int = 0
+    *,
+    namespace: str | None = None,
+    table: int | None = None,
+    family: int = 0,
+    local: bool = True,
+    names: Mapping[int, str] | None = None,
 ) -> list[Route]:
     """Routes of a namespace (one dump), optionally only those of ``table``.
 
     :param family: 4, 6 or 0 for both. IPv6 results include the kernel's own
         multicast/local routes of the ``local`` table when ``table`` is None.
+    :param local: include the ``local`` table (skipped undecoded otherwise).
+    :param names: device names by ifindex, when the caller has just read them (else one
+        more dump reads them).
     """
     ns = validate.optional_namespace(namespace)
     if family not in (0, 4, 6):
         raise InvalidArgument("family", family, "0, 4 or 6")
-    names = {item["index"]: item["name"] for item in priv_links.list_links(ns)}
+    if names is None:
+        names = {item["index"]: item["name"] for item in priv_links.list_links(ns)}
     result = []
-    for item in priv_routes.list_routes(ns, table, family):
+    for item in priv_routes.list_routes(ns, table, family, local=local):
         result.append(
             Route(
                 destination=ipaddress.ip_network(item["destination"], strict=False),
@@ -78,6 +93,7 @@ def list_routes(
                 device=names.get(item["oif"]) if item["oif"] else None,
                 metric=item["metric"],
                 source=ipaddress.ip_address(item["source"]) if item["source"] else None,
+                protocol=item["protocol"],
             )
         )
     return result

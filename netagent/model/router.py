@@ -87,11 +87,14 @@ class RouterPort:
     """A router's gateway or interface port with the subnets it has addresses on.
 
     :ivar mtu: the network's MTU as ``sync_routers`` reports it, ``None`` if not given.
+    :ivar extra_subnets: the other subnets of the port's network (no address of the port
+        in them; on-link routes on the gateway port).
     """
 
     port: Port
     subnets: tuple[Subnet, ...] = ()
     mtu: int | None = None
+    extra_subnets: tuple[Subnet, ...] = ()
 
     @property
     def network_id(self) -> str:
@@ -100,16 +103,26 @@ class RouterPort:
 
     @classmethod
     def from_reader(cls, r: Reader) -> RouterPort:
-        """Parse a ``gw_port`` / ``_interfaces`` entry (API port + ``subnets`` + ``mtu``).
+        """Parse a ``gw_port`` / ``_interfaces`` entry (API port + ``subnets``,
+        ``extra_subnets`` and ``mtu``).
 
         :raises ModelError: on any invalid field.
         """
         port = Port.from_reader(r)
-        subnets = tuple(
-            Subnet.from_router_port(r.sub(path, item), port.network_id)
-            for path, item in r.items("subnets", max_len=MAX_ROUTER_PORTS)
-        )
-        return cls(port, subnets, r.opt("mtu", v.int_range(MTU_MIN, MTU_MAX), None))
+
+        def subnets(key: str) -> tuple[Subnet, ...]:
+            return tuple(
+                Subnet.from_router_port(r.sub(path, item), port.network_id)
+                for path, item in r.items(key, max_len=MAX_ROUTER_PORTS)
+            )
+
+        own = subnets("subnets")
+        extra = subnets("extra_subnets")
+        for index, subnet in enumerate(extra):
+            if any(subnet.id == s.id for s in own):
+                r.fail(f"extra_subnets[{index}].id", "is one of the port's subnets")
+        mtu = r.opt("mtu", v.int_range(MTU_MIN, MTU_MAX), None)
+        return cls(port, own, mtu, extra)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from netagent.privileged import nsenter
+
 LOG = logging.getLogger(__name__)
 
 #: Appended after ``COMMIT``; ``-v`` echoes it once the commit is done. netagent's own
@@ -26,12 +28,20 @@ SYNC_MARKER = "# netagent: committed"
 
 
 def run(
-    argv: Sequence[str], text: str, *, tool: str, timeout: float, settle: bool
+    argv: Sequence[str],
+    text: str,
+    *,
+    tool: str,
+    timeout: float,
+    settle: bool,
+    namespace: str | None = None,
 ) -> tuple[int, str] | None:
     """Feed ``text`` (plus the marker) to the restore tool run by ``argv``.
 
     :param tool: the tool's name, for logs.
     :param settle: also wait for the tool's exit.
+    :param namespace: a validated namespace name to start the tool in (from a thread that
+        entered it; the child inherits it), ``None`` for the caller's.
     :returns: ``None`` once committed, else ``(returncode, stderr)`` of the failed tool.
     """
     # stdin and stderr are memory files: only stdout, which carries nothing but the echoed
@@ -39,7 +49,11 @@ def run(
     stdin = _memfile(f"{text}{SYNC_MARKER}\n")
     stderr = _memfile("")
     try:
-        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+
+        def spawn() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+
+        proc = nsenter.call_in_namespace(namespace, spawn)
     finally:
         os.close(stdin)
     try:

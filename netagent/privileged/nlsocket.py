@@ -69,17 +69,14 @@ class Reply:
 class RtnlSocket:
     """A NETLINK_ROUTE socket bound inside one namespace; thread-safe."""
 
-    def __init__(self, namespace: str | None) -> None:
+    def __init__(self, namespace: str | None, sock: socket.socket | None = None) -> None:
+        """:param sock: a NETLINK_ROUTE socket opened inside ``namespace`` (default: one
+        is opened here)."""
         self.namespace = namespace
         self._lock = threading.Lock()
         self._seq = 0
-        sock: socket.socket = nsenter.call_in_namespace(
-            namespace,
-            socket.socket,
-            socket.AF_NETLINK,
-            socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-            socket.NETLINK_ROUTE,
-        )
+        if sock is None:
+            sock = nsenter.call_in_namespace(namespace, _new_socket)
         self._sock = sock
         try:
             sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
@@ -207,6 +204,12 @@ class RtnlSocket:
             return
 
 
+def _new_socket() -> socket.socket:
+    return socket.socket(
+        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+    )
+
+
 def _is_dump(req: Request) -> bool:
     # NLM_F_DUMP shares bits with NLM_F_EXCL; it means "dump" only on RTM_GET* types.
     return req.msg_type & 3 == 2 and req.flags & nl.NLM_F_DUMP == nl.NLM_F_DUMP
@@ -241,6 +244,50 @@ def get_socket(namespace: str | None) -> RtnlSocket:
         sock = RtnlSocket(namespace)
         _CACHE[namespace] = (sock, identity)
         return sock
+
+
+def open_sockets(namespaces: Sequence[str]) -> None:
+    """Open the sockets of many namespaces not cached yet, from one thread that enters
+    each in turn (an agent restart reads every router namespace: one thread start and
+    hand-over per namespace costs more than the socket). A namespace that is gone is
+    skipped; :func:`get_socket` reports it when it is used.
+    """
+    with _CACHE_LOCK:
+        missing = [ns for ns in dict.fromkeys(namespaces) if ns not in _CACHE]
+    if not missing:
+        return
+    opened: dict[str, tuple[socket.socket, tuple[int, int]]] = {}
+
+    def enter_each() -> None:
+        for namespace in missing:
+            try:
+                fd = nsenter.open_netns(namespace)
+            except NamespaceNotFound:
+                continue
+            try:
+                st = os.fstat(fd)
+                nsenter.setns_fd(fd)
+                opened[namespace] = (_new_socket(), (st.st_dev, st.st_ino))
+            except OSError as exc:
+                LOG.debug("Opening the netlink socket of %s failed: %s", namespace, exc)
+            finally:
+                os.close(fd)
+
+    # the thread ends in the last namespace it entered, which affects nobody else
+    thread = threading.Thread(target=enter_each, name="netns-sockets", daemon=True)
+    thread.start()
+    thread.join()
+    for namespace, (sock, identity) in opened.items():
+        try:
+            rtnl = RtnlSocket(namespace, sock)
+        except OSError as exc:
+            LOG.debug("Setting up the netlink socket of %s failed: %s", namespace, exc)
+            continue
+        with _CACHE_LOCK:
+            if namespace not in _CACHE:
+                _CACHE[namespace] = (rtnl, identity)
+                continue
+        rtnl.close()
 
 
 def close_socket(namespace: str | None) -> None:

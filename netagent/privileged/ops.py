@@ -35,6 +35,7 @@ ROUTE_TYPES = {
     "local": nl.RTN_LOCAL,
 }
 SCOPES = {"universe": nl.RT_SCOPE_UNIVERSE, "link": nl.RT_SCOPE_LINK, "host": nl.RT_SCOPE_HOST}
+_RT_SCOPE_NOWHERE = 255
 
 
 class Op:
@@ -521,8 +522,12 @@ class _Route(Op):
         if scope is None and protocol:
             direct = self.device and not self.gateway and rtype == nl.RTN_UNICAST
             scope = "link" if direct else "universe"
-        elif scope is None:  # a deletion: universe (0) matches a route of any scope
-            scope = "universe"
+        scope_id = SCOPES[scope] if scope is not None else None
+        if scope_id is None:
+            # a deletion: IPv4 matches a route of any scope only with RT_SCOPE_NOWHERE, as
+            # ``ip route del`` sends (universe matched only universe routes: a scope-link
+            # route was never deleted, and the ESRCH read as "gone already")
+            scope_id = _RT_SCOPE_NOWHERE
         msg = nl.rtmsg()
         msg.update(
             {
@@ -532,7 +537,7 @@ class _Route(Op):
                 "tos": 0,
                 "table": self.table if self.table < 256 else nl.RT_TABLE_COMPAT,
                 "proto": protocol,
-                "scope": SCOPES[scope],
+                "scope": scope_id,
                 "type": rtype,
                 "flags": nl.RTNH_F_ONLINK if self.onlink else 0,
             }

@@ -16,10 +16,13 @@ _FAMILIES = {0: 0, 4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 def list_routes(
-    namespace: str | None, table: int | None = None, family: int = 0
+    namespace: str | None, table: int | None = None, family: int = 0, *, local: bool = True
 ) -> list[dict[str, Any]]:
     """Routes of a namespace from one dump, filtered by ``table`` when given.
 
+    :param local: include the ``local`` table (the kernel's local and broadcast routes, a
+        good half of a small namespace's routes); without it those messages are skipped
+        before they are decoded.
     :returns: dicts with ``destination``, ``table``, ``type``, ``scope``, ``gateway``,
         ``oif`` (ifindex), ``metric``, ``source``, ``protocol``, ``family``.
     """
@@ -33,7 +36,10 @@ def list_routes(
         return msg
 
     result = []
-    for msg in sock.dump(nl.RTM_GETROUTE, request):
+    for raw in sock.dump(nl.RTM_GETROUTE, request, reply_class=nl.RawMessage):
+        if not local and raw.data[_RTM_TABLE_OFFSET] == _RT_TABLE_LOCAL:
+            continue
+        msg = nl.decode_one(raw)
         table_id = msg.get_attr("RTA_TABLE", msg["table"])
         if table is not None and table_id != table:
             continue
@@ -56,6 +62,9 @@ def list_routes(
     return result
 
 
+#: rtm_table in a route message: after the netlink header, family, dst_len, src_len, tos
+_RTM_TABLE_OFFSET = 16 + 4
+_RT_TABLE_LOCAL = 255
 _RTMSG_FIELDS = ("family", "dst_len", "src_len", "tos", "table", "proto", "scope", "type", "flags")
 _FIBMSG_FIELDS = (
     "family",

@@ -372,6 +372,14 @@ class NeutronSource(rpc_marks.Marks):
         if self.l3 is None:
             return
         fetch = set(marks.routers) | set(marks.routers_gone)
+        # network_update (an MTU change): sync_routers carries each router port's MTU, so
+        # the routers with a port on the network are fetched again (as Neutron's L3 agent
+        # does); the driver then sets it on both ends of those ports
+        fetch |= {
+            router_id
+            for router_id, router in self.view.routers.items()
+            if any(p.network_id in marks.networks for p in router.ports)
+        }
         if marks.full:
             scheduled = set(replies.parse_router_ids(self.l3.get_router_ids(self.host)))
             for router_id in set(self.view.routers) - scheduled:

@@ -341,7 +341,18 @@ class _Assembler:
             used = [
                 subnets[f.subnet_id or ""].obj for f in port.fixed_ips if f.subnet_id in subnets
             ]
-            return RouterPort(port, tuple(dict.fromkeys(used)), networks[port.network_id].obj.mtu)
+            # the other subnets of the network, as sync_routers gives them
+            extra = [
+                entry.obj
+                for _, entry in sorted(subnets.items())
+                if entry.obj.network_id == port.network_id and entry.obj not in used
+            ]
+            return RouterPort(
+                port,
+                tuple(dict.fromkeys(used)),
+                networks[port.network_id].obj.mtu,
+                tuple(extra),
+            )
 
         def problem(router: Router) -> tuple[str, str] | None:
             mine = owned.get(router.id, [])

@@ -38,7 +38,7 @@ from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.l3namespace import layout as lay
 from netagent.drivers.l3namespace.announce import Announcer
-from netagent.drivers.l3namespace.kernel import IPAddress, IPInterface, RouterKernel
+from netagent.drivers.l3namespace.kernel import IPAddress, IPInterface, NsLink, RouterKernel
 from netagent.model import DesiredState, Router
 
 LOG = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class NamespaceL3Driver(base.L3Driver):
         self.verify_interval: float = getattr(group, "verify_interval", 60.0)
         self.netns = netns
         state_path = getattr(conf, "state_path", None)
+        self.state_path: str | None = state_path
         self.ledger_dir = ledger_dir or (
             os.path.join(state_path, LEDGER_DIR) if state_path else None
         )
@@ -94,7 +95,9 @@ class NamespaceL3Driver(base.L3Driver):
                 IpLibRouterKernel,
             )
 
-            self._kernel = IpLibRouterKernel(self.netns, self.backend, self.verify_interval)
+            self._kernel = IpLibRouterKernel(
+                self.netns, self.backend, self.verify_interval, self.state_path
+            )
         return self._kernel
 
     def _announce(self, namespace: str, device: str, address: IPAddress) -> None:
@@ -138,7 +141,7 @@ class NamespaceL3Driver(base.L3Driver):
         outcome = base.Outcome()
         namespaces = self.kernel.namespaces(c.ROUTER_NAMESPACE_PREFIX)
         existing = [names.router_namespace(r.id) for r in routers]
-        self.kernel.prefetch_nat([ns for ns in existing if ns in namespaces])
+        self.kernel.prefetch([ns for ns in existing if ns in namespaces])
 
         def one(router: Router) -> str | None:
             try:
@@ -176,26 +179,30 @@ class NamespaceL3Driver(base.L3Driver):
             LOG.info("Router %s: namespace %s created", router.id, ns)
         else:
             self._record(router.id)
-        self._converge_devices(want)
-        added, had_v6 = self._converge_addresses(want)
+        links = self.kernel.links(ns)
+        if self._converge_devices(want, links):
+            links = self.kernel.links(ns)
+        added, had_v6 = self._converge_addresses(want, links)
         # announced now: should a later step fail, the retry finds them in place and
         # would not announce them again
         for device, iface in added:
             self.announcer.submit(ns, device, iface.ip)
-        self._converge_routes(want, had_v6)
+        self._converge_routes(want, had_v6, links)
         self._converge_rules(want)
         self.kernel.set_nat(ns, want.nat)
         self._floating_changes(router.id, old, want)
         with self._lock:
             self._applied[router.id] = want
 
-    def _converge_devices(self, want: lay.RouterLayout) -> None:
+    def _converge_devices(self, want: lay.RouterLayout, links: dict[str, NsLink]) -> bool:
+        """:returns: whether a device was created or deleted."""
         ns = want.namespace
-        links = self.kernel.links(ns)
         wanted = {d.name: d for d in want.devices}
+        changed = False
         for name in sorted(links):
             if name.startswith(_PORT_PREFIXES) and name not in wanted:
                 self.kernel.delete_host_link(_host_end(name))
+                changed = True
                 LOG.info("Router %s: port device %s removed", want.router_id, name)
         for device in want.devices:
             link = links.get(device.name)
@@ -203,6 +210,7 @@ class NamespaceL3Driver(base.L3Driver):
                 self.kernel.delete_host_link(device.host_name)
                 link = None
             if link is None:
+                changed = True
                 if self.kernel.host_link_exists(device.host_name):
                     # a host end whose router end is gone (or another device's name)
                     self.kernel.delete_host_link(device.host_name)
@@ -219,12 +227,13 @@ class NamespaceL3Driver(base.L3Driver):
                 self.kernel.set_mtu(ns, device.name, device.host_name, device.mtu)
             if not link.up:
                 self.kernel.set_up(ns, device.name)
+        return changed
 
     def _converge_addresses(
-        self, want: lay.RouterLayout
+        self, want: lay.RouterLayout, links: dict[str, NsLink]
     ) -> tuple[list[tuple[str, IPInterface]], bool]:
         """:returns: the addresses added, and whether the namespace had IPv6 ones."""
-        current = self.kernel.addresses(want.namespace)
+        current = self.kernel.addresses(want.namespace, links)
         had_v6 = any(a.version == 6 for have in current.values() for a in have)
         add: list[tuple[str, IPInterface]] = []
         delete: list[tuple[str, IPInterface]] = []
@@ -243,10 +252,13 @@ class NamespaceL3Driver(base.L3Driver):
             )
         return add, had_v6
 
-    def _converge_routes(self, want: lay.RouterLayout, had_v6: bool) -> None:
+    def _converge_routes(
+        self, want: lay.RouterLayout, had_v6: bool, links: dict[str, NsLink]
+    ) -> None:
         # IPv6 routes are read only where IPv6 is (or was) in use: the dump is costly
         v6 = had_v6 or any(r.destination.version == 6 for r in want.routes)
-        current = self.kernel.routes(want.namespace, _OWNED_TABLES, (4, 6) if v6 else (4,))
+        families = (4, 6) if v6 else (4,)
+        current = self.kernel.routes(want.namespace, _OWNED_TABLES, families, links)
         add = sorted(want.routes - current, key=_route_key)
         delete = sorted(current - want.routes, key=_route_key)
         if add or delete:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import ipaddress
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from netagent.common import constants as c
 from netagent.common.exceptions import NetagentError
@@ -28,6 +29,7 @@ from netagent.drivers.l3namespace.kernel import (
 from netagent.linux import arp, conntrack, ip_lib, netns, routing, sysctl
 from netagent.linux.errors import EntryNotFound
 from netagent.linux.iptables import IptablesManager
+from netagent.linux.iptables import backend as iptables_backend
 
 LOG = logging.getLogger(__name__)
 
@@ -79,17 +81,29 @@ class IpLibRouterKernel:
     """Router kernel operations; host ends of router ports live in ``netns``.
 
     :param netns: the host namespace (``None``: the process's own).
-    :param backend: iptables backend (``auto``, ``nft``, ``legacy``).
+    :param backend: iptables backend (``auto``, ``nft``, ``legacy``); ``auto`` is decided
+        once, at the first nat table used, as the firewall driver decides it (from the
+        host namespace and the record in ``state_path``), not per router namespace: that
+        takes several saves and would cost each router of a restart as much again.
     :param verify_interval: the iptables manager's check interval (seconds).
+    :param state_path: where the ``auto`` decision is recorded (``None``: not recorded).
     """
 
     def __init__(
-        self, netns: str | None = None, backend: str = "auto", verify_interval: float = 60.0
+        self,
+        netns: str | None = None,
+        backend: str = "auto",
+        verify_interval: float = 60.0,
+        state_path: str | None = None,
     ) -> None:
         self.netns = netns
         self.backend = backend
         self.verify_interval = verify_interval
+        self.state_path = state_path
         self._nat: dict[str, IptablesManager] = {}
+        #: nat tables being read ahead (:meth:`prefetch`), by namespace
+        self._pending: dict[str, concurrent.futures.Future[None]] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -119,7 +133,7 @@ class IpLibRouterKernel:
 
     def links(self, namespace: str) -> dict[str, NsLink]:
         return {
-            link.name: NsLink(link.name, link.mtu or 0, link.up, link.mac, link.kind)
+            link.name: NsLink(link.name, link.mtu or 0, link.up, link.mac, link.kind, link.index)
             for link in ip_lib.list_devices(namespace=namespace)
         }
 
@@ -152,9 +166,12 @@ class IpLibRouterKernel:
 
     # -- addresses, routes, rules -------------------------------------------------------
 
-    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
+    def addresses(
+        self, namespace: str, links: Mapping[str, NsLink] | None = None
+    ) -> dict[str, set[IPInterface]]:
+        names = {link.index: link.name for link in links.values()} if links else None
         result: dict[str, set[IPInterface]] = {}
-        for address in ip_lib.list_addresses(namespace=namespace):
+        for address in ip_lib.list_addresses(namespace=namespace, names=names):
             if address.scope == _RT_SCOPE_UNIVERSE:
                 result.setdefault(address.device, set()).add(address.interface)
         return result
@@ -176,18 +193,26 @@ class IpLibRouterKernel:
         _raise_first(batch.send())
 
     def routes(
-        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+        self,
+        namespace: str,
+        tables: Sequence[int],
+        families: Sequence[int],
+        links: Mapping[str, NsLink] | None = None,
     ) -> set[RouteSpec]:
         wanted = set(tables)
+        names = {link.index: link.name for link in links.values()} if links else None
         result: set[RouteSpec] = set()
         found: list[routing.Route] = []
         for family in sorted(set(families)):
-            found += routing.list_routes(namespace=namespace, family=family)
+            found += routing.list_routes(
+                namespace=namespace, family=family, local=False, names=names
+            )
         for route in found:
             if route.type != "unicast":
                 continue
             mine = route.table in wanted or (
-                route.table == routing.MAIN_TABLE and route.gateway is not None
+                route.table == routing.MAIN_TABLE
+                and (route.gateway is not None or route.protocol == routing.PROTO_STATIC)
             )
             if mine:
                 source = route.source if route.table in wanted else None
@@ -252,11 +277,20 @@ class IpLibRouterKernel:
         with self._lock:
             manager = self._nat.get(namespace)
             if manager is None:
+                if self.backend == "auto":
+                    self.backend = iptables_backend.resolve("auto", self.netns, self.state_path)
                 manager = IptablesManager(namespace, self.backend, self.verify_interval)
                 self._nat[namespace] = manager
             return manager
 
     def set_nat(self, namespace: str, spec: NatSpec) -> None:
+        with self._lock:
+            pending = self._pending.pop(namespace, None)
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception as exc:  # the apply reads (and reports) it again
+                LOG.debug("Prefetching the nat table of %s failed: %s", namespace, exc)
         manager = self._manager(namespace)
         jumps = dict(spec.jumps)
         for builtin in _NAT_BUILTINS:
@@ -268,22 +302,32 @@ class IpLibRouterKernel:
         if result.failed:
             raise NatApplyError(namespace, "; ".join(sorted(map(str, result.failed.values()))))
 
-    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
-        with self._lock:
-            fresh = [ns for ns in namespaces if ns not in self._nat]
-        if len(fresh) < 2:
+    def prefetch(self, namespaces: Sequence[str]) -> None:
+        if len(namespaces) < 2:
             return
-        # the saves are subprocesses: running a few side by side overlaps their start-up
-        with concurrent.futures.ThreadPoolExecutor(_PREFETCH_WORKERS) as pool:
-            for future in [pool.submit(self._manager(ns).prefetch, [(4, "nat")]) for ns in fresh]:
-                try:
-                    future.result()
-                except Exception as exc:  # the apply reads (and reports) it again
-                    LOG.debug("Prefetching a nat table failed: %s", exc)
+        netns.connect(namespaces)
+        with self._lock:
+            fresh = [ns for ns in namespaces if ns not in self._nat and ns not in self._pending]
+            if len(fresh) < 2:
+                return
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    _PREFETCH_WORKERS, thread_name_prefix="l3-nat-read"
+                )
+            pool = self._pool
+        # the saves are subprocesses: a few side by side overlap their start-up, and the
+        # routers' netlink reads go on meanwhile
+        for ns in fresh:
+            read = functools.partial(self._manager(ns).prefetch, [(4, "nat")])
+            with self._lock:
+                self._pending[ns] = pool.submit(read)
 
     def forget_nat(self, namespace: str) -> None:
         with self._lock:
             self._nat.pop(namespace, None)
+            pending = self._pending.pop(namespace, None)
+        if pending is not None:
+            pending.cancel()
 
     def flush_conntrack(
         self, namespace: str, destinations: Sequence[IPAddress], sources: Sequence[IPAddress]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from netagent.linux.iptables import Rule
@@ -30,6 +30,7 @@ class NsLink:
     up: bool
     mac: str | None
     kind: str | None
+    index: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -105,8 +106,12 @@ class RouterKernel(Protocol):
     def delete_host_link(self, host_device: str) -> None:
         """Delete a device of the host namespace (and its veth peer); gone is fine."""
 
-    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
-        """Global-scope addresses of each device of a router namespace."""
+    def addresses(
+        self, namespace: str, links: Mapping[str, NsLink] | None = None
+    ) -> dict[str, set[IPInterface]]:
+        """Global-scope addresses of each device of a router namespace.
+
+        :param links: the namespace's devices as :meth:`links` just returned them."""
 
     def change_addresses(
         self,
@@ -117,10 +122,18 @@ class RouterKernel(Protocol):
         """Add and delete ``(device, address)`` pairs in one batch."""
 
     def routes(
-        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+        self,
+        namespace: str,
+        tables: Sequence[int],
+        families: Sequence[int],
+        links: Mapping[str, NsLink] | None = None,
     ) -> set[RouteSpec]:
-        """Routes of the address ``families`` (4, 6) with a gateway in the main table and
-        every route of ``tables``."""
+        """The routes the driver owns of the address ``families`` (4, 6): in the main
+        table those with a gateway and the on-link ones netagent added (not the kernel's
+        connected routes), and every route of ``tables``.
+
+        :param links: the namespace's devices as :meth:`links` just returned them (spares
+            reading them again to name the routes' devices)."""
 
     def change_routes(
         self, namespace: str, add: Sequence[RouteSpec], delete: Sequence[RouteSpec]
@@ -139,9 +152,11 @@ class RouterKernel(Protocol):
         """Make the namespace's netagent nat rules ``spec`` (one restore; a no-op when
         what was applied, or what a previous agent left, already matches)."""
 
-    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
-        """Read the nat tables of existing namespaces not read yet, several at a time, ahead
-        of :meth:`set_nat` (an agent restart adopts many routers at once)."""
+    def prefetch(self, namespaces: Sequence[str]) -> None:
+        """Get ready to read many existing namespaces (an agent restart adopts every
+        router at once): open their netlink sockets, and start reading the nat tables not
+        read yet in the background, a few at a time; :meth:`set_nat` of such a namespace
+        waits for its read instead of starting another."""
 
     def forget_nat(self, namespace: str) -> None:
         """Drop what is remembered about a namespace's nat table (it is being deleted)."""

@@ -14,7 +14,9 @@ Numbers (doc/routers.md):
   and ``from <gateway address in the subnet>`` (``GATEWAY_PRIORITY``) look up that table,
   so each floating IP's traffic leaves through the gateway of the floating IP's own subnet;
 * the main table has the default route via the first gateway subnet's gateway (the subnet
-  of the gateway port's first IPv4 address) and the extra routes.
+  of the gateway port's first IPv4 address), the extra routes and an on-link route on the
+  gateway port to each other subnet of the external network (``extra_subnets``), which
+  every IPv4 policy table holds too.
 """
 
 from __future__ import annotations
@@ -195,7 +197,9 @@ def compute(router: Router, state: DesiredState) -> RouterLayout:
         RouteSpec(0, route.destination, route.nexthop, _nexthop_device(route.nexthop, devices))
         for route in router.routes
     ]
+    extra_onlink = _extra_subnet_routes(router, gw_device, devices, extra_routes)
     routes: set[RouteSpec] = {dataclasses.replace(r, table=254) for r in extra_routes}
+    routes.update(dataclasses.replace(r, table=254) for r in extra_onlink)
     primary = v4_gateways[0] if v4_gateways else None
     if primary is not None and primary[2] is not None:
         routes.add(RouteSpec(254, _V4_ANY, primary[2], gw_device))
@@ -211,7 +215,9 @@ def compute(router: Router, state: DesiredState) -> RouterLayout:
                 seen.add(route.destination)
                 routes.add(dataclasses.replace(route, table=table))
         routes.update(
-            dataclasses.replace(r, table=table) for r in extra_routes if r.destination.version == 4
+            dataclasses.replace(r, table=table)
+            for r in extra_routes + extra_onlink
+            if r.destination.version == 4
         )
         if gateway_ip is not None:
             routes.add(RouteSpec(table, _V4_ANY, gateway_ip, gw_device))
@@ -242,6 +248,24 @@ def compute(router: Router, state: DesiredState) -> RouterLayout:
         snat_address=snat_address if router.enable_snat else None,
         nat=nat,
     )
+
+
+def _extra_subnet_routes(
+    router: Router, gw_device: str | None, devices: Iterable[Device], extra: list[RouteSpec]
+) -> list[RouteSpec]:
+    """On-link routes through the gateway port to the other subnets of the external
+    network (``extra_subnets``), as Neutron's L3 agent adds them: hosts there are reached
+    directly, not through the upstream gateway. A subnet the router is connected to (the
+    kernel's route) or that an extra route names is left to those."""
+    if router.gateway is None or gw_device is None:
+        return []
+    taken = {iface.network for d in devices for iface in d.addresses}
+    taken |= {r.destination for r in extra}
+    return [
+        RouteSpec(0, subnet.cidr, None, gw_device)
+        for subnet in sorted(router.gateway.extra_subnets, key=lambda s: s.id)
+        if subnet.cidr not in taken
+    ]
 
 
 def _nexthop_device(nexthop: IPAddress, devices: Iterable[Device]) -> str:

@@ -92,8 +92,16 @@ def test_routes_in_tables(make_netns: Callable[[str], str]) -> None:
         apply(DeleteRoute(destination="198.51.100.0/24", table=100, metric=50), namespace=r)
     with pytest.raises(DeviceNotFound):
         apply(AddRoute(destination="198.51.100.0/24", device="nosuchdev"), namespace=r)
+    # a scope-link route is deleted too (as ``ip route del`` does it: any scope)
+    apply(DeleteRoute(destination="198.18.0.0/15", table=100, device="r0"), namespace=r)
     left = {str(x.destination) for x in routing.list_routes(namespace=r, table=100, family=4)}
-    assert left == {"0.0.0.0/0", "198.18.0.0/15"}
+    assert left == {"0.0.0.0/0"}
+    # who added a route: the kernel (connected) or a tool (static); the local table's
+    # routes are skipped when asked
+    main = routing.list_routes(namespace=r, family=4, local=False)
+    protocols = {str(x.destination): x.protocol for x in main if x.table == routing.MAIN_TABLE}
+    assert protocols["192.0.2.0/24"] == routing.PROTO_KERNEL
+    assert {x.table for x in main} == {routing.MAIN_TABLE, 100, 70000}
 
 
 def test_rules_add_list_delete(netns: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 
@@ -67,6 +68,42 @@ def test_snat_and_floating_ip(bed: Bed) -> None:
     assert ip(f"qrouter-{router.id}", "-d", "-j", "link", "show") == before
 
 
+def _mtu(ns: str, device: str) -> int:
+    return int(json.loads(ip(ns, "-j", "link", "show", device))[0]["mtu"])
+
+
+def _big_ping(ns: str, address: str, payload: int) -> str:
+    """One ping with ``payload`` bytes and DF set: ping's output and error text."""
+    ping_df = ("ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", str(payload))
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, *ping_df, address],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    return proc.stdout + proc.stderr
+
+
+def test_network_mtu_change_reaches_the_router_ports(bed: Bed) -> None:
+    ext1, (net, sub), router = _basic(bed)
+    vm, port = bed.vm(net, sub, "192.0.2.10")
+    bed.floating(router, FIP_A, port)
+    bed.apply()
+    reach(ext1, FIP_A)
+    assert " 0% packet loss" in _big_ping(ext1, FIP_A, 1450 - 28)
+    # the tenant network's MTU goes down to 1400 (the VM learns it from DHCP)
+    bed.set_mtu(net, 1400)
+    ip(vm, "link", "set", "eth0", "mtu", "1400")
+    bed.apply()
+    qr = bed.routers[router.id].interfaces[0].port
+    assert _mtu(f"qrouter-{router.id}", f"qr-{qr.id[:11]}") == 1400
+    assert _mtu(bed.host, qr.device_name) == 1400
+    # a packet too big for the tenant network now: the router says so (path MTU
+    # discovery works); with the old MTU on qr- it went out and vanished in the bridge
+    assert "mtu = 1400" in _big_ping(ext1, FIP_A, 1450 - 28)
+    assert " 0% packet loss" in _big_ping(ext1, FIP_A, 1400 - 28)
+
+
 def test_a_new_router_announces_its_addresses_once_wired(bed: Bed) -> None:
     ext1, (net, sub), router = _basic(bed)
     sh("ip", "netns", "exec", ext1, "sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1")
@@ -123,6 +160,42 @@ def test_extra_route(bed: Bed) -> None:
     )
     bed.apply()
     assert ping(ext1, "198.19.5.1")
+
+
+FAR_HOST = "198.51.100.5"
+
+
+# the route table is the same on both backends: once is enough
+@pytest.mark.parametrize("bed", ["nft"], indirect=True)
+def test_extra_subnets_of_the_external_network_are_on_link(bed: Bed) -> None:
+    _, (net, sub), router = _basic(bed)
+    vm1, _ = bed.vm(net, sub, "192.0.2.10")
+    vm2, port2 = bed.vm(net, sub, "192.0.2.11")
+    bed.floating(router, FIP_A, port2)
+    # a host of another subnet of the external network, on the same segment; it reaches
+    # the router's subnet on-link and has no gateway
+    far = bed.upstream("e3", f"{FAR_HOST}/24", extra_routes=("203.0.113.0/24 dev eth0",))
+    bed.apply()
+    reach(vm1, EXT1)
+    # without the on-link route the router sends it to the upstream gateway: lost
+    assert not ping(vm1, FAR_HOST, count=1)
+    bed.set_extra_subnets(router, bed.subnet(bed.ext, "198.51.100.0/24", None))
+    bed.apply()
+    with whoami_server(far, "far"):
+        assert ask(vm1, FAR_HOST) == f"far {GW_A}"  # the main table, SNAT
+        assert ask(vm2, FAR_HOST) == f"far {FIP_A}"  # the floating IP's policy table
+    qg = bed.routers[router.id].gateway
+    assert qg is not None
+    # the far host was reached directly (it learnt the router's addresses on-link)
+    assert neigh_mac(far, GW_A) == qg.port.mac_address
+    assert neigh_mac(far, FIP_A) == qg.port.mac_address
+    # the subnet goes from the external network: its routes go, nothing else changes
+    before = ip(f"qrouter-{router.id}", "-d", "-j", "link", "show")
+    bed.set_extra_subnets(router)
+    bed.apply()
+    for table in ("main", "1000"):
+        assert "198.51.100.0/24" not in ip(f"qrouter-{router.id}", "route", "show", "table", table)
+    assert ip(f"qrouter-{router.id}", "-d", "-j", "link", "show") == before
 
 
 def test_bad_extra_route_fails_alone(bed: Bed) -> None:

@@ -18,6 +18,7 @@ external, 198.19.0.0/16 "far" hosts upstream.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import ipaddress
 import json
@@ -181,6 +182,29 @@ class Bed:
         )
         self.networks[net.id] = net
         return net
+
+    def set_mtu(self, net: Network, mtu: int) -> Network:
+        """The network's MTU changes (Neutron: ``network_update``, then ``sync_routers``
+        gives each router port on it the new ``mtu``)."""
+        changed = dataclasses.replace(net, mtu=mtu)
+        self.networks[net.id] = changed
+        for rid, router in self.routers.items():
+            ports = [
+                dataclasses.replace(p, mtu=mtu) if p.network_id == net.id else p
+                for p in router.ports
+            ]
+            gateway = ports[0] if router.gateway is not None else None
+            interfaces = tuple(ports[1:] if gateway is not None else ports)
+            self.routers[rid] = dataclasses.replace(router, gateway=gateway, interfaces=interfaces)
+        return changed
+
+    def set_extra_subnets(self, router: Router, *subnets: Subnet) -> None:
+        """The other subnets of the external network, as ``sync_routers`` gives them on
+        the router's gateway port (``extra_subnets``)."""
+        current = self.routers[router.id]
+        assert current.gateway is not None
+        gateway = dataclasses.replace(current.gateway, extra_subnets=subnets)
+        self.routers[router.id] = dataclasses.replace(current, gateway=gateway)
 
     def subnet(self, net: Network, cidr: str, gateway: str | None) -> Subnet:
         network = ipaddress.ip_network(cidr)

@@ -7,7 +7,7 @@ counts every change, so a test can assert that a second pass changed nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from netagent.drivers.l3namespace.kernel import (
     IPAddress,
@@ -91,7 +91,9 @@ class FakeRouterKernel:
             ns.routes = {r for r in ns.routes if r.device != entry[1]}
         self.changes.append(f"delete {host_device}")
 
-    def addresses(self, namespace: str) -> dict[str, set[IPInterface]]:
+    def addresses(
+        self, namespace: str, links: Mapping[str, NsLink] | None = None
+    ) -> dict[str, set[IPInterface]]:
         return {d: set(a) for d, a in self._get(namespace).addresses.items() if a}
 
     def change_addresses(
@@ -109,7 +111,11 @@ class FakeRouterKernel:
         self.changes.append(f"addresses {namespace}")
 
     def routes(
-        self, namespace: str, tables: Sequence[int], families: Sequence[int]
+        self,
+        namespace: str,
+        tables: Sequence[int],
+        families: Sequence[int],
+        links: Mapping[str, NsLink] | None = None,
     ) -> set[RouteSpec]:
         return {r for r in self._get(namespace).routes if r.destination.version in families}
 
@@ -141,7 +147,7 @@ class FakeRouterKernel:
             ns.nat = spec
             self.changes.append(f"nat {namespace}")
 
-    def prefetch_nat(self, namespaces: Sequence[str]) -> None:
+    def prefetch(self, namespaces: Sequence[str]) -> None:
         pass
 
     def forget_nat(self, namespace: str) -> None:

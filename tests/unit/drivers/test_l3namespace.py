@@ -139,6 +139,32 @@ def test_layout_policy_tables_per_external_subnet() -> None:
     )
 
 
+def test_layout_on_link_routes_to_extra_subnets_of_the_gateway() -> None:
+    base = router(
+        fips=(_fip(1, "203.0.113.20", "192.0.2.10"),), routes=(("198.18.0.0/15", "203.0.113.1"),)
+    )
+    far = Subnet(str(uuid.UUID(int=14)), EXT.id, ipaddress.ip_network("198.51.100.0/24"), 4)
+    v6 = Subnet(str(uuid.UUID(int=15)), EXT.id, ipaddress.ip_network("fd00:5::/64"), 6)
+    # a subnet the router is on (the kernel's route) and one an extra route names: left alone
+    same = Subnet(str(uuid.UUID(int=16)), EXT.id, ipaddress.ip_network("192.0.2.0/24"), 4)
+    named = Subnet(str(uuid.UUID(int=17)), EXT.id, ipaddress.ip_network("198.18.0.0/15"), 4)
+    assert base.gateway is not None
+    gateway = dataclasses.replace(base.gateway, extra_subnets=(far, v6, same, named))
+    want = lay.compute(dataclasses.replace(base, gateway=gateway), STATE)
+    qg, net = "qg-aaaaaaaa-00", ipaddress.ip_network
+    on_link = {r for r in want.routes if r.gateway is None and r.device == qg}
+    assert on_link == {
+        RouteSpec(254, net("198.51.100.0/24"), None, qg),
+        RouteSpec(254, net("fd00:5::/64"), None, qg),
+        RouteSpec(1000, net("198.51.100.0/24"), None, qg),
+        # the gateway subnet's own on-link route in the policy table (with its source)
+        RouteSpec(1000, net("203.0.113.0/24"), None, qg, ipaddress.ip_address("203.0.113.10")),
+    }
+    # no extra subnets: no such routes
+    plain = lay.compute(base, STATE)
+    assert not {r for r in plain.routes if r.destination == net("198.51.100.0/24")}
+
+
 def test_layout_nat_rules() -> None:
     want = lay.compute(router(fips=(_fip(1, "203.0.113.20", "192.0.2.10"),)), STATE)
     text = {chain: [" ".join(r.render(4)) for r in rules] for chain, rules in want.nat.jumps}

@@ -470,7 +470,7 @@ def test_fdb_and_route_encoding() -> None:
     assert _encoded(direct.build(ctx)[0][2])["scope"] == nl.RT_SCOPE_LINK
     ((_k, _t, request),) = ops.DeleteRoute(destination="198.18.0.0/15", device="a").build(ctx)
     msg = _encoded(request)
-    assert (request.msg_type, msg["proto"], msg["scope"]) == (nl.RTM_DELROUTE, 0, 0)
+    assert (request.msg_type, msg["proto"], msg["scope"]) == (nl.RTM_DELROUTE, 0, 255)
     with pytest.raises(InvalidArgument):
         dataclasses.replace(route, source="fd00::1")
 

@@ -69,6 +69,44 @@ def test_invalid_sync_router(path: str, value: object, field: str) -> None:
     assert (info.value.kind, info.value.object_id, info.value.field) == ("router", s.ROUTER, field)
 
 
+def test_sync_router_extra_subnets() -> None:
+    data = s.sync_router()
+    extra = {"id": s.NET, "cidr": "198.51.100.0/24", "gateway_ip": "198.51.100.1"}
+    data["gw_port"]["extra_subnets"] = [extra]
+    gateway = Router.from_sync(data).gateway
+    assert gateway is not None
+    assert [(x.id, str(x.cidr), x.network_id) for x in gateway.extra_subnets] == [
+        (s.NET, "198.51.100.0/24", s.EXT_NET)
+    ]
+    assert Router.from_sync(s.sync_router()).interfaces[0].extra_subnets == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"id": "x", "cidr": "198.51.100.0/24"}, "gw_port.extra_subnets[0].id"),
+        ({"id": s.NET, "cidr": "198.51.100.1/24"}, "gw_port.extra_subnets[0].cidr"),
+        ({"id": s.NET, "cidr": "198.51.100.0/24", "gateway_ip": "fd00::1"}, None),
+        ("198.51.100.0/24", "gw_port.extra_subnets[0]"),
+    ],
+)
+def test_invalid_extra_subnet(entry: object, field: str | None) -> None:
+    data = s.sync_router()
+    data["gw_port"]["extra_subnets"] = [entry]
+    with pytest.raises(ModelError) as info:
+        Router.from_sync(data)
+    expected = field or "gw_port.extra_subnets[0].gateway_ip"
+    assert (info.value.object_id, info.value.field) == (s.ROUTER, expected)
+
+
+def test_extra_subnet_that_is_the_port_own_is_refused() -> None:
+    data = s.sync_router()
+    data["gw_port"]["extra_subnets"] = [dict(data["gw_port"]["subnets"][0])]
+    with pytest.raises(ModelError) as info:
+        Router.from_sync(data)
+    assert info.value.field == "gw_port.extra_subnets[0].id"
+
+
 def test_api_router() -> None:
     router = Router.from_api(s.api_router())
     assert (router.enable_snat, router.gateway, router.external_network_id) == (

@@ -11,6 +11,7 @@ import pytest
 from oslo_config import cfg
 
 from netagent.agent.source import SourceUpdate
+from netagent.rpc import consumers
 from netagent.sources.neutron import NeutronSource
 from tests.fullstack.fake_neutron import FakeNeutron
 from tests.unit.rpc.helpers import wait_for
@@ -179,6 +180,29 @@ def test_notifications_fetch_and_drop_routers(make_source: Any, fake: FakeNeutro
     del fake.routers[R2]
     fake.cast_to("l3_agent", "cmp1", "router_removed_from_agent", payload={"router_id": R2})
     wait_for("router_removed_from_agent", lambda: core.routers() == set())
+
+
+def test_network_update_fetches_the_routers_on_the_network_again(
+    make_source: Any, fake: FakeNeutron
+) -> None:
+    fake.routers[R1] = router_dict(R1)
+    other = router_dict(R2)
+    other["_interfaces"] = []  # R2 has no port on NET
+    fake.routers[R2] = other
+    _source, core = make_source()
+    wait_for("routers delivered", lambda: core.routers() == {R1, R2})
+    before = len(fake.calls_of("sync_routers"))
+    # the tenant network's MTU goes down: the server casts network_update with it
+    fake.routers[R1]["_interfaces"][0]["mtu"] = 1400
+    network = {"id": NET, "mtu": 1400}
+    fake.cast(consumers.topic("network", "update"), "network_update", "1.4", network=network)
+
+    def interface_mtu() -> int | None:
+        return core.updates[-1].state.routers[R1].interfaces[0].mtu
+
+    wait_for("new MTU delivered", lambda: interface_mtu() == 1400)
+    calls = fake.calls_of("sync_routers")[before:]
+    assert calls == [{"host": "cmp1", "router_ids": [R1]}]
 
 
 def test_bad_router_is_skipped_alone_and_failures_are_reported(

@@ -54,6 +54,22 @@ def test_example_loads_without_errors() -> None:
     assert len(result.state.security_groups[WEB].rules) == 8
 
 
+def test_router_ports_get_the_other_subnets_of_their_network(doc: dict[str, Any]) -> None:
+    ext_net = "f29dfae6-9fb2-45a2-8f4c-c3b83e6d0e85"
+    doc["subnets"].append(
+        {"id": OTHER, "network_id": ext_net, "ip_version": 4, "cidr": "198.51.100.0/24"}
+    )
+    result = parse_state(doc, "test")
+    assert result.errors == ()
+    router = result.state.routers[ROUTER]
+    assert router.gateway is not None
+    assert [(x.id, str(x.cidr)) for x in router.gateway.extra_subnets] == [
+        (OTHER, "198.51.100.0/24")
+    ]
+    # the interface has an address in the tenant's IPv4 subnet only: the IPv6 one is extra
+    assert [str(x.cidr) for x in router.interfaces[0].extra_subnets] == ["fd00:1::/64"]
+
+
 def test_json_is_accepted(tmp_path: Path, doc: dict[str, Any]) -> None:
     path = tmp_path / "state.json"
     path.write_text(json.dumps(doc))
