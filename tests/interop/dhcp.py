@@ -109,9 +109,13 @@ def pids_in_namespaces(names: list[str]) -> list[int]:
 class DhcpAgent:
     """neutron-dhcp-agent for ``host`` (which must run netagent under the same host name)."""
 
-    def __init__(self, server: neutron_server.NeutronServer, host: harness.Host) -> None:
+    def __init__(
+        self, server: neutron_server.NeutronServer, host: harness.Host, extra_config: str = ""
+    ) -> None:
+        """:param extra_config: appended to dhcp_agent.ini (e.g. a ``[netagent]`` section)."""
         self.server = server
         self.host = host
+        self.extra_config = extra_config
         # dnsmasq drops to user nobody and reads its files under state_path: not below
         # pytest's 0700 temporary directories
         self.workdir = Path(tempfile.mkdtemp(prefix=f"netagent-dhcp-{host.name}-"))
@@ -147,7 +151,7 @@ class DhcpAgent:
             "[agent]\n"
             "root_helper =\n"
             f"report_interval = {neutron_server.AGENT_REPORT_INTERVAL}\n"
-            f"[oslo_concurrency]\nlock_path = {state / 'lock'}\n" + privsep
+            f"[oslo_concurrency]\nlock_path = {state / 'lock'}\n" + privsep + self.extra_config
         )
 
     def start(self) -> None:
