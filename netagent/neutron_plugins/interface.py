@@ -48,7 +48,8 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
             self.ovs = plugging.OvsTarget(
                 group.integration_bridge, group.ovsdb_connection, group.ovsdb_timeout
             )
-        LOG.info(
+        # the DHCP agent makes a driver per call: DEBUG, not INFO
+        LOG.debug(
             "netagent interface driver for l2_driver %s%s",
             group.l2_driver,
             f" (bridge {self.ovs.bridge}, {self.ovs.connection})" if self.ovs else "",
