@@ -55,12 +55,10 @@ def agent(
     neutron: neutron_server.NeutronServer,
     api: NeutronApi,
     fabric: cloud.InteropFabric,
-    network: dict[str, Any],
     workdir: Path,
 ) -> Iterator[dhcp.DhcpAgent]:
     host = fabric.hosts["host-a"]
     agent = dhcp.DhcpAgent(neutron, host)
-    agent.network_ids.add(network["id"])
     stub = dhcp.MetadataStub(agent.metadata_socket).start()
     try:
         agent.start()
@@ -89,13 +87,9 @@ def agent(
 
 
 @pytest.fixture(scope="module")
-def network(api: NeutronApi, fabric: cloud.InteropFabric) -> dict[str, Any]:
-    # both subnets exist before the DHCP agent starts: the server schedules the network to
-    # it at its first sync and it sees both at once. Created one after the other while the
-    # agent runs, the second subnet raced the scheduling of the first here (Neutron 29):
-    # the agent never heard of it, its DHCP port had no IPv6 address, and the agent's
-    # setup of the IPv6 metadata address never finished, so no port became ACTIVE.
+def network(api: NeutronApi, agent: dhcp.DhcpAgent) -> dict[str, Any]:
     net = api.create("network", name="interop-dhcp")
+    agent.network_ids.add(net["id"])
     subnet = api.create(
         "subnet",
         network_id=net["id"],
@@ -105,17 +99,6 @@ def network(api: NeutronApi, fabric: cloud.InteropFabric) -> dict[str, Any]:
         gateway_ip=GATEWAY,
     )
     net["subnet_id"] = subnet["id"]
-    # dual stack: the same DHCP port serves DHCPv6 (stateful: dnsmasq hands out the
-    # ports' fixed IPv6 addresses as IA_NA; no router, so no RA)
-    subnet6 = api.create(
-        "subnet",
-        network_id=net["id"],
-        cidr=CIDR6,
-        ip_version=6,
-        enable_dhcp=True,
-        ipv6_address_mode="dhcpv6-stateful",
-    )
-    net["subnet6_id"] = subnet6["id"]
     return net
 
 
@@ -135,7 +118,26 @@ def dhcp_port(api: NeutronApi, agent: dhcp.DhcpAgent, network: dict[str, Any]) -
         ports = _dhcp_ports(api, network["id"])
         return ports[0] if ports and ports[0]["status"] == "ACTIVE" else None
 
-    port: dict[str, Any] = _wait("DHCP port ACTIVE", active)
+    _wait("DHCP port ACTIVE", active)
+    # dual stack: the same DHCP port serves DHCPv6 (stateful: dnsmasq hands out the ports'
+    # fixed IPv6 addresses as IA_NA; no router, so no RA). Added once the agent serves the
+    # network: created right after the IPv4 subnet, the IPv6 one raced the network's
+    # scheduling here, the agent never heard of it and no guest port became ACTIVE.
+    subnet6 = api.create(
+        "subnet",
+        network_id=network["id"],
+        cidr=CIDR6,
+        ip_version=6,
+        enable_dhcp=True,
+        ipv6_address_mode="dhcpv6-stateful",
+    )
+    network["subnet6_id"] = subnet6["id"]
+
+    def dual_stack() -> dict[str, Any] | None:
+        port = active()
+        return port if port and any(":" in ip["ip_address"] for ip in port["fixed_ips"]) else None
+
+    port: dict[str, Any] = _wait("DHCP port with an IPv6 address", dual_stack)
     return port
 
 
@@ -309,6 +311,9 @@ def test_guests_get_dhcpv6_stateful_addresses_and_reach_each_other(
             assert (lease["reason"], lease["new_ip6_address"]) == ("BOUND6", guest.address6)
             out = harness.ip(guest.netns, "-6", "-o", "addr", "show", "dev", "eth0").stdout
             assert f"{guest.address6}/" in out
+            assert lease["new_ip6_prefixlen"] == "128"  # IA_NA: the on-link prefix is RA's
+            # what a router's RA would add (no router here): the subnet on-link
+            harness.ip(guest.netns, "-6", "route", "replace", CIDR6, "dev", "eth0")
         # the leased addresses carry traffic: host-b's guest reaches host-a's over VXLAN
         a, b = guests["host-a"], guests["host-b"]
         harness.wait_for("b -> a ping6", lambda: harness.can_ping(b.netns, a.address6), timeout=30)
@@ -383,11 +388,12 @@ def test_lease_renews_while_netagent_is_killed_and_after_restart(
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie is not: PID 1 here may reap the killed daemons late)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def test_a_crashed_runs_dhcp_leftovers_are_removed_and_a_new_agent_serves_again(
