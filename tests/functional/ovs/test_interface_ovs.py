@@ -110,3 +110,24 @@ def test_plug_ovs_without_the_bridge_fails_and_leaves_nothing(
     assert done.returncode != 0
     assert "OvsdbError" in done.stderr and "no bridge br-int" in done.stderr
     assert TAP not in _links(netns) and NS_END not in _links(dhcp)
+
+
+def test_a_row_left_by_a_deleted_namespace_is_reused_by_the_next_plug(
+    make_netns: Callable[[str], str], netns: str, ovs: PrivateOvs
+) -> None:
+    """neutron-netns-cleanup (or a reboot) deletes the qdhcp- namespace, not the OVS row:
+    the DHCP agent's next plug of the same port must work with the row still there."""
+    dhcp = make_netns("qdhcp")
+    ovs.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+    assert _plug(netns, dhcp, ovs, "br-int").returncode == 0
+    subprocess.run(["ip", "netns", "delete", dhcp], check=True)  # the veth pair goes with it
+    assert TAP not in _links(netns)
+    assert TAP in ovs.vsctl("list-ports", "br-int").split()  # the row stays, no device
+
+    again = make_netns("qdhcp")
+    done = _plug(netns, again, ovs, "br-int")
+    assert done.returncode == 0, done.stderr
+    assert ovs.vsctl("list-ports", "br-int").split().count(TAP) == 1
+    assert int(ovs.vsctl("get", "Interface", TAP, "ofport")) > 0  # the new device is open
+    assert _tx_checksumming(again, NS_END) == "off"
+    _unplug(netns, again, ovs)
