@@ -1,21 +1,32 @@
 #!/bin/bash
-# Regenerate etc/netagent/netagent.conf.sample from the option lists in netagent/conf/.
-# With --check, fail (exit 1) when the committed sample differs from the generated one.
+# Regenerate the config samples from the option lists in netagent/conf/:
+#   etc/netagent/netagent.conf.sample (netagent-agent) and
+#   etc/neutron/dhcp_agent.netagent.ini.sample (the interface driver's [netagent] group,
+#   read by neutron-dhcp-agent).
+# With --check, fail (exit 1) when a committed sample differs from the generated one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
 gen=.venv/bin/oslo-config-generator
 [ -x "$gen" ] || gen=$(command -v oslo-config-generator)
-"$gen" --config-file etc/oslo-config-generator/netagent.conf \
-    --output-file "$out"
-if [ "${1:-}" = "--check" ]; then
-    if ! diff -u etc/netagent/netagent.conf.sample "$out"; then
-        echo "etc/netagent/netagent.conf.sample is stale: run tools/genconfig.sh" >&2
-        exit 1
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+for spec in netagent.conf:etc/netagent/netagent.conf.sample \
+    dhcp_agent_netagent.conf:etc/neutron/dhcp_agent.netagent.ini.sample; do
+    config=etc/oslo-config-generator/${spec%%:*}
+    sample=${spec#*:}
+    "$gen" --config-file "$config" --output-file "$out"
+    if [ "${1:-}" = "--check" ]; then
+        if ! diff -u "$sample" "$out"; then
+            echo "$sample is stale: run tools/genconfig.sh" >&2
+            status=1
+        fi
+    else
+        cp "$out" "$sample"
+        echo "wrote $sample"
     fi
-    echo "config sample is up to date"
-else
-    cp "$out" etc/netagent/netagent.conf.sample
-    echo "wrote etc/netagent/netagent.conf.sample"
+done
+if [ "${1:-}" = "--check" ] && [ "$status" = 0 ]; then
+    echo "config samples are up to date"
 fi
+exit "$status"

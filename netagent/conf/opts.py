@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from netagent.conf import agent, file_source, iptables, linuxbridge, neutron, ovs
+from netagent.conf import (
+    agent,
+    file_source,
+    interface_driver,
+    iptables,
+    linuxbridge,
+    neutron,
+    ovs,
+)
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -20,3 +28,8 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
         ("iptables", copy.deepcopy(iptables.IPTABLES_OPTS)),
         ("neutron", copy.deepcopy(neutron.NEUTRON_OPTS)),
     ]
+
+
+def list_interface_driver_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
+    """Options of the interface driver, read by neutron-dhcp-agent (dhcp_agent.ini)."""
+    return [(interface_driver.GROUP, copy.deepcopy(interface_driver.INTERFACE_DRIVER_OPTS))]

@@ -9,8 +9,12 @@ As the Linux bridge agent's driver did, it makes a veth pair per port:
 ``ns-<port[:11]>`` in the ``qdhcp-`` namespace with the port's MAC and the network's MTU,
 and ``tap<port[:11]>`` in the host's namespace. The host end looks to netagent like a
 Nova tap: once the port is bound to this host, the agent wires it into the network's
-bridge with the filtering Neutron gives ``network:*`` ports (doc/dhcp.md). The driver
-never names a bridge, so it works with whichever L2 driver the host's netagent runs.
+bridge with the filtering Neutron gives ``network:*`` ports (doc/dhcp.md). Which bridge
+depends on the host's L2 driver, told by ``[netagent] l2_driver`` in dhcp_agent.ini
+(:mod:`netagent.conf.interface_driver`): with ``linuxbridge`` the driver names no bridge
+(netagent enslaves the tap to ``brq<network>``); with ``openvswitch`` it adds the tap to
+the integration bridge with os-vif's ``external_ids`` (:mod:`.ovs_port`), and netagent's
+Open vSwitch driver tags it.
 Names and MTU rules: :mod:`netagent.neutron_plugins.plugging`; kernel calls (netagent's
 kernel layer, no ``ip`` forks): :mod:`netagent.neutron_plugins.veth`, run in the privsep
 daemon of :mod:`netagent.neutron_plugins.privsep` as Neutron's own drivers do.
@@ -18,10 +22,13 @@ daemon of :mod:`netagent.neutron_plugins.privsep` as Neutron's own drivers do.
 
 from __future__ import annotations
 
+from typing import Any
+
 from neutron.agent.linux import interface
 from oslo_log import log as logging
 
 from netagent.common import constants
+from netagent.conf import interface_driver as options
 from netagent.neutron_plugins import plugging, privsep
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +38,22 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
     """A veth pair per port: ``ns-`` end in the namespace, ``tap`` end for netagent."""
 
     DEV_NAME_PREFIX = constants.NAMESPACE_SIDE_PREFIX
+
+    def __init__(self, conf: Any, **kwargs: Any) -> None:
+        super().__init__(conf, **kwargs)
+        options.register_opts(conf)
+        group = getattr(conf, options.GROUP)
+        self.ovs: plugging.OvsTarget | None = None
+        if group.l2_driver == "openvswitch":
+            self.ovs = plugging.OvsTarget(
+                group.integration_bridge, group.ovsdb_connection, group.ovsdb_timeout
+            )
+        # the DHCP agent makes a driver per call: DEBUG, not INFO
+        LOG.debug(
+            "netagent interface driver for l2_driver %s%s",
+            group.l2_driver,
+            f" (bridge {self.ovs.bridge}, {self.ovs.connection})" if self.ovs else "",
+        )
 
     def plug_new(  # noqa: PLR0917 (Neutron's signature)
         self,
@@ -45,15 +68,22 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
     ) -> None:
         """Create the pair for a port whose devices do not exist yet.
 
-        :param bridge: ignored: netagent picks the bridge when it wires the tap.
+        :param bridge: ignored: netagent picks the bridge when it wires the tap (Open
+            vSwitch: ``[netagent] integration_bridge``).
         :raises ValueError: a device name not of this port, a bad MAC or MTU.
+        :raises OvsdbError: (Open vSwitch) no integration bridge, or OVSDB failed.
         """
         plan = plugging.plan(
             port_id, device_name, mac_address, namespace, prefix=prefix, mtu_value=mtu
         )
         if plan.mtu is None:
             LOG.warning("No MTU configured for port %s", port_id)
-        privsep.plug(plan.host_device, plan.namespace_device, plan.namespace, plan.mac, plan.mtu)
+        fields = (plan.host_device, plan.namespace_device, plan.namespace, plan.mac, plan.mtu)
+        if self.ovs is None:
+            privsep.plug(*fields)
+        else:
+            ovs = self.ovs
+            privsep.plug_ovs(*fields, port_id, ovs.bridge, ovs.connection, ovs.timeout)
         LOG.info(
             "Plugged port %s of network %s: %s (namespace %s) / %s, MTU %s",
             port_id,
@@ -71,13 +101,19 @@ class NetagentInterfaceDriver(interface.LinuxInterfaceDriver):
         namespace: str | None = None,
         prefix: str | None = None,
     ) -> None:
-        """Delete the pair (quietly if it is already gone)."""
+        """Delete the pair (quietly if it is already gone) and, on Open vSwitch, its port."""
         try:
             host = plugging.host_device(device_name, prefix or self.DEV_NAME_PREFIX)
         except ValueError:
             LOG.error("Cannot unplug %r: not a device this driver names", device_name)
             return
-        privsep.unplug(host, device_name, namespace)
+        if self.ovs is None:
+            privsep.unplug(host, device_name, namespace)
+        else:
+            ovs = self.ovs
+            privsep.unplug_ovs(
+                host, device_name, namespace, ovs.bridge, ovs.connection, ovs.timeout
+            )
         LOG.info("Unplugged %s (namespace %s) / %s", device_name, namespace, host)
 
     def set_mtu(

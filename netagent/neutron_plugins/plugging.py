@@ -40,6 +40,20 @@ class VethPlan:
     mtu: int | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class OvsTarget:
+    """Where the host end goes when the host's netagent runs Open vSwitch.
+
+    :ivar bridge: the integration bridge.
+    :ivar connection: the OVSDB server (ovsdbapp connection string).
+    :ivar timeout: seconds per OVSDB transaction.
+    """
+
+    bridge: str
+    connection: str
+    timeout: int
+
+
 def host_device(device_name: str, prefix: str | None = None) -> str:
     """The host end of the pair whose other end is ``device_name``.
 

@@ -16,9 +16,10 @@ from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
 from netagent.neutron_plugins import veth
-from netagent.neutron_plugins.plugging import VethPlan
+from netagent.neutron_plugins.plugging import OvsTarget, VethPlan
 
-#: netlink link changes, entering the qdhcp- namespaces, writing /proc/sys.
+#: netlink link changes, entering the qdhcp- namespaces, writing /proc/sys, the OVSDB
+#: socket (root's).
 context = priv_context.PrivContext(
     "netagent",
     cfg_section="netagent_privsep",
@@ -37,6 +38,41 @@ def plug(
 ) -> None:
     """:func:`netagent.neutron_plugins.veth.plug` of the plan these fields make."""
     veth.plug(VethPlan(host_device, namespace_device, namespace, mac, mtu))
+
+
+@context.entrypoint
+def plug_ovs(  # noqa: PLR0917 (primitives only: privsep serialises them)
+    host_device: str,
+    namespace_device: str,
+    namespace: str | None,
+    mac: str,
+    mtu: int | None,
+    port_id: str,
+    bridge: str,
+    connection: str,
+    timeout: int,
+) -> None:
+    """:func:`netagent.neutron_plugins.veth.plug_ovs` of the plan these fields make."""
+    veth.plug_ovs(
+        VethPlan(host_device, namespace_device, namespace, mac, mtu),
+        port_id,
+        OvsTarget(bridge, connection, timeout),
+    )
+
+
+@context.entrypoint
+def unplug_ovs(  # noqa: PLR0917 (primitives only)
+    host_device: str,
+    namespace_device: str,
+    namespace: str | None,
+    bridge: str,
+    connection: str,
+    timeout: int,
+) -> None:
+    """:func:`netagent.neutron_plugins.veth.unplug_ovs`."""
+    veth.unplug_ovs(
+        host_device, namespace_device, namespace, OvsTarget(bridge, connection, timeout)
+    )
 
 
 @context.entrypoint

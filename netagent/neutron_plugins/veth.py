@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from netagent.linux import ip_lib, netns, sysctl
-from netagent.neutron_plugins.plugging import VethPlan
+from netagent.linux import ethtool, ip_lib, netns, sysctl
+from netagent.neutron_plugins import ovs_port
+from netagent.neutron_plugins.plugging import OvsTarget, VethPlan
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +51,34 @@ def plug(plan: VethPlan) -> None:
     except Exception:
         ip_lib.apply(ip_lib.DeleteLink(name=plan.host_device), missing_ok=True)
         raise
+
+
+def plug_ovs(plan: VethPlan, port_id: str, target: OvsTarget) -> None:
+    """:func:`plug`, then the host end onto the integration bridge for ``port_id``.
+
+    On a userspace-datapath bridge (``netdev``) the namespace end computes its own
+    checksums (:mod:`netagent.privileged.ethtool`). If anything fails after the pair
+    exists, it is deleted again (and its port, if it was added).
+
+    :raises OvsdbError: no integration bridge, or the transaction failed.
+    """
+    datapath = ovs_port.datapath_type(target)
+    plug(plan)
+    try:
+        if datapath == "netdev":
+            ethtool.set_tx_checksumming(plan.namespace_device, False, namespace=plan.namespace)
+        ovs_port.attach(target, plan.host_device, port_id, plan.mac)
+    except Exception:
+        unplug(plan.host_device, plan.namespace_device, plan.namespace)
+        raise
+
+
+def unplug_ovs(
+    host_device: str, namespace_device: str, namespace: str | None, target: OvsTarget
+) -> None:
+    """Delete the host end's port from Open vSwitch, then the pair (:func:`unplug`)."""
+    ovs_port.detach(target, host_device)
+    unplug(host_device, namespace_device, namespace)
 
 
 def _disable_ipv6(device: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from netagent.privileged import ovsdb as priv
 from netagent.privileged.ovsdb import (
     DEAD_VLAN,
+    AttachInterface,
     DeleteBridge,
     DeletePort,
     EnsureBridge,
@@ -29,6 +30,7 @@ from netagent.privileged.ovsdb import (
 
 __all__ = [
     "DEAD_VLAN",
+    "AttachInterface",
     "DeleteBridge",
     "DeletePort",
     "EnsureBridge",

@@ -96,6 +96,22 @@ class EnsurePort:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttachInterface:
+    """Add a system interface (a tap) to ``bridge`` if absent and merge ``external_ids``
+    into its Interface row only, as os-vif plugs a VM (``iface-id``, ``attached-mac``,
+    ``iface-status``): the Open vSwitch L2 driver finds ports by these keys."""
+
+    bridge: str
+    name: str
+    external_ids: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v.device_name(self.bridge, "bridge")
+        v.device_name(self.name, "port")
+        _map(self.external_ids, "external_ids")
+
+
+@dataclasses.dataclass(frozen=True)
 class SetPortTag:
     """Set a port's VLAN tag and merge ``other_config`` (netagent's record of why)."""
 
@@ -143,7 +159,15 @@ class DeleteBridge:
         v.device_name(self.name, "bridge")
 
 
-Op = EnsureBridge | EnsurePort | SetPortTag | RemovePortKeys | DeletePort | DeleteBridge
+Op = (
+    EnsureBridge
+    | EnsurePort
+    | AttachInterface
+    | SetPortTag
+    | RemovePortKeys
+    | DeletePort
+    | DeleteBridge
+)
 
 
 def _commands(api: Any, op: Op) -> list[Any]:
@@ -166,6 +190,11 @@ def _commands(api: Any, op: Op) -> list[Any]:
         cmds.append(api.db_set("Interface", op.name, *attrs.items()))
         if op.external_ids:
             cmds.append(api.db_set("Port", op.name, ("external_ids", dict(op.external_ids))))
+        return cmds
+    if isinstance(op, AttachInterface):
+        cmds = [api.add_port(op.bridge, op.name, may_exist=True)]
+        if op.external_ids:
+            cmds.append(api.db_set("Interface", op.name, ("external_ids", dict(op.external_ids))))
         return cmds
     if isinstance(op, SetPortTag):
         cols: list[tuple[str, Any]] = [("tag", op.tag)]

@@ -132,10 +132,31 @@ class InteropFabric(harness.Fabric):
 
 
 def leftover_namespaces() -> list[str]:
-    """``naio-*`` namespaces of an earlier, crashed interop run."""
+    """``naio-*`` namespaces of an earlier, crashed interop run.
+
+    Names are ``naio-<pid>-<hex>-<role>`` (the fabric's tag): only those whose creating
+    process is gone are leftovers, so that a run never deletes the namespaces of another
+    run going on at the same time (one with its own ``NETAGENT_INTEROP_CACHE``).
+    """
+    found = []
     with contextlib.suppress(FileNotFoundError):
-        return sorted(n for n in os.listdir("/run/netns") if n.startswith(NETNS_PREFIX))
-    return []
+        for name in sorted(os.listdir("/run/netns")):
+            if not name.startswith(NETNS_PREFIX):
+                continue
+            owner = name[len(NETNS_PREFIX) :].split("-", 1)[0]
+            if not owner.isdigit() or not _pid_alive(int(owner)):
+                found.append(name)
+    return found
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -4,7 +4,9 @@ Runs only with ``NETAGENT_INTEROP=1`` as root, with RabbitMQ and MariaDB on 127.
 One Keystone and one Neutron per session (:func:`tests.interop.neutron_server.running`);
 their phase timings are printed, and the tail of their logs is attached to every failed
 test's report.
-Databases and vhosts left by crashed runs are dropped at the start.
+Databases and vhosts left by crashed runs are dropped at the start, and so are the DHCP
+agents' leftovers (``qdhcp-`` namespaces with their dnsmasq and haproxy, privsep daemons,
+guests' dhclients: :func:`tests.interop.dhcp.remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop import neutron_server, services
+from tests.interop import dhcp, neutron_server, services
 from tests.interop.api import NeutronApi
 
 _SERVER_KEY = pytest.StashKey[neutron_server.NeutronServer]()
@@ -43,7 +45,7 @@ def neutron(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[neutron_server.NeutronServer]:
     """The session's neutron-server (API, RPC server, periodic workers) on its Keystone."""
-    for what in services.remove_leftovers():
+    for what in services.remove_leftovers() + dhcp.remove_leftovers():
         print(f"interop: removed leftover {what}")
     workdir: Path = tmp_path_factory.mktemp("cloud")
     with neutron_server.running(workdir) as server:

@@ -24,6 +24,7 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socketserver
@@ -47,6 +48,9 @@ PRIVSEP_SECTIONS = (
     "privsep_conntrack",
     "privsep_link",
 )
+#: Prefix of a DHCP agent's directory (config, state, log) under the temporary directory:
+#: every process the agent starts names it in its command line (leftover detection).
+WORKDIR_PREFIX = "netagent-dhcp-"
 #: Seconds of a DHCP lease (Neutron's dhcp_lease_duration); short so renewals happen.
 LEASE_SECONDS = 120
 
@@ -82,6 +86,18 @@ if env["reason"] in ("BOUND", "RENEW", "REBIND", "REBOOT"):
         ip("route", "replace", "default", "via", env["new_routers"].split()[0], "dev", dev)
 """
 
+_LEASE_SCRIPT6 = """#!/usr/bin/python3
+# dhclient -6 script stand-in: apply the IA_NA address and record the lease (JSON lines).
+import json, os, subprocess
+env = dict(os.environ)
+lease = {{k: v for k, v in env.items() if k.startswith(("new_", "old_", "reason"))}}
+with open({record!r}, "a") as out:
+    out.write(json.dumps(lease) + "\\n")
+if env["reason"] in ("BOUND6", "RENEW6", "REBIND6", "REBOOT6") and "new_ip6_address" in env:
+    address = env["new_ip6_address"] + "/" + env.get("new_ip6_prefixlen", "128")
+    subprocess.run(["ip", "-6", "addr", "replace", address, "dev", env["interface"]], check=False)
+"""
+
 _DHCLIENT_CONF = """option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
 request subnet-mask, broadcast-address, routers, interface-mtu,
         rfc3442-classless-static-routes, domain-name-servers;
@@ -109,12 +125,16 @@ def pids_in_namespaces(names: list[str]) -> list[int]:
 class DhcpAgent:
     """neutron-dhcp-agent for ``host`` (which must run netagent under the same host name)."""
 
-    def __init__(self, server: neutron_server.NeutronServer, host: harness.Host) -> None:
+    def __init__(
+        self, server: neutron_server.NeutronServer, host: harness.Host, extra_config: str = ""
+    ) -> None:
+        """:param extra_config: appended to dhcp_agent.ini (e.g. a ``[netagent]`` section)."""
         self.server = server
         self.host = host
+        self.extra_config = extra_config
         # dnsmasq drops to user nobody and reads its files under state_path: not below
         # pytest's 0700 temporary directories
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"netagent-dhcp-{host.name}-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{host.name}-"))
         self.workdir.chmod(0o755)
         self.config = self.workdir / "dhcp_agent.ini"
         self.log = self.workdir / "dhcp-agent.log"
@@ -147,7 +167,7 @@ class DhcpAgent:
             "[agent]\n"
             "root_helper =\n"
             f"report_interval = {neutron_server.AGENT_REPORT_INTERVAL}\n"
-            f"[oslo_concurrency]\nlock_path = {state / 'lock'}\n" + privsep
+            f"[oslo_concurrency]\nlock_path = {state / 'lock'}\n" + privsep + self.extra_config
         )
 
     def start(self) -> None:
@@ -222,12 +242,86 @@ class DhcpAgent:
         ]
 
 
-def _cmdline_has(pid: int, needles: tuple[str, ...]) -> bool:
+def _cmdline(pid: int) -> str:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        return False
+        return ""
+
+
+def _cmdline_has(pid: int, needles: tuple[str, ...]) -> bool:
+    cmdline = _cmdline(pid)
     return any(n in cmdline for n in needles)
+
+
+def _workdir_re() -> re.Pattern[str]:
+    base = re.escape(os.path.join(tempfile.gettempdir(), WORKDIR_PREFIX))
+    return re.compile(rf"({base}[A-Za-z0-9_.-]+)")
+
+
+def remove_leftovers() -> list[str]:
+    """Remove what DHCP agents of crashed test runs left: the processes they started
+    (dnsmasq, haproxy, privsep daemons: they name the agent's directory in their command
+    line), their ``qdhcp-`` namespaces, their directories, and guests' dhclients whose VM
+    namespace is gone.
+
+    An agent's directory is a leftover when no ``neutron-dhcp-agent`` process names it.
+    A ``qdhcp-`` namespace goes when every process in it is a leftover's, or when it is
+    empty and no test DHCP agent is alive at all (an empty namespace cannot be told
+    apart otherwise; interop runs do not overlap: tests/interop/venv.py ``in_use``).
+
+    :returns: what was removed, one line each.
+    """
+    pattern = _workdir_re()
+    by_dir: dict[str, list[int]] = {}
+    live: set[str] = set()
+    guests: list[int] = []
+    namespaces = set(_list_netns())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        cmdline = _cmdline(int(entry))
+        guest = _GUEST_CLIENT_RE.search(cmdline)
+        if guest is not None and guest.group(1) not in namespaces:
+            guests.append(int(entry))  # a dhclient whose VM namespace was deleted
+            continue
+        match = pattern.search(cmdline)
+        if match is None:
+            continue
+        by_dir.setdefault(match.group(1), []).append(int(entry))
+        if "neutron-dhcp-agent" in cmdline:
+            live.add(match.group(1))
+    removed = []
+    stray = {pid for d, pids in by_dir.items() if d not in live for pid in pids}
+    doomed = []
+    for name in sorted(n for n in _list_netns() if n.startswith("qdhcp-")):
+        inside = set(pids_in_namespaces([name]))
+        if (inside and inside <= stray) or (not inside and not live):
+            doomed.append(name)
+    for pid in sorted(stray | set(guests)):
+        what = f"process {pid} ({_cmdline(pid)[:100]})"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            removed.append(what)
+    for name in doomed:
+        harness.run("ip", "netns", "delete", name, check=False)
+        removed.append(f"namespace {name}")
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        if str(path) not in live:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"directory {path}")
+    return removed
+
+
+#: The directory of a guest's dhclient (:class:`Dhclient`) names its VM namespace.
+_GUEST_CLIENT_RE = re.compile(r"/dhclient6?-(naio-[A-Za-z0-9_.-]+)/")
+
+
+def _list_netns() -> list[str]:
+    try:
+        return os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
 
 
 class _MetadataHandler(http.server.BaseHTTPRequestHandler):
@@ -281,24 +375,32 @@ class MetadataStub:
 
 
 class Dhclient:
-    """ISC dhclient for one VM namespace; leases recorded as JSON lines."""
+    """ISC dhclient for one VM namespace; leases recorded as JSON lines.
 
-    def __init__(self, vm_ns: str, workdir: Path, interface: str = "eth0") -> None:
+    :param family: 4 (DHCP) or 6 (DHCPv6, stateful: an IA_NA address; ``reason``
+        ``BOUND6``, ``new_ip6_address``).
+    """
+
+    def __init__(
+        self, vm_ns: str, workdir: Path, interface: str = "eth0", family: int = 4
+    ) -> None:
         self.vm_ns = vm_ns
         self.interface = interface
-        self.dir = workdir / f"dhclient-{vm_ns}"
+        self.family = family
+        self.dir = workdir / (f"dhclient-{vm_ns}" if family == 4 else f"dhclient6-{vm_ns}")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.record = self.dir / "leases.jsonl"
         self.script = self.dir / "script"
-        self.script.write_text(_LEASE_SCRIPT.format(record=str(self.record)))
+        script = _LEASE_SCRIPT if family == 4 else _LEASE_SCRIPT6
+        self.script.write_text(script.format(record=str(self.record)))
         self.script.chmod(0o755)
         self.conf = self.dir / "dhclient.conf"
-        self.conf.write_text(_DHCLIENT_CONF)
+        self.conf.write_text(_DHCLIENT_CONF if family == 4 else "")
         self.process: subprocess.Popen[bytes] | None = None
 
     def _cmd(self, *extra: str) -> list[str]:
         return [
-            *("ip", "netns", "exec", self.vm_ns, "dhclient", "-4", "-v"),
+            *("ip", "netns", "exec", self.vm_ns, "dhclient", f"-{self.family}", "-v"),
             *("-cf", str(self.conf), "-sf", str(self.script)),
             *("-lf", str(self.dir / "dhclient.leases"), "-pf", str(self.dir / "dhclient.pid")),
             *extra,

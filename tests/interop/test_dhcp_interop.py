@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ HOSTS = {"host-a": "198.18.0.1", "host-b": "198.18.0.2"}
 TIMEOUT = 60
 CIDR = "192.0.2.0/24"
 GATEWAY = "192.0.2.1"
+CIDR6 = "fd00:12::/64"
 METADATA = "169.254.169.254"
 
 
@@ -100,19 +102,42 @@ def network(api: NeutronApi, agent: dhcp.DhcpAgent) -> dict[str, Any]:
     return net
 
 
+def _fixed_ip(port: dict[str, Any], version: int) -> str:
+    """The port's first fixed IP of ``version``."""
+    sep = "." if version == 4 else ":"
+    return next(str(ip["ip_address"]) for ip in port["fixed_ips"] if sep in ip["ip_address"])
+
+
 def _dhcp_ports(api: NeutronApi, network_id: str) -> list[dict[str, Any]]:
     return api.ports(network_id=network_id, device_owner="network:dhcp")
 
 
 @pytest.fixture(scope="module")
-def dhcp_port(
-    api: NeutronApi, fabric: cloud.InteropFabric, network: dict[str, Any]
-) -> dict[str, Any]:
+def dhcp_port(api: NeutronApi, agent: dhcp.DhcpAgent, network: dict[str, Any]) -> dict[str, Any]:
     def active() -> dict[str, Any] | None:
         ports = _dhcp_ports(api, network["id"])
         return ports[0] if ports and ports[0]["status"] == "ACTIVE" else None
 
-    port: dict[str, Any] = _wait("DHCP port ACTIVE", active)
+    _wait("DHCP port ACTIVE", active)
+    # dual stack: the same DHCP port serves DHCPv6 (stateful: dnsmasq hands out the ports'
+    # fixed IPv6 addresses as IA_NA; no router, so no RA). Added once the agent serves the
+    # network: created right after the IPv4 subnet, the IPv6 one raced the network's
+    # scheduling here, the agent never heard of it and no guest port became ACTIVE.
+    subnet6 = api.create(
+        "subnet",
+        network_id=network["id"],
+        cidr=CIDR6,
+        ip_version=6,
+        enable_dhcp=True,
+        ipv6_address_mode="dhcpv6-stateful",
+    )
+    network["subnet6_id"] = subnet6["id"]
+
+    def dual_stack() -> dict[str, Any] | None:
+        port = active()
+        return port if port and any(":" in ip["ip_address"] for ip in port["fixed_ips"]) else None
+
+    port: dict[str, Any] = _wait("DHCP port with an IPv6 address", dual_stack)
     return port
 
 
@@ -127,7 +152,11 @@ class Guest:
 
     @property
     def address(self) -> str:
-        return str(self.port["fixed_ips"][0]["ip_address"])
+        return _fixed_ip(self.port, 4)
+
+    @property
+    def address6(self) -> str:
+        return _fixed_ip(self.port, 6)
 
     @property
     def tap(self) -> str:
@@ -241,7 +270,7 @@ def test_metadata_request_reaches_the_proxy_in_the_dhcp_namespace(
     network: dict[str, Any], guests: dict[str, Guest], dhcp_port: dict[str, Any]
 ) -> None:
     guest = guests["host-a"]
-    dhcp_address = dhcp_port["fixed_ips"][0]["ip_address"]
+    dhcp_address = _fixed_ip(dhcp_port, 4)
     # isolated subnet: dnsmasq pushes a host route to the metadata address via the DHCP port
     assert f"{METADATA} via {dhcp_address}" in _routes(guest.netns)
     status, body = dhcp.http_get(guest.netns, f"http://{METADATA}/latest/meta-data/")
@@ -250,6 +279,47 @@ def test_metadata_request_reaches_the_proxy_in_the_dhcp_namespace(
     assert answer["path"] == "/latest/meta-data/"
     assert answer["network_id"] == network["id"]  # added by Neutron's haproxy
     assert answer["forwarded_for"] == guest.address
+
+
+def _link_local_ready(netns: str) -> bool:
+    out = harness.ip(netns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link").stdout
+    return "fe80::" in out and "tentative" not in out
+
+
+def test_guests_get_dhcpv6_stateful_addresses_and_reach_each_other(
+    network: dict[str, Any], guests: dict[str, Guest], workdir: Path
+) -> None:
+    clients = {}
+    try:
+        for name, guest in guests.items():
+            harness.wait_for(
+                f"{name} link-local", lambda g=guest: _link_local_ready(g.netns), timeout=15
+            )
+            client = clients[name] = dhcp.Dhclient(guest.netns, workdir, family=6)
+            started = time.monotonic()
+            assert client.once() == 0, (client.dir / "dhclient.out").read_text()
+            print(
+                json.dumps(
+                    {
+                        "test": "dhcp_interop",
+                        "host": name,
+                        "dhcpv6_time_to_lease_s": round(time.monotonic() - started, 2),
+                    }
+                )
+            )
+            lease = client.leases()[-1]
+            assert (lease["reason"], lease["new_ip6_address"]) == ("BOUND6", guest.address6)
+            out = harness.ip(guest.netns, "-6", "-o", "addr", "show", "dev", "eth0").stdout
+            assert f"{guest.address6}/" in out
+            assert lease["new_ip6_prefixlen"] == "128"  # IA_NA: the on-link prefix is RA's
+            # what a router's RA would add (no router here): the subnet on-link
+            harness.ip(guest.netns, "-6", "route", "replace", CIDR6, "dev", "eth0")
+        # the leased addresses carry traffic: host-b's guest reaches host-a's over VXLAN
+        a, b = guests["host-a"], guests["host-b"]
+        harness.wait_for("b -> a ping6", lambda: harness.can_ping(b.netns, a.address6), timeout=30)
+    finally:
+        for client in clients.values():
+            client.stop()
 
 
 def test_dhcp_port_is_trusted_but_does_not_weaken_other_ports_filters(
@@ -267,7 +337,7 @@ def test_dhcp_port_is_trusted_but_does_not_weaken_other_ports_filters(
     assert not harness.can_ping(qdhcp, a.address)
     assert not harness.can_ping(qdhcp, b.address)
     # and it was the filter: a rule admitting the DHCP port's address lets the ping through
-    dhcp_address = dhcp_port["fixed_ips"][0]["ip_address"]
+    dhcp_address = _fixed_ip(dhcp_port, 4)
     rule = api.create(
         "security_group_rule",
         security_group_id=a.port["security_groups"][0],
@@ -317,6 +387,56 @@ def test_lease_renews_while_netagent_is_killed_and_after_restart(
     assert guest.client.leases()[-1]["new_ip_address"] == guest.address
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie is not: PID 1 here may reap the killed daemons late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def test_a_crashed_runs_dhcp_leftovers_are_removed_and_a_new_agent_serves_again(
+    fabric: cloud.InteropFabric,
+    agent: dhcp.DhcpAgent,
+    network: dict[str, Any],
+    guests: dict[str, Guest],
+    dhcp_port: dict[str, Any],
+) -> None:
+    host = fabric.hosts["host-a"]
+    qdhcp = f"qdhcp-{network['id']}"
+    tap = "tap" + dhcp_port["id"][:11]
+    bridge = "brq" + network["id"][:11]
+    inside = dhcp.pids_in_namespaces([qdhcp])
+    assert inside  # dnsmasq, haproxy
+    # the run "crashes": the agent dies, dnsmasq and haproxy (daemons) live on
+    agent.stop(signal.SIGKILL)
+    assert all(_alive(pid) for pid in inside)
+    removed = dhcp.remove_leftovers()
+    assert f"namespace {qdhcp}" in removed, removed
+    assert not any(_alive(pid) for pid in inside)
+    assert qdhcp not in os.listdir("/run/netns")
+    assert tap not in _links(host.netns)  # the veth pair went with the namespace
+    # a new agent plugs the DHCP port again (fresh state), netagent wires the new tap
+    agent.start()
+    _wait(
+        f"{tap} back on {bridge}", lambda: _links(host.netns).get(tap, {}).get("master") == bridge
+    )
+    guest = guests["host-a"]
+    guest.client.stop()
+    started = time.monotonic()
+    assert guest.client.once() == 0, (guest.client.dir / "dhclient.out").read_text()
+    print(
+        json.dumps(
+            {
+                "test": "dhcp_interop",
+                "lease_after_agent_restart_s": round(time.monotonic() - started, 2),
+            }
+        )
+    )
+    assert guest.client.leases()[-1]["new_ip_address"] == guest.address
+
+
 def test_deleting_the_subnet_removes_the_dhcp_ports_wiring(
     api: NeutronApi,
     fabric: cloud.InteropFabric,
@@ -330,6 +450,7 @@ def test_deleting_the_subnet_removes_the_dhcp_ports_wiring(
     for guest in guests.values():
         guest.client.stop()
         api.remove("port", guest.port["id"])
+    api.remove("subnet", network["subnet6_id"])
     api.remove("subnet", network["subnet_id"])
     _wait("DHCP port deleted", lambda: not _dhcp_ports(api, network["id"]))
     _wait(f"{tap} removed", lambda: tap not in _links(host.netns))

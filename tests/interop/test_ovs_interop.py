@@ -12,123 +12,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.common import ovs as ovs_helper
-from tests.common.ovs import PrivateOvs
-from tests.fullstack import harness
-from tests.interop import cloud, neutron_server
+from tests.interop import neutron_server, ovs_cloud
 from tests.interop.api import NeutronApi
 
 HOSTS = {"host-a": "198.18.0.1", "host-b": "198.18.0.2"}
 STATUS_TIMEOUT = 60
 
 
-class OvsInteropFabric(cloud.InteropFabric):
-    """Interop hosts with a private Open vSwitch each."""
-
-    def __init__(self, workdir: Path, server: neutron_server.NeutronServer) -> None:
-        super().__init__(workdir, server)
-        self.switches: dict[str, PrivateOvs] = {}
-
-    def add_host(self, name: str, tunnel_ip: str) -> harness.Host:
-        host = super().add_host(name, tunnel_ip)
-        switch = PrivateOvs(host.netns)
-        self.switches[name] = switch
-        switch.start()
-        harness.ip(host.netns, "addr", "flush", "dev", "eth-ul")
-        switch.vsctl(
-            "add-br",
-            "br-phy",
-            "--",
-            "set",
-            "bridge",
-            "br-phy",
-            "datapath_type=netdev",
-            "--",
-            "add-port",
-            "br-phy",
-            "eth-ul",
-        )
-        harness.ip(
-            host.netns, "addr", "add", f"{tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "br-phy"
-        )
-        harness.ip(host.netns, "link", "set", "br-phy", "up")
-        harness.run(
-            "ip",
-            "netns",
-            "exec",
-            host.netns,
-            "sysctl",
-            "-qw",
-            "net.ipv4.conf.eth-ul.rp_filter=1",
-        )
-        return host
-
-    def write_agent_config(self, host: harness.Host) -> None:
-        super().write_agent_config(host)
-        text = host.config_file.read_text().replace(
-            "l2_driver = linuxbridge", "l2_driver = openvswitch"
-        )
-        host.config_file.write_text(
-            text + "[ovs]\n"
-            f"local_ip = {host.tunnel_ip}\n"
-            "datapath_type = netdev\n"
-            f"ovsdb_connection = {self.switches[host.name].connection}\n"
-        )
-
-    def plug_like_os_vif(self, vm: harness.Vm, bridge: str) -> None:
-        harness.ip(vm.host.netns, "link", "set", vm.tap, "up")
-        harness.run("ip", "netns", "exec", vm.netns, "ethtool", "-K", "eth0", "tx", "off")
-        self.switches[vm.host.name].vsctl(
-            "--may-exist",
-            "add-br",
-            bridge,
-            "--",
-            "set",
-            "bridge",
-            bridge,
-            "datapath_type=netdev",
-            "--",
-            "add-port",
-            bridge,
-            vm.tap,
-            "--",
-            "set",
-            "Interface",
-            vm.tap,
-            f"external_ids:iface-id={vm.port_id}",
-            f"external_ids:attached-mac={vm.mac}",
-            "external_ids:iface-status=active",
-        )
-
-    def close(self) -> None:
-        super().close()
-        for switch in self.switches.values():
-            switch.stop()
-
-
 @pytest.fixture(scope="module")
 def fabric(
     neutron: neutron_server.NeutronServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OvsInteropFabric]:
+) -> Iterator[ovs_cloud.OvsInteropFabric]:
     if not ovs_helper.available():
         pytest.skip("Open vSwitch is not installed (tools/setup-host.sh)")
-    for name in cloud.leftover_namespaces():
-        harness.run("ip", "netns", "delete", name, check=False)
-    fab = OvsInteropFabric(tmp_path_factory.mktemp("ovs-fabric"), neutron)
-    try:
-        fab.start()
-        for name, tunnel_ip in HOSTS.items():
-            fab.add_host(name, tunnel_ip)
-        fab.start_neutron_agents()
+    with ovs_cloud.running(neutron, tmp_path_factory.mktemp("ovs-fabric"), HOSTS) as fab:
         yield fab
-    finally:
-        print(fab.diagnostics())
-        fab.close()
 
 
 def _wait_alive(api: NeutronApi, host: str) -> dict[str, Any]:
@@ -140,7 +43,7 @@ def _wait_alive(api: NeutronApi, host: str) -> dict[str, Any]:
 
 
 def test_ovs_hosts_get_vif_type_ovs_ports_go_active_and_ping(
-    api: NeutronApi, fabric: OvsInteropFabric
+    api: NeutronApi, fabric: ovs_cloud.OvsInteropFabric
 ) -> None:
     for name, tunnel_ip in HOSTS.items():
         agent = _wait_alive(api, name)

@@ -200,6 +200,7 @@ if neutron_plugin_check_adv_test_requirements; then echo ADV=yes; else echo ADV=
     )
     assert run.named("iniset") == [
         [dhcp, "netagent_privsep", "helper_command", helper],
+        [dhcp, "netagent", "l2_driver", "linuxbridge"],  # NETAGENT_L2_DRIVER
         [dhcp, "DEFAULT", "interface_driver", "netagent"],
     ]
     assert run.named("warn") == []

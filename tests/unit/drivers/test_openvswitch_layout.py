@@ -116,3 +116,12 @@ def test_snapshot_follows_tag_and_key_changes() -> None:
     assert detached.interfaces["tap1"].tag == 4095
     assert detached.interfaces["tap1"].port_other_config == {"keep": "x"}
     assert detached.interfaces["tap1"].ofport == 5
+
+
+def test_attach_interface_checks_names_and_external_ids() -> None:
+    ids = {"iface-id": "3f1c2a9e-7b44-4c1d-9e0a-55aa66bb77cc", "attached-mac": "fa:16:3e:00:00:01"}
+    assert db.AttachInterface("br-int", "tap3f1c2a9e-7b", ids).external_ids == ids
+    with pytest.raises(InvalidArgument):
+        db.AttachInterface("br-int", "tap3f1c2a9e-7b-too-long", ids)
+    with pytest.raises(InvalidArgument):  # no quoting games in an OVSDB value
+        db.AttachInterface("br-int", "tap1", {"iface-id": 'x", other="y'})

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from oslo_config import cfg
 
 from netagent.neutron_plugins import plugging, veth
 
@@ -26,19 +27,44 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     monkeypatch.setattr(veth, "plug", lambda plan: recorded.append(("plug", plan)))
     monkeypatch.setattr(veth, "unplug", lambda *args: recorded.append(("unplug", args)))
     monkeypatch.setattr(veth, "set_mtu", lambda *args: recorded.append(("set_mtu", args)))
+    monkeypatch.setattr(
+        veth,
+        "plug_ovs",
+        lambda plan, port, target: recorded.append(("plug_ovs", plan, port, target)),
+    )
+    monkeypatch.setattr(veth, "unplug_ovs", lambda *args: recorded.append(("unplug_ovs", args)))
     return recorded
 
 
-@pytest.fixture
-def driver() -> Iterator[Any]:
+def _make(conf: cfg.ConfigOpts) -> Any:
     interface = pytest.importorskip("neutron.agent.linux.interface")
+    module = importlib.import_module("netagent.neutron_plugins.interface")
+    drv = module.NetagentInterfaceDriver(conf)
+    assert isinstance(drv, interface.LinuxInterfaceDriver)
+    return drv
+
+
+@pytest.fixture
+def in_process() -> Iterator[None]:
+    pytest.importorskip("neutron.agent.linux.interface")
     privsep = importlib.import_module("netagent.neutron_plugins.privsep")
     privsep.context.set_client_mode(False)
-    module = importlib.import_module("netagent.neutron_plugins.interface")
-    drv = module.NetagentInterfaceDriver(types.SimpleNamespace())
-    assert isinstance(drv, interface.LinuxInterfaceDriver)
-    yield drv
+    yield
     privsep.context.set_client_mode(True)
+
+
+@pytest.fixture
+def driver(in_process: None) -> Any:
+    return _make(cfg.ConfigOpts())
+
+
+@pytest.fixture
+def ovs_driver(in_process: None) -> Any:
+    conf = cfg.ConfigOpts()
+    _make(conf)  # registers [netagent]
+    conf.set_override("l2_driver", "openvswitch", group="netagent")
+    conf.set_override("ovsdb_connection", "unix:/x/db.sock", group="netagent")
+    return _make(conf)
 
 
 def test_device_name_is_ns_plus_11(driver: Any) -> None:
@@ -69,4 +95,32 @@ def test_unplug_and_set_mtu(driver: Any, calls: list[tuple[str, Any]]) -> None:
     assert calls == [
         ("unplug", ("tap3f1c2a9e-7b", "ns-3f1c2a9e-7b", NS)),
         ("set_mtu", ("tap3f1c2a9e-7b", "ns-3f1c2a9e-7b", NS, 1400)),
+    ]
+
+
+def test_linuxbridge_is_the_default_and_names_no_bridge(driver: Any) -> None:
+    assert driver.ovs is None
+
+
+def test_l2_driver_option_rejects_other_values() -> None:
+    conf = cfg.ConfigOpts()
+    _make(conf)
+    with pytest.raises(ValueError):
+        conf.set_override("l2_driver", "macvtap", group="netagent")
+
+
+def test_openvswitch_plugs_into_the_integration_bridge(
+    ovs_driver: Any, calls: list[tuple[str, Any]]
+) -> None:
+    target = plugging.OvsTarget("br-int", "unix:/x/db.sock", 10)
+    ovs_driver.plug_new("net", PORT, "ns-3f1c2a9e-7b", "fa:16:3e:00:11:22", namespace=NS, mtu=1450)
+    ovs_driver.unplug("ns-3f1c2a9e-7b", namespace=NS)
+    assert calls == [
+        (
+            "plug_ovs",
+            plugging.VethPlan("tap3f1c2a9e-7b", "ns-3f1c2a9e-7b", NS, "fa:16:3e:00:11:22", 1450),
+            PORT,
+            target,
+        ),
+        ("unplug_ovs", ("tap3f1c2a9e-7b", "ns-3f1c2a9e-7b", NS, target)),
     ]

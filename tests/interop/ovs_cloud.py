@@ -1,0 +1,121 @@
+"""Interop hosts with a private Open vSwitch each (userspace datapath, tunnel address on
+``br-phy``, as in tests/fullstack/test_openvswitch.py), running netagent with ``l2_driver =
+openvswitch``; VMs are plugged the way os-vif plugs ``vif_type ovs``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from tests.common import ovs as ovs_helper
+from tests.common.ovs import PrivateOvs
+from tests.fullstack import harness
+from tests.interop import cloud, neutron_server
+
+
+class OvsInteropFabric(cloud.InteropFabric):
+    """Interop hosts with a private Open vSwitch each."""
+
+    def __init__(self, workdir: Path, server: neutron_server.NeutronServer) -> None:
+        super().__init__(workdir, server)
+        self.switches: dict[str, PrivateOvs] = {}
+
+    def add_host(self, name: str, tunnel_ip: str) -> harness.Host:
+        host = super().add_host(name, tunnel_ip)
+        switch = PrivateOvs(host.netns)
+        self.switches[name] = switch
+        switch.start()
+        harness.ip(host.netns, "addr", "flush", "dev", "eth-ul")
+        switch.vsctl(
+            "add-br",
+            "br-phy",
+            "--",
+            "set",
+            "bridge",
+            "br-phy",
+            "datapath_type=netdev",
+            "--",
+            "add-port",
+            "br-phy",
+            "eth-ul",
+        )
+        harness.ip(
+            host.netns, "addr", "add", f"{tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "br-phy"
+        )
+        harness.ip(host.netns, "link", "set", "br-phy", "up")
+        harness.run(
+            "ip",
+            "netns",
+            "exec",
+            host.netns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.eth-ul.rp_filter=1",
+        )
+        return host
+
+    def write_agent_config(self, host: harness.Host) -> None:
+        super().write_agent_config(host)
+        text = host.config_file.read_text().replace(
+            "l2_driver = linuxbridge", "l2_driver = openvswitch"
+        )
+        host.config_file.write_text(
+            text + "[ovs]\n"
+            f"local_ip = {host.tunnel_ip}\n"
+            "datapath_type = netdev\n"
+            f"ovsdb_connection = {self.switches[host.name].connection}\n"
+        )
+
+    def plug_like_os_vif(self, vm: harness.Vm, bridge: str) -> None:
+        harness.ip(vm.host.netns, "link", "set", vm.tap, "up")
+        harness.run("ip", "netns", "exec", vm.netns, "ethtool", "-K", "eth0", "tx", "off")
+        self.switches[vm.host.name].vsctl(
+            "--may-exist",
+            "add-br",
+            bridge,
+            "--",
+            "set",
+            "bridge",
+            bridge,
+            "datapath_type=netdev",
+            "--",
+            "add-port",
+            bridge,
+            vm.tap,
+            "--",
+            "set",
+            "Interface",
+            vm.tap,
+            f"external_ids:iface-id={vm.port_id}",
+            f"external_ids:attached-mac={vm.mac}",
+            "external_ids:iface-status=active",
+        )
+
+    def close(self) -> None:
+        super().close()
+        for switch in self.switches.values():
+            switch.stop()
+
+
+@contextlib.contextmanager
+def running(
+    neutron: neutron_server.NeutronServer, workdir: Path, hosts: Mapping[str, str]
+) -> Iterator[OvsInteropFabric]:
+    """Simulated Open vSwitch hosts (name -> tunnel address) running real agents against
+    ``neutron``; namespaces and private switches of crashed runs removed first, everything
+    removed after, diagnostics printed."""
+    for name in cloud.leftover_namespaces():
+        harness.run("ip", "netns", "delete", name, check=False)
+    for path in ovs_helper.leftover_dirs():
+        ovs_helper.remove_leftover(path)
+    fab = OvsInteropFabric(workdir, neutron)
+    try:
+        fab.start()
+        for name, tunnel_ip in hosts.items():
+            fab.add_host(name, tunnel_ip)
+        fab.start_neutron_agents()
+        yield fab
+    finally:
+        print(fab.diagnostics())
+        fab.close()
