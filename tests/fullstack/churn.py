@@ -418,27 +418,55 @@ def status(host: Host) -> dict[str, Any] | None:
     return doc
 
 
-def wait_converged(host: Host, timeout: float, started: float | None = None) -> float:
-    """Seconds from ``started`` (default: now) until the agent's status says converged."""
+def wait_converged(
+    host: Host, timeout: float, started: float | None = None, ready: list[float] | None = None
+) -> float:
+    """Seconds from ``started`` (default: now) until the agent's status says converged;
+    ``ready`` receives the seconds until its first full sync was done."""
     started = time.monotonic() if started is None else started
     while time.monotonic() - started < timeout:
         if not host.agent_alive():
             raise AssertionError(f"agent of {host.name} died:\n{host.log_tail()}")
         doc = status(host)
+        if doc and doc.get("ready") and ready is not None and not ready:
+            ready.append(time.monotonic() - started)
         if doc and doc.get("converged"):
             return time.monotonic() - started
         time.sleep(0.1)
     raise AssertionError(f"{host.name} not converged after {timeout:.0f}s:\n{host.log_tail()}")
 
 
-def ifindexes(netns: str) -> dict[str, int]:
-    return {n: d["ifindex"] for n, d in harness.links(netns).items() if n not in _HOST_LINKS}
+def wait_applied(fabric: ChurnFabric, host: Host, timeout: float) -> float:
+    """Seconds until ``host``'s agent is converged on the fabric's current desired state.
+
+    "Converged" alone may describe an older version of the state file (the file source
+    polls it); so the agent's ports and their admin states must also be those of the
+    current desired state. Callers make their last write add a port, which no older
+    version has.
+    """
+    expected = {
+        pid: port.get("admin_state_up", True)
+        for pid, port in fabric.ports.items()
+        if port["binding:host_id"] == host.name
+    }
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not host.agent_alive():
+            raise AssertionError(f"agent of {host.name} died:\n{host.log_tail()}")
+        doc = status(host)
+        if doc and doc.get("converged"):
+            seen = {p["id"]: p["admin_state_up"] for p in doc.get("ports", [])}
+            if seen == expected:
+                return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"{host.name} not converged on the final state:\n{host.log_tail()}")
 
 
 def kill_and_restart(host: Host, timeout: float, down: float = 1.0) -> dict[str, Any]:
     """SIGKILL the agent, leave it dead ``down`` seconds, start it, wait until converged.
 
-    :returns: seconds to converged, and the links that exist before and after but with a
+    :returns: seconds to the first full sync and to converged (no change pending: under
+        churn, the agent has caught up), and the links that exist before and after but with a
         new ifindex (deleted and created again) or a new master.
     """
     before = harness.links(host.netns)
@@ -446,10 +474,12 @@ def kill_and_restart(host: Host, timeout: float, down: float = 1.0) -> dict[str,
     time.sleep(down)
     started = time.monotonic()
     host.start_agent()
-    seconds = wait_converged(host, timeout, started)
+    ready: list[float] = []
+    seconds = wait_converged(host, timeout, started, ready)
     after = harness.links(host.netns)
     common = (before.keys() & after.keys()) - set(_HOST_LINKS)
     return {
+        "seconds_to_first_full_sync": round(ready[0] if ready else seconds, 2),
         "seconds_to_converged": round(seconds, 2),
         "links_recreated": sorted(n for n in common if before[n]["ifindex"] != after[n]["ifindex"]),
         "links_rewired": sorted(
@@ -753,8 +783,10 @@ def restart_under_churn(
                 emit({"phase": "restart", "ports": fabric.scale.ports, **result})
                 restarts_out.append(result)
             time.sleep(settle)
-        for host in (host_a, host_b):
-            wait_converged(host, timeout)
+        churner.add_port()  # the marker of the final state (see wait_applied)
+        fabric.write_state()
+        final_seconds = wait_applied(fabric, host_a, timeout)
+        wait_converged(host_b, timeout)
         time.sleep(1)  # a last round of echoes after the last change
     traffic = pingers.results()
     churned = dump(host_a.netns)
@@ -764,6 +796,7 @@ def restart_under_churn(
     return {
         "ports_at_end": final_ports,
         "sample_ports": len(sample_ports),
+        "seconds_to_final_state": round(final_seconds, 2),
         "changes": churner.counts,
         "churn_errors": churner.errors,
         "restarts": restarts_out,
