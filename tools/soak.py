@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fullstack import churn  # noqa: E402
+from tests.fullstack import churn
 
 
 def emit(doc: dict[str, Any]) -> None:

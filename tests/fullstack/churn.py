@@ -481,12 +481,20 @@ def kill_and_restart(host: Host, timeout: float, down: float = 1.0) -> dict[str,
     return {
         "seconds_to_first_full_sync": round(ready[0] if ready else seconds, 2),
         "seconds_to_converged": round(seconds, 2),
-        "links_recreated": sorted(n for n in common if before[n]["ifindex"] != after[n]["ifindex"]),
+        "links_recreated": sorted(n for n in common if index(before, n) != index(after, n)),
+        # a tap the churn added while the agent was down has no master before: not rewired
         "links_rewired": sorted(
-            n for n in common
-            if before[n].get("master") and before[n].get("master") != after[n].get("master")
-        ),  # fmt: skip
+            n for n in common if master(before, n) and master(before, n) != master(after, n)
+        ),
     }
+
+
+def index(links: dict[str, dict[str, Any]], name: str) -> int:
+    return int(links[name]["ifindex"])
+
+
+def master(links: dict[str, dict[str, Any]], name: str) -> str | None:
+    return links[name].get("master")
 
 
 # -- the kernel's state, normalized ----------------------------------------------------
@@ -634,7 +642,8 @@ def fresh_dump(fabric: ChurnFabric, host: Host, timeout: float) -> dict[str, Any
     workdir = fabric.workdir / "fresh"
     workdir.mkdir(exist_ok=True)
     harness.ip(netns, "link", "add", "eth-ul", "type", "veth", "peer", "name", "eth-ul-peer")
-    harness.ip(netns, "addr", "add", f"{host.tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "eth-ul")
+    address = f"{host.tunnel_ip}/{harness.UNDERLAY_PREFIX}"
+    harness.ip(netns, "addr", "add", address, "dev", "eth-ul")
     harness.ip(netns, "link", "set", "eth-ul", "up")
     lines = []
     for name, link in harness.links(host.netns).items():

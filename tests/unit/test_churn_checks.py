@@ -81,7 +81,9 @@ def test_differences_name_each_leaf() -> None:
         "ipsets": ["add s 198.19.0.11", "create s hash:net"],
     }
     diff = churn.differences(churned, fresh)
-    assert diff[0] == "/ipsets: only churned ['add s 198.19.0.11']; only fresh ['add s 198.19.0.10']"
+    assert diff[0] == (
+        "/ipsets: only churned ['add s 198.19.0.11']; only fresh ['add s 198.19.0.10']"
+    )
     assert "/links/brq1/mtu: churned 1500 != fresh 1450" in diff
     assert any(d.startswith("/links/tap1: only in the fresh host") for d in diff)
     assert any(d.startswith("/links/tap2: only in the churned host") for d in diff)
