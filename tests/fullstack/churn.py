@@ -17,8 +17,10 @@ rate, cycling through: a port added (tap first, as Nova does), a port's group ch
 (ipset members move), a rule added to or removed from a bulk group, a port deleted (tap
 removed after), a port's admin state flipped, a rule added to or removed from the sample
 VMs' own group (their chains rewritten under traffic), and a port's allowed address pairs
-changed. Adds and deletes alternate, so the number of ports stays within one of the start.
-The sample VMs' ports themselves never change: their traffic must never stop.
+changed. Adds and deletes alternate, and every other update is undone by the next of its
+kind (a rule added then removed, a port set down then up, address pairs given then taken),
+so the desired state does not drift: a soak's counts must stay flat. The sample VMs' ports
+themselves never change: their traffic must never stop.
 
 Checks: :func:`dump` reads the host's whole netagent-relevant kernel state (links and
 bridge ports, forwarding and neighbour entries, iptables/ip6tables/ebtables, ipsets) in a
@@ -237,6 +239,8 @@ class Churner:
         self._thread = threading.Thread(target=self._run, name="churner", daemon=True)
         self._step = 0
         self._extra_rules: dict[str, list[str]] = {}
+        #: kind of update -> the port it changed, to be changed back next time
+        self._changed: dict[str, str] = {}
         self._ops: list[Callable[[], None]] = [
             self.add_port,
             self.move_port,
@@ -278,8 +282,24 @@ class Churner:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _pick(self) -> dict[str, Any]:
+        """A bulk port none of the undo-able updates holds changed."""
         fab = self.fabric
-        return fab.ports[fab.rng.choice(fab.bulk)]
+        while True:
+            port_id = fab.rng.choice(fab.bulk)
+            if port_id not in self._changed.values():
+                return fab.ports[port_id]
+
+    def _undo_or_change(self, kind: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to a port, or to the port it changed last time (undoing it):
+        every update is undone by the next of its kind, so the churn has no drift."""
+        port_id = self._changed.pop(kind, None)
+        if port_id is None:
+            port = self._pick()
+            self._changed[kind] = port["id"]
+        else:
+            port = self.fabric.ports[port_id]
+        with self.fabric.lock:
+            change(port)
 
     def add_port(self) -> None:
         fab = self.fabric
@@ -305,24 +325,26 @@ class Churner:
             port["security_groups"] = [self.fabric.rng.choice(groups)]
 
     def flip_admin_state(self) -> None:
-        port = self._pick()
-        with self.fabric.lock:
+        def flip(port: dict[str, Any]) -> None:
             port["admin_state_up"] = not port["admin_state_up"]
 
+        self._undo_or_change("admin", flip)
+
     def change_address_pairs(self) -> None:
-        port = self._pick()
-        with self.fabric.lock:
-            if port.get("allowed_address_pairs"):
-                port["allowed_address_pairs"] = []
-            else:
-                host = self.fabric.rng.randrange(1, 250)
-                port["allowed_address_pairs"] = [{"ip_address": f"203.0.113.{host}"}]
+        address = f"203.0.113.{self.fabric.rng.randrange(1, 250)}"
+
+        def change(port: dict[str, Any]) -> None:
+            pairs = [] if port.get("allowed_address_pairs") else [{"ip_address": address}]
+            port["allowed_address_pairs"] = pairs
+
+        self._undo_or_change("pairs", change)
 
     def _toggle_rule(self, group: str, rule: dict[str, Any]) -> None:
+        """Add ``rule`` to ``group``, or remove the rule added last time: at most one."""
         extra = self._extra_rules.setdefault(group, [])
         with self.fabric.lock:
             rules = self.fabric.rules[group]
-            if len(extra) >= 3:
+            if extra:
                 gone = extra.pop(0)
                 rules[:] = [r for r in rules if r["id"] != gone]
             else:
@@ -330,7 +352,8 @@ class Churner:
                 extra.append(rule["id"])
 
     def toggle_bulk_rule(self) -> None:
-        group = self.fabric.rng.choice(BULK_SGS)
+        group = next((g for g in BULK_SGS if self._extra_rules.get(g)), None)
+        group = group or self.fabric.rng.choice(BULK_SGS)
         port = self.fabric.rng.randrange(1024, 65535)
         self._toggle_rule(group, _rule("ingress", "udp", port, prefix="198.51.100.0/24"))
 
@@ -709,9 +732,9 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "fds": (3.0, 0.0),
     "threads": (2.0, 0.0),
     "links": (5.0, 0.01),
-    "rules": (10.0, 0.01),
+    "rules": (40.0, 0.01),
     "ipset_members": (5.0, 0.01),
-    "fdb_entries": (5.0, 0.01),
+    "fdb_entries": (10.0, 0.01),
 }
 
 
