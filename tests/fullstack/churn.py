@@ -731,6 +731,15 @@ def sample_resources(host: Host) -> dict[str, float]:
     }
 
 
+def stale_ports(fabric: ChurnFabric, host: Host) -> int:
+    """Ports the agent's status and the desired state do not agree on (either way): a few
+    changes in flight under churn, a growing number when the agent falls behind."""
+    with fabric.lock:
+        wanted = {pid for pid, p in fabric.ports.items() if p["binding:host_id"] == host.name}
+    doc = status(host) or {}
+    return len(wanted ^ {p["id"] for p in doc.get("ports", [])})
+
+
 #: A metric has a growth trend when its least-squares slope, over the sampled window,
 #: adds more than ``max(absolute, relative * mean)``: an fd or a thread per minute is a
 #: leak, a few KiB of allocator noise is not.
@@ -742,6 +751,7 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "rules": (40.0, 0.01),
     "ipset_members": (5.0, 0.01),
     "fdb_entries": (10.0, 0.01),
+    "stale_ports": (5.0, 0.0),
 }
 
 
@@ -864,6 +874,7 @@ def soak(
         while True:
             elapsed = time.monotonic() - started
             values = sample_resources(host_a)
+            values["stale_ports"] = float(stale_ports(fabric, host_a))
             samples.append((elapsed, values))
             emit({"phase": "sample", "t": round(elapsed, 1), **values})
             if elapsed >= seconds or not host_a.agent_alive():
