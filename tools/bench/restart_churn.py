@@ -5,8 +5,9 @@ Builds the churn scenario of ``tests/fullstack/churn.py`` (``--ports`` ports on 
 ``--networks`` VXLAN networks with the iptables firewall, ``--pairs`` VM pairs pinging
 every 50 ms, half of them across to host-b), then while the desired state changes
 ``--rate`` times a second, SIGKILLs host-a's agent and starts it again ``--restarts``
-times, ``--settle`` seconds apart. Prints one JSON line per restart (seconds until
-``netagent-status`` says converged, links deleted and created again or moved to another
+times, ``--settle`` seconds apart. Prints one JSON line per restart (seconds until the
+first full sync and until caught up, i.e. every port desired at the start and still
+desired is reported converged; links deleted and created again or moved to another
 bridge) and a summary line: echo requests lost per pair, the churn done, and the
 differences between host-a's kernel state and what a fresh agent on an empty host builds
 for the final state (goal: none). Exits 1 when a goal is missed.
