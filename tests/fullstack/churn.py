@@ -22,11 +22,11 @@ kind (a rule added then removed, a port set down then up, address pairs given th
 so the desired state does not drift: a soak's counts must stay flat. The sample VMs' ports
 themselves never change: their traffic must never stop.
 
-Checks: :func:`dump` reads the host's whole netagent-relevant kernel state (links and
-bridge ports, forwarding and neighbour entries, iptables/ip6tables/ebtables, ipsets) in a
-normalized form; :func:`fresh_dump` builds the same final state with a fresh agent on an
-empty host for comparison; :class:`Pingers` counts lost echo requests per pair;
-:func:`sample_resources` and :func:`trend` give the soak its figures.
+Checks: ``kernel_state.dump`` reads the host's whole netagent-relevant kernel state
+(links and bridge ports, forwarding and neighbour entries, iptables/ip6tables/ebtables,
+ipsets) in a normalized form; :func:`fresh_dump` builds the same final state with a fresh
+agent on an empty host for comparison; :class:`Pingers` counts lost echo requests per
+pair; ``trends.sample_resources`` and ``trends.trend`` give the soak its figures.
 """
 
 from __future__ import annotations
@@ -48,21 +48,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.fullstack import harness
+from tests.fullstack import harness, kernel_state, trends
 from tests.fullstack.harness import Fabric, Host, Vm
 
 TRAFFIC_SG = str(uuid.uuid5(uuid.NAMESPACE_URL, "netagent-churn-traffic"))
 BULK_SGS = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"netagent-churn-bulk-{g}")) for g in range(4)]
 FIREWALL_CONFIG = "[agent]\nfirewall_driver = iptables\n[iptables]\nbackend = nft\n"
 PING_INTERVAL = 0.05
-#: the hypervisor's own interfaces in a host namespace, not netagent's
-_HOST_LINKS = ("lo", "eth-ul", "eth-ul-peer")
-#: attributes of a link that the kernel keeps changing (timers) or numbers by creation
-#: order (ids of bridge ports, ifindexes): not part of the state netagent builds
-_VOLATILE = re.compile(
-    r"(timer|_id$|^id$|^no$|^port_no$|^port_id$|^designated_|^root_port$|^root_path_cost$"
-    r"|^topology_change|^group_addr$|^state$|^ifindex$|^link_index$)"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -517,7 +509,7 @@ def kill_and_restart(
                 break
         time.sleep(0.1)
     after = harness.links(host.netns)
-    common = (before.keys() & after.keys()) - set(_HOST_LINKS)
+    common = (before.keys() & after.keys()) - set(kernel_state.HOST_LINKS)
     return {
         "seconds_to_first_full_sync": round(ready, 2),
         "seconds_to_caught_up": round(elapsed, 2),
@@ -535,139 +527,6 @@ def index(links: dict[str, dict[str, Any]], name: str) -> int:
 
 def master(links: dict[str, dict[str, Any]], name: str) -> str | None:
     return links[name].get("master")
-
-
-# -- the kernel's state, normalized ----------------------------------------------------
-
-
-def _cmd(host_ns: str, *argv: str) -> str:
-    return harness.run("ip", "netns", "exec", host_ns, *argv, timeout=60).stdout
-
-
-def _filtered(info: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (info or {}).items() if not _VOLATILE.search(k)}
-
-
-def _links(netns: str) -> tuple[dict[str, Any], set[str]]:
-    out: dict[str, Any] = {}
-    own_macs: set[str] = set()
-    for name, link in harness.links(netns).items():
-        if name in _HOST_LINKS:
-            continue
-        info = link.get("linkinfo", {})
-        entry: dict[str, Any] = {
-            "master": link.get("master"),
-            "up": "UP" in link.get("flags", []),
-            "mtu": link.get("mtu"),
-            "address": link.get("address"),
-            "port": _filtered(info.get("info_slave_data")),
-        }
-        if name.startswith("tap"):
-            # the hypervisor's device: veth to a VM here, a persistent tap in the fresh
-            # host; its kind and type data are the hypervisor's choice, not netagent's
-            own_macs.add(str(link.get("address")))
-        elif info.get("info_kind") == "vxlan":
-            # the kernel gives a VXLAN device a random MAC when it is created
-            own_macs.add(str(entry.pop("address")))
-        if not name.startswith("tap"):
-            entry["kind"] = info.get("info_kind")
-            entry["info"] = _filtered(info.get("info_data"))
-        out[name] = entry
-    return out, own_macs
-
-
-def _fdb(netns: str, own_macs: set[str]) -> list[str]:
-    """Entries netagent or the kernel put there for netagent's devices; not those learned
-    from traffic, nor the kernel's own entries for random MACs (VXLAN devices, the
-    hypervisor's taps) and for the multicast groups of the hypervisor's taps (a VM's veth
-    has IPv6 link-local addresses, a tap nobody opened has none)."""
-    raw = harness.run("bridge", "-n", netns, "-j", "fdb", "show").stdout
-    entries = set()
-    for e in json.loads(raw or "[]"):
-        if e.get("ifname") in _HOST_LINKS or not e.get("state") or e.get("mac") in own_macs:
-            continue
-        if str(e.get("ifname")).startswith("tap") and "self" in e.get("flags", []):
-            continue
-        entries.add(
-            " ".join(
-                str(e.get(k, "")) for k in ("mac", "ifname", "master", "dst", "vlan", "state")
-            )
-            + " "
-            + ",".join(sorted(e.get("flags", [])))
-        )
-    return sorted(entries)
-
-
-def _neighbours(netns: str) -> list[str]:
-    raw = harness.run("ip", "-n", netns, "-j", "neigh", "show", "nud", "permanent").stdout
-    return sorted(
-        f"{e.get('dst')} {e.get('dev')} {e.get('lladdr')}"
-        for e in json.loads(raw or "[]")
-        if e.get("dev") not in _HOST_LINKS
-    )
-
-
-def _rules(text: str) -> dict[str, Any]:
-    """``*-save`` output by table: its chains (policy, no counters) and each chain's rules
-    in order; chains sorted (nft lists them in creation order, which a restart changes)."""
-    tables: dict[str, dict[str, Any]] = {}
-    table: dict[str, Any] = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip() or line == "COMMIT":
-            continue
-        if line.startswith("*"):
-            table = tables.setdefault(line[1:], {"chains": {}, "rules": {}})
-        elif line.startswith(":"):
-            name, _, policy = line[1:].partition(" ")
-            table["chains"][name] = re.sub(r"\s*\[\d+:\d+\]$", "", policy)
-        elif line.startswith("-A "):
-            chain = line.split()[1]
-            table["rules"].setdefault(chain, []).append(re.sub(r"^\[\d+:\d+\] ", "", line))
-    for table in tables.values():
-        table["chains"] = dict(sorted(table["chains"].items()))
-        table["rules"] = dict(sorted(table["rules"].items()))
-    return tables
-
-
-def dump(netns: str) -> dict[str, Any]:
-    """The host namespace's netagent-relevant kernel state, normalized for comparison."""
-    links, own_macs = _links(netns)
-    return {
-        "links": links,
-        "fdb": _fdb(netns, own_macs),
-        "neighbours": _neighbours(netns),
-        "iptables": _rules(_cmd(netns, "iptables-nft-save")),
-        "ip6tables": _rules(_cmd(netns, "ip6tables-nft-save")),
-        "ebtables": _rules(_cmd(netns, "ebtables-nft-save")),
-        # initval: the random seed of the set's hash, chosen when it is created
-        "ipsets": sorted(
-            re.sub(r" initval 0x[0-9a-f]+", "", line)
-            for line in _cmd(netns, "ipset", "save").splitlines()
-        ),
-    }
-
-
-def differences(got: dict[str, Any], want: dict[str, Any], path: str = "") -> list[str]:
-    """Where two dumps differ, one line per leaf (empty: identical)."""
-    if isinstance(got, dict) and isinstance(want, dict):
-        out = []
-        for key in sorted(got.keys() | want.keys(), key=str):
-            where = f"{path}/{key}"
-            if key not in want:
-                out.append(f"{where}: only in the churned host: {json.dumps(got[key])[:300]}")
-            elif key not in got:
-                out.append(f"{where}: only in the fresh host: {json.dumps(want[key])[:300]}")
-            else:
-                out.extend(differences(got[key], want[key], where))
-        return out
-    if isinstance(got, list) and isinstance(want, list) and got != want:
-        if all(isinstance(x, str) for x in got + want) and path.startswith(
-            ("/fdb", "/neighbours", "/ipsets")
-        ):
-            extra, missing = sorted(set(got) - set(want)), sorted(set(want) - set(got))
-            return [f"{path}: only churned {extra[:10]}; only fresh {missing[:10]}"]
-        return [f"{path}: churned {json.dumps(got)[:400]} != fresh {json.dumps(want)[:400]}"]
-    return [] if got == want else [f"{path}: churned {got!r} != fresh {want!r}"]
 
 
 def fresh_dump(fabric: ChurnFabric, host: Host, timeout: float) -> dict[str, Any]:
@@ -704,48 +563,9 @@ def fresh_dump(fabric: ChurnFabric, host: Host, timeout: float) -> dict[str, Any
     fresh.start_agent()
     try:
         wait_converged(fresh, timeout)
-        return dump(netns)
+        return kernel_state.dump(netns)
     finally:
         fresh.stop_agent(signal.SIGTERM)
-
-
-# -- resources and trends -------------------------------------------------------------
-
-
-def _proc_status(pid: int) -> dict[str, str]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
-
-
-def sample_resources(host: Host) -> dict[str, float]:
-    """The agent's memory, fds and threads, and the host's kernel object counts."""
-    assert host.process is not None
-    pid = host.process.pid
-    proc = _proc_status(pid)
-    # the least of three reads: an iptables-restore pipe or a reaper thread of the moment
-    # is not a leak, and a leak is in every read
-    fds, threads = len(os.listdir(f"/proc/{pid}/fd")), int(proc["Threads"])
-    for _ in range(2):
-        time.sleep(0.2)
-        fds = min(fds, len(os.listdir(f"/proc/{pid}/fd")))
-        threads = min(threads, int(_proc_status(pid)["Threads"]))
-    rules = 0
-    for tool in ("iptables-nft-save", "ip6tables-nft-save", "ebtables-nft-save"):
-        rules += sum(1 for line in _cmd(host.netns, tool).splitlines() if line.startswith("-A "))
-    ipsets = _cmd(host.netns, "ipset", "save").splitlines()
-    fdb = json.loads(harness.run("bridge", "-n", host.netns, "-j", "fdb", "show").stdout or "[]")
-    return {
-        "rss_kib": float(proc["VmRSS"].split()[0]),
-        "fds": float(fds),
-        "threads": float(threads),
-        "links": float(len(harness.links(host.netns))),
-        "rules": float(rules),
-        "ipset_members": float(sum(1 for line in ipsets if line.startswith("add "))),
-        "fdb_entries": float(len(fdb)),
-    }
 
 
 def stale_ports(fabric: ChurnFabric, host: Host) -> int:
@@ -755,61 +575,6 @@ def stale_ports(fabric: ChurnFabric, host: Host) -> int:
         wanted = {pid for pid, p in fabric.ports.items() if p["binding:host_id"] == host.name}
     doc = status(host) or {}
     return len(wanted ^ {p["id"] for p in doc.get("ports", [])})
-
-
-#: A metric has a growth trend when its least-squares slope, over the sampled window,
-#: adds more than ``max(absolute, relative * mean)``: an fd or a thread per minute is a
-#: leak, a few KiB of allocator noise is not.
-THRESHOLDS: dict[str, tuple[float, float]] = {
-    "rss_kib": (4096.0, 0.03),
-    "fds": (3.0, 0.0),
-    "threads": (2.0, 0.0),
-    "links": (5.0, 0.01),
-    "rules": (40.0, 0.01),
-    "ipset_members": (5.0, 0.01),
-    "fdb_entries": (10.0, 0.01),
-    "stale_ports": (5.0, 0.0),
-}
-
-
-def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (x, y) points (0 for fewer than two distinct x)."""
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return 0.0
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
-
-
-def trend(samples: list[tuple[float, dict[str, float]]]) -> dict[str, dict[str, Any]]:
-    """Per metric: slope per minute, growth over the window, allowed growth, verdict.
-
-    :param samples: (seconds since start, metrics) pairs.
-    """
-    if not samples:
-        return {}
-    window = (samples[-1][0] - samples[0][0]) / 60.0
-    out: dict[str, dict[str, Any]] = {}
-    for metric, (absolute, relative) in THRESHOLDS.items():
-        points = [(t / 60.0, values[metric]) for t, values in samples]
-        per_minute = slope(points)
-        mean = sum(y for _, y in points) / len(points)
-        allowed = max(absolute, relative * mean)
-        growth = per_minute * window
-        out[metric] = {
-            "first": points[0][1],
-            "last": points[-1][1],
-            "mean": round(mean, 1),
-            "slope_per_minute": round(per_minute, 3),
-            "growth_over_window": round(growth, 1),
-            "allowed_growth": round(allowed, 1),
-            "growth_trend": growth > allowed,
-        }
-    return out
 
 
 # -- the scenarios ----------------------------------------------------------------------
@@ -855,7 +620,7 @@ def restart_under_churn(
         wait_converged(host_b, timeout)
         time.sleep(1)  # a last round of echoes after the last change
     traffic = pingers.results()
-    churned = dump(host_a.netns)
+    churned = kernel_state.dump(host_a.netns)
     sample_ports = fabric.sample_ports()
     final_ports = sum(1 for p in fabric.ports.values() if p["binding:host_id"] == "host-a")
     fresh = fresh_dump(fabric, host_a, timeout)
@@ -870,7 +635,7 @@ def restart_under_churn(
         "lost": sum(t["lost"] for t in traffic),
         "answered": sum(t["answered"] for t in traffic),
         "dump_sizes": {k: len(v) for k, v in churned.items()},
-        "differences": differences(churned, fresh),
+        "differences": kernel_state.differences(churned, fresh),
     }
 
 
@@ -890,7 +655,7 @@ def soak(
         started = time.monotonic()
         while True:
             elapsed = time.monotonic() - started
-            values = sample_resources(host_a)
+            values = trends.sample_resources(host_a)
             values["stale_ports"] = float(stale_ports(fabric, host_a))
             samples.append((elapsed, values))
             emit({"phase": "sample", "t": round(elapsed, 1), **values})
@@ -904,5 +669,5 @@ def soak(
         "changes": churner.changes,
         "churn_errors": churner.errors,
         "agent_alive": host_a.agent_alive(),
-        "trend": trend(samples),
+        "trend": trends.trend(samples),
     }
