@@ -9,7 +9,7 @@ file descriptors, threads) and its kernel objects (links, iptables/ip6tables/ebt
 rules, ipset members, forwarding entries). Adds and deletes alternate, so every count
 should stay flat. Prints one JSON line per sample and a summary with each metric's
 least-squares slope (per minute), its growth over the window and the growth allowed
-(``churn.THRESHOLDS``); exits 1 if any metric has a growth trend ("no growth trend"
+(``trends.THRESHOLDS``); exits 1 if any metric has a growth trend ("no growth trend"
 otherwise).
 
 Run as root from the repository: ``.venv/bin/python tools/soak.py --minutes 30``.

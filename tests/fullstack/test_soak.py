@@ -5,7 +5,7 @@ Host-a's agent (100 ports, iptables firewall) under churn twice a second for two
 20 s of warm-up, then its resident memory, open fds, threads, the host's links,
 iptables/ip6tables/ebtables rules, ipset members and forwarding entries, and the ports
 the agent's status and the desired state disagree on, sampled every 10 s. No metric may
-grow beyond ``churn.THRESHOLDS`` over the window (least-squares slope): the churn has no
+grow beyond ``trends.THRESHOLDS`` over the window (least-squares slope): the churn has no
 drift, so the kernel counts must stay flat, and a leaked fd or desired-state copy per
 change shows as a trend (checked with deliberately leaking builds: doc/reliability.md).
 """
