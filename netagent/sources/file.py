@@ -16,7 +16,10 @@ Bad input never reaches the agent as a loss of state:
   so a typo in one port does not unplug it; the error is logged once per change.
 
 Write the file atomically (write a temporary file, then rename) so that a half-written
-file is never read; a read during which the file changed is discarded and retried.
+file is never read. A read is one version of the file: an in-place write during the read
+discards it (retried at the next poll); a rename during the parse does not, the version
+read is delivered and the newer one read at the next poll, so a writer that replaces the
+file more often than a parse takes (a large file) still gets every poll a newer state.
 """
 
 from __future__ import annotations
@@ -54,10 +57,9 @@ Signature = tuple[int, int, int, int, int]
 
 def _signature(path: str) -> Signature | None:
     try:
-        st = os.stat(path)
+        return statefile.file_signature(os.stat(path))
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _error_key(error: ModelError) -> tuple[str, str | None, str, str]:
@@ -257,6 +259,9 @@ class FileSource:
             return False
         try:
             result = statefile.load_state(self.path)
+        except statefile.ChangedWhileReadError:
+            LOG.debug("%s changed while being read; reading it again", self.path)
+            return False
         except statefile.StateFileError as exc:
             self._file_failed(str(exc))
             self._bad_signature = before
@@ -266,10 +271,9 @@ class FileSource:
                 self._read_retry.succeeded("read")
             return False
         self._read_retry.succeeded("read")
-        if _signature(self.path) != before:
-            LOG.debug("%s changed while being read; reading it again", self.path)
-            return False
-        self._signature = before
+        # the version read, which a rename may have replaced since: then the next poll
+        # sees another signature and reads the newer one
+        self._signature = result.signature
         if self._file_error is not None:
             LOG.info("State file %s is usable again", self.path)
             self._file_error = None

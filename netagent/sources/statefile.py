@@ -88,6 +88,18 @@ class LoadResult:
 
     state: DesiredState
     errors: tuple[ModelError, ...] = ()
+    #: (device, inode, size, mtime, ctime) of the file whose bytes were read (None when
+    #: not read from a file)
+    signature: tuple[int, int, int, int, int] | None = None
+
+
+class ChangedWhileReadError(StateFileError):
+    """The file was written in place while its bytes were read: read it again later."""
+
+
+def file_signature(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells two versions of a file apart (a rename changes the inode)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclasses.dataclass(slots=True)
@@ -103,14 +115,22 @@ def load_state(path: str | os.PathLike[str]) -> LoadResult:
 
     :param path: the file.
     :returns: the valid objects and the errors of the skipped ones.
+    :raises ChangedWhileReadError: written in place during the read.
     :raises StateFileError: unreadable, too large, not UTF-8, not YAML, or bad layout.
     """
     where = os.fspath(path)
     try:
         with open(where, "rb") as stream:
+            before = file_signature(os.fstat(stream.fileno()))
             data = stream.read(MAX_FILE_BYTES + 1)
+            after = file_signature(os.fstat(stream.fileno()))
     except OSError as exc:
         raise StateFileError(where, f"cannot read: {exc.strerror or exc}") from exc
+    # The bytes, not the path, must be one version: a file replaced by a rename after the
+    # open leaves the opened one whole (and is read at the next poll), so a writer faster
+    # than the parse never starves the reader.
+    if before != after:
+        raise ChangedWhileReadError(where, "changed while being read")
     if len(data) > MAX_FILE_BYTES:
         raise StateFileError(where, f"larger than {MAX_FILE_BYTES} bytes")
     try:
@@ -128,7 +148,7 @@ def load_state(path: str | os.PathLike[str]) -> LoadResult:
         # PyYAML's constructors raise these for odd scalars (e.g. a date like 2026-13-45)
         # and for very deep nesting.
         raise StateFileError(where, f"not valid YAML/JSON: {type(exc).__name__}") from exc
-    return parse_state(document, where)
+    return dataclasses.replace(parse_state(document, where), signature=before)
 
 
 def count_nodes(text: str, limit: int) -> int:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from netagent.agent.source import SourceUpdate
+from netagent.sources import statefile
 from netagent.sources.file import FileSource
 
 NET = "5bf5b5fe-d6ab-4868-bac7-a0dea247a672"
@@ -221,3 +222,56 @@ def test_polling_thread_delivers_changes(tmp_path: Path) -> None:
         assert updates[-1].state.ports == {}
     finally:
         source.stop()
+
+
+def test_writer_faster_than_the_parse_never_starves_the_reader(
+    setup: tuple[Path, FileSource, Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is replaced (rename) during every parse, as a writer that changes a large
+    state twice a second does: each poll still delivers the version it read (before: each
+    read was discarded as "changed while being read", and the agent kept a state minutes
+    old at 1,000 ports)."""
+    path, source, got = setup
+    parse = statefile.parse_state
+    versions = iter(range(3, 100))
+
+    def parse_while_the_writer_writes(document: object, origin: str) -> statefile.LoadResult:
+        result = parse(document, origin)
+        doc = document_with_ports(next(versions))
+        write(path, doc)
+        return result
+
+    monkeypatch.setattr(statefile, "parse_state", parse_while_the_writer_writes)
+    seen = []
+    for _ in range(3):
+        assert source.check() is True
+        seen.append(len(got.last.state.ports))
+    assert seen == [2, 3, 4]  # every poll a newer version, each one whole
+
+
+def test_in_place_write_during_the_read_is_read_again(
+    setup: tuple[Path, FileSource, Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, source, got = setup
+    real_fstat = os.fstat
+    calls = [0]
+
+    def fstat_seeing_a_write(fd: int) -> os.stat_result:
+        calls[0] += 1
+        if calls[0] == 2:  # after the bytes were read: an in-place write happened meanwhile
+            write(path, document_with_ports(3), atomic=False)
+        return real_fstat(fd)
+
+    monkeypatch.setattr(statefile.os, "fstat", fstat_seeing_a_write)
+    assert source.check() is False  # a torn read is not delivered
+    monkeypatch.setattr(statefile.os, "fstat", real_fstat)
+    assert source.check() is True
+    assert len(got.last.state.ports) == 3
+
+
+def document_with_ports(count: int) -> dict[str, object]:
+    ports = [
+        port(f"{n:08d}-1111-4111-8111-111111111111", f"fa:16:3e:00:01:{n:02x}", f"192.0.2.{n}")
+        for n in range(10, 10 + count)
+    ]
+    return document(ports=ports)
