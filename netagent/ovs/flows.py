@@ -96,7 +96,7 @@ class FlowTable:
 
     def has(self, flow: Flow) -> bool:
         """Whether ``flow`` is on the bridge now (asks ovs-vswitchd, ignores the record)."""
-        return bool(openflow.cookies(self.target, flow.cookie, (1 << 64) - 1))
+        return bool(openflow.cookies(self.target, flow.cookie, (1 << 64) - 1, flow.table))
 
     def sync(self, wanted: Iterable[Flow], sweep: bool) -> SyncResult:
         """Make the bridge hold ``wanted`` in one bundle.

@@ -197,7 +197,14 @@ class OpenvswitchDriver(base.L2Driver):
             callback(iface_id)
 
     def _isolate(self, state: db.OvsdbState, iface_ids: AbstractSet[str] | None) -> None:
-        """Put untagged VM ports that netagent has not wired into the dead VLAN.
+        """Put untagged VM ports that netagent has not wired into the dead VLAN now."""
+        self._commit(self._isolation(state, iface_ids))
+
+    def _isolation(
+        self, state: db.OvsdbState, iface_ids: AbstractSet[str] | None
+    ) -> list[db.Op]:
+        """The operations putting untagged VM ports netagent has not wired into the dead
+        VLAN.
 
         OVS makes a port without a tag a trunk of *every* VLAN: a port os-vif just added
         (or one no desired state wants) would receive the flooded frames of all networks
@@ -213,13 +220,38 @@ class OpenvswitchDriver(base.L2Driver):
             if iface.tag is None and iface.port not in wired:
                 LOG.info("Port %s: %s isolated (dead VLAN) until wired", iface_id, iface.port)
                 ops.append(db.SetPortTag(iface.port, db.DEAD_VLAN))
-        self._commit(ops)
+        return ops
+
+    def _take_seen(self) -> set[str]:
+        with self._seen_lock:
+            seen, self._seen = self._seen, set()
+        return seen
+
+    def _put_back_seen(self, seen: AbstractSet[str]) -> None:
+        with self._seen_lock:
+            self._seen |= seen
 
     # -- passes -------------------------------------------------------------------------
 
     def begin_pass(self) -> None:
         self._in_pass = True
         self._snap = None
+
+    def end_pass(self) -> None:
+        """Isolate the ports the Interface monitor reported that this pass did not wire
+        (:meth:`plug_ports` isolates them in its own transaction when it runs; the agent
+        runs a pass after every report)."""
+        try:
+            seen = self._take_seen()
+            if seen and self._initialized:
+                try:
+                    self._isolate(self._state(), seen)
+                except NetagentError:
+                    self._put_back_seen(seen)
+                    raise
+        finally:
+            self._in_pass = False
+            self._snap = None
 
     def _state(self) -> db.OvsdbState:
         if self._snap is None or not self._in_pass:
@@ -324,9 +356,19 @@ class OpenvswitchDriver(base.L2Driver):
                 )
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, port.id, exc)
+        # ports the monitor reported that this call does not wire: isolated in the same
+        # transaction (os-vif adding many ports makes one write, not two)
+        seen = self._take_seen() if self._initialized else set()
+        wiring = {record.port for record in records.values()}
+        ops += [
+            op
+            for op in self._isolation(self._state(), seen - set(records))
+            if op.name not in wiring
+        ]
         try:
             self._commit(ops)
         except NetagentError as exc:
+            self._put_back_seen(seen)
             for port_id in records:
                 self._fail(outcome, port_id, exc)
             return outcome
@@ -404,10 +446,6 @@ class OpenvswitchDriver(base.L2Driver):
         """
         if not self._initialized:
             return 0
-        with self._seen_lock:
-            seen, self._seen = self._seen, set()
-        if seen:
-            self._isolate(self._state(), seen)
         gone = [b for b, table in self._tables.items() if not table.has(layout.CANARY)]
         if not gone:
             return 0
