@@ -85,6 +85,33 @@ def _router_details(router: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _switch_port_details(entry: Any) -> list[str]:
+    """A port's switch details from the L2 driver (Open vSwitch: ofport, local VLAN and
+    its flows with their counters)."""
+    if not isinstance(entry, dict) or "ofport" not in entry:
+        return []
+    lines = [
+        f"  ofport {entry.get('ofport')} on {entry.get('bridge')}, "
+        f"local VLAN {entry.get('local_vlan')}"
+        + ("" if entry.get("admin_state_up", True) else " (admin down: dead VLAN)")
+    ]
+    for flow in entry.get("flows", []):
+        installed = flow.get("installed")
+        state = (
+            "unknown"
+            if installed is None
+            else f"{flow.get('packets')} packets"
+            if installed
+            else "MISSING"
+        )
+        lines.append(
+            f"  flow {flow.get('bridge')} {flow.get('flow')} cookie {flow.get('cookie')}: {state}"
+        )
+    if entry.get("flows_error"):
+        lines.append(f"  flows unreadable: {entry['flows_error']}")
+    return lines
+
+
 def render(doc: dict[str, Any], resource: str | None = None) -> str:
     """A readable table of a status document.
 
@@ -112,6 +139,7 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
         "",
         f"{'PORT':36}  {'DEVICE':15}  {'NETWORK':36}  FILTERED WIRED CONVERGED  ERROR",
     ]
+    switch_ports = (doc.get("drivers", {}).get("l2", {}) or {}).get("ports", {})
     for port in ports:
         error = port.get("error") or (
             "waiting for device" if port.get("waiting_for_device") else ""
@@ -121,6 +149,7 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
             f"{_flag(port['filtered']):8} {_flag(port['wired']):5} "
             f"{_flag(port['converged']):9}  {error}"
         )
+        lines += _switch_port_details(switch_ports.get(port["id"]))
     lines += ["", f"{'NETWORK':36}  {'TYPE':6} {'SEG':>8}  READY  DEVICES / PEERS"]
     for net in networks:
         peers = ", ".join(f"{h}={ip}" for h, ip in sorted(net.get("tunnel_peers", {}).items()))

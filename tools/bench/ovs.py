@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--restart-ports", type=int, default=1000, help="0: no restart figure")
     parser.add_argument("--networks", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-ovs-lib", action="store_true", help="skip Neutron's ovs_lib")
     args = parser.parse_args()
     counts = [int(c) for c in args.ports.split(",")]
     netns = f"nabench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -246,7 +247,7 @@ def main() -> None:
                 results["vsctl"].append(run_vsctl(switch, sample, vlans))
                 reset(switch, plans)
                 os_vif_marks(switch, sample)
-                lib = run_ovs_lib(switch, sample, vlans)
+                lib = None if args.no_ovs_lib else run_ovs_lib(switch, sample, vlans)
                 if lib is not None:
                     results["ovs_lib"].append(lib)
             best = {k: min(v) for k, v in results.items() if v}
