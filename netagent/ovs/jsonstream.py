@@ -3,9 +3,9 @@
 python-ovs (under ovsdbapp) parses every message from ovsdb-server with ``ovs.json.Parser``.
 Unless python-ovs was built against libopenvswitch (the optional ``ovs._json`` extension:
 PyPI's sdist builds it only where the library and headers are installed; Debian ships
-no ``libopenvswitch-dev``), that parser is pure Python, one method call per character: about
-half of the time of a 500-port transaction here went to parsing the monitor update
-that follows it, and most of an agent restart's connect time to parsing the replica.
+no ``libopenvswitch-dev``), that parser is pure Python, one method call per character: a
+third of a 500-port transaction here went to parsing the monitor update that follows it,
+and every (re)connect parses the whole replica.
 
 :class:`StreamParser` has the interface python-ovs's ``jsonrpc.Connection`` uses (``feed``
 returns how many characters of its argument belong to the current message, ``is_done``,

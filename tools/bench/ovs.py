@@ -147,6 +147,7 @@ def run_driver(
         if time.monotonic() > deadline:
             raise RuntimeError("the Interface monitor did not report every port")
         time.sleep(0.01)
+    settle()
     before = (d.ovsdb_transactions, d.flow_changes)
     start = time.monotonic()
     d.check_integrity()
@@ -164,6 +165,11 @@ def run_driver(
     }
 
 
+def settle() -> None:
+    """Let ovs-vswitchd finish what the untimed setup made it do (both sides wait)."""
+    time.sleep(0.5)
+
+
 def run_vsctl(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) -> float:
     args: list[str] = []
     for plan in plans:
@@ -175,6 +181,7 @@ def run_vsctl(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) 
             f"tag={vlans[plan.network.id]}",
             f"other_config:net_uuid={plan.network.id}",
         ]
+    settle()
     start = time.monotonic()
     switch.vsctl(*args)
     return time.monotonic() - start

@@ -589,6 +589,7 @@ class OpenvswitchDriver(base.L2Driver):
                 nid: dataclasses.asdict(net) for nid, net in sorted(self._networks.items())
             },
             "ports": self._describe_ports(),
+            "flow_targets": {bridge: table.target for bridge, table in self._tables.items()},
             "ovsdb_transactions": self.ovsdb_transactions,
             "flow_changes": self.flow_changes,
         }

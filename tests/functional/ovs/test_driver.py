@@ -348,7 +348,7 @@ def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
 ) -> None:
     """netagent-status's port details come from ovs-vswitchd (counters, presence), checked
     here against ovs-vsctl and ovs-ofctl."""
-    from netagent.cmd.status import render  # noqa: PLC0415
+    from netagent.cmd.status import refresh_switch_flows, render  # noqa: PLC0415
 
     driver = make_driver()
     net = network(1001)
@@ -389,6 +389,12 @@ def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
     text = render(doc)
     assert f"ofport {ofport} on br-int, local VLAN {vlan}" in text
     assert f"in_port={ofport},actions=NORMAL cookie {flow['cookie']}: " in text
+
+    # the agent's document is as of its last pass; netagent-status asks the switch again
+    assert can_ping(vm1, "192.0.2.2", count=3)
+    refresh_switch_flows(doc)
+    [fresh] = doc["drivers"]["l2"]["ports"][p1.id]["flows"]
+    assert fresh["packets"] >= flow["packets"] + 3
 
     # someone deletes the port's flow: the status says so (it asks the switch)
     ovs.ofctl("del-flows", ovs.mgmt("br-int"), f"cookie={flow['cookie']}/-1")
