@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
@@ -294,6 +295,16 @@ def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
     assert "192.0.2.77" in heard
 
 
+def _eventually(read: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+    value = read()
+    for _ in range(50):
+        if done(value):
+            return value
+        __import__("time").sleep(0.1)
+        value = read()
+    raise AssertionError(f"still {value}")
+
+
 def _wait_reported(reported: set[str], ids: set[str]) -> None:
     for _ in range(100):
         if ids <= reported:
@@ -361,7 +372,11 @@ def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
     driver.plug_ports(ports)
     assert can_ping(vm1, "192.0.2.2", count=3)
 
-    entry = driver.describe()["ports"][p1.id]
+    # ovs-vswitchd adds the datapath's counts to its rules every few hundred ms
+    entry = _eventually(
+        lambda: driver.describe()["ports"][p1.id],
+        lambda e: (e["flows"][0]["packets"] or 0) >= 3,
+    )
     ofport = int(ovs.vsctl("get", "Interface", p1.device_name, "ofport"))
     vlan = int(ovs.vsctl("get", "Port", p1.device_name, "tag"))
     assert (entry["ofport"], entry["local_vlan"], entry["bridge"]) == (ofport, vlan, "br-int")
@@ -392,9 +407,12 @@ def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
 
     # the agent's document is as of its last pass; netagent-status asks the switch again
     assert can_ping(vm1, "192.0.2.2", count=3)
-    refresh_switch_flows(doc)
-    [fresh] = doc["drivers"]["l2"]["ports"][p1.id]["flows"]
-    assert fresh["packets"] >= flow["packets"] + 3
+
+    def refreshed() -> dict[str, Any]:
+        refresh_switch_flows(doc)
+        return dict(doc["drivers"]["l2"]["ports"][p1.id]["flows"][0])
+
+    _eventually(refreshed, lambda fresh: fresh["packets"] >= flow["packets"] + 3)
 
     # someone deletes the port's flow: the status says so (it asks the switch)
     ovs.ofctl("del-flows", ovs.mgmt("br-int"), f"cookie={flow['cookie']}/-1")
