@@ -7,8 +7,9 @@ ovsdbapp commands of *one* transaction, which ovsdbapp commits and then waits un
 ovs-vswitchd has applied it (``cur_cfg``), so new interfaces have their ofport after it.
 
 Map columns (``external_ids``, ``other_config``, ``options``) are merged key by key
-(ovsdbapp's ``db_set`` on a map), never replaced: keys other tools keep there (os-vif's
-``iface-id``, ``attached-mac``, ``vm-uuid``) survive.
+(ovsdbapp's ``db_set`` on a map; a port's ``other_config`` keys as mutations), never
+replaced: keys other tools keep there (os-vif's ``iface-id``, ``attached-mac``,
+``vm-uuid``) survive.
 """
 
 from __future__ import annotations
