@@ -93,8 +93,27 @@ class Converger:
             driver saw their switch port change, e.g. a new OVS ofport).
         :returns: the plan the pass worked from (for the status).
         """
-        for driver in (self.firewall, self.l2, self.l3):
+        drivers = (self.firewall, self.l2, self.l3)
+        for driver in drivers:
             driver.begin_pass()
+        try:
+            return self._run(state, devices, keys, full, rewire)
+        finally:
+            for driver in drivers:
+                try:
+                    driver.end_pass()
+                except Exception:
+                    self.driver_errors += 1
+                    LOG.exception("End of pass of %s failed", type(driver).__name__)
+
+    def _run(
+        self,
+        state: DesiredState,
+        devices: Mapping[str, int],
+        keys: Iterable[Key],
+        full: bool,
+        rewire: AbstractSet[str],
+    ) -> planning.HostPlan:
         incumbents = self.incumbents()
         plan = planning.compute(state, self.host, devices, incumbents)
         redo = frozenset(self._redo)

@@ -18,7 +18,9 @@ from typing import Any
 from oslo_config import cfg
 
 from netagent.agent import status
+from netagent.common.exceptions import NetagentError
 from netagent.conf import agent as agent_conf
+from netagent.ovs.flows import FlowTable
 
 EXIT_NOT_CONVERGED = 1
 EXIT_USAGE = 2
@@ -85,6 +87,59 @@ def _router_details(router: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _switch_port_details(entry: Any) -> list[str]:
+    """A port's switch details from the L2 driver (Open vSwitch: ofport, local VLAN and
+    its flows with their counters)."""
+    if not isinstance(entry, dict) or "ofport" not in entry:
+        return []
+    lines = [
+        f"  ofport {entry.get('ofport')} on {entry.get('bridge')}, "
+        f"local VLAN {entry.get('local_vlan')}"
+        + ("" if entry.get("admin_state_up", True) else " (admin down: dead VLAN)")
+    ]
+    for flow in entry.get("flows", []):
+        installed = flow.get("installed")
+        state = (
+            "unknown"
+            if installed is None
+            else f"{flow.get('packets')} packets"
+            if installed
+            else "MISSING"
+        )
+        lines.append(
+            f"  flow {flow.get('bridge')} {flow.get('flow')} cookie {flow.get('cookie')}: {state}"
+        )
+    if entry.get("flows_error"):
+        lines.append(f"  flows unreadable: {entry['flows_error']}")
+    return lines
+
+
+def refresh_switch_flows(doc: dict[str, Any]) -> None:
+    """Replace the per-port flow counters of an Open vSwitch agent's document (read by the
+    agent after its last pass) with ovs-vswitchd's now, for the bridges this process can
+    reach (their OpenFlow sockets are root's); the others keep the agent's figures."""
+    l2 = (doc.get("drivers") or {}).get("l2") or {}
+    live: dict[str, dict[int, Any]] = {}
+    for bridge, target in (l2.get("flow_targets") or {}).items():
+        try:
+            live[bridge] = FlowTable(str(bridge), str(target)).stats(0)
+        except (NetagentError, ValueError):
+            continue
+    for entry in (l2.get("ports") or {}).values():
+        for flow in entry.get("flows", []):
+            found = live.get(flow.get("bridge"))
+            if found is None:
+                continue
+            try:
+                stats = found.get(int(flow["cookie"], 16))
+            except (KeyError, TypeError, ValueError):
+                continue
+            flow["installed"] = stats is not None
+            flow["packets"] = stats.packets if stats is not None else None
+            flow["bytes"] = stats.bytes if stats is not None else None
+            entry.pop("flows_error", None)
+
+
 def render(doc: dict[str, Any], resource: str | None = None) -> str:
     """A readable table of a status document.
 
@@ -112,6 +167,7 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
         "",
         f"{'PORT':36}  {'DEVICE':15}  {'NETWORK':36}  FILTERED WIRED CONVERGED  ERROR",
     ]
+    switch_ports = (doc.get("drivers", {}).get("l2", {}) or {}).get("ports", {})
     for port in ports:
         error = port.get("error") or (
             "waiting for device" if port.get("waiting_for_device") else ""
@@ -121,6 +177,7 @@ def render(doc: dict[str, Any], resource: str | None = None) -> str:
             f"{_flag(port['filtered']):8} {_flag(port['wired']):5} "
             f"{_flag(port['converged']):9}  {error}"
         )
+        lines += _switch_port_details(switch_ports.get(port["id"]))
     lines += ["", f"{'NETWORK':36}  {'TYPE':6} {'SEG':>8}  READY  DEVICES / PEERS"]
     for net in networks:
         peers = ", ".join(f"{h}={ip}" for h, ip in sorted(net.get("tunnel_peers", {}).items()))
@@ -177,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except status.StatusUnavailableError as exc:
         print(f"netagent-status: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
+    refresh_switch_flows(doc)
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:

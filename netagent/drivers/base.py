@@ -123,6 +123,14 @@ class DriverBase(abc.ABC):
         ``netagent-cleanup``) must read the kernel in every call.
         """
 
+    def end_pass(self) -> None:  # noqa: B027 - optional hook
+        """The agent's pass is over (also when one of its calls failed): a driver may
+        write here what it deferred to batch it with the pass's other writes.
+
+        :raises NetagentError: the write failed (the agent logs it; the driver keeps
+            what it deferred for the next pass).
+        """
+
     def check_integrity(self) -> int:
         """Compare the kernel state this driver guards (filters, the host guard) with
         what it last applied and rewrite what someone else changed (logging each object

@@ -24,9 +24,17 @@ import logging
 from collections.abc import Iterable
 
 from netagent.privileged import openflow
-from netagent.privileged.openflow import OpenFlowError
+from netagent.privileged.openflow import FlowStats, OpenFlowError
 
-__all__ = ["COOKIE_MASK", "COOKIE_PREFIX", "Flow", "FlowTable", "OpenFlowError", "SyncResult"]
+__all__ = [
+    "COOKIE_MASK",
+    "COOKIE_PREFIX",
+    "Flow",
+    "FlowStats",
+    "FlowTable",
+    "OpenFlowError",
+    "SyncResult",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -96,7 +104,16 @@ class FlowTable:
 
     def has(self, flow: Flow) -> bool:
         """Whether ``flow`` is on the bridge now (asks ovs-vswitchd, ignores the record)."""
-        return bool(openflow.cookies(self.target, flow.cookie, (1 << 64) - 1))
+        return bool(openflow.cookies(self.target, flow.cookie, (1 << 64) - 1, flow.table))
+
+    def stats(self, table: int) -> dict[int, FlowStats]:
+        """netagent's flows in ``table`` as ovs-vswitchd has them now, by cookie (one
+        flow-stats request; for the status).
+
+        :raises OpenFlowError: the bridge cannot be reached.
+        """
+        found = openflow.flow_stats(self.target, COOKIE_PREFIX, COOKIE_MASK, table)
+        return {flow.cookie: flow for flow in found}
 
     def sync(self, wanted: Iterable[Flow], sweep: bool) -> SyncResult:
         """Make the bridge hold ``wanted`` in one bundle.

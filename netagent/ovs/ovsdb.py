@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from netagent.ovs import jsonstream
 from netagent.privileged import ovsdb as priv
 from netagent.privileged.ovsdb import (
     DEAD_VLAN,
@@ -103,6 +104,46 @@ REPLICATED: dict[str, list[str]] = {
     "Interface": ["name", "type", "ofport", "options", "external_ids"],
 }
 
+#: Columns read by :meth:`Ovsdb.snapshot`: how each is turned into Python.
+_BRIDGE = {
+    "name": "one",
+    "ports": "set",
+    "external_ids": "map",
+    "datapath_type": "one",
+    "fail_mode": "one",
+}
+_PORT = {
+    "name": "one",
+    "interfaces": "set",
+    "tag": "one",
+    "external_ids": "map",
+    "other_config": "map",
+}
+_IFACE = {"name": "one", "type": "one", "ofport": "one", "options": "map", "external_ids": "map"}
+
+
+def _rows(table: Any, columns: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The committed cells of a python-ovs table's rows (``Row._data``: column -> ``Datum``,
+    whose ``values`` maps atoms to atoms, or to None for sets and scalars; ``_data`` is
+    None for a row a transaction of this process is inserting)."""
+    found = []
+    for row in table.rows.values():
+        data = row._data
+        if data is None:
+            continue
+        out: dict[str, Any] = {"_uuid": row.uuid}
+        for column, kind in columns.items():
+            values = data[column].values
+            if kind == "map":
+                out[column] = {k.value: v.value for k, v in values.items()}
+            elif kind == "set":
+                out[column] = [k.value for k in values]
+            else:
+                out[column] = next(iter(values)).value if values else None
+        found.append(out)
+    return found
+
+
 _WATCHED = frozenset({"external_ids", "ofport"})
 
 
@@ -122,6 +163,12 @@ def _notifying_idl(base: Any, report: Callable[[str], None]) -> Any:
     its replica: this is the monitor of the Interface table, no polling)."""
 
     class NotifyingIdl(base):  # type: ignore[misc]
+        def cooperative_yield(self) -> None:
+            # ovsdbapp's sleep(0) after every row of an update lets eventlet's green
+            # threads run; netagent has none, and on a busy host each yield gave the CPU
+            # away (0.1 s of a 500-port transaction here)
+            pass
+
         def notify(self, event: str, row: Any, updates: Any = None) -> None:
             try:
                 if row._table.name != "Interface":
@@ -165,6 +212,7 @@ class Ovsdb:
                 from ovsdbapp.backend.ovs_idl import connection, idlutils  # noqa: PLC0415
                 from ovsdbapp.schema.open_vswitch import impl_idl  # noqa: PLC0415
 
+                jsonstream.install()
                 try:
                     idl_class = _notifying_idl(connection.OvsdbIdl, self._notify)
                     helper = idlutils.get_schema_helper(self.connection, "Open_vSwitch")
@@ -185,52 +233,48 @@ class Ovsdb:
     def snapshot(self) -> OvsdbState:
         """Bridges, ports and interfaces as the replica has them now.
 
+        Read straight from the replica's committed rows under ovsdbapp's connection lock
+        (what ovsdbapp's read-only commands hold too), without its per-cell conversions:
+        for 1,000 ports this is a few milliseconds instead of ~70 ms through ``db_list``.
+
         :raises OvsdbError: the connection is unusable.
         """
         api = self.api
         try:
-            bridges = api.db_list(
-                "Bridge", columns=["name", "ports", "external_ids", "datapath_type", "fail_mode"]
-            ).execute(check_error=True)
-            ports = api.db_list(
-                "Port",
-                columns=["_uuid", "name", "interfaces", "tag", "external_ids", "other_config"],
-            ).execute(check_error=True)
-            ifaces = api.db_list(
-                "Interface",
-                columns=["_uuid", "name", "type", "ofport", "options", "external_ids"],
-            ).execute(check_error=True)
+            with api.ovsdb_connection.lock:
+                tables = api.tables
+                bridges = _rows(tables["Bridge"], _BRIDGE)
+                ports = _rows(tables["Port"], _PORT)
+                ifaces = _rows(tables["Interface"], _IFACE)
         except Exception as exc:
             raise OvsdbError(f"reading {self.connection} failed: {exc}") from exc
-        bridge_of_port = {
-            str(port_uuid): row["name"] for row in bridges for port_uuid in row["ports"]
-        }
-        port_of_iface: dict[str, dict[str, Any]] = {}
+        bridge_of_port = {port_uuid: row["name"] for row in bridges for port_uuid in row["ports"]}
+        port_of_iface: dict[Any, dict[str, Any]] = {}
         for row in ports:
             for iface_uuid in row["interfaces"]:
-                port_of_iface[str(iface_uuid)] = row
+                port_of_iface[iface_uuid] = row
         interfaces: dict[str, Interface] = {}
         for row in ifaces:
-            port = port_of_iface.get(str(row["_uuid"]))
+            port = port_of_iface.get(row["_uuid"])
             if port is None:
                 continue
             interfaces[row["name"]] = Interface(
                 name=row["name"],
                 port=port["name"],
-                bridge=bridge_of_port.get(str(port["_uuid"])),
+                bridge=bridge_of_port.get(port["_uuid"]),
                 type=row["type"],
                 ofport=_int_or_none(row["ofport"]),
                 tag=_int_or_none(port["tag"]),
-                options=dict(row["options"]),
-                external_ids=dict(row["external_ids"]),
-                port_external_ids=dict(port["external_ids"]),
-                port_other_config=dict(port["other_config"]),
+                options=row["options"],
+                external_ids=row["external_ids"],
+                port_external_ids=port["external_ids"],
+                port_other_config=port["other_config"],
             )
         return OvsdbState(
-            bridges={row["name"]: dict(row["external_ids"]) for row in bridges},
+            bridges={row["name"]: row["external_ids"] for row in bridges},
             datapath_types={row["name"]: row["datapath_type"] for row in bridges},
             interfaces=interfaces,
-            fail_modes={row["name"]: "".join(row["fail_mode"]) for row in bridges},
+            fail_modes={row["name"]: row["fail_mode"] or "" for row in bridges},
         )
 
     def _notify(self, iface_id: str) -> None:

@@ -172,6 +172,21 @@ def test_ovs_cross_host_ping_tcp_and_isolation(
     }
     assert tags["vm1"] != tags["vm4"] and tags["vm2"] != tags["vm3"]
 
+    # netagent-status shows the port's ofport, local VLAN and flow as ovs-vswitchd has them
+    switch = switches["host-a"]
+    ofport = int(switch.vsctl("get", "Interface", vm1.tap, "ofport"))
+    shown = run(
+        str(harness.BIN / "netagent-status"),
+        "--state-path",
+        str(host_a.state_path),
+        "--id",
+        vm1.port_id,
+    ).stdout
+    assert f"ofport {ofport} on br-int, local VLAN {tags['vm1']}" in shown, shown
+    [flow] = [line for line in shown.splitlines() if line.strip().startswith("flow br-int")]
+    assert f"in_port={ofport},actions=NORMAL" in flow and "MISSING" not in flow, shown
+    assert int(flow.rsplit(": ", 1)[1].split()[0]) > 0, flow  # the pings went through it
+
 
 def _monitor(switch: PrivateOvs, bridge: str) -> subprocess.Popen[str]:
     return subprocess.Popen(

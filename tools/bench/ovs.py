@@ -2,13 +2,17 @@
 Neutron 29's ovs_lib (one transaction per port), side by side in one run.
 
 A private ovsdb-server + ovs-vswitchd (userspace datapath) runs in a namespace of its own
-(``nabench-<pid>-<hex>``); br-int gets ``--ports`` internal ports with os-vif's
-``iface-id``/``attached-mac`` (not timed). "Plugging" a port is what an agent does once
-os-vif has added it: give it its network's local VLAN tag and ``other_config:net_uuid``,
-and (driver only) admit it in br-int's table 0. Timed sides, each from untagged ports:
+(``nabench-<pid>-<hex>``); br-int gets internal ports (not timed). "Plugging" a port is
+what an agent does once os-vif has added it: give it its network's local VLAN tag and
+``other_config:net_uuid``, and (driver only) admit it in br-int's table 0. Timed sides,
+each from untagged ports, for each count of ``--ports``:
 
-* ``driver``: :class:`OpenvswitchDriver` ``ensure_networks`` + ``plug_ports`` in one pass
-  (``initialize`` before the clock starts);
+* ``driver``: the production path. The driver is initialized first (no VM port yet), then
+  os-vif's step is played (``iface-id``/``attached-mac`` set on the ports, not timed) and
+  the driver's Interface monitor reports every port, as it wakes the agent. Timed: the
+  calls the agent's pass makes, in its order (``Reconciler._pass`` / ``Converger.run``):
+  ``check_integrity``, ``begin_pass``, ``ensure_networks`` (the ports' networks, new),
+  ``plug_ports``, ``end_pass``;
 * ``vsctl``: one ``ovs-vsctl`` invocation setting tag and other_config of every port;
 * ``ovs_lib``: Neutron 29's ``OVSBridge`` (from the interop tier's cached virtualenv,
   ``/var/cache/netagent-interop/venv-29.0.0``), one transaction per port; skipped when
@@ -16,15 +20,17 @@ and (driver only) admit it in br-int's table 0. Timed sides, each from untagged 
 
 Then ``restart``: a new driver (agent restart) with ``--restart-ports`` ports already
 wired: initialize + one pass + sweep, with its OVSDB transactions and flow changes (goal:
-0 and 0). One JSON line per figure. Run as root from the repository:
-``.venv/bin/python tools/bench/ovs.py``.
+0 and 0). One JSON line per figure, with the load average before the figure was measured.
+Run as root from the repository: ``.venv/bin/python tools/bench/ovs.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -104,11 +110,24 @@ def make_ports(switch: PrivateOvs, networks: list[Network], count: int) -> list[
 
 
 def reset(switch: PrivateOvs, plans: list[PortPlan]) -> None:
+    """Untagged ports without os-vif's marks, no flows: as before os-vif plugged them."""
     args: list[str] = []
     for plan in plans:
-        args += ["--", "clear", "Port", plan.port.device_name, "tag", "other_config"]
+        name = plan.port.device_name
+        args += ["--", "clear", "Port", name, "tag", "other_config"]
+        args += ["--", "remove", "Interface", name, "external_ids", "iface-id", "attached-mac"]
     switch.vsctl(*args)
-    sh("ovs-ofctl", "del-flows", switch.mgmt("br-int"))
+    for bridge in ("br-int", "br-tun"):
+        sh("ovs-ofctl", "del-flows", switch.mgmt(bridge))
+
+
+def os_vif_marks(switch: PrivateOvs, plans: list[PortPlan]) -> None:
+    args: list[str] = []
+    for plan in plans:
+        port = plan.port
+        args += ["--", "set", "Interface", port.device_name, f"external_ids:iface-id={port.id}"]
+        args += [f"external_ids:attached-mac={port.mac_address}"]
+    switch.vsctl(*args)
 
 
 def driver(conf: cfg.ConfigOpts) -> OpenvswitchDriver:
@@ -118,24 +137,54 @@ def driver(conf: cfg.ConfigOpts) -> OpenvswitchDriver:
 
 
 def run_driver(
-    conf: cfg.ConfigOpts, nets: list[NetworkPlan], plans: list[PortPlan]
+    switch: PrivateOvs, conf: cfg.ConfigOpts, nets: list[NetworkPlan], plans: list[PortPlan]
 ) -> dict[str, Any]:
     d = driver(conf)
-    start = time.monotonic()
+    reported: set[str] = set()
+    d.watch_ports(reported.add)
+    os_vif_marks(switch, plans)
+    deadline = time.monotonic() + 60
+    while not {p.port.id for p in plans} <= reported:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Interface monitor did not report every port")
+        time.sleep(0.01)
+    settle()
+    before = (d.ovsdb_transactions, d.flow_changes)
+    start, cpu = time.monotonic(), cpu_seconds()
+    d.check_integrity()
     d.begin_pass()
     assert not d.ensure_networks(nets).failed
     out = d.plug_ports(plans)
+    d.end_pass()
     seconds = time.monotonic() - start
+    cpu = cpu_seconds() - cpu
     assert not out.failed, list(out.failed.items())[:3]
     return {
         "seconds": seconds,
-        "ovsdb_transactions": d.ovsdb_transactions,
-        "flow_changes": d.flow_changes,
+        "cpu": cpu,
+        "ovsdb_transactions": d.ovsdb_transactions - before[0],
+        "flow_changes": d.flow_changes - before[1],
         "driver": d,
     }
 
 
-def run_vsctl(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and its finished children (ovs-ofctl,
+    ovs-vsctl): the client side's cost, less moved by the machine's load than wall time.
+    ovsdb-server's and ovs-vswitchd's work is in neither side's figure."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def settle() -> None:
+    """Let ovs-vswitchd finish what the untimed setup made it do (both sides wait)."""
+    time.sleep(0.5)
+
+
+def run_vsctl(
+    switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]
+) -> tuple[float, float]:
     args: list[str] = []
     for plan in plans:
         args += [
@@ -146,9 +195,11 @@ def run_vsctl(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) 
             f"tag={vlans[plan.network.id]}",
             f"other_config:net_uuid={plan.network.id}",
         ]
-    start = time.monotonic()
-    switch.vsctl(*args)
-    return time.monotonic() - start
+    settle()
+    start, cpu = time.monotonic(), cpu_seconds()
+    # straight to the database socket, like the driver (no "ip netns exec" in front)
+    sh("ovs-vsctl", f"--db={switch.connection}", "--timeout=20", *args)
+    return time.monotonic() - start, cpu_seconds() - cpu
 
 
 def run_ovs_lib(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]) -> float | None:
@@ -160,13 +211,19 @@ def run_ovs_lib(switch: PrivateOvs, plans: list[PortPlan], vlans: dict[str, int]
     return float(json.loads(out.strip().splitlines()[-1])["seconds"])
 
 
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ports", type=int, default=500)
-    parser.add_argument("--restart-ports", type=int, default=1000)
+    parser.add_argument("--ports", default="500", help="comma-separated port counts")
+    parser.add_argument("--restart-ports", type=int, default=1000, help="0: no restart figure")
     parser.add_argument("--networks", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-ovs-lib", action="store_true", help="skip Neutron's ovs_lib")
     args = parser.parse_args()
+    counts = [int(c) for c in args.ports.split(",")]
     netns = f"nabench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     sh("ip", "netns", "add", netns)
     switch = PrivateOvs(netns)
@@ -192,67 +249,84 @@ def main() -> None:
             )
             for i in range(args.networks)
         ]
-        nets = [
-            NetworkPlan(n, {"peer": __import__("ipaddress").ip_address("198.18.0.2")})
-            for n in networks
-        ]
-        driver(conf)  # creates br-int, br-tun
-        plans = make_ports(switch, networks, max(args.ports, args.restart_ports))
-        sample = plans[: args.ports]
+        nets = [NetworkPlan(n, {"peer": ipaddress.ip_address("198.18.0.2")}) for n in networks]
+        driver(conf)._ovsdb.close()  # creates br-int, br-tun
+        plans = make_ports(switch, networks, max([*counts, args.restart_ports]))
         vlans = {n.id: i + 1 for i, n in enumerate(networks)}
-        results: dict[str, list[float]] = {"driver": [], "vsctl": [], "ovs_lib": []}
-        writes: dict[str, Any] = {}
-        for _ in range(args.repeat):
-            reset(switch, plans)
-            measured = run_driver(conf, nets, sample)
-            results["driver"].append(measured["seconds"])
-            writes = {k: measured[k] for k in ("ovsdb_transactions", "flow_changes")}
-            measured["driver"]._ovsdb.close()
-            reset(switch, plans)
-            results["vsctl"].append(run_vsctl(switch, sample, vlans))
-            reset(switch, plans)
-            lib = run_ovs_lib(switch, sample, vlans)
-            if lib is not None:
-                results["ovs_lib"].append(lib)
-        best = {k: min(v) for k, v in results.items() if v}
-        line: dict[str, Any] = {
-            "ports": args.ports,
-            "networks": args.networks,
-            "repeat": args.repeat,
-            **{f"{k}_s": round(v, 4) for k, v in best.items()},
-            "driver_writes": writes,
-        }
-        line["driver_vs_vsctl"] = round(best["driver"] / best["vsctl"], 2)
-        if "ovs_lib" in best:
-            line["ovs_lib_vs_driver"] = round(best["ovs_lib"] / best["driver"], 1)
-        print(json.dumps(line))
+        for count in counts:
+            sample = plans[:count]
+            results: dict[str, list[float]] = {"driver": [], "vsctl": [], "ovs_lib": []}
+            cpu: dict[str, list[float]] = {"driver": [], "vsctl": []}
+            writes: dict[str, Any] = {}
+            load_before = load()
+            for _ in range(args.repeat):
+                reset(switch, plans)
+                measured = run_driver(switch, conf, nets, sample)
+                results["driver"].append(measured["seconds"])
+                cpu["driver"].append(measured["cpu"])
+                writes = {k: measured[k] for k in ("ovsdb_transactions", "flow_changes")}
+                measured["driver"]._ovsdb.close()
+                reset(switch, plans)
+                os_vif_marks(switch, sample)
+                wall, used = run_vsctl(switch, sample, vlans)
+                results["vsctl"].append(wall)
+                cpu["vsctl"].append(used)
+                reset(switch, plans)
+                os_vif_marks(switch, sample)
+                lib = None if args.no_ovs_lib else run_ovs_lib(switch, sample, vlans)
+                if lib is not None:
+                    results["ovs_lib"].append(lib)
+            best = {k: min(v) for k, v in results.items() if v}
+            line: dict[str, Any] = {
+                "ports": count,
+                "networks": args.networks,
+                "repeat": args.repeat,
+                **{f"{k}_s": round(v, 4) for k, v in best.items()},
+                **{f"{k}_cpu_s": round(min(v), 4) for k, v in cpu.items()},
+                "driver_pass_writes": writes,
+                "load_avg_1min": load_before,
+            }
+            line["driver_vs_vsctl"] = round(best["driver"] / best["vsctl"], 2)
+            if "ovs_lib" in best:
+                line["ovs_lib_vs_driver"] = round(best["ovs_lib"] / best["driver"], 1)
+            print(json.dumps(line), flush=True)
 
-        # restart: everything wired, a new driver finds nothing to do
-        reset(switch, plans)
-        first = run_driver(conf, nets, plans)
-        first["driver"]._ovsdb.close()
-        start = time.monotonic()
-        again = OpenvswitchDriver(conf)
-        again.initialize()
-        again.begin_pass()
-        assert not again.ensure_networks(nets).failed
-        assert not again.plug_ports(plans).failed
-        again.sweep(nets, wanted_devices={p.port.device_name for p in plans})
-        seconds = time.monotonic() - start
-        print(
-            json.dumps(
-                {
-                    "restart_ports": len(plans),
-                    "restart_s": round(seconds, 3),
-                    "ovsdb_transactions": again.ovsdb_transactions,
-                    "flow_changes": again.flow_changes,
-                }
-            )
-        )
-        again._ovsdb.close()
+        if args.restart_ports:
+            restart(switch, conf, nets, plans[: args.restart_ports])
     finally:
         switch.stop()
         subprocess.run(["ip", "netns", "delete", netns], check=False)
+
+
+def restart(
+    switch: PrivateOvs, conf: cfg.ConfigOpts, nets: list[NetworkPlan], plans: list[PortPlan]
+) -> None:
+    """Everything wired, then a new driver (agent restart) finds nothing to do."""
+    reset(switch, plans)
+    load_before = load()
+    first = run_driver(switch, conf, nets, plans)
+    first["driver"]._ovsdb.close()
+    start = time.monotonic()
+    again = OpenvswitchDriver(conf)
+    again.initialize()
+    again.begin_pass()
+    assert not again.ensure_networks(nets).failed
+    assert not again.plug_ports(plans).failed
+    again.end_pass()
+    again.sweep(nets, wanted_devices={p.port.device_name for p in plans})
+    seconds = time.monotonic() - start
+    print(
+        json.dumps(
+            {
+                "restart_ports": len(plans),
+                "restart_s": round(seconds, 3),
+                "ovsdb_transactions": again.ovsdb_transactions,
+                "flow_changes": again.flow_changes,
+                "load_avg_1min": load_before,
+            }
+        )
+    )
+    again._ovsdb.close()
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ gives it its network's local VLAN tag (recorded in the port's ``other_config:net
 Neutron's key) and admits its frames in br-int's table 0. It never creates or deletes a VM
 port: unplugging moves the port to the dead VLAN 4095 and drops its flow.
 
-Writes per call: at most one OVSDB transaction (all bridge, port and tag changes) and one
-OpenFlow bundle per bridge (see :mod:`netagent.ovs.flows` for the cookies that make a
-second run with nothing to change send nothing). Bridges and ports netagent creates carry
-``external_ids:netagent=owned``; :meth:`cleanup` removes only those and flows with
-netagent's cookie. The flow layout is in :mod:`.layout`.
+Writes per pass of the agent (:meth:`begin_pass` .. :meth:`end_pass`): one OVSDB
+transaction for the ports it wires and the ones it isolates (unplugging, when the pass
+has removals, is a second), and one OpenFlow bundle per bridge whose flows change, the
+bridges' bundles sent at the same time; the flows of :meth:`ensure_networks` go out with
+the port flows. Outside a pass, each call writes its own. (See :mod:`netagent.ovs.flows`
+for the cookies that make a second run with nothing to change send nothing.) Bridges and
+ports netagent creates carry ``external_ids:netagent=owned``; :meth:`cleanup` removes only
+those and flows with netagent's cookie. The flow layout is in :mod:`.layout`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from netagent.common.exceptions import NetagentError
@@ -29,7 +33,7 @@ from netagent.drivers.openvswitch import layout, plumbing
 from netagent.drivers.openvswitch.plumbing import mgmt_target, parse_bridge_mappings
 from netagent.model.network import Network, NetworkType
 from netagent.ovs import ovsdb as db
-from netagent.ovs.flows import Flow, FlowTable
+from netagent.ovs.flows import Flow, FlowStats, FlowTable
 
 LOG = logging.getLogger(__name__)
 
@@ -83,6 +87,8 @@ class OpenvswitchDriver(base.L2Driver):
         self._ports: dict[str, PortRecord] = {}
         self._snap: db.OvsdbState | None = None
         self._in_pass = False
+        #: flows of ensure_networks not written yet (or a failed bundle to write again)
+        self._flows_pending = False
         self._initialized = False
         self.ovsdb_transactions = 0
         self.flow_changes = 0
@@ -197,7 +203,12 @@ class OpenvswitchDriver(base.L2Driver):
             callback(iface_id)
 
     def _isolate(self, state: db.OvsdbState, iface_ids: AbstractSet[str] | None) -> None:
-        """Put untagged VM ports that netagent has not wired into the dead VLAN.
+        """Put untagged VM ports that netagent has not wired into the dead VLAN now."""
+        self._commit(self._isolation(state, iface_ids))
+
+    def _isolation(self, state: db.OvsdbState, iface_ids: AbstractSet[str] | None) -> list[db.Op]:
+        """The operations putting untagged VM ports netagent has not wired into the dead
+        VLAN.
 
         OVS makes a port without a tag a trunk of *every* VLAN: a port os-vif just added
         (or one no desired state wants) would receive the flooded frames of all networks
@@ -213,13 +224,48 @@ class OpenvswitchDriver(base.L2Driver):
             if iface.tag is None and iface.port not in wired:
                 LOG.info("Port %s: %s isolated (dead VLAN) until wired", iface_id, iface.port)
                 ops.append(db.SetPortTag(iface.port, db.DEAD_VLAN))
-        self._commit(ops)
+        return ops
+
+    def _take_seen(self) -> set[str]:
+        with self._seen_lock:
+            seen, self._seen = self._seen, set()
+        return seen
+
+    def _put_back_seen(self, seen: AbstractSet[str]) -> None:
+        with self._seen_lock:
+            self._seen |= seen
 
     # -- passes -------------------------------------------------------------------------
 
     def begin_pass(self) -> None:
         self._in_pass = True
         self._snap = None
+
+    def end_pass(self) -> None:
+        """Isolate the ports the Interface monitor reported that this pass did not wire
+        (:meth:`plug_ports` isolates them in its own transaction when it runs; the agent
+        runs a pass after every report), and write the flows :meth:`ensure_networks`
+        left for the pass's bundles if no :meth:`plug_ports` took them.
+
+        :raises NetagentError: either failed (both are tried again: the reports are kept,
+            and :meth:`check_integrity` writes pending flows).
+        """
+        try:
+            error: NetagentError | None = None
+            seen = self._take_seen()
+            if seen and self._initialized:
+                try:
+                    self._isolate(self._state(), seen)
+                except NetagentError as exc:
+                    self._put_back_seen(seen)
+                    error = exc
+            if self._flows_pending:
+                self._sync_flows(sweep=False)
+            if error is not None:
+                raise error
+        finally:
+            self._in_pass = False
+            self._snap = None
 
     def _state(self) -> db.OvsdbState:
         if self._snap is None or not self._in_pass:
@@ -249,7 +295,12 @@ class OpenvswitchDriver(base.L2Driver):
                 outcome.succeeded.add(plan.network.id)
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, plan.network.id, exc)
-        self._flows_or_fail(outcome, outcome.succeeded)
+        if self._in_pass and outcome.succeeded:
+            # written with the pass's port flows (plug_ports) or at end_pass: the
+            # bridges' bundles then go out together
+            self._flows_pending = True
+        else:
+            self._flows_or_fail(outcome, outcome.succeeded)
         return outcome
 
     def _network_flows(self, plan: base.NetworkPlan) -> layout.NetworkFlows:
@@ -324,9 +375,19 @@ class OpenvswitchDriver(base.L2Driver):
                 )
             except (NetagentError, ValueError) as exc:
                 self._fail(outcome, port.id, exc)
+        # ports the monitor reported that this call does not wire: isolated in the same
+        # transaction (os-vif adding many ports makes one write, not two)
+        seen = self._take_seen() if self._initialized else set()
+        wiring = {record.port for record in records.values()}
+        ops += [
+            op
+            for op in self._isolation(self._state(), seen - set(records))
+            if op.name not in wiring
+        ]
         try:
             self._commit(ops)
         except NetagentError as exc:
+            self._put_back_seen(seen)
             for port_id in records:
                 self._fail(outcome, port_id, exc)
             return outcome
@@ -379,11 +440,26 @@ class OpenvswitchDriver(base.L2Driver):
         return wanted
 
     def _sync_flows(self, sweep: bool) -> int:
-        """One bundle per bridge whose flows differ; :returns: flows added + removed."""
-        changed = 0
-        for bridge, wanted in self._wanted_flows().items():
-            result = self._tables[bridge].sync(wanted, sweep)
-            changed += result.added + result.deleted
+        """One bundle per bridge whose flows differ, the bridges' bundles at the same
+        time (one ovs-ofctl each); :returns: flows added + removed.
+
+        :raises OpenFlowError: a bridge's bundle failed (the others are applied).
+        """
+        wanted = self._wanted_flows()
+        self._flows_pending = False
+        try:
+            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+                futures = [
+                    pool.submit(self._tables[bridge].sync, flows, sweep)
+                    for bridge, flows in wanted.items()
+                ]
+            results = []
+            for future in futures:
+                results.append(future.result())
+        except Exception:
+            self._flows_pending = True
+            raise
+        changed = sum(result.added + result.deleted for result in results)
         self.flow_changes += changed
         return changed
 
@@ -404,10 +480,9 @@ class OpenvswitchDriver(base.L2Driver):
         """
         if not self._initialized:
             return 0
-        with self._seen_lock:
-            seen, self._seen = self._seen, set()
-        if seen:
-            self._isolate(self._state(), seen)
+        if self._flows_pending and not self._in_pass:
+            LOG.info("Writing flows a failed bundle left out")
+            return self._sync_flows(sweep=False)
         gone = [b for b, table in self._tables.items() if not table.has(layout.CANARY)]
         if not gone:
             return 0
@@ -513,13 +588,50 @@ class OpenvswitchDriver(base.L2Driver):
             "networks": {
                 nid: dataclasses.asdict(net) for nid, net in sorted(self._networks.items())
             },
-            "ports": {pid: dataclasses.asdict(rec) for pid, rec in sorted(self._ports.items())},
+            "ports": self._describe_ports(),
+            "flow_targets": {bridge: table.target for bridge, table in self._tables.items()},
             "ovsdb_transactions": self.ovsdb_transactions,
             "flow_changes": self.flow_changes,
         }
+
+    def _describe_ports(self) -> dict[str, dict[str, Any]]:
+        """Each wired port with its flows as ovs-vswitchd has them now (one flow-stats
+        read of br-int's table 0: ``installed`` and the counters are the switch's, not
+        netagent's record)."""
+        live: dict[int, FlowStats] | None = None
+        error = None
+        table = self._tables.get(self.int_br)
+        if table is not None and self._ports:
+            try:
+                live = table.stats(0)
+            except (NetagentError, ValueError) as exc:
+                error = str(exc)
+        ports: dict[str, dict[str, Any]] = {}
+        for pid, record in sorted(self._ports.items()):
+            entry: dict[str, Any] = dataclasses.asdict(record)
+            entry["bridge"] = self.int_br
+            flows = layout.port_flows(record.ofport) if record.admin_state_up else []
+            entry["flows"] = [_flow_status(self.int_br, flow, live) for flow in flows]
+            if error is not None:
+                entry["flows_error"] = error
+            ports[pid] = entry
+        return ports
 
     @staticmethod
     def _fail(outcome: base.Outcome, resource_id: str, exc: Exception) -> None:
         LOG.warning("%s: %s", resource_id, exc)
         outcome.failed[resource_id] = str(exc)
         outcome.succeeded.discard(resource_id)
+
+
+def _flow_status(bridge: str, flow: Flow, live: dict[int, FlowStats] | None) -> dict[str, Any]:
+    """A flow for the status: what netagent writes, and whether and how it is used."""
+    stats = live.get(flow.cookie) if live is not None else None
+    return {
+        "bridge": bridge,
+        "flow": str(flow),
+        "cookie": f"0x{flow.cookie:x}",
+        "installed": None if live is None else stats is not None,
+        "packets": stats.packets if stats is not None else None,
+        "bytes": stats.bytes if stats is not None else None,
+    }

@@ -50,13 +50,19 @@ class NetworkFlows:
     peers: tuple[str, ...] = ()
 
 
+def port_flows(ofport: int) -> list[Flow]:
+    """br-int's flows of one wired VM port (admitted in table 0, then ``NORMAL``)."""
+    return [Flow(0, 10, f"in_port={ofport}", "NORMAL")]
+
+
 def integration_flows(
     wired_ofports: Iterable[int],
     patch_tun: int | None,
     networks: Iterable[NetworkFlows],
 ) -> list[Flow]:
     flows = [CANARY, Flow(0, 0, "", "drop")]
-    flows += [Flow(0, 10, f"in_port={ofport}", "NORMAL") for ofport in sorted(set(wired_ofports))]
+    for ofport in sorted(set(wired_ofports)):
+        flows += port_flows(ofport)
     if patch_tun is not None:
         flows.append(Flow(0, 10, f"in_port={patch_tun}", "NORMAL"))
     for net in networks:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
@@ -278,8 +279,8 @@ def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
     plug_vm(ovs, netns, spy, stranger.id, stranger.mac_address, "192.0.2.9/24")
 
     def isolated() -> bool:
-        driver.begin_pass()
-        driver.check_integrity()  # the agent runs it before every pass and on a timer
+        driver.begin_pass()  # the pass the monitor's report makes the agent run
+        driver.end_pass()
         return ovs.vsctl("get", "Port", stranger.device_name, "tag").strip() == "4095"
 
     for _ in range(50):
@@ -292,3 +293,130 @@ def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
     # control: the same capture on a wired port of the network hears the broadcast
     heard = _captures(vm2, 4, lambda: can_ping(vm1, "192.0.2.77", count=2))
     assert "192.0.2.77" in heard
+
+
+def _eventually(read: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+    value = read()
+    for _ in range(50):
+        if done(value):
+            return value
+        __import__("time").sleep(0.1)
+        value = read()
+    raise AssertionError(f"still {value}")
+
+
+def _wait_reported(reported: set[str], ids: set[str]) -> None:
+    for _ in range(100):
+        if ids <= reported:
+            return
+        __import__("time").sleep(0.05)
+    raise AssertionError(f"the Interface monitor reported {reported}, not {ids}")
+
+
+def test_a_pass_wires_reported_ports_in_one_transaction_and_isolates_the_rest(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    """os-vif adds ports while the agent runs: the pass the monitor's reports cause
+    writes one OVSDB transaction (the wired ports' tags and the stranger's dead VLAN)
+    and the new network's flows go out with the port flows."""
+    driver = make_driver()
+    reported: set[str] = set()
+    driver.watch_ports(reported.add)
+    net = network(1001)
+    p1, p2, stranger = port(net), port(net), port(net)
+    vm1, vm2 = make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    plug_vm(ovs, netns, make_netns("vm"), stranger.id, stranger.mac_address, "192.0.2.9/24")
+    _wait_reported(reported, {p1.id, p2.id, stranger.id})
+    assert ovs.flows("br-tun", OURS) and not any("tun_id" in f for f in ovs.flows("br-tun"))
+
+    before = driver.ovsdb_transactions
+    nets, ports = _plans([net], [p1, p2])
+    driver.check_integrity()  # the agent's pass, in its order
+    driver.begin_pass()
+    assert not driver.ensure_networks(nets).failed
+    assert not any("tun_id" in f for f in ovs.flows("br-tun"))  # not yet: with the ports
+    assert not driver.plug_ports(ports).failed
+    driver.end_pass()
+
+    assert driver.ovsdb_transactions - before == 1
+    tags = [ovs.vsctl("get", "Port", p.device_name, "tag").strip() for p in (p1, p2, stranger)]
+    assert tags[0] == tags[1] != "4095" and tags[2] == "4095", tags
+    assert any(f"tun_id=0x3e9,tun_src={PEER}" in f for f in ovs.flows("br-tun", OURS))
+    assert can_ping(vm1, "192.0.2.2")
+    assert not can_ping(vm1, "192.0.2.9", count=1)
+
+
+def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    netns: str,
+    make_netns: Callable[[str], str],
+) -> None:
+    """netagent-status's port details come from ovs-vswitchd (counters, presence), checked
+    here against ovs-vsctl and ovs-ofctl."""
+    from netagent.cmd.status import refresh_switch_flows, render  # noqa: PLC0415
+
+    driver = make_driver()
+    net = network(1001)
+    p1, p2 = port(net), port(net)
+    vm1, vm2 = make_netns("vm"), make_netns("vm")
+    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
+    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
+    nets, ports = _plans([net], [p1, p2])
+    driver.ensure_networks(nets)
+    driver.plug_ports(ports)
+    assert can_ping(vm1, "192.0.2.2", count=3)
+
+    # ovs-vswitchd adds the datapath's counts to its rules every few hundred ms
+    entry = _eventually(
+        lambda: driver.describe()["ports"][p1.id],
+        lambda e: (e["flows"][0]["packets"] or 0) >= 3,
+    )
+    ofport = int(ovs.vsctl("get", "Interface", p1.device_name, "ofport"))
+    vlan = int(ovs.vsctl("get", "Port", p1.device_name, "tag"))
+    assert (entry["ofport"], entry["local_vlan"], entry["bridge"]) == (ofport, vlan, "br-int")
+    [flow] = entry["flows"]
+    assert flow["flow"] == f"table=0,priority=10,in_port={ofport},actions=NORMAL"
+    assert flow["installed"] is True and flow["packets"] >= 3
+    dumped = ovs.ofctl("dump-flows", ovs.mgmt("br-int"), f"cookie={flow['cookie']}/-1")
+    [line] = [x for x in dumped.splitlines() if "actions=" in x]
+    assert f"in_port={ofport}" in line and "actions=NORMAL" in line
+    assert int(line.split("n_packets=")[1].split(",")[0]) >= flow["packets"]
+
+    doc = {
+        "ports": [
+            {
+                "id": p1.id,
+                "device": p1.device_name,
+                "network": net.id,
+                "filtered": True,
+                "wired": True,
+                "converged": True,
+            }
+        ],
+        "drivers": {"l2": driver.describe()},
+    }
+    text = render(doc)
+    assert f"ofport {ofport} on br-int, local VLAN {vlan}" in text
+    assert f"in_port={ofport},actions=NORMAL cookie {flow['cookie']}: " in text
+
+    # the agent's document is as of its last pass; netagent-status asks the switch again
+    assert can_ping(vm1, "192.0.2.2", count=3)
+
+    def refreshed() -> dict[str, Any]:
+        refresh_switch_flows(doc)
+        return dict(doc["drivers"]["l2"]["ports"][p1.id]["flows"][0])
+
+    _eventually(refreshed, lambda fresh: fresh["packets"] >= flow["packets"] + 3)
+
+    # someone deletes the port's flow: the status says so (it asks the switch)
+    ovs.ofctl("del-flows", ovs.mgmt("br-int"), f"cookie={flow['cookie']}/-1")
+    [flow] = driver.describe()["ports"][p1.id]["flows"]
+    assert flow["installed"] is False
+    doc["drivers"] = {"l2": driver.describe()}
+    assert f"cookie {flow['cookie']}: MISSING" in render(doc)

@@ -78,7 +78,13 @@ def test_ports_patch_vxlan_tag_and_keys(conn: db.Ovsdb, ovs: PrivateOvs) -> None
     found = conn.snapshot().by_iface_id("br-a")
     assert found["p-1"].tag == 7 and found["p-1"].port_other_config == {"net_uuid": "n-1"}
     assert found["p-1"].external_ids["attached-mac"] == "fa:16:3e:00:00:01"
-    conn.apply([db.SetPortTag("vm0", 4095), db.RemovePortKeys("vm0", ("net_uuid",))])
+    # another tool's key survives; netagent's own key is replaced (mutations, no verify)
+    ovs.vsctl("set", "Port", "vm0", "other_config:theirs=keep")
+    conn.apply([db.SetPortTag("vm0", 8, {"net_uuid": "n-2"})])
+    assert _get(ovs, "Port", "vm0", "tag") == "8"
+    assert _get(ovs, "Port", "vm0", "other_config:net_uuid") == "n-2"
+    assert _get(ovs, "Port", "vm0", "other_config:theirs") == "keep"
+    conn.apply([db.SetPortTag("vm0", 4095), db.RemovePortKeys("vm0", ("net_uuid", "theirs"))])
     assert _get(ovs, "Port", "vm0", "tag") == "4095"
     assert _get(ovs, "Port", "vm0", "other_config") == "{}"
 

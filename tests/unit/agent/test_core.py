@@ -628,3 +628,30 @@ def test_drift_found_at_the_start_of_a_pass_joins_that_pass() -> None:
     rec._dirty.mark([("port", P1.id)])  # a pass for P1, whose plan did not change
     assert run(rec) is True
     assert world.calls == [("plug_ports", (P2.id,))]
+
+
+def test_every_pass_ends_with_end_pass_even_when_a_driver_batch_raises() -> None:
+    """Drivers batch writes up to ``end_pass`` (openvswitch: isolation, pending flows):
+    the agent calls it after each pass, also one whose driver call raised, and a
+    failing ``end_pass`` is counted and does not stop the agent."""
+    world = World()
+    l2, fw, l3 = fakes.drivers(world)
+    ends: list[str] = []
+    l2.end_pass = lambda: ends.append("l2")  # type: ignore[method-assign]
+    rec = Reconciler(HOST, l2, fw, l3, clock=Clock(), settle=0.0)  # type: ignore[arg-type]
+    rec.set_devices(devices_for(P1))
+    world.raise_on = {P1.id}
+    feed(rec, state([NET1], [P1]))
+    run(rec)
+    assert ends == ["l2"]
+    assert P1.id not in world.wired
+
+    def broken() -> None:
+        raise RuntimeError("bundle refused")
+
+    l2.end_pass = broken  # type: ignore[method-assign]
+    world.raise_on = set()
+    rec.request_full_resync("test")
+    assert run(rec) is True
+    assert P1.id in world.wired
+    assert rec._converger.driver_errors >= 2
