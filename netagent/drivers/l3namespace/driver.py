@@ -37,6 +37,7 @@ from netagent.common import names
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.l3namespace import layout as lay
+from netagent.drivers.l3namespace import plug as host_plug
 from netagent.drivers.l3namespace.announce import Announcer
 from netagent.drivers.l3namespace.kernel import IPAddress, IPInterface, NsLink, RouterKernel
 from netagent.model import DesiredState, Router
@@ -63,6 +64,8 @@ class NamespaceL3Driver(base.L3Driver):
     :param netns: namespace of the host ends; ``None`` (the agent's case) is the one the
         process runs in. Functional tests pass a test namespace.
     :param ledger_dir: where owned routers are recorded; default ``<state_path>/l3-routers``.
+    :param plug: how router ports reach the L2 driver; default from ``[agent] l2_driver``
+        (:mod:`.plug`).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class NamespaceL3Driver(base.L3Driver):
         kernel: RouterKernel | None = None,
         netns: str | None = None,
         ledger_dir: str | None = None,
+        plug: host_plug.HostPlug | None = None,
     ) -> None:
         super().__init__(conf)
         group = getattr(conf, "iptables", None)
@@ -83,6 +87,7 @@ class NamespaceL3Driver(base.L3Driver):
             os.path.join(state_path, LEDGER_DIR) if state_path else None
         )
         self._kernel = kernel
+        self.plug = plug if plug is not None else host_plug.from_conf(conf, netns)
         self._applied: dict[str, lay.RouterLayout] = {}
         self._lock = threading.Lock()
         self.announcer = Announcer(self._announce)
@@ -180,8 +185,18 @@ class NamespaceL3Driver(base.L3Driver):
         else:
             self._record(router.id)
         links = self.kernel.links(ns)
-        if self._converge_devices(want, links):
+        created: set[str] = set()
+        if self._converge_devices(want, links, created):
             links = self.kernel.links(ns)
+        # the host ends the L2 driver must be able to find: new ones, and all of them the
+        # first time this process applies the router (a crash may have come in between)
+        self.plug.plug(
+            [
+                (d.port_id, d.mac, d.host_name, ns, d.name)
+                for d in want.devices
+                if old is None or d.name in created
+            ]
+        )
         added, had_v6 = self._converge_addresses(want, links)
         # announced now: should a later step fail, the retry finds them in place and
         # would not announce them again
@@ -194,13 +209,17 @@ class NamespaceL3Driver(base.L3Driver):
         with self._lock:
             self._applied[router.id] = want
 
-    def _converge_devices(self, want: lay.RouterLayout, links: dict[str, NsLink]) -> bool:
-        """:returns: whether a device was created or deleted."""
+    def _converge_devices(
+        self, want: lay.RouterLayout, links: dict[str, NsLink], created: set[str]
+    ) -> bool:
+        """:param created: gets the names of the devices created
+        :returns: whether a device was created or deleted."""
         ns = want.namespace
         wanted = {d.name: d for d in want.devices}
         changed = False
         for name in sorted(links):
             if name.startswith(_PORT_PREFIXES) and name not in wanted:
+                self.plug.unplug([_host_end(name)])
                 self.kernel.delete_host_link(_host_end(name))
                 changed = True
                 LOG.info("Router %s: port device %s removed", want.router_id, name)
@@ -215,6 +234,7 @@ class NamespaceL3Driver(base.L3Driver):
                     # a host end whose router end is gone (or another device's name)
                     self.kernel.delete_host_link(device.host_name)
                 self.kernel.create_port(ns, device.name, device.host_name, device.mac, device.mtu)
+                created.add(device.name)
                 LOG.info(
                     "Router %s: port %s created (%s / %s)",
                     want.router_id,
@@ -322,9 +342,10 @@ class NamespaceL3Driver(base.L3Driver):
         with self._lock:
             self._applied.pop(router_id, None)
         if ns in namespaces:
-            for name in sorted(self.kernel.links(ns)):
-                if name.startswith(_PORT_PREFIXES):
-                    self.kernel.delete_host_link(_host_end(name))
+            ports = [n for n in sorted(self.kernel.links(ns)) if n.startswith(_PORT_PREFIXES)]
+            self.plug.unplug([_host_end(name) for name in ports])
+            for name in ports:
+                self.kernel.delete_host_link(_host_end(name))
             self.kernel.delete_namespace(ns)
             namespaces.discard(ns)
             LOG.info("Router %s: namespace %s deleted", router_id, ns)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from oslo_config import cfg
 
+from netagent.conf import agent as agent_conf
+from netagent.conf import ovs as ovs_conf
 from netagent.drivers.l3namespace import NamespaceL3Driver
 from netagent.drivers.l3namespace import layout as lay
+from netagent.drivers.l3namespace import plug as host_plug
 from netagent.drivers.l3namespace.kernel import RouteSpec, RuleSpec
 from netagent.drivers.noop import NoopL3Driver
 from netagent.model import DesiredState
@@ -380,3 +385,44 @@ def test_addresses_are_announced_even_when_a_later_step_fails(
     driver.announcer.wait_idle()
     # announced by the failed pass (the retry found them in place)
     assert {str(a) for _, _, a in kernel.announced} == {"203.0.113.10", "192.0.2.1"}
+
+
+class _RecordingPlug(host_plug.HostPlug):
+    def __init__(self) -> None:
+        self.plugged: list[list[str]] = []
+        self.unplugged: list[list[str]] = []
+
+    def plug(self, ports: Sequence[tuple[str, str, str, str, str]]) -> None:
+        self.plugged.append(sorted(host_end for _, _, host_end, _, _ in ports))
+
+    def unplug(self, host_ends: Sequence[str]) -> None:
+        self.unplugged.append(sorted(host_ends))
+
+
+def test_host_ends_are_plugged_when_made_and_once_per_process_then_unplugged(
+    kernel: FakeRouterKernel, tmp_path: Path
+) -> None:
+    plug = _RecordingPlug()
+    first = NamespaceL3Driver(None, kernel=kernel, ledger_dir=str(tmp_path / "l"), plug=plug)
+    r = router()
+    hosts = sorted(rp.port.device_name for rp in r.ports)
+    assert not first.apply_routers([r], STATE).failed
+    assert not first.apply_routers([r], STATE).failed
+    assert plug.plugged == [hosts, []]  # made, then nothing new
+    # a restarted agent checks them all once (a crash may have come between make and plug)
+    again = NamespaceL3Driver(None, kernel=kernel, ledger_dir=str(tmp_path / "l"), plug=plug)
+    assert not again.apply_routers([r], STATE).failed
+    assert plug.plugged[-1] == hosts
+    assert not again.remove_routers([r.id]).failed
+    assert plug.unplugged == [hosts]
+
+
+def test_the_plug_follows_the_l2_driver() -> None:
+    conf = cfg.ConfigOpts()
+    agent_conf.register_opts(conf)
+    ovs_conf.register_opts(conf)
+    assert type(host_plug.from_conf(conf)) is host_plug.HostPlug  # linuxbridge default
+    conf.set_override("l2_driver", "openvswitch", group="agent")
+    ovs = host_plug.from_conf(conf, "ns1")
+    assert isinstance(ovs, host_plug.OvsPlug)
+    assert (ovs.bridge, ovs.netns) == ("br-int", "ns1")
