@@ -13,7 +13,9 @@ import json
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -492,3 +494,65 @@ def test_ovs_vni_accepted_only_from_the_networks_peers(
     tmp.write_text(json.dumps(document))
     tmp.rename(fabric.state_file)
     wait_for("the peer's packets accepted", lambda: can_ping(evil, vm1.address), timeout=30)
+
+
+class _RoutedFabric(Fabric):
+    """Two tenant networks (192.0.2.0/24, 198.51.100.0/24) and a router between them,
+    hosted on ``router_host``."""
+
+    router_id = ""
+    router_host = ""
+    second = ""
+
+    def state(self) -> dict[str, Any]:
+        doc = super().state()
+        cidrs = {self.second: "198.51.100.0/24"}
+        ports = []
+        for subnet in doc["subnets"]:
+            cidr = cidrs.get(subnet["network_id"], "192.0.2.0/24")
+            gateway = cidr.replace(".0/24", ".1")
+            subnet.update(cidr=cidr, gateway_ip=gateway)
+            ports.append(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, subnet["id"])),
+                    "network_id": subnet["network_id"],
+                    "mac_address": f"fa:16:3e:00:ab:{len(ports):02x}",
+                    "fixed_ips": [{"subnet_id": subnet["id"], "ip_address": gateway}],
+                    "binding:host_id": self.router_host,
+                    "device_owner": "network:router_interface",
+                    "device_id": self.router_id,
+                }
+            )
+        doc["ports"] += ports
+        doc["routers"] = [{"id": self.router_id, "name": "r1"}]
+        return doc
+
+
+def test_ovs_network_node_routes_between_networks(
+    fabric: Fabric, switches: dict[str, PrivateOvs]
+) -> None:
+    """A network node on Open vSwitch: the router lives on host-a (its ports on host-a's
+    br-int), the VMs of both networks on host-b; they reach each other only through it,
+    over VXLAN both ways, ICMP and TCP."""
+    fabric.__class__ = _RoutedFabric
+    assert isinstance(fabric, _RoutedFabric)
+    host_a, host_b = _two_hosts(fabric, switches)
+    host_a.host_mounts = True  # its qrouter- namespace visible from here
+    host_a.extra_config += "[agent]\nl3_driver = namespace\n"
+    net1, net2 = fabric.add_network(1001), fabric.add_network(1002)
+    fabric.router_id, fabric.router_host, fabric.second = str(uuid.uuid4()), "host-a", net2
+    fabric.namespaces.insert(0, f"qrouter-{fabric.router_id}")
+    vm1 = add_ovs_vm(fabric, switches, "vm1", host_b, net1, "192.0.2.10/24")
+    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net2, "198.51.100.10/24")
+    ip(vm1.netns, "route", "add", "default", "via", "192.0.2.1")
+    ip(vm2.netns, "route", "add", "default", "via", "198.51.100.1")
+    fabric.start_agents()
+    wait_for("vm1 reaches vm2 through the router", lambda: can_ping(vm1.netns, vm2.address),
+             timeout=60)  # fmt: skip
+    assert tcp_exchange(vm2, vm1)
+    # the router's ports are on host-a's br-int, tagged like VM ports
+    ports = switches["host-a"].vsctl("list-ports", "br-int").split()
+    router_taps = [p for p in ports if p.startswith("tap")]
+    assert len(router_taps) == 2, ports
+    for tap in router_taps:
+        assert int(switches["host-a"].vsctl("get", "Port", tap, "tag")) > 0
