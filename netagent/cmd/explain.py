@@ -21,7 +21,7 @@ from typing import Any
 from netagent.agent import status
 from netagent.explain import kernel, render, snapshot, trace
 from netagent.explain.result import PASS, Explanation
-from netagent.linux import ebtables_saved, filter_dump
+from netagent.linux import conntrack, ebtables_saved, filter_dump
 
 EXIT_PASS = 0
 EXIT_DROP = 1
@@ -64,6 +64,7 @@ def read_kernel(backend: str, namespace: str | None = None) -> kernel.KernelStat
         filter_dump.ebtables_nat(namespace), "PREROUTING", "na-PREROUTING"
     )
     state.ipsets = kernel.parse_ipset_save(filter_dump.ipsets(namespace))
+    state.conntrack = conntrack.entries(namespace)
     return state
 
 

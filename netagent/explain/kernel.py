@@ -16,7 +16,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 
-from netagent.linux import ebtables_saved
+from netagent.linux import conntrack, ebtables_saved
 from netagent.linux.ebtables import EbRule
 from netagent.linux.iptables import plan
 from netagent.linux.iptables.rules import Rule
@@ -43,11 +43,13 @@ class KernelState:
         ``iptables-save -c -t filter``; a family missing was not read
     :ivar ebtables: ``ebtables-nft-save -t nat`` parsed, or None when not read
     :ivar ipsets: set name -> members (text as ``ipset save`` prints them), or None
+    :ivar conntrack: the live conntrack entries, or None when not read
     """
 
     iptables: dict[int, dict[str, list[SavedRule]]] = dataclasses.field(default_factory=dict)
     ebtables: ebtables_saved.SavedTable | None = None
     ipsets: dict[str, frozenset[str]] | None = None
+    conntrack: list[conntrack.Entry] | None = None
 
 
 def canonical(body: str) -> Canonical:

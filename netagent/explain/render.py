@@ -47,5 +47,12 @@ def render(exp: Explanation) -> str:
         lines += [f"  {m.host}: {m.what}: {m.detail}" for m in exp.mismatches]
     else:
         lines.append("mismatches: none on the chains, hooks and ipsets this packet meets here")
+    if exp.live:
+        lines.append(
+            f"conntrack: {len(exp.live)} entr{'y' if len(exp.live) == 1 else 'ies'} of this flow"
+            " here: a live connection's packets pass as ESTABLISHED whatever the rules say"
+            " now, until it ends or times out"
+        )
+        lines += [f"  {entry}" for entry in exp.live]
     lines += [f"note: {n}" for n in exp.notes]
     return "\n".join(lines)

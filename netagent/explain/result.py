@@ -94,6 +94,8 @@ class Explanation:
     mismatches: tuple[Mismatch, ...] = ()
     notes: tuple[str, ...] = ()
     complete: bool = True
+    #: live conntrack entries of this flow on this host (``zone, sport``), None: not read
+    live: tuple[str, ...] | None = None
 
     @property
     def passes(self) -> bool:
@@ -122,4 +124,5 @@ class Explanation:
             "complete": self.complete,
             "mismatches": [dataclasses.asdict(m) for m in self.mismatches],
             "notes": list(self.notes),
+            "conntrack_entries": None if self.live is None else list(self.live),
         }

@@ -37,6 +37,7 @@ from netagent.explain.result import (
     RuleHit,
 )
 from netagent.explain.snapshot import Snapshot
+from netagent.linux import conntrack
 from netagent.linux.iptables.rules import Conntrack, MarkMatch, SetMatch
 from netagent.linux.iptables.targets import RETURN, SetMark
 from netagent.model.port import Port
@@ -506,6 +507,9 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
             "on that host to tie them to its kernel"
         )
     return Explanation(
+        live=_live(state, pkt)
+        if snap.host in (src_host, dst_port.host if dst_port else None)
+        else None,
         packet=pkt,
         source_port=src_port.id,
         destination_port=dst_port.id if dst_port else None,
@@ -617,6 +621,24 @@ def _routed(
         return routing.route(snap, src_port, pkt)
     except ValueError as exc:
         raise ExplainError(f"router {router.id}: {exc}") from exc
+
+
+def _live(state: kernel.KernelState | None, pkt: Packet) -> tuple[str, ...] | None:
+    """This host's conntrack entries of ``pkt``'s flow (original direction)."""
+    if state is None or state.conntrack is None:
+        return None
+    found = sorted(
+        (e.zone, e.sport or 0, e.tcp_state)
+        for e in state.conntrack
+        if (e.proto, e.src, e.dst) == (pkt.proto, pkt.src, pkt.dst)
+        and (pkt.dport is None or e.dport == pkt.dport)
+    )
+    return tuple(
+        f"zone {zone}"
+        + (f", source port {sport}" if sport else "")
+        + (f", {conntrack.tcp_state_name(tcp)}" if tcp is not None else "")
+        for zone, sport, tcp in found
+    )
 
 
 def _planned(snap: Snapshot, host: str) -> frozenset[str] | None:

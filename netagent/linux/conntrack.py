@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from netagent.linux.iptables import CTZone, InIface, IptablesManager, Jump, Physdev, Rule
 from netagent.linux.iptables import validate as v
 from netagent.privileged import conntrack as priv
+from netagent.privileged import ctnetlink
 
 LOG = logging.getLogger(__name__)
 
@@ -73,6 +74,20 @@ class ConntrackFilter:
         for key, value in self._fields().items():
             out[key] = value if isinstance(value, int) else str(value)
         return out
+
+
+Entry = ctnetlink.Entry
+
+
+def tcp_state_name(state: int) -> str:
+    """``ESTABLISHED``, ``TIME_WAIT``... of a TCP conntrack state number."""
+    names = ctnetlink.TCP_STATES
+    return names[state] if 0 <= state < len(names) else str(state)
+
+
+def entries(namespace: str | None = None) -> list[Entry]:
+    """Every conntrack entry of ``namespace`` (read-only, one ctnetlink dump)."""
+    return ctnetlink.dump(namespace)
 
 
 def reduce_filters(filters: Iterable[ConntrackFilter]) -> list[ConntrackFilter]:

@@ -66,6 +66,16 @@ _CTA_ZONE = 18
 _CTA_TUPLE_IP = 1
 _CTA_TUPLE_PROTO = 2
 _CTA_PROTO_NUM = 1
+_CTA_PROTO_SRC_PORT = 2
+_CTA_PROTO_DST_PORT = 3
+_CTA_PROTOINFO = 4
+_CTA_PROTOINFO_TCP = 1
+_CTA_PROTOINFO_TCP_STATE = 1
+#: TCP conntrack states by number (linux/netfilter/nf_conntrack_tcp.h)
+TCP_STATES = (
+    "NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
+    "TIME_WAIT", "CLOSE", "SYN_SENT2",
+)  # fmt: skip
 _ADDR_ATTRS = {1: (4, "src"), 2: (4, "dst"), 3: (6, "src"), 4: (6, "dst")}
 _AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 _FAMILY_OF_AF: dict[int, int] = {int(socket.AF_INET): 4, int(socket.AF_INET6): 6}
@@ -87,6 +97,9 @@ class Entry:
     :ivar proto: layer-4 protocol number
     :ivar src: original source address; ``dst``: original destination address
     :ivar request: the attributes (original tuple, zone, id) of its delete request
+    :ivar sport: original source port (tcp, udp, sctp...; None for others); ``dport``
+        its destination port
+    :ivar tcp_state: the TCP connection state (:data:`TCP_STATES`), None for others
     """
 
     family: int
@@ -95,6 +108,9 @@ class Entry:
     src: IPAddress
     dst: IPAddress
     request: bytes
+    sport: int | None = None
+    dport: int | None = None
+    tcp_state: int | None = None
 
 
 def _attrs(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -117,6 +133,8 @@ def parse_entry(data: bytes, start: int, end: int) -> Entry | None:
         return None
     zone = 0
     proto: int | None = None
+    ports: dict[int, int] = {}
+    tcp_state: int | None = None
     addrs: dict[str, IPAddress] = {}
     parts: list[bytes] = []
     for kind, first, stop in _attrs(data, start + _NFGEN.size, end):
@@ -132,6 +150,14 @@ def parse_entry(data: bytes, start: int, end: int) -> Entry | None:
                     for p_kind, pfirst, _ in _attrs(data, sfirst, sstop):
                         if p_kind == _CTA_PROTO_NUM:
                             proto = data[pfirst]
+                        elif p_kind in (_CTA_PROTO_SRC_PORT, _CTA_PROTO_DST_PORT):
+                            (ports[p_kind],) = struct.unpack_from("!H", data, pfirst)
+        elif kind == _CTA_PROTOINFO:
+            for sub, sfirst, sstop in _attrs(data, first, stop):
+                if sub == _CTA_PROTOINFO_TCP:
+                    for t_kind, tfirst, _ in _attrs(data, sfirst, sstop):
+                        if t_kind == _CTA_PROTOINFO_TCP_STATE:
+                            tcp_state = data[tfirst]
         elif kind == _CTA_ZONE:
             parts.append(_padded(data[first - 4 : stop]))
             (zone,) = struct.unpack_from("!H", data, first)
@@ -139,7 +165,17 @@ def parse_entry(data: bytes, start: int, end: int) -> Entry | None:
             parts.append(_padded(data[first - 4 : stop]))
     if proto is None or "src" not in addrs or "dst" not in addrs:
         return None
-    return Entry(family, zone, proto, addrs["src"], addrs["dst"], b"".join(parts))
+    return Entry(
+        family,
+        zone,
+        proto,
+        addrs["src"],
+        addrs["dst"],
+        b"".join(parts),
+        ports.get(_CTA_PROTO_SRC_PORT),
+        ports.get(_CTA_PROTO_DST_PORT),
+        tcp_state,
+    )
 
 
 def _padded(attr: bytes) -> bytes:

@@ -135,6 +135,4 @@ def from_conf(conf: Any, netns: str | None = None) -> HostPlug:
     if getattr(agent, "l2_driver", None) != "openvswitch":
         return HostPlug()
     group = conf.ovs
-    return OvsPlug(
-        group.integration_bridge, group.ovsdb_connection, group.ovsdb_timeout, netns
-    )
+    return OvsPlug(group.integration_bridge, group.ovsdb_connection, group.ovsdb_timeout, netns)

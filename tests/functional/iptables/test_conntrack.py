@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 
-from netagent.linux.conntrack import ConntrackFilter, ZoneManager, delete_entries
+from netagent.linux.conntrack import ConntrackFilter, ZoneManager, delete_entries, tcp_state_name
 from netagent.linux.iptables import ACCEPT, Conntrack, IptablesManager, Jump, Rule
 from netagent.privileged import ctnetlink
+from tests.common.traffic import ask, whoami_server
 from tests.functional.iptables.conftest import A4, A6, B4, B6, Pair, nsrun, ping
 
 
@@ -107,6 +108,22 @@ def test_netlink_deletes_only_matching_entries_of_real_flows(pair: Pair, backend
     assert len(udp4) == 3 and len(udp6) == 2 and icmp4, before
     a4, a6 = ipaddress.ip_address(A4), ipaddress.ip_address(A6)
     assert all(e.src == a4 for e in udp4) and all(e.src == a6 for e in udp6)
+    # the ports as conntrack -L shows them (explain matches live flows by them)
+    assert sorted(e.dport for e in udp4) == [7200, 7201, 7202]
+    assert sorted(e.dport for e in udp6) == [7300, 7301]
+    shown = {
+        int(line.split("dport=")[1].split()[0])
+        for line in list_entries(pair.b)
+        if line.startswith("udp")
+    }
+    assert shown == {7200, 7201, 7202}
+    sports = {
+        int(line.split("sport=")[1].split()[0])
+        for line in list_entries(pair.b)
+        if line.startswith("udp")
+    }
+    assert {e.sport for e in udp4} == sports
+    assert all(e.sport is None and e.dport is None for e in icmp4)
     # nothing matches: nothing is deleted, the table is unchanged
     other = ipaddress.ip_address("198.51.100.99")
     assert delete_entries(pair.b, [ConntrackFilter(4, src=other)]) == 0
@@ -134,3 +151,16 @@ def test_netlink_count_skips_empty_table(pair: Pair) -> None:
         assert sock.count() == 0
         assert sock.dump() == []
     assert delete_entries(pair.b, [ConntrackFilter(4)]) == 0
+
+
+def test_netlink_dump_reads_tcp_ports_and_state(pair: Pair, backend: str) -> None:
+    """A real TCP connection: its ports and state as ``conntrack -L`` shows them."""
+    track(pair, backend)
+    with whoami_server(pair.b, "b"):
+        assert ask(pair.a, B4).startswith("b ")
+    [entry] = [e for e in ctnetlink.dump(pair.b) if e.proto == 6]
+    [line] = [x for x in list_entries(pair.b) if x.startswith("tcp")]
+    fields = line.split()
+    assert fields[3] == tcp_state_name(entry.tcp_state or 0), line  # e.g. TIME_WAIT
+    assert f"sport={entry.sport}" in fields and f"dport={entry.dport}" in fields
+    assert entry.dport == 5000

@@ -91,3 +91,25 @@ def test_mismatch_is_reported_and_counters_of_the_changed_chain_are_not_trusted(
     assert [m.what for m in exp.mismatches] == [f"iptables IPv4 filter chain {profile_drop.chain}"]
     assert exp.checks[2].implemented_by[0].packets is None
     _check("mismatch.txt", render.render(exp) + "\n")
+
+
+def test_live_connections_of_the_flow_are_shown() -> None:
+    import ipaddress  # noqa: PLC0415
+
+    from netagent.linux import conntrack  # noqa: PLC0415
+
+    state = _kernel()
+    src, dst = ipaddress.ip_address("192.0.2.30"), ipaddress.ip_address("192.0.2.10")
+    other = ipaddress.ip_address("192.0.2.40")
+    state.conntrack = [
+        conntrack.Entry(4, 4097, 6, src, dst, b"", 40000, 22, 3),
+        conntrack.Entry(4, 4097, 6, src, dst, b"", 40001, 80),  # another port
+        conntrack.Entry(4, 4097, 6, other, dst, b"", 40002, 22),  # another source
+        conntrack.Entry(4, 4097, 17, src, dst, b"", 40003, 22),  # another protocol
+    ]
+    exp = trace.explain(t.snap(), CASES["same_host_pass_by_remote_group"], state)
+    assert exp.live == ("zone 4097, source port 40000, ESTABLISHED",)
+    text = render.render(exp)
+    assert "conntrack: 1 entry of this flow here" in text
+    assert exp.to_dict()["conntrack_entries"] == list(exp.live)
+    assert trace.explain(t.snap(), CASES["same_host_pass_by_remote_group"], None).live is None
