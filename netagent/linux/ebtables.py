@@ -265,6 +265,8 @@ class EbtablesManager:
         self._hook_misplaced = False
         # chain -> (body last applied, its rules in canonical form), for check()
         self._expected: dict[str, tuple[tuple[str, ...], list[ebtables_saved.Canonical]]] = {}
+        # the kernel's chains as check() read them last (canonical forms reused)
+        self._saved_memo: ebtables_saved.Memo = {}
         self._scanned = False
         self._prefetched: str | None = None
         self._lock = threading.RLock()
@@ -362,7 +364,10 @@ class EbtablesManager:
             if not self._scanned:
                 return []
             saved = ebtables_saved.parse_save(
-                priv.save(self.namespace, self.table), self.builtin, self.hook_chain
+                priv.save(self.namespace, self.table),
+                self.builtin,
+                self.hook_chain,
+                memo=self._saved_memo,
             )
             tampered: set[str] = set()
             for name, body in list(self._kernel.items()):

@@ -75,7 +75,7 @@ def _icmp(value: str, names: dict[str, int]) -> str:
     return f"{int(kind)}/{codes or '0:255'}"
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def _value(option: str, value: str) -> str:
     if option in _NETS:
         try:
@@ -93,9 +93,15 @@ def _value(option: str, value: str) -> str:
     return value
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def canonical(body: str) -> Canonical:
-    """The canonical form of a rule body (the text after ``-A CHAIN``)."""
+    """The canonical form of a rule body (the text after ``-A CHAIN``); memoised for the
+    few thousand most recent (the desired side keeps its own forms per chain, and
+    :func:`parse_save` per saved chain, so this cache holds no stale ruleset)."""
+    return _canonical(body)
+
+
+def _canonical(body: str) -> Canonical:
     pairs: list[tuple[str, str]] = []
     option: str | None = None
     values: list[str] = []
@@ -145,30 +151,54 @@ def _counted(line: str) -> tuple[int | None, str]:
     return int(match.group(1)), line[match.end() :]
 
 
-def parse_save(text: str, builtin: str, hook_chain: str, prefix: str = "na-") -> SavedTable:
+#: chain -> (its saved rule bodies, their canonical forms): what :func:`parse_save` read
+#: last, so an unchanged chain is not canonicalised again
+Memo = dict[str, tuple[tuple[str, ...], list[Canonical]]]
+
+
+def parse_save(
+    text: str, builtin: str, hook_chain: str, prefix: str = "na-", memo: Memo | None = None
+) -> SavedTable:
     """Read ``ebtables-nft-save -t TABLE`` output: netagent chains and the hook position.
 
     :param builtin: the built-in chain netagent hooks into (``PREROUTING``)
     :param hook_chain: netagent's chain jumped to from rule 1 of ``builtin``
+    :param memo: the canonical forms of the last read of the same table (updated): a
+        periodic check reuses those of the chains that did not change, and the memory
+        held is that of the current ruleset only
     """
     saved = SavedTable()
     jump = canonical(f"-j {hook_chain}")
     index = 0
+    bodies: dict[str, list[str]] = {}
     for raw in text.splitlines():
         count, line = _counted(raw)
         if line.startswith(":"):
             name, _, policy = line[1:].partition(" ")
             if name.startswith(prefix):
-                saved.chains.setdefault(name, [])
+                bodies.setdefault(name, [])
                 saved.policies[name] = policy.strip()
         elif line.startswith("-A "):
-            chain, rule = canonical_line(line)
+            _, chain, body = [*line.split(" ", 2), "", ""][:3]
             if chain.startswith(prefix):
-                saved.chains.setdefault(chain, []).append(rule)
+                bodies.setdefault(chain, []).append(body)
                 if count is not None:
                     saved.packets.setdefault(chain, []).append(count)
             elif chain == builtin:
-                if rule == jump:
+                if canonical(body) == jump:
                     saved.hook = saved.hook or index == 0
                 index += 1
+    for chain, lines in bodies.items():
+        key = tuple(lines)
+        known = memo.get(chain) if memo is not None else None
+        if known is not None and known[0] == key:
+            saved.chains[chain] = known[1]
+            continue
+        rules = [_canonical(body) for body in key]
+        saved.chains[chain] = rules
+        if memo is not None:
+            memo[chain] = (key, rules)
+    if memo is not None:
+        for gone in set(memo) - set(bodies):
+            del memo[gone]
     return saved

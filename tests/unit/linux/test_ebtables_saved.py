@@ -4,6 +4,7 @@ printing of one rule agree, and a changed rule does not."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from netagent.drivers.iptables_firewall import antispoof
 from netagent.linux.ebtables import EbRule
@@ -99,3 +100,27 @@ def test_counters_of_a_save_with_c_are_kept_per_rule_and_do_not_change_the_rules
     assert with_counters.hook is True and without.hook is True
     assert with_counters.packets == {"na-s-x": [12, 3]}
     assert without.packets == {}
+
+
+def test_a_memo_reuses_unchanged_chains_and_forgets_removed_ones() -> None:
+    def save(*chains: tuple[str, str]) -> str:
+        lines = [":PREROUTING ACCEPT", "-A PREROUTING -j na-PREROUTING"]
+        for name, ip in chains:
+            lines += [f":{name} RETURN", f"-A {name} -p IPv4 --ip-src {ip} -j ACCEPT"]
+        return "\n".join(lines) + "\n"
+
+    memo: dict[str, Any] = {}
+    first = parse_save(save(("na-s-a", "192.0.2.1"), ("na-s-b", "192.0.2.2")), "PREROUTING",
+                       "na-PREROUTING", memo=memo)  # fmt: skip
+    assert set(memo) == {"na-s-a", "na-s-b"}
+    second = parse_save(save(("na-s-a", "192.0.2.1"), ("na-s-c", "192.0.2.3")), "PREROUTING",
+                        "na-PREROUTING", memo=memo)  # fmt: skip
+    assert second.chains["na-s-a"] is first.chains["na-s-a"]  # reused, not recomputed
+    assert set(memo) == {"na-s-a", "na-s-c"}  # the removed chain's forms are gone
+    assert (
+        second.chains
+        == parse_save(
+            save(("na-s-a", "192.0.2.1"), ("na-s-c", "192.0.2.3")), "PREROUTING", "na-PREROUTING"
+        ).chains
+    )
+    assert second.hook is True
