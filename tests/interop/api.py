@@ -108,6 +108,19 @@ class Token:
         return token
 
 
+class NoAuthToken(Token):
+    """For a Neutron with ``auth_strategy = noauth`` (no Keystone): no token at all."""
+
+    def __init__(self) -> None:
+        super().__init__(Credentials("", "", "", ""))
+
+    def get(self) -> str:
+        return "noauth"
+
+    def renew(self) -> str:
+        return "noauth"
+
+
 class KeystoneApi:
     """JSON requests against Keystone's v3 API with ``token`` (an admin's)."""
 
