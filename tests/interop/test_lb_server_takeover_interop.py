@@ -50,6 +50,7 @@ from tests.interop.test_lb_takeover_interop import (
 HERE = Path(__file__).resolve().parent
 HOSTS = {"host-a": "198.18.0.1", "host-b": "198.18.0.2"}
 LB_AGENT_TYPE = "Linux bridge agent"
+AGENT_BINARY = "neutron-linuxbridge-agent"
 PRIVSEP_SECTIONS = (
     "privsep",
     "privsep_dhcp_release",
@@ -116,7 +117,7 @@ class LbAgents:
     def start(self, host: Host) -> None:
         out = (self.fabric.workdir / f"lb-agent-{host.name}.stdout").open("ab")
         self.processes[host.name] = subprocess.Popen(
-            ["ip", "netns", "exec", host.netns, str(self.venv / "bin" / "neutron-linuxbridge-agent"),
+            ["ip", "netns", "exec", host.netns, str(self.venv / "bin" / AGENT_BINARY),
              "--config-file", str(self.config(host))],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -352,7 +353,12 @@ def _switch(
             lambda h=host: _alive(api, h.name, "Netagent agent"),
             30,
         )
-        assert not _alive(api, host.name, LB_AGENT_TYPE)
+        # the stopped agent's row: dead after agent_down_time (deleted by the operator)
+        wait_for(
+            f"LB agent of {host.name} dead",
+            lambda h=host: not _alive(api, h.name, LB_AGENT_TYPE),
+            timeout=3 * neutron_server.AGENT_DOWN_TIME,
+        )
         assert _old_agent_state(host) == [], _old_agent_state(host)
         after = fabric.ifindexes(host, ("brq", "nvx-"))
         old = before[host.name]
