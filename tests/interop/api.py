@@ -65,6 +65,9 @@ class Credentials:
 class Token:
     """A project-scoped token for ``creds``, fetched on first use and on :meth:`renew`."""
 
+    #: more headers for every request with this token
+    extra_headers: dict[str, str] = {}
+
     def __init__(self, creds: Credentials, timeout: float = 60) -> None:
         self.creds = creds
         self.timeout = timeout
@@ -109,7 +112,11 @@ class Token:
 
 
 class NoAuthToken(Token):
-    """For a Neutron with ``auth_strategy = noauth`` (no Keystone): no token at all."""
+    """For a Neutron with ``auth_strategy = noauth`` (no Keystone): no token; the roles
+    (read by Neutron's context from ``X-Roles``) as a cloud's admin and Nova's service user
+    have them: the ``binding:*`` attributes are the service role's."""
+
+    extra_headers = {"X-Roles": "admin,member,reader,service"}
 
     def __init__(self) -> None:
         super().__init__(Credentials("", "", "", ""))
@@ -156,9 +163,8 @@ class NeutronApi:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         url = self.base_url + path
         try:
-            reply, _ = _json_request(
-                method, url, body, {"X-Auth-Token": self.token.get()}, self.timeout
-            )
+            headers = {"X-Auth-Token": self.token.get(), **self.token.extra_headers}
+            reply, _ = _json_request(method, url, body, headers, self.timeout)
         except ApiError as exc:
             if exc.status != 401:
                 raise

@@ -383,3 +383,28 @@ def _switch(
         assert _data_plane(host) == snapshot
     fabric.wait_ping(vm_a, vm_b)
     assert all(h.agent_alive() for h in hosts), fabric.diagnostics()
+    _rebind(api, vm_a, vm_b)
+
+
+def _rebind(api: NeutronApi, vm_a: Vm, vm_b: Vm) -> None:
+    """ML2 keeps the old binding; a ``binding:profile`` change makes it bind again, now
+    by netagent's driver (``tap``). Pings during it are reported, not asserted: the port
+    is unbound for a moment (doc/migration.md)."""
+    pinger = subprocess.Popen(
+        ["ip", "netns", "exec", vm_b.netns, "ping", "-n", "-q", "-i", "0.01", "-W", "1",
+         "-w", "60", vm_a.address],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        api.update("port", vm_a.port_id, **{"binding:profile": {"netagent-rebind": "1"}})
+        port = _wait_port(api, vm_a.port_id, **{"binding:vif_type": "tap", "status": "ACTIVE"})
+        time.sleep(2.0)
+    finally:
+        pinger.send_signal(signal.SIGINT)
+        out = pinger.communicate(timeout=10)[0]
+    sent, received = _ping_stats(out)
+    print(f"rebind of {vm_a.name}: {port['binding:vif_type']}, {_binding(api, vm_a)}; "
+          f"pings during it {sent} sent, {sent - received} lost")  # fmt: skip
+    assert _binding(api, vm_b)["binding:vif_type"] == "bridge"
+    _holds(vm_a, vm_b)
