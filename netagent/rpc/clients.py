@@ -243,6 +243,10 @@ class L3PluginApi(_Client):
         )
 
 
+#: The version ``report_state`` is sent with (see :meth:`StateReportApi.report_state`).
+REPORT_STATE_VERSION = "1.1"
+
+
 class StateReportApi(_Client):
     """Agent registration and liveness on ``q-reports-plugin`` (``AgentExtRpcCallback``).
 
@@ -269,7 +273,9 @@ class StateReportApi(_Client):
         :param time: UTC, ``%Y-%m-%dT%H:%M:%S.%f``.
         :returns: ``"new"``, ``"alive"``, ``"revived"`` or ``None`` (unchecked).
         """
-        cctxt = self.client.prepare(version="1.4", timeout=self.initial_timeout)
+        # 1.1 (the status reply) is all report_state needs; Neutron 2024.2 (25.x, the
+        # takeover's server) serves only up to 1.3 and refuses 1.4 (UnsupportedVersion)
+        cctxt = self.client.prepare(version=REPORT_STATE_VERSION, timeout=self.initial_timeout)
         return cctxt.call(
             rpc_transport.admin_context(),
             "report_state",

@@ -65,6 +65,9 @@ class Credentials:
 class Token:
     """A project-scoped token for ``creds``, fetched on first use and on :meth:`renew`."""
 
+    #: more headers for every request with this token
+    extra_headers: dict[str, str] = {}
+
     def __init__(self, creds: Credentials, timeout: float = 60) -> None:
         self.creds = creds
         self.timeout = timeout
@@ -108,6 +111,23 @@ class Token:
         return token
 
 
+class NoAuthToken(Token):
+    """For a Neutron with ``auth_strategy = noauth`` (no Keystone): no token; the roles
+    (read by Neutron's context from ``X-Roles``) as a cloud's admin and Nova's service user
+    have them: the ``binding:*`` attributes are the service role's."""
+
+    extra_headers = {"X-Roles": "admin,member,reader,service"}
+
+    def __init__(self) -> None:
+        super().__init__(Credentials("", "", "", ""))
+
+    def get(self) -> str:
+        return "noauth"
+
+    def renew(self) -> str:
+        return "noauth"
+
+
 class KeystoneApi:
     """JSON requests against Keystone's v3 API with ``token`` (an admin's)."""
 
@@ -143,9 +163,8 @@ class NeutronApi:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         url = self.base_url + path
         try:
-            reply, _ = _json_request(
-                method, url, body, {"X-Auth-Token": self.token.get()}, self.timeout
-            )
+            headers = {"X-Auth-Token": self.token.get(), **self.token.extra_headers}
+            reply, _ = _json_request(method, url, body, headers, self.timeout)
         except ApiError as exc:
             if exc.status != 401:
                 raise

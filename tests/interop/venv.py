@@ -174,7 +174,47 @@ def tempest() -> tuple[Path, bool]:
     return ensure_tool(f"tempest-{TEMPEST_VERSION}", tempest_requirements())
 
 
+def lb_server() -> tuple[Path, bool]:
+    """The Linux bridge venv made able to run neutron-server with netagent's driver
+    (:data:`LB_SERVER_PINS`, netagent installed editable from this checkout, without
+    dependencies, as in :func:`ensure`). Hold :func:`in_use` with
+    ``LB_SERVER_IN_USE`` while the server runs."""
+    path, built = lb_agent()
+    name = f"neutron-lb-{LB_AGENT_NEUTRON_VERSION}"
+    with (CACHE / f"venv-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pip = [str(path / "bin" / "pip"), "install", *PIP_QUIET]
+        python = str(path / "bin" / "python")
+        if _run([python, "-I", "-c", _CHECK_SERVER_PINS]).split() != LB_SERVER_PINS:
+            _run([*pip, *LB_SERVER_PINS])
+            built = True
+        if not _netagent_ok(path):
+            _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO)])
+            if not _netagent_ok(path):
+                raise RuntimeError(f"netagent's driver entry points missing in {path}")
+            built = True
+    return path, built
+
+
+#: What neutron-server 25.2.3 needs on top of :func:`lb_agent_requirements`: a MariaDB
+#: driver and, as 2024.2's upper constraints pin them, neutron-lib (5.x lacks
+#: ``ACCESS_READONLY``) and openstacksdk (newer ones subscript ``queue.Queue``, which
+#: eventlet's monkey-patched Queue refuses). The agent code runs with these as well.
+LB_SERVER_PINS = ["PyMySQL==1.2.4", "neutron-lib==3.15.0", "openstacksdk==4.0.1"]
+_CHECK_SERVER_PINS = """
+import importlib.metadata as md
+for name in ("PyMySQL", "neutron-lib", "openstacksdk"):
+    try:
+        print(f"{name}=={md.version(name)}")
+    except md.PackageNotFoundError:
+        print("-")
+"""
+
+#: :func:`in_use`'s key for the Linux bridge venv (netagent installed from a checkout)
+LB_SERVER_IN_USE = f"neutron-lb-{LB_AGENT_NEUTRON_VERSION}"
+
+
 def lb_agent() -> tuple[Path, bool]:
-    """The venv of the last Neutron with the Linux bridge agent (nothing of netagent in
-    it: the takeover tests run its agent code, never netagent's driver)."""
+    """The venv of the last Neutron with the Linux bridge agent (its agent and its code
+    run from here; :func:`lb_server` adds netagent's driver for its neutron-server)."""
     return ensure_tool(f"neutron-lb-{LB_AGENT_NEUTRON_VERSION}", lb_agent_requirements())

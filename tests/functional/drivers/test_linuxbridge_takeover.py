@@ -87,6 +87,35 @@ def test_neutron_vxlan_is_renamed_in_place(conf: cfg.ConfigOpts, host: str) -> N
     assert links(host)["nvx-1001"]["ifindex"] == index
 
 
+def test_taken_over_fdb_is_kept_until_peers_are_known(conf: cfg.ConfigOpts, host: str) -> None:
+    """With l2population the server's entries come in a cast after the first pass: a pass
+    that knows no peer yet must not cut the old agent's tunnels (real-server finding)."""
+    conf.set_override("take_over_neutron_linuxbridge", True, "agent")
+    net = network(vni=1003, mtu=1450)
+    _neutron_vxlan(host, brq(net), 1003)
+    old = fdb(host, "vxlan-1003")
+    driver = LinuxBridgeDriver(conf, netns=host)
+    driver.initialize()
+    no_peers = NetworkPlan(net, {"host-a": ipaddress.ip_address(LOCAL_IP)})
+    assert not driver.ensure_networks([no_peers]).failed
+    assert fdb(host, "nvx-1003") == old
+    assert driver.find_drift().networks == set(), driver.find_drift()  # kept = applied
+    driver.begin_pass()
+    assert not driver.ensure_networks([no_peers]).failed  # still nothing known: kept
+    assert fdb(host, "nvx-1003") == old
+    driver.begin_pass()
+    plan = NetworkPlan(
+        net,
+        {"host-b": PEER_B, "host-a": ipaddress.ip_address(LOCAL_IP)},
+        (remote("fa:16:3e:00:00:0b", PEER_B),),
+    )
+    assert not driver.ensure_networks([plan]).failed
+    assert fdb(host, "nvx-1003") == {(ZERO, str(PEER_B)), ("fa:16:3e:00:00:0b", str(PEER_B))}
+    driver.begin_pass()
+    assert not driver.ensure_networks([no_peers]).failed  # known once: converged as usual
+    assert fdb(host, "nvx-1003") == set()
+
+
 def test_other_port_fails_the_network_without_touching_it(conf: cfg.ConfigOpts, host: str) -> None:
     conf.set_override("take_over_neutron_linuxbridge", True, "agent")
     net = network(vni=1002)

@@ -138,3 +138,20 @@ def test_interface_mappings_parsing() -> None:
         "a": "eth1",
         "b": "eth2",
     }
+
+
+def test_report_state_is_served_by_a_2024_2_server(
+    conf: cfg.ConfigOpts, transport: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neutron 25.x's AgentExtRpcCallback is version 1.3: a 1.4 call is refused there."""
+    import oslo_messaging  # noqa: PLC0415
+
+    from tests.fullstack import fake_neutron  # noqa: PLC0415
+
+    monkeypatch.setattr(fake_neutron._Reports, "target", oslo_messaging.Target(version="1.3"))
+    server = FakeNeutron(transport).start()
+    try:
+        assert make_reporter(conf, transport, []).report_once() == "alive"
+        assert len(server.calls_of("report_state")) == 1
+    finally:
+        server.stop()
