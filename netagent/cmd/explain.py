@@ -75,8 +75,8 @@ def load(doc: dict[str, Any]) -> snapshot.Snapshot:
     """
     if "explain" not in doc:
         raise ValueError("the agent's status has no explain section (first pass not done?)")
-    firewall = doc.get("drivers", {}).get("firewall", {})
-    return snapshot.parse(doc["explain"], firewall)
+    drivers = doc.get("drivers", {})
+    return snapshot.parse(doc["explain"], drivers.get("firewall", {}), drivers.get("l2"))
 
 
 def run(

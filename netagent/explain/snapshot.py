@@ -48,6 +48,36 @@ class NetworkInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class OvsInfo:
+    """The Open vSwitch L2 driver's bridges and each network's local VLAN on br-int."""
+
+    integration_bridge: str
+    tunnel_bridge: str
+    local_vlans: Mapping[str, int]
+
+
+def parse_ovs(l2: object) -> OvsInfo | None:
+    """The part of the L2 driver's ``describe()`` explain needs (None: not Open vSwitch).
+
+    :raises ValueError: a field is missing or invalid
+    """
+    doc = _obj(l2 or {}, "l2 driver")
+    if doc.get("driver") != "openvswitch":
+        return None
+    try:
+        return OvsInfo(
+            integration_bridge=v.label(doc.get("integration_bridge")),
+            tunnel_bridge=v.label(doc.get("tunnel_bridge")),
+            local_vlans={
+                v.uuid(nid): v.integer(_obj(net, "network").get("local_vlan"), 0, 4095)
+                for nid, net in _obj(doc.get("networks"), "networks").items()
+            },
+        )
+    except (v.FieldError, TypeError, AttributeError) as exc:
+        raise ValueError(f"invalid l2 driver description: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
 class Snapshot:
     """What one agent knows that ``explain`` needs (see module docstring).
 
@@ -65,6 +95,8 @@ class Snapshot:
     planned: frozenset[str] = frozenset()
     #: routers with an interface on one of ``networks``
     routers: Mapping[str, Router] = dataclasses.field(default_factory=dict)
+    #: the L2 driver's switch when it is Open vSwitch (None: Linux bridges)
+    ovs: OvsInfo | None = None
 
     def local_ports(self, host: str | None = None) -> list[Port]:
         """Ports bound to ``host`` (default: this agent's host), by id."""
@@ -282,14 +314,15 @@ def _rule(doc: Mapping[str, Any]) -> SecurityGroupRule:
     )
 
 
-def parse(doc: object, firewall: object = None) -> Snapshot:
+def parse(doc: object, firewall: object = None, l2: object = None) -> Snapshot:
     """Model objects from the ``"explain"`` part of a status document.
 
     :param firewall: the document's ``drivers.firewall`` entry
+    :param l2: the document's ``drivers.l2`` entry
     :raises ValueError: a missing or invalid field (the agent is too old, or not ours)
     """
     try:
-        return _parse(doc, firewall)
+        return dataclasses.replace(_parse(doc, firewall), ovs=parse_ovs(l2))
     except (v.FieldError, ModelError, TypeError, AttributeError) as exc:
         raise ValueError(f"invalid explain document: {exc}") from exc
 

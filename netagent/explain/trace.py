@@ -36,7 +36,7 @@ from netagent.explain.result import (
     Mismatch,
     RuleHit,
 )
-from netagent.explain.snapshot import Snapshot
+from netagent.explain.snapshot import OvsInfo, Snapshot
 from netagent.linux import conntrack
 from netagent.linux.iptables.rules import Conntrack, MarkMatch, SetMatch
 from netagent.linux.iptables.targets import RETURN, SetMark
@@ -531,22 +531,36 @@ class _Segment:
     network_type: str
     vni: int | None
     peers: Mapping[str, IPAddress]
+    ovs: OvsInfo | None = None
 
     @property
     def bridge(self) -> str:
+        if self.ovs is not None:
+            return self.ovs.integration_bridge
         return names.network_bridge(self.network_id)
 
     @property
     def other(self) -> str:
-        """The bridge port towards other hosts (the VXLAN device or the uplink)."""
+        """The bridge port towards other hosts (the VXLAN device or the uplink); on Open
+        vSwitch the tunnel bridge."""
+        if self.ovs is not None and self.network_type == "vxlan":
+            return self.ovs.tunnel_bridge
         return _other_side(self.network_type, self.vni)
+
+    @property
+    def bridge_detail(self) -> str:
+        detail = f"network {self.network_id}"
+        if self.ovs is not None:
+            vlan = self.ovs.local_vlans.get(self.network_id)
+            detail += f", local VLAN {vlan if vlan is not None else 'unknown'}"
+        return detail
 
     def peerless(self, host: str) -> bool:
         return self.network_type == "vxlan" and self.peers.get(host) is None
 
     def hops(self, from_host: str, to_host: str) -> list[Hop]:
         """From a device on ``from_host``'s bridge to ``to_host``'s bridge (included)."""
-        detail = f"network {self.network_id}"
+        detail = self.bridge_detail
         path = [Hop(from_host, "bridge", self.bridge, detail)]
         if to_host == from_host:
             return path
@@ -567,8 +581,10 @@ class _Segment:
 def _segment(snap: Snapshot, network_id: str) -> _Segment:
     info = snap.networks.get(network_id)
     if info is None:
-        return _Segment(network_id, "unknown", None, {})
-    return _Segment(network_id, info.network_type, info.segmentation_id, info.tunnel_peers)
+        return _Segment(network_id, "unknown", None, {}, snap.ovs)
+    return _Segment(
+        network_id, info.network_type, info.segmentation_id, info.tunnel_peers, snap.ovs
+    )
 
 
 def _deliver(  # noqa: PLR0917 - the two call sites name every argument's role

@@ -189,6 +189,18 @@ def test_ovs_cross_host_ping_tcp_and_isolation(
     assert f"in_port={ofport},actions=NORMAL" in flow and "MISSING" not in flow, shown
     assert int(flow.rsplit(": ", 1)[1].split()[0]) > 0, flow  # the pings went through it
 
+    # explain lays out the Open vSwitch path: br-int with the network's local VLAN, br-tun
+    explained = run(
+        "ip", "netns", "exec", host_a.netns, str(harness.BIN / "netagent-status"), "explain",
+        "--state-path", str(host_a.state_path), "--from", vm1.address, "--to", vm2.address,
+        "--proto", "icmp", "--json",
+    )  # fmt: skip
+    doc = json.loads(explained.stdout)
+    hops = [(h["host"], h["kind"], h["name"], h["detail"]) for h in doc["path"]]
+    assert ("host-a", "bridge", "br-int", f"network {net1}, local VLAN {tags['vm1']}") in hops
+    assert ("host-a", "vxlan", "br-tun", "VNI 1001 to host-b (198.18.0.2)") in hops, hops
+    assert doc["verdict"] == "pass" and not any(h[2].startswith("brq") for h in hops)
+
 
 def _monitor(switch: PrivateOvs, bridge: str) -> subprocess.Popen[str]:
     return subprocess.Popen(

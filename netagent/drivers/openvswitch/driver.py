@@ -583,6 +583,7 @@ class OpenvswitchDriver(base.L2Driver):
         return {
             "driver": "openvswitch",
             "integration_bridge": self.int_br,
+            "tunnel_bridge": self.tun_br,
             "local_ip": self.local_ip,
             "datapath_type": self.datapath_type,
             "networks": {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from netagent.drivers.iptables_firewall import compiler as comp
-from netagent.explain import iptables_eval, packet, trace
+from netagent.explain import iptables_eval, packet, snapshot, trace
 from netagent.explain.iptables_eval import Context, NotModelledError
 from netagent.explain.packet import Packet
 from netagent.linux.iptables.rules import U32, DPortRange, Proto, Rule, SetMatch
@@ -249,3 +249,21 @@ def test_no_firewall_driver_passes_everything() -> None:
     exp = trace.explain(t.snap(firewall={}), trace.Query(t.VM1, t.VM3, "udp", 53), None)
     assert exp.verdict == "pass"
     assert all("no firewall driver" in c.reason for c in exp.checks)
+
+
+def test_open_vswitch_path_names_br_int_with_the_local_vlan_and_br_tun() -> None:
+    l2 = {
+        "driver": "openvswitch",
+        "integration_bridge": "br-int",
+        "tunnel_bridge": "br-tun",
+        "networks": {t.NET: {"local_vlan": 7, "kind": "vxlan"}},
+    }
+    snap = snapshot.parse(t.document(), {}, l2)
+    exp = trace.explain(snap, trace.Query("192.0.2.10", "192.0.2.20", "icmp"), None)
+    hops = [(h.host, h.kind, h.name, h.detail) for h in exp.path]
+    assert ("host-a", "bridge", "br-int", f"network {t.NET}, local VLAN 7") in hops
+    assert ("host-a", "vxlan", "br-tun", "VNI 1001 to host-b (198.18.0.2)") in hops
+    assert not any(name.startswith("brq") for _, _, name, _ in hops)
+    with pytest.raises(ValueError, match="invalid l2 driver description"):
+        snapshot.parse(t.document(), {}, {**l2, "networks": {t.NET: {"local_vlan": 9999}}})
+    assert snapshot.parse(t.document(), {}, {"driver": "linuxbridge"}).ovs is None
