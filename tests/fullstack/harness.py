@@ -338,9 +338,11 @@ class Fabric:
 
     # -- topology ---------------------------------------------------------------------
 
-    def add_host(self, name: str, tunnel_ip: str) -> Host:
-        netns = self._netns(name)
-        uplink = f"ul-{name}"[:15]
+    def add_underlay_node(self, role: str, address: str) -> str:
+        """A namespace whose ``eth-ul`` (with ``address``) is a port of the underlay
+        bridge; its name."""
+        netns = self._netns(role)
+        uplink = f"ul-{role}"[:15]
         ip(
             netns,
             "link",
@@ -355,8 +357,12 @@ class Fabric:
             self.underlay,
         )
         ip(self.underlay, "link", "set", uplink, "master", UNDERLAY_BRIDGE, "up")
-        ip(netns, "addr", "add", f"{tunnel_ip}/{UNDERLAY_PREFIX}", "dev", "eth-ul")
+        ip(netns, "addr", "add", f"{address}/{UNDERLAY_PREFIX}", "dev", "eth-ul")
         ip(netns, "link", "set", "eth-ul", "up")
+        return netns
+
+    def add_host(self, name: str, tunnel_ip: str) -> Host:
+        netns = self.add_underlay_node(name, tunnel_ip)
         host = Host(name, netns, tunnel_ip, self.workdir, user=self.agent_user)
         self.hosts[name] = host
         return host

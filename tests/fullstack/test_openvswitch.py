@@ -41,6 +41,23 @@ def switches() -> Iterator[dict[str, PrivateOvs]]:
             switch.stop()
 
 
+def _add_bridge(switch: PrivateOvs, bridge: str, port: str) -> None:
+    """An operator's bridge (userspace datapath) holding ``port``."""
+    switch.vsctl(
+        "add-br",
+        bridge,
+        "--",
+        "set",
+        "bridge",
+        bridge,
+        "datapath_type=netdev",
+        "--",
+        "add-port",
+        bridge,
+        port,
+    )
+
+
 def add_ovs_host(
     fabric: Fabric, switches: dict[str, PrivateOvs], name: str, tunnel_ip: str
 ) -> Host:
@@ -50,19 +67,7 @@ def add_ovs_host(
     switch.start()
     # the tunnel address moves from the veth to br-phy, whose port the veth becomes
     ip(host.netns, "addr", "flush", "dev", "eth-ul")
-    switch.vsctl(
-        "add-br",
-        "br-phy",
-        "--",
-        "set",
-        "bridge",
-        "br-phy",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br-phy",
-        "eth-ul",
-    )
+    _add_bridge(switch, "br-phy", "eth-ul")
     ip(host.netns, "addr", "add", f"{tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "br-phy")
     ip(host.netns, "link", "set", "br-phy", "up")
     run("ip", "netns", "exec", host.netns, "sysctl", "-qw", "net.ipv4.conf.eth-ul.rp_filter=1")
@@ -148,6 +153,17 @@ def _two_hosts(fabric: Fabric, switches: dict[str, PrivateOvs]) -> tuple[Host, H
     )
 
 
+def _pinging_pair(fabric: Fabric, switches: dict[str, PrivateOvs]) -> tuple[Host, str, Vm, Vm]:
+    """Two hosts with running agents, a VM on each in VXLAN network 1001, pinging."""
+    host_a, host_b = _two_hosts(fabric, switches)
+    net = fabric.add_network(1001)
+    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
+    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
+    fabric.start_agents()
+    fabric.wait_ping(vm1, vm2, timeout=30)
+    return host_a, net, vm1, vm2
+
+
 def test_ovs_cross_host_ping_tcp_and_isolation(
     fabric: Fabric, switches: dict[str, PrivateOvs]
 ) -> None:
@@ -198,6 +214,18 @@ def _monitor(switch: PrivateOvs, bridge: str) -> subprocess.Popen[str]:
     )
 
 
+def _watch_flows(
+    host: Host, switch: PrivateOvs
+) -> tuple[dict[str, list[str]], dict[str, subprocess.Popen[str]]]:
+    """Once ``host`` has converged: netagent's flows on br-int and br-tun, and a running
+    flow monitor on each bridge (see :func:`_our_events`)."""
+    wait_for(f"{host.name} converged", lambda: host.status().returncode == 0, timeout=30)
+    before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
+    monitors = {b: _monitor(switch, b) for b in before}
+    time.sleep(0.5)
+    return before, monitors
+
+
 def _our_events(proc: subprocess.Popen[str]) -> list[str]:
     assert proc.poll() is None, "the flow monitor died"
     proc.kill()
@@ -208,17 +236,9 @@ def _our_events(proc: subprocess.Popen[str]) -> list[str]:
 def test_ovs_agent_sigkill_restart_keeps_traffic_and_flows(
     fabric: Fabric, switches: dict[str, PrivateOvs]
 ) -> None:
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
-    wait_for("host-a converged", lambda: host_a.status().returncode == 0, timeout=30)
+    host_a, _net, vm1, vm2 = _pinging_pair(fabric, switches)
     switch = switches["host-a"]
-    before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
-    monitors = {b: _monitor(switch, b) for b in before}
-    time.sleep(0.5)
+    before, monitors = _watch_flows(host_a, switch)
     count = 100  # 100 pings 0.05 s apart: the restart happens in the middle
     pinger = subprocess.Popen(
         [
@@ -265,12 +285,7 @@ def test_ovs_agent_sigkill_restart_keeps_traffic_and_flows(
 
 
 def test_ovs_vswitchd_restart_is_repaired(fabric: Fabric, switches: dict[str, PrivateOvs]) -> None:
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
+    host_a, _net, vm1, vm2 = _pinging_pair(fabric, switches)
     switch = switches["host-a"]
     before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
     switch.restart_vswitchd()
@@ -307,19 +322,7 @@ def test_ovs_flat_network_reaches_an_external_namespace(
     ip(external, "addr", "add", "192.0.2.1/24", "dev", "eth0")
     ip(external, "link", "set", "eth0", "up")
     ip(host_a.netns, "link", "set", "ex-up", "up")
-    switch.vsctl(
-        "add-br",
-        "br-ex",
-        "--",
-        "set",
-        "bridge",
-        "br-ex",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br-ex",
-        "ex-up",
-    )
+    _add_bridge(switch, "br-ex", "ex-up")
     flat = str(__import__("uuid").uuid4())
     fabric.networks[flat] = {
         "id": flat,
@@ -351,17 +354,9 @@ def test_ovs_ovsdb_server_restart_changes_nothing(
     nothing until it has reconnected to ovsdb-server (it reconnects after 1 s, then 2 s;
     measured: the same ~3 s gap with the agent stopped), which is OVS's, not netagent's.
     """
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
-    wait_for("host-a converged", lambda: host_a.status().returncode == 0, timeout=30)
+    host_a, net, vm1, vm2 = _pinging_pair(fabric, switches)
     switch = switches["host-a"]
-    before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
-    monitors = {b: _monitor(switch, b) for b in before}
-    time.sleep(0.5)
+    before, monitors = _watch_flows(host_a, switch)
     switch.restart_ovsdb()
     fabric.wait_ping(vm1, vm2, timeout=15)
     time.sleep(2.0)  # two integrity checks of the agent
@@ -414,24 +409,7 @@ def _attacker(fabric: Fabric, address: str, vni: int, target: str) -> str:
     """A namespace on the underlay with a kernel VXLAN device (VNI ``vni``, to
     ``target``) bridged to an address of the tenant subnet: it injects frames straight
     into the tunnel, the way a rogue or compromised machine on the underlay would."""
-    netns = fabric._netns("evil")
-    uplink = "ul-evil"
-    ip(
-        netns,
-        "link",
-        "add",
-        "eth-ul",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        uplink,
-        "netns",
-        fabric.underlay,
-    )
-    ip(fabric.underlay, "link", "set", uplink, "master", harness.UNDERLAY_BRIDGE, "up")
-    ip(netns, "addr", "add", f"{address}/{harness.UNDERLAY_PREFIX}", "dev", "eth-ul")
-    ip(netns, "link", "set", "eth-ul", "up")
+    netns = fabric.add_underlay_node("evil", address)
     ip(
         netns,
         "link",
@@ -458,12 +436,7 @@ def _attacker(fabric: Fabric, address: str, vni: int, target: str) -> str:
 def test_ovs_vni_accepted_only_from_the_networks_peers(
     fabric: Fabric, switches: dict[str, PrivateOvs]
 ) -> None:
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
+    host_a, net, vm1, _vm2 = _pinging_pair(fabric, switches)
     evil = _attacker(fabric, "198.18.0.3", 1001, host_a.tunnel_ip)
     # the attack: VNI 1001 from an endpoint that is no host of the network
     assert ping(evil, vm1.address, count=3, interval=0.2).returncode != 0
