@@ -20,7 +20,7 @@ import pytest
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
 from tests.common import ovs as ovs_helper
 from tests.common.ovs import PrivateOvs
-from tests.fullstack import harness
+from tests.fullstack import harness, ovs_host
 from tests.fullstack.harness import Fabric, Host, Vm, can_ping, ip, ping, run, wait_for
 
 OURS = f"0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"
@@ -41,23 +41,6 @@ def switches() -> Iterator[dict[str, PrivateOvs]]:
             switch.stop()
 
 
-def _add_bridge(switch: PrivateOvs, bridge: str, port: str) -> None:
-    """An operator's bridge (userspace datapath) holding ``port``."""
-    switch.vsctl(
-        "add-br",
-        bridge,
-        "--",
-        "set",
-        "bridge",
-        bridge,
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        bridge,
-        port,
-    )
-
-
 def add_ovs_host(
     fabric: Fabric, switches: dict[str, PrivateOvs], name: str, tunnel_ip: str
 ) -> Host:
@@ -65,12 +48,7 @@ def add_ovs_host(
     switch = PrivateOvs(host.netns)
     switches[name] = switch
     switch.start()
-    # the tunnel address moves from the veth to br-phy, whose port the veth becomes
-    ip(host.netns, "addr", "flush", "dev", "eth-ul")
-    _add_bridge(switch, "br-phy", "eth-ul")
-    ip(host.netns, "addr", "add", f"{tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "br-phy")
-    ip(host.netns, "link", "set", "br-phy", "up")
-    run("ip", "netns", "exec", host.netns, "sysctl", "-qw", "net.ipv4.conf.eth-ul.rp_filter=1")
+    ovs_host.tunnel_on_br_phy(switch, host.netns, tunnel_ip)
     host.l2_driver = "openvswitch"
     host.extra_config = (
         "[ovs]\n"
@@ -88,29 +66,7 @@ def add_ovs_vm(
 ) -> Vm:
     """A VM whose tap os-vif added to br-int (creating br-int as os-vif does)."""
     vm = fabric.add_vm(name, host, net, cidr)
-    ip(host.netns, "link", "set", vm.tap, "up")
-    run("ip", "netns", "exec", vm.netns, "ethtool", "-K", "eth0", "tx", "off")
-    switches[host.name].vsctl(
-        "--may-exist",
-        "add-br",
-        "br-int",
-        "--",
-        "set",
-        "bridge",
-        "br-int",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br-int",
-        vm.tap,
-        "--",
-        "set",
-        "Interface",
-        vm.tap,
-        f"external_ids:iface-id={vm.port_id}",
-        f"external_ids:attached-mac={vm.mac}",
-        "external_ids:iface-status=active",
-    )
+    ovs_host.plug_like_os_vif(switches[host.name], vm)
     return vm
 
 
@@ -322,7 +278,7 @@ def test_ovs_flat_network_reaches_an_external_namespace(
     ip(external, "addr", "add", "192.0.2.1/24", "dev", "eth0")
     ip(external, "link", "set", "eth0", "up")
     ip(host_a.netns, "link", "set", "ex-up", "up")
-    _add_bridge(switch, "br-ex", "ex-up")
+    ovs_host.add_bridge(switch, "br-ex", "ex-up")
     flat = str(__import__("uuid").uuid4())
     fabric.networks[flat] = {
         "id": flat,
