@@ -19,10 +19,7 @@ Everything it creates is removed at the end.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +28,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fullstack import churn
 
 
-def emit(doc: dict[str, Any]) -> None:
-    print(json.dumps(doc), flush=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before sampling")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+
+
+def scenario(fabric: churn.ChurnFabric, args: argparse.Namespace) -> dict[str, Any]:
+    seconds = args.minutes * 60
+    return churn.soak(fabric, seconds, args.warmup, args.interval, churn.emit_json)
+
+
+def verdict(result: dict[str, Any], args: argparse.Namespace) -> bool:
+    trends = [m for m, t in result["trend"].items() if t["growth_trend"]]
+    ok: bool = result["agent_alive"] and not result["churn_errors"] and not trends
+    text = "no growth trend" if not trends else "growth trend: " + ", ".join(trends)
+    churn.emit_json({"phase": "summary", "verdict": text, **result})
+    return ok
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--ports", type=int, default=1000)
-    parser.add_argument("--networks", type=int, default=10)
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=2.0, help="changes per second")
-    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before sampling")
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args()
-    scale = churn.Scale(args.ports, args.networks, args.pairs, args.rate)
-    workdir = Path(tempfile.mkdtemp(prefix="soak-"))
-    ok = False
-    try:
-        with churn.churn_fabric(workdir, scale) as fabric:
-            fabric.build()
-            result = churn.soak(fabric, args.minutes * 60, args.warmup, args.interval, emit)
-        trends = [m for m, t in result["trend"].items() if t["growth_trend"]]
-        ok = result["agent_alive"] and not result["churn_errors"] and not trends
-        verdict = "no growth trend" if not trends else "growth trend: " + ", ".join(trends)
-        emit({"phase": "summary", "verdict": verdict, **result})
-    finally:
-        if args.keep or not ok:
-            print(f"work directory: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if ok else 1
+    return churn.cli(__doc__, "soak-", add_arguments, scenario, verdict)
 
 
 if __name__ == "__main__":

@@ -106,15 +106,7 @@ def destroy(namespace: str | None, name: str) -> None:
 
     :raises IpsetInUseError: a rule still references the set
     """
-    if not re.fullmatch(_SET, name):
-        raise IpsetInputError(name)
-    try:
-        _run(namespace, ["destroy", name])
-    except IpsetInUseError:
-        raise
-    except IpsetError as exc:
-        if "does not exist" not in exc.stderr:
-            raise
+    _destroy(namespace, name, _SET)
 
 
 def destroy_neutron(namespace: str | None, name: str) -> None:
@@ -122,7 +114,11 @@ def destroy_neutron(namespace: str | None, name: str) -> None:
 
     :raises IpsetInUseError: a rule still references the set
     """
-    if not re.fullmatch(NEUTRON_SET, name):
+    _destroy(namespace, name, NEUTRON_SET)
+
+
+def _destroy(namespace: str | None, name: str, pattern: str) -> None:
+    if not re.fullmatch(pattern, name):
         raise IpsetInputError(name)
     try:
         _run(namespace, ["destroy", name])

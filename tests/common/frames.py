@@ -12,6 +12,7 @@ import ipaddress
 import struct
 import subprocess
 import time
+from typing import Self
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -139,7 +140,40 @@ def send(netns: str, device: str, frames: list[bytes], repeat: int = 3) -> None:
     )
 
 
-class Capture:
+class _Probe:
+    """``code`` run with ``magic`` (hex) as its argument in ``netns``: it prints ``ready``
+    once listening, then ``hit`` for each frame or datagram holding the marker."""
+
+    def __init__(self, netns: str, code: str, magic: bytes, what: str) -> None:
+        self._proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "python3", "-c", code, magic.hex()],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline().strip() != "ready":
+            self._proc.kill()
+            raise AssertionError(f"{what} in {netns} did not start")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> str:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        out, _ = self._proc.communicate(timeout=10)
+        return out
+
+    def count(self, settle: float = 1.0) -> int:
+        """Stops the probe after ``settle`` seconds; how many hits it saw."""
+        time.sleep(settle)
+        return self._stop().split().count("hit")
+
+
+class Capture(_Probe):
     """Frames arriving on ``device`` in ``netns`` that contain ``magic``, while open.
 
     Use as a context manager; :meth:`count` ends the capture and returns how many
@@ -157,34 +191,10 @@ class Capture:
             "    if a[2]!=socket.PACKET_OUTGOING and bytes.fromhex(sys.argv[1]) in d:\n"
             "        print('hit',flush=True)\n"
         )
-        self._proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "python3", "-c", code, magic.hex()],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._proc.stdout is not None
-        if self._proc.stdout.readline().strip() != "ready":
-            self._proc.kill()
-            raise AssertionError(f"capture on {device} in {netns} did not start")
-
-    def __enter__(self) -> Capture:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
-
-    def _stop(self) -> str:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        out, _ = self._proc.communicate(timeout=10)
-        return out
-
-    def count(self, settle: float = 1.0) -> int:
-        time.sleep(settle)
-        return self._stop().split().count("hit")
+        super().__init__(netns, code, magic, f"capture on {device}")
 
 
-class UdpListener:
+class UdpListener(_Probe):
     """A UDP socket in ``netns`` on ``address``:``port``; :meth:`count` says how many
     datagrams holding ``magic`` it received (and stops it)."""
 
@@ -199,27 +209,4 @@ class UdpListener:
             "    d=s.recv(65535)\n"
             "    if bytes.fromhex(sys.argv[1]) in d: print('hit',flush=True)\n"
         )
-        self._proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "python3", "-c", code, magic.hex()],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._proc.stdout is not None
-        if self._proc.stdout.readline().strip() != "ready":
-            self._proc.kill()
-            raise AssertionError(f"UDP listener on {address}:{port} in {netns} did not start")
-
-    def __enter__(self) -> UdpListener:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.communicate(timeout=10)
-
-    def count(self, settle: float = 1.0) -> int:
-        time.sleep(settle)
-        if self._proc.poll() is None:
-            self._proc.kill()
-        out, _ = self._proc.communicate(timeout=10)
-        return out.split().count("hit")
+        super().__init__(netns, code, magic, f"UDP listener on {address}:{port}")

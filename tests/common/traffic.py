@@ -1,6 +1,7 @@
 """Traffic helpers shared by the functional and fullstack router tests: a bounded TCP
 "whoami" server inside a namespace (it answers with a tag and the peer address it saw, so
-a test reads the translation a packet went through) and its client, and neighbour reads."""
+a test reads the translation a packet went through) and its client, ping, and neighbour
+reads."""
 
 from __future__ import annotations
 
@@ -71,6 +72,36 @@ def ask(
 
     result: str = nsenter.call_in_namespace(ns, connect)
     return result
+
+
+def ping(ns: str, address: str, count: int = 2, source: str | None = None) -> bool:
+    """Whether ``address`` answers ``count`` echo requests from ``ns`` 0.2 s apart (each
+    given 1 s, all 4 s), sent from ``source`` if set."""
+    extra = ["-I", source] if source else []
+    proc = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            str(count),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-w",
+            "4",
+            *extra,
+            address,
+        ],
+        capture_output=True,
+        timeout=20,
+    )
+    return proc.returncode == 0
 
 
 def neigh_mac(ns: str, address: str) -> str | None:

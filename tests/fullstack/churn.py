@@ -31,6 +31,7 @@ pair; ``trends.sample_resources`` and ``trends.trend`` give the soak its figures
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import ipaddress
@@ -41,6 +42,8 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -671,3 +674,48 @@ def soak(
         "agent_alive": host_a.agent_alive(),
         "trend": trends.trend(samples),
     }
+
+
+# -- the command line of tools/soak.py and tools/bench/restart_churn.py ----------------
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc), flush=True)
+
+
+def cli(
+    doc: str,
+    prefix: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    scenario: Callable[[ChurnFabric, argparse.Namespace], dict[str, Any]],
+    verdict: Callable[[dict[str, Any], argparse.Namespace], bool],
+) -> int:
+    """Parse ``--ports/--networks/--pairs/--rate/--keep`` and the tool's own arguments,
+    run ``scenario`` on a built fabric in a fresh work directory, then ``verdict`` on its
+    result (after the fabric is closed; it emits the summary and says whether the goals
+    were met). The work directory is kept on failure or with ``--keep``.
+
+    :returns: the exit status, 0 when ``verdict`` is true.
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--ports", type=int, default=1000)
+    parser.add_argument("--networks", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=2.0, help="changes per second")
+    add_arguments(parser)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    scale = Scale(args.ports, args.networks, args.pairs, args.rate)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    ok = False
+    try:
+        with churn_fabric(workdir, scale) as fabric:
+            fabric.build()
+            result = scenario(fabric, args)
+        ok = verdict(result, args)
+    finally:
+        if args.keep or not ok:
+            print(f"work directory: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
 import signal
@@ -27,7 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.common.vmctl import vmctl
+
 BIN = Path(sys.executable).parent
 NETNS_PREFIX = "nafs-"
 UNDERLAY_BRIDGE = "ul0"
@@ -56,17 +56,6 @@ def unprivileged(user: str, argv: list[str]) -> list[str]:
         f"--inh-caps=-all,{caps}", f"--ambient-caps=-all,{caps}",
         f"--bounding-set=-all,{caps}", "--", *argv,
     ]  # fmt: skip
-
-
-def _load_vmctl() -> Any:
-    spec = importlib.util.spec_from_file_location("vmctl", REPO / "tools" / "vmctl.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-vmctl = _load_vmctl()
 
 
 def run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -338,9 +327,11 @@ class Fabric:
 
     # -- topology ---------------------------------------------------------------------
 
-    def add_host(self, name: str, tunnel_ip: str) -> Host:
-        netns = self._netns(name)
-        uplink = f"ul-{name}"[:15]
+    def add_underlay_node(self, role: str, address: str) -> str:
+        """A namespace whose ``eth-ul`` (with ``address``) is a port of the underlay
+        bridge; its name."""
+        netns = self._netns(role)
+        uplink = f"ul-{role}"[:15]
         ip(
             netns,
             "link",
@@ -355,8 +346,12 @@ class Fabric:
             self.underlay,
         )
         ip(self.underlay, "link", "set", uplink, "master", UNDERLAY_BRIDGE, "up")
-        ip(netns, "addr", "add", f"{tunnel_ip}/{UNDERLAY_PREFIX}", "dev", "eth-ul")
+        ip(netns, "addr", "add", f"{address}/{UNDERLAY_PREFIX}", "dev", "eth-ul")
         ip(netns, "link", "set", "eth-ul", "up")
+        return netns
+
+    def add_host(self, name: str, tunnel_ip: str) -> Host:
+        netns = self.add_underlay_node(name, tunnel_ip)
         host = Host(name, netns, tunnel_ip, self.workdir, user=self.agent_user)
         self.hosts[name] = host
         return host

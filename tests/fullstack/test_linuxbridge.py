@@ -17,6 +17,19 @@ def _two_hosts(fabric: Fabric) -> tuple[harness.Host, harness.Host]:
     return fabric.add_host("host-a", "198.18.0.1"), fabric.add_host("host-b", "198.18.0.2")
 
 
+def _pinging_pair(
+    fabric: Fabric,
+) -> tuple[harness.Host, harness.Host, str, harness.Vm, harness.Vm]:
+    """Two hosts with running agents, a VM on each in VXLAN network 1001, pinging."""
+    host_a, host_b = _two_hosts(fabric)
+    net = fabric.add_network(1001)
+    vm1 = fabric.add_vm("vm1", host_a, net, "192.0.2.10/24")
+    vm2 = fabric.add_vm("vm2", host_b, net, "192.0.2.11/24")
+    fabric.start_agents()
+    fabric.wait_ping(vm1, vm2)
+    return host_a, host_b, net, vm1, vm2
+
+
 def test_cross_host_ping_and_isolation(fabric: Fabric) -> None:
     host_a, host_b = _two_hosts(fabric)
     net1 = fabric.add_network(1001)
@@ -64,12 +77,7 @@ def test_port_added_to_state_gets_connectivity(fabric: Fabric) -> None:
 
 
 def test_port_removed_from_state_loses_connectivity(fabric: Fabric) -> None:
-    host_a, host_b = _two_hosts(fabric)
-    net = fabric.add_network(1001)
-    vm1 = fabric.add_vm("vm1", host_a, net, "192.0.2.10/24")
-    vm2 = fabric.add_vm("vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2)
+    host_a, host_b, net, vm1, vm2 = _pinging_pair(fabric)
 
     fabric.remove_port(vm2)
     fabric.write_state()
@@ -87,12 +95,7 @@ def test_port_removed_from_state_loses_connectivity(fabric: Fabric) -> None:
 
 
 def test_admin_state_down_blocks_traffic(fabric: Fabric) -> None:
-    host_a, host_b = _two_hosts(fabric)
-    net = fabric.add_network(1001)
-    vm1 = fabric.add_vm("vm1", host_a, net, "192.0.2.10/24")
-    vm2 = fabric.add_vm("vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2)
+    _host_a, host_b, _net, vm1, vm2 = _pinging_pair(fabric)
 
     fabric.ports[vm2.port_id]["admin_state_up"] = False
     fabric.write_state()
@@ -105,12 +108,7 @@ def test_admin_state_down_blocks_traffic(fabric: Fabric) -> None:
 
 
 def test_sigkill_restart_loses_nothing(fabric: Fabric) -> None:
-    host_a, host_b = _two_hosts(fabric)
-    net = fabric.add_network(1001)
-    vm1 = fabric.add_vm("vm1", host_a, net, "192.0.2.10/24")
-    vm2 = fabric.add_vm("vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2)
+    host_a, host_b, _net, vm1, vm2 = _pinging_pair(fabric)
     before = {h.name: fabric.ifindexes(h) for h in (host_a, host_b)}
     assert before["host-a"] and before["host-b"]
 

@@ -22,7 +22,7 @@ import pytest
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
 from tests.common import ovs as ovs_helper
 from tests.common.ovs import PrivateOvs
-from tests.fullstack import harness
+from tests.fullstack import harness, ovs_host
 from tests.fullstack.harness import Fabric, Host, Vm, can_ping, ip, ping, run, wait_for
 
 OURS = f"0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"
@@ -50,24 +50,7 @@ def add_ovs_host(
     switch = PrivateOvs(host.netns)
     switches[name] = switch
     switch.start()
-    # the tunnel address moves from the veth to br-phy, whose port the veth becomes
-    ip(host.netns, "addr", "flush", "dev", "eth-ul")
-    switch.vsctl(
-        "add-br",
-        "br-phy",
-        "--",
-        "set",
-        "bridge",
-        "br-phy",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br-phy",
-        "eth-ul",
-    )
-    ip(host.netns, "addr", "add", f"{tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "br-phy")
-    ip(host.netns, "link", "set", "br-phy", "up")
-    run("ip", "netns", "exec", host.netns, "sysctl", "-qw", "net.ipv4.conf.eth-ul.rp_filter=1")
+    ovs_host.tunnel_on_br_phy(switch, host.netns, tunnel_ip)
     host.l2_driver = "openvswitch"
     host.extra_config = (
         "[ovs]\n"
@@ -85,29 +68,7 @@ def add_ovs_vm(
 ) -> Vm:
     """A VM whose tap os-vif added to br-int (creating br-int as os-vif does)."""
     vm = fabric.add_vm(name, host, net, cidr)
-    ip(host.netns, "link", "set", vm.tap, "up")
-    run("ip", "netns", "exec", vm.netns, "ethtool", "-K", "eth0", "tx", "off")
-    switches[host.name].vsctl(
-        "--may-exist",
-        "add-br",
-        "br-int",
-        "--",
-        "set",
-        "bridge",
-        "br-int",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br-int",
-        vm.tap,
-        "--",
-        "set",
-        "Interface",
-        vm.tap,
-        f"external_ids:iface-id={vm.port_id}",
-        f"external_ids:attached-mac={vm.mac}",
-        "external_ids:iface-status=active",
-    )
+    ovs_host.plug_like_os_vif(switches[host.name], vm)
     return vm
 
 
@@ -148,6 +109,17 @@ def _two_hosts(fabric: Fabric, switches: dict[str, PrivateOvs]) -> tuple[Host, H
         add_ovs_host(fabric, switches, "host-a", "198.18.0.1"),
         add_ovs_host(fabric, switches, "host-b", "198.18.0.2"),
     )
+
+
+def _pinging_pair(fabric: Fabric, switches: dict[str, PrivateOvs]) -> tuple[Host, str, Vm, Vm]:
+    """Two hosts with running agents, a VM on each in VXLAN network 1001, pinging."""
+    host_a, host_b = _two_hosts(fabric, switches)
+    net = fabric.add_network(1001)
+    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
+    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
+    fabric.start_agents()
+    fabric.wait_ping(vm1, vm2, timeout=30)
+    return host_a, net, vm1, vm2
 
 
 def test_ovs_cross_host_ping_tcp_and_isolation(
@@ -212,6 +184,18 @@ def _monitor(switch: PrivateOvs, bridge: str) -> subprocess.Popen[str]:
     )
 
 
+def _watch_flows(
+    host: Host, switch: PrivateOvs
+) -> tuple[dict[str, list[str]], dict[str, subprocess.Popen[str]]]:
+    """Once ``host`` has converged: netagent's flows on br-int and br-tun, and a running
+    flow monitor on each bridge (see :func:`_our_events`)."""
+    wait_for(f"{host.name} converged", lambda: host.status().returncode == 0, timeout=30)
+    before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
+    monitors = {b: _monitor(switch, b) for b in before}
+    time.sleep(0.5)
+    return before, monitors
+
+
 def _our_events(proc: subprocess.Popen[str]) -> list[str]:
     assert proc.poll() is None, "the flow monitor died"
     proc.kill()
@@ -222,17 +206,9 @@ def _our_events(proc: subprocess.Popen[str]) -> list[str]:
 def test_ovs_agent_sigkill_restart_keeps_traffic_and_flows(
     fabric: Fabric, switches: dict[str, PrivateOvs]
 ) -> None:
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
-    wait_for("host-a converged", lambda: host_a.status().returncode == 0, timeout=30)
+    host_a, _net, vm1, vm2 = _pinging_pair(fabric, switches)
     switch = switches["host-a"]
-    before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
-    monitors = {b: _monitor(switch, b) for b in before}
-    time.sleep(0.5)
+    before, monitors = _watch_flows(host_a, switch)
     count = 100  # 100 pings 0.05 s apart: the restart happens in the middle
     pinger = subprocess.Popen(
         [
@@ -279,12 +255,7 @@ def test_ovs_agent_sigkill_restart_keeps_traffic_and_flows(
 
 
 def test_ovs_vswitchd_restart_is_repaired(fabric: Fabric, switches: dict[str, PrivateOvs]) -> None:
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
+    host_a, _net, vm1, vm2 = _pinging_pair(fabric, switches)
     switch = switches["host-a"]
     before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
     switch.restart_vswitchd()
@@ -321,19 +292,7 @@ def test_ovs_flat_network_reaches_an_external_namespace(
     ip(external, "addr", "add", "192.0.2.1/24", "dev", "eth0")
     ip(external, "link", "set", "eth0", "up")
     ip(host_a.netns, "link", "set", "ex-up", "up")
-    switch.vsctl(
-        "add-br",
-        "br-ex",
-        "--",
-        "set",
-        "bridge",
-        "br-ex",
-        "datapath_type=netdev",
-        "--",
-        "add-port",
-        "br-ex",
-        "ex-up",
-    )
+    ovs_host.add_bridge(switch, "br-ex", "ex-up")
     flat = str(__import__("uuid").uuid4())
     fabric.networks[flat] = {
         "id": flat,
@@ -365,17 +324,9 @@ def test_ovs_ovsdb_server_restart_changes_nothing(
     nothing until it has reconnected to ovsdb-server (it reconnects after 1 s, then 2 s;
     measured: the same ~3 s gap with the agent stopped), which is OVS's, not netagent's.
     """
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
-    wait_for("host-a converged", lambda: host_a.status().returncode == 0, timeout=30)
+    host_a, net, vm1, vm2 = _pinging_pair(fabric, switches)
     switch = switches["host-a"]
-    before = {b: switch.flows(b, OURS) for b in ("br-int", "br-tun")}
-    monitors = {b: _monitor(switch, b) for b in before}
-    time.sleep(0.5)
+    before, monitors = _watch_flows(host_a, switch)
     switch.restart_ovsdb()
     fabric.wait_ping(vm1, vm2, timeout=15)
     time.sleep(2.0)  # two integrity checks of the agent
@@ -428,24 +379,7 @@ def _attacker(fabric: Fabric, address: str, vni: int, target: str) -> str:
     """A namespace on the underlay with a kernel VXLAN device (VNI ``vni``, to
     ``target``) bridged to an address of the tenant subnet: it injects frames straight
     into the tunnel, the way a rogue or compromised machine on the underlay would."""
-    netns = fabric._netns("evil")
-    uplink = "ul-evil"
-    ip(
-        netns,
-        "link",
-        "add",
-        "eth-ul",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        uplink,
-        "netns",
-        fabric.underlay,
-    )
-    ip(fabric.underlay, "link", "set", uplink, "master", harness.UNDERLAY_BRIDGE, "up")
-    ip(netns, "addr", "add", f"{address}/{harness.UNDERLAY_PREFIX}", "dev", "eth-ul")
-    ip(netns, "link", "set", "eth-ul", "up")
+    netns = fabric.add_underlay_node("evil", address)
     ip(
         netns,
         "link",
@@ -472,12 +406,7 @@ def _attacker(fabric: Fabric, address: str, vni: int, target: str) -> str:
 def test_ovs_vni_accepted_only_from_the_networks_peers(
     fabric: Fabric, switches: dict[str, PrivateOvs]
 ) -> None:
-    host_a, host_b = _two_hosts(fabric, switches)
-    net = fabric.add_network(1001)
-    vm1 = add_ovs_vm(fabric, switches, "vm1", host_a, net, "192.0.2.10/24")
-    vm2 = add_ovs_vm(fabric, switches, "vm2", host_b, net, "192.0.2.11/24")
-    fabric.start_agents()
-    fabric.wait_ping(vm1, vm2, timeout=30)
+    host_a, net, vm1, _vm2 = _pinging_pair(fabric, switches)
     evil = _attacker(fabric, "198.18.0.3", 1001, host_a.tunnel_ip)
     # the attack: VNI 1001 from an endpoint that is no host of the network
     assert ping(evil, vm1.address, count=3, interval=0.2).returncode != 0

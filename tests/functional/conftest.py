@@ -66,6 +66,20 @@ def _owner_alive(name: str) -> bool:
     return True
 
 
+def nsrun(ns: str, *argv: str, timeout: float = 10.0, check: bool = True) -> str:
+    """Run ``argv`` inside namespace ``ns``; its stdout (a failure raises, with ``check``)."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{argv} in {ns} failed: {proc.stderr}")
+    return proc.stdout
+
+
 def unique_name(prefix: str = "", length: int = 15) -> str:
     """A random name for a device or namespace, at most ``length`` characters."""
     return (prefix + uuid.uuid4().hex)[:length]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.common import ovs as ovs_helper
 from tests.common.ovs import PrivateOvs
-from tests.fullstack import harness
+from tests.fullstack import harness, ovs_host
 from tests.interop import cloud, neutron_server
 
 
@@ -26,33 +26,7 @@ class OvsInteropFabric(cloud.InteropFabric):
         switch = PrivateOvs(host.netns)
         self.switches[name] = switch
         switch.start()
-        harness.ip(host.netns, "addr", "flush", "dev", "eth-ul")
-        switch.vsctl(
-            "add-br",
-            "br-phy",
-            "--",
-            "set",
-            "bridge",
-            "br-phy",
-            "datapath_type=netdev",
-            "--",
-            "add-port",
-            "br-phy",
-            "eth-ul",
-        )
-        harness.ip(
-            host.netns, "addr", "add", f"{tunnel_ip}/{harness.UNDERLAY_PREFIX}", "dev", "br-phy"
-        )
-        harness.ip(host.netns, "link", "set", "br-phy", "up")
-        harness.run(
-            "ip",
-            "netns",
-            "exec",
-            host.netns,
-            "sysctl",
-            "-qw",
-            "net.ipv4.conf.eth-ul.rp_filter=1",
-        )
+        ovs_host.tunnel_on_br_phy(switch, host.netns, tunnel_ip)
         return host
 
     def write_agent_config(self, host: harness.Host) -> None:
@@ -68,29 +42,7 @@ class OvsInteropFabric(cloud.InteropFabric):
         )
 
     def plug_like_os_vif(self, vm: harness.Vm, bridge: str) -> None:
-        harness.ip(vm.host.netns, "link", "set", vm.tap, "up")
-        harness.run("ip", "netns", "exec", vm.netns, "ethtool", "-K", "eth0", "tx", "off")
-        self.switches[vm.host.name].vsctl(
-            "--may-exist",
-            "add-br",
-            bridge,
-            "--",
-            "set",
-            "bridge",
-            bridge,
-            "datapath_type=netdev",
-            "--",
-            "add-port",
-            bridge,
-            vm.tap,
-            "--",
-            "set",
-            "Interface",
-            vm.tap,
-            f"external_ids:iface-id={vm.port_id}",
-            f"external_ids:attached-mac={vm.mac}",
-            "external_ids:iface-status=active",
-        )
+        ovs_host.plug_like_os_vif(self.switches[vm.host.name], vm, bridge)
 
     def close(self) -> None:
         super().close()

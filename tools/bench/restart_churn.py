@@ -19,10 +19,7 @@ Everything it creates is removed at the end.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,50 +28,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.fullstack import churn
 
 
-def emit(doc: dict[str, Any]) -> None:
-    print(json.dumps(doc), flush=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--restarts", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds between kills")
+
+
+def scenario(fabric: churn.ChurnFabric, args: argparse.Namespace) -> dict[str, Any]:
+    return churn.restart_under_churn(fabric, args.restarts, args.settle, churn.emit_json)
+
+
+def verdict(result: dict[str, Any], args: argparse.Namespace) -> bool:
+    traffic = result.pop("traffic")
+    churn.emit_json(
+        {
+            "phase": "summary",
+            "ports": args.ports,
+            "rate": args.rate,
+            "pairs_cross_host": sum(1 for t in traffic if t["cross_host"]),
+            "lost_per_pair": [t["lost"] for t in traffic],
+            **result,
+        }
+    )
+    return (
+        result["lost"] == 0
+        and not result["differences"]
+        and not result["churn_errors"]
+        and not any(r["links_recreated"] or r["links_rewired"] for r in result["restarts"])
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ports", type=int, default=1000)
-    parser.add_argument("--networks", type=int, default=10)
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=2.0, help="changes per second")
-    parser.add_argument("--restarts", type=int, default=3)
-    parser.add_argument("--settle", type=float, default=20.0, help="seconds between kills")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args()
-    scale = churn.Scale(args.ports, args.networks, args.pairs, args.rate)
-    workdir = Path(tempfile.mkdtemp(prefix="restart-churn-"))
-    ok = False
-    try:
-        with churn.churn_fabric(workdir, scale) as fabric:
-            fabric.build()
-            result = churn.restart_under_churn(fabric, args.restarts, args.settle, emit)
-        traffic = result.pop("traffic")
-        emit(
-            {
-                "phase": "summary",
-                "ports": args.ports,
-                "rate": args.rate,
-                "pairs_cross_host": sum(1 for t in traffic if t["cross_host"]),
-                "lost_per_pair": [t["lost"] for t in traffic],
-                **result,
-            }
-        )
-        ok = (
-            result["lost"] == 0
-            and not result["differences"]
-            and not result["churn_errors"]
-            and not any(r["links_recreated"] or r["links_rewired"] for r in result["restarts"])
-        )
-    finally:
-        if args.keep or not ok:
-            print(f"work directory: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if ok else 1
+    return churn.cli(__doc__, "restart-churn-", add_arguments, scenario, verdict)
 
 
 if __name__ == "__main__":

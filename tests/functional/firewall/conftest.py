@@ -33,23 +33,13 @@ from netagent.model import (
     SecurityGroupRule,
 )
 from netagent.model.secgroup import Direction, EtherType
+from tests.functional.conftest import nsrun
 
 NET_ID = "5a0b6c1d-0000-4000-8000-000000000001"
 SUBNET4 = "198.51.100.0/24"
 SUBNET6 = "fd00:5::/64"
-
-
-def nsrun(ns: str, *argv: str, timeout: float = 10.0, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["ip", "netns", "exec", ns, *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{argv} in {ns} failed: {proc.stderr}")
-    return proc.stdout
+#: the MAC of :func:`stale_neighbour`'s entries, which no VM has
+STALE_MAC = "02:00:00:00:00:99"
 
 
 def py(ns: str, code: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
@@ -77,6 +67,21 @@ class VM:
     @property
     def tap(self) -> str:
         return "tap" + self.port_id[:11]
+
+
+def firewall_driver(
+    host: str, backend: str
+) -> tuple[config_fixture.Config, IptablesFirewallDriver]:
+    """An initialized iptables firewall driver for namespace ``host`` (``backend``, no
+    verification timer) and its configuration fixture, which the caller cleans up."""
+    conf = cfg.ConfigOpts()
+    iptables_conf.register_opts(conf)
+    fixture = config_fixture.Config(conf)
+    fixture.setUp()
+    fixture.config(group="iptables", backend=backend, verify_interval=0)
+    driver = IptablesFirewallDriver(conf, netns=host)
+    driver.initialize()
+    return fixture, driver
 
 
 def port_uuid(digit: str) -> str:
@@ -132,13 +137,8 @@ class Topology:
         self.ports: dict[str, Port] = {}
         self.remote_ports: list[Port] = []
         self._next = 10
-        self.conf = cfg.ConfigOpts()
-        iptables_conf.register_opts(self.conf)
-        self.fixture = config_fixture.Config(self.conf)
-        self.fixture.setUp()
-        self.fixture.config(group="iptables", backend=backend, verify_interval=0)
-        self.driver = IptablesFirewallDriver(self.conf, netns=self.host)
-        self.driver.initialize()
+        self.fixture, self.driver = firewall_driver(self.host, backend)
+        self.conf = self.fixture.conf
 
     def close(self) -> None:
         self.fixture.cleanUp()
@@ -240,6 +240,33 @@ def topo(make_netns: Callable[[str], str], backend: str) -> Iterator[Topology]:
 
 
 # -- traffic helpers ---------------------------------------------------------------------
+
+
+def _neigh(address: str) -> list[str]:
+    return ["ip", "-6", "neigh"] if ipaddress.ip_address(address).version == 6 else ["ip", "neigh"]
+
+
+def stale_neighbour(vm: VM, address: str) -> None:
+    """Give ``vm`` a stale entry for ``address`` (``STALE_MAC``) that an ARP/ND message
+    carrying a link-layer address overrides."""
+    nsrun(
+        vm.ns,
+        *_neigh(address),
+        "replace",
+        address,
+        "lladdr",
+        STALE_MAC,
+        "dev",
+        "eth0",
+        "nud",
+        "stale",
+    )
+
+
+def neigh_mac(vm: VM, address: str) -> str:
+    """The MAC ``vm``'s neighbour table has for ``address`` ("" if none)."""
+    parts = nsrun(vm.ns, *_neigh(address), "show", address, "dev", "eth0").split()
+    return parts[parts.index("lladdr") + 1] if "lladdr" in parts else ""
 
 
 def ping(src: VM, dst: str, count: int = 1, wait: float = 1.0) -> bool:

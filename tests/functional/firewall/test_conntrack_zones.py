@@ -18,15 +18,19 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from oslo_config import cfg
-from oslo_config import fixture as config_fixture
 
 from netagent.common import names
-from netagent.conf import iptables as iptables_conf
 from netagent.drivers.base import PortPlan
-from netagent.drivers.iptables_firewall import IptablesFirewallDriver
 from netagent.model import DesiredState, FixedIP, Network, NetworkType, Port, SecurityGroup
-from tests.functional.firewall.conftest import VM, Listener, nsrun, port_uuid, py, rule
+from tests.functional.firewall.conftest import (
+    VM,
+    Listener,
+    firewall_driver,
+    nsrun,
+    port_uuid,
+    py,
+    rule,
+)
 
 X_IP = "192.0.2.10"
 Y_IP = "192.0.2.20"
@@ -56,13 +60,8 @@ class TwoNets:
             str(uuid.uuid4()), "open", True, (self.egress, rule("ingress", "IPv4", 17))
         )
         self.closed_sg = SecurityGroup(str(uuid.uuid4()), "closed", True, (self.egress,))
-        self.conf = cfg.ConfigOpts()
-        iptables_conf.register_opts(self.conf)
-        self.fixture = config_fixture.Config(self.conf)
-        self.fixture.setUp()
-        self.fixture.config(group="iptables", backend=backend, verify_interval=0)
-        self.driver = IptablesFirewallDriver(self.conf, netns=self.host)
-        self.driver.initialize()
+        self.fixture, self.driver = firewall_driver(self.host, backend)
+        self.conf = self.fixture.conf
 
     def close(self) -> None:
         self.fixture.cleanUp()

@@ -26,12 +26,13 @@ from tests.functional.firewall.conftest import (
     VM,
     Topology,
     eventually_ping,
+    neigh_mac,
     nsrun,
     rule,
+    stale_neighbour,
 )
 
 REPEAT = 3
-STALE_MAC = "02:00:00:00:00:99"
 PAIR_IP6 = "fd00:5::c8"
 PAIR_MAC = "fa:16:3e:aa:bb:cc"
 ALL_NODES = "ff02::1"
@@ -49,39 +50,16 @@ def _setup(topo: Topology, pairs: tuple[AllowedAddressPair, ...] = ()) -> tuple[
     return a, b, c
 
 
-def _neigh_mac(vm: VM, address: str) -> str:
-    parts = nsrun(vm.ns, "ip", "-6", "neigh", "show", address, "dev", "eth0").split()
-    return parts[parts.index("lladdr") + 1] if "lladdr" in parts else ""
-
-
-def _stale(vm: VM, address: str) -> None:
-    """Give the victim an entry for ``address`` that a message with an option overrides."""
-    nsrun(
-        vm.ns,
-        "ip",
-        "-6",
-        "neigh",
-        "replace",
-        address,
-        "lladdr",
-        STALE_MAC,
-        "dev",
-        "eth0",
-        "nud",
-        "stale",
-    )
-
-
 def _deliver(src: VM, dst: VM, eth_src: str, eth_dst: str, packet: bytes) -> tuple[int, str]:
     """Send ``packet`` REPEAT times from ``src``; frames ``dst`` saw, and the MAC ``dst``
     then caches for the packet's IPv6 source."""
     source = str(ipaddress.IPv6Address(packet[8:24]))
-    _stale(dst, source)
+    stale_neighbour(dst, source)
     frame = frames.ethernet(eth_dst, eth_src, frames.ETH_IPV6, packet)
     with frames.Capture(dst.ns, "eth0", packet) as capture:
         frames.send(src.ns, "eth0", [frame], repeat=REPEAT)
         seen = capture.count()
-    return seen, _neigh_mac(dst, source)
+    return seen, neigh_mac(dst, source)
 
 
 # Each builder: (attacker, victim, MAC in the option) -> (Ethernet destination, packet).

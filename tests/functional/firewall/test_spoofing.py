@@ -15,15 +15,16 @@ from tests.functional.firewall.conftest import (
     Topology,
     counter_sniffer,
     eventually_ping,
+    neigh_mac,
     nsrun,
     py,
     rule,
+    stale_neighbour,
 )
 
 FOREIGN4 = "198.51.100.200"
 FOREIGN6 = "fd00:5::c8"
 FOREIGN_MAC = "fa:16:3e:aa:bb:cc"
-STALE_MAC = "02:00:00:00:00:99"
 
 
 def _setup(topo: Topology, pairs: tuple[AllowedAddressPair, ...] = ()) -> tuple[VM, VM]:
@@ -80,12 +81,6 @@ def test_foreign_source_mac(topo: Topology, allowed: bool) -> None:
     assert not _ping_from(a, b.ip4, a.ip4)
 
 
-def _neigh_mac(vm: VM, address: str) -> str:
-    out = nsrun(vm.ns, "ip", "neigh", "show", address, "dev", "eth0")
-    parts = out.split()
-    return parts[parts.index("lladdr") + 1] if "lladdr" in parts else ""
-
-
 def _arping_reply(vm: VM, sender_ip: str, sender_mac: str | None = None) -> None:
     """A gratuitous ARP reply (thomas habets' arping: -U -P; -s forges the sender MAC)."""
     argv = ["arping", "-q", "-U", "-P", "-c", "3", "-w", "3", "-i", "eth0", "-S", sender_ip]
@@ -99,27 +94,15 @@ def test_forged_arp_reply(topo: Topology, allowed: bool) -> None:
     pairs = (AllowedAddressPair(ipaddress.ip_network(f"{FOREIGN4}/32")),) if allowed else ()
     a, b = _setup(topo, pairs)
     for address in (FOREIGN4, a.ip4):
-        nsrun(
-            b.ns,
-            "ip",
-            "neigh",
-            "replace",
-            address,
-            "lladdr",
-            STALE_MAC,
-            "dev",
-            "eth0",
-            "nud",
-            "stale",
-        )
+        stale_neighbour(b, address)
     time.sleep(1.2)  # past the neighbour entries' locktime
     _arping_reply(a, FOREIGN4)
-    assert (_neigh_mac(b, FOREIGN4) == a.mac) is allowed
+    assert (neigh_mac(b, FOREIGN4) == a.mac) is allowed
     # the port's own IP with a forged sender MAC is never accepted
     _arping_reply(a, a.ip4, FOREIGN_MAC)
-    assert _neigh_mac(b, a.ip4) != FOREIGN_MAC
+    assert neigh_mac(b, a.ip4) != FOREIGN_MAC
     _arping_reply(a, a.ip4)
-    assert _neigh_mac(b, a.ip4) == a.mac  # the check above could have failed
+    assert neigh_mac(b, a.ip4) == a.mac  # the check above could have failed
 
 
 def _receive_udp(vm: VM, port: int, seconds: float) -> subprocess.Popen[str]:
@@ -224,20 +207,7 @@ def test_router_advertisement_passes_without_port_security(topo: Topology) -> No
 def test_neighbour_advertisement_only_for_own_addresses(topo: Topology, allowed: bool) -> None:
     pairs = (AllowedAddressPair(ipaddress.ip_network(f"{FOREIGN6}/128")),) if allowed else ()
     a, b = _setup(topo, pairs)
-    nsrun(
-        b.ns,
-        "ip",
-        "-6",
-        "neigh",
-        "replace",
-        FOREIGN6,
-        "lladdr",
-        STALE_MAC,
-        "dev",
-        "eth0",
-        "nud",
-        "stale",
-    )
+    stale_neighbour(b, FOREIGN6)
     time.sleep(1.2)  # past the neighbour entry's locktime
     target = ipaddress.IPv6Address(FOREIGN6).packed.hex()
     mac = a.mac.replace(":", "")
@@ -245,7 +215,7 @@ def test_neighbour_advertisement_only_for_own_addresses(topo: Topology, allowed:
     na = "88000000" + "20000000" + target + "0201" + mac
     _send_icmpv6(a, na)
     time.sleep(0.5)
-    assert (_neigh_mac(b, FOREIGN6) == a.mac) is allowed
+    assert (neigh_mac(b, FOREIGN6) == a.mac) is allowed
 
 
 def _arp_probe(vm: VM, sender_mac: str, target_ip: str) -> None:

@@ -14,23 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.functional.conftest import unique_name
+from tests.functional.conftest import nsrun, unique_name
 
 A4, B4, A4_EXTRA = "198.51.100.1", "198.51.100.2", ("198.51.100.3", "198.51.100.4")
 A6, B6 = "fd00::1", "fd00::2"
-
-
-def nsrun(ns: str, *argv: str, timeout: float = 10.0, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["ip", "netns", "exec", ns, *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{argv} failed: {proc.stderr}")
-    return proc.stdout
 
 
 def ping(ns: str, addr: str, source: str | None = None) -> bool:

@@ -20,7 +20,9 @@ from netagent.conf import ovs as ovs_conf
 from netagent.drivers.openvswitch import OpenvswitchDriver
 from netagent.drivers.openvswitch.driver import mgmt_target
 from tests.common import ovs as ovs_helper
+from tests.common import traffic
 from tests.common.ovs import PrivateOvs
+from tests.common.vmctl import vmctl
 
 LOCAL_IP = "198.18.0.1"
 
@@ -75,33 +77,14 @@ def plug_vm(
     ovs: PrivateOvs, host_ns: str, vm_ns: str, port_id: str, mac: str, ip_cidr: str
 ) -> None:
     """What os-vif and the hypervisor do: the VM namespace ``vm_ns`` gets ``eth0`` whose
-    veth peer ``tap<id>`` sits in the host namespace, added to br-int with
-    ``iface-id``/``attached-mac``. TX checksum offload is off (the userspace datapath
+    veth peer ``tap<id>`` sits in the host namespace (made by ``tools/vmctl.py``), added to
+    br-int with ``iface-id``/``attached-mac``. TX checksum offload is off (the userspace datapath
     forwards the partial checksums of a veth as they are, testing.md).
     """
-    tap = "tap" + port_id[:11]
-    run(
-        "ip",
-        "-n",
-        host_ns,
-        "link",
-        "add",
-        tap,
-        "mtu",
-        "1450",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        vm_ns,
+    tap = vmctl.create_vm(
+        vm_ns=vm_ns, port_id=port_id, mac=mac, ips=[ip_cidr], host_ns=host_ns, mtu=1450
     )
-    run("ip", "-n", vm_ns, "link", "set", "eth0", "address", mac, "mtu", "1450", "up")
-    run("ip", "-n", vm_ns, "addr", "add", ip_cidr, "dev", "eth0")
-    run("ip", "-n", vm_ns, "link", "set", "lo", "up")
     run("ip", "netns", "exec", vm_ns, "ethtool", "-K", "eth0", "tx", "off")
-    run("ip", "-n", host_ns, "link", "set", tap, "up")
     ovs.vsctl(
         "add-port",
         "br-int",
@@ -124,29 +107,7 @@ def run(*cmd: str) -> str:
 
 
 def can_ping(vm_ns: str, address: str, count: int = 2) -> bool:
-    proc = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            vm_ns,
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            str(count),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-w",
-            "4",
-            address,
-        ],
-        capture_output=True,
-        timeout=20,
-    )
-    return proc.returncode == 0
+    return traffic.ping(vm_ns, address, count)
 
 
 __all__ = ["LOCAL_IP", "can_ping", "mgmt_target", "plug_vm"]

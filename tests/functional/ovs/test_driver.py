@@ -15,8 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netagent.drivers.base import NetworkPlan, PortPlan
+import pytest
+
+from netagent.drivers.base import NetworkPlan, Outcome, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
+from netagent.model.network import Network
+from netagent.model.port import Port
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
 from tests.common.ovs import PrivateOvs
 from tests.functional.drivers.helpers import network, port
@@ -32,19 +36,36 @@ def _plans(nets, ports):  # type: ignore[no-untyped-def]
     ]
 
 
+@pytest.fixture
+def vm(
+    ovs: PrivateOvs, netns: str, make_netns: Callable[[str], str]
+) -> Callable[[Port, str], str]:
+    """Plugs a new VM namespace for a port the way os-vif does; returns the namespace."""
+
+    def plug(p: Port, address: str) -> str:
+        vm_ns = make_netns("vm")
+        plug_vm(ovs, netns, vm_ns, p.id, p.mac_address, address)
+        return vm_ns
+
+    return plug
+
+
+def _wire(driver: OpenvswitchDriver, net: Network, ports: list[Port]) -> Outcome:
+    """The agent's pass for one network and its ports; the outcome of plugging them."""
+    nets, plans = _plans([net], ports)
+    driver.ensure_networks(nets)
+    return driver.plug_ports(plans)
+
+
 def test_wires_os_vif_ports_and_isolates_networks(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     driver = make_driver()
     net1, net2 = network(1001), network(1002)
     p1, p2, p3 = port(net1), port(net1), port(net2)
-    vms = {}
-    for p, address in ((p1, "192.0.2.1/24"), (p2, "192.0.2.2/24"), (p3, "192.0.2.3/24")):
-        vms[p.id] = make_netns("vm")
-        plug_vm(ovs, netns, vms[p.id], p.id, p.mac_address, address)
+    vms = {p.id: vm(p, f"192.0.2.{i}/24") for i, p in enumerate((p1, p2, p3), 1)}
     # plugged by os-vif but not wired: table 0 drops everything (fail closed)
     assert not can_ping(vms[p1.id], "192.0.2.2", count=1)
 
@@ -85,18 +106,14 @@ def test_wires_os_vif_ports_and_isolates_networks(
 def test_vswitchd_restart_is_detected_and_repaired(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     driver = make_driver()
     net = network(1001)
     p1, p2 = port(net), port(net)
-    vm1, vm2 = make_netns("vm"), make_netns("vm")
-    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
-    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
-    nets, ports = _plans([net], [p1, p2])
-    driver.ensure_networks(nets)
-    driver.plug_ports(ports)
+    vm1 = vm(p1, "192.0.2.1/24")
+    vm(p2, "192.0.2.2/24")
+    _wire(driver, net, [p1, p2])
     assert can_ping(vm1, "192.0.2.2")
     wanted = ovs.flows("br-int") + ovs.flows("br-tun")
     assert driver.check_integrity() == 0
@@ -113,8 +130,7 @@ def test_vswitchd_restart_is_detected_and_repaired(
 def test_cleanup_removes_only_what_netagent_made(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     # os-vif's br-int (secure: changing a bridge's fail mode makes OVS flush its flows)
     ovs.vsctl(
@@ -132,10 +148,8 @@ def test_cleanup_removes_only_what_netagent_made(
     driver = make_driver()
     net = network(1001)
     p1 = port(net)
-    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
-    nets, ports = _plans([net], [p1])
-    driver.ensure_networks(nets)
-    driver.plug_ports(ports)
+    vm(p1, "192.0.2.1/24")
+    _wire(driver, net, [p1])
 
     actions = make_driver(initialize=False).cleanup()
     assert any("delete bridge br-tun" in a for a in actions)
@@ -149,17 +163,14 @@ def test_cleanup_removes_only_what_netagent_made(
 def test_cleanup_keeps_a_bridge_netagent_made_that_holds_vm_ports(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     driver = make_driver()  # creates br-int itself (no os-vif bridge yet)
     assert ovs.vsctl("br-get-external-id", "br-int", "netagent").strip() == "owned"
     net = network(1001)
     p1 = port(net)
-    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
-    nets, ports = _plans([net], [p1])
-    driver.ensure_networks(nets)
-    driver.plug_ports(ports)
+    vm(p1, "192.0.2.1/24")
+    _wire(driver, net, [p1])
 
     dry = make_driver(initialize=False).cleanup(dry_run=True)
     assert any(a.startswith("keep bridge br-int") for a in dry)
@@ -173,18 +184,14 @@ def test_cleanup_keeps_a_bridge_netagent_made_that_holds_vm_ports(
 def test_admin_down_port_sits_in_the_dead_vlan_until_up(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     driver = make_driver()
     net = network(1001)
     p1, p2 = port(net), port(net, admin_state_up=False)
-    vm1, vm2 = make_netns("vm"), make_netns("vm")
-    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
-    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
-    nets, ports = _plans([net], [p1, p2])
-    driver.ensure_networks(nets)
-    assert driver.plug_ports(ports).succeeded == {p1.id, p2.id}
+    vm1 = vm(p1, "192.0.2.1/24")
+    vm(p2, "192.0.2.2/24")
+    assert _wire(driver, net, [p1, p2]).succeeded == {p1.id, p2.id}
     assert int(ovs.vsctl("get", "Port", p2.device_name, "tag")) == 4095
     assert not can_ping(vm1, "192.0.2.2", count=1)
     up = dataclasses.replace(p2, admin_state_up=True)
@@ -199,17 +206,14 @@ def test_admin_down_port_sits_in_the_dead_vlan_until_up(
 def test_netagent_cleanup_command_on_an_ovs_host(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
     tmp_path: Path,
 ) -> None:
     driver = make_driver()
     net = network(1001)
     p1 = port(net)
-    plug_vm(ovs, netns, make_netns("vm"), p1.id, p1.mac_address, "192.0.2.1/24")
-    nets, ports = _plans([net], [p1])
-    driver.ensure_networks(nets)
-    driver.plug_ports(ports)
+    vm(p1, "192.0.2.1/24")
+    _wire(driver, net, [p1])
     conf = tmp_path / "netagent.conf"
     conf.write_text(
         f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n"
@@ -260,8 +264,7 @@ def _captures(vm_ns: str, seconds: int, trigger: Callable[[], object]) -> str:
 def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     """OVS treats a port without a tag as a trunk of every VLAN: os-vif's fresh port would
     receive the broadcasts of every network on br-int until netagent wires it. The driver
@@ -269,14 +272,10 @@ def test_a_port_os_vif_plugged_but_netagent_did_not_wire_hears_nothing(
     driver = make_driver()
     net = network(1001)
     p1, p2, stranger = port(net), port(net), port(net)
-    vm1, vm2, spy = make_netns("vm"), make_netns("vm"), make_netns("vm")
-    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
-    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
-    nets, ports = _plans([net], [p1, p2])
-    driver.ensure_networks(nets)
-    driver.plug_ports(ports)
+    vm1, vm2 = vm(p1, "192.0.2.1/24"), vm(p2, "192.0.2.2/24")
+    _wire(driver, net, [p1, p2])
     # a port os-vif plugs that no desired state wires (yet, or ever)
-    plug_vm(ovs, netns, spy, stranger.id, stranger.mac_address, "192.0.2.9/24")
+    spy = vm(stranger, "192.0.2.9/24")
 
     def isolated() -> bool:
         driver.begin_pass()  # the pass the monitor's report makes the agent run
@@ -316,8 +315,7 @@ def _wait_reported(reported: set[str], ids: set[str]) -> None:
 def test_a_pass_wires_reported_ports_in_one_transaction_and_isolates_the_rest(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     """os-vif adds ports while the agent runs: the pass the monitor's reports cause
     writes one OVSDB transaction (the wired ports' tags and the stranger's dead VLAN)
@@ -327,10 +325,9 @@ def test_a_pass_wires_reported_ports_in_one_transaction_and_isolates_the_rest(
     driver.watch_ports(reported.add)
     net = network(1001)
     p1, p2, stranger = port(net), port(net), port(net)
-    vm1, vm2 = make_netns("vm"), make_netns("vm")
-    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
-    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
-    plug_vm(ovs, netns, make_netns("vm"), stranger.id, stranger.mac_address, "192.0.2.9/24")
+    vm1 = vm(p1, "192.0.2.1/24")
+    vm(p2, "192.0.2.2/24")
+    vm(stranger, "192.0.2.9/24")
     _wait_reported(reported, {p1.id, p2.id, stranger.id})
     assert ovs.flows("br-tun", OURS) and not any("tun_id" in f for f in ovs.flows("br-tun"))
 
@@ -354,8 +351,7 @@ def test_a_pass_wires_reported_ports_in_one_transaction_and_isolates_the_rest(
 def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
     make_driver: Callable[..., OpenvswitchDriver],
     ovs: PrivateOvs,
-    netns: str,
-    make_netns: Callable[[str], str],
+    vm: Callable[[Port, str], str],
 ) -> None:
     """netagent-status's port details come from ovs-vswitchd (counters, presence), checked
     here against ovs-vsctl and ovs-ofctl."""
@@ -364,12 +360,9 @@ def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
     driver = make_driver()
     net = network(1001)
     p1, p2 = port(net), port(net)
-    vm1, vm2 = make_netns("vm"), make_netns("vm")
-    plug_vm(ovs, netns, vm1, p1.id, p1.mac_address, "192.0.2.1/24")
-    plug_vm(ovs, netns, vm2, p2.id, p2.mac_address, "192.0.2.2/24")
-    nets, ports = _plans([net], [p1, p2])
-    driver.ensure_networks(nets)
-    driver.plug_ports(ports)
+    vm1 = vm(p1, "192.0.2.1/24")
+    vm(p2, "192.0.2.2/24")
+    _wire(driver, net, [p1, p2])
     assert can_ping(vm1, "192.0.2.2", count=3)
 
     # ovs-vswitchd adds the datapath's counts to its rules every few hundred ms

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import ipaddress
 import json
 import subprocess
@@ -41,20 +40,10 @@ from netagent.model import DesiredState
 from netagent.model.network import Network, NetworkType, Subnet
 from netagent.model.port import FixedIP, Port
 from netagent.model.router import FloatingIP, Route, Router, RouterPort
+from tests.common.traffic import ping
+from tests.common.vmctl import vmctl
 
-REPO = Path(__file__).resolve().parents[3]
 HOST = "host-a"
-
-
-def _vmctl() -> Any:
-    spec = importlib.util.spec_from_file_location("vmctl", REPO / "tools" / "vmctl.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-vmctl = _vmctl()
 
 
 def sh(*cmd: str, check: bool = True, timeout: float = 20) -> str:
@@ -66,34 +55,6 @@ def sh(*cmd: str, check: bool = True, timeout: float = 20) -> str:
 
 def ip(ns: str, *args: str, check: bool = True) -> str:
     return sh("ip", "-n", ns, *args, check=check)
-
-
-def ping(ns: str, address: str, count: int = 2, source: str | None = None) -> bool:
-    extra = ["-I", source] if source else []
-    proc = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            str(count),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-w",
-            "4",
-            *extra,
-            address,
-        ],
-        capture_output=True,
-        timeout=15,
-    )
-    return proc.returncode == 0
 
 
 def reach(ns: str, address: str, within: float = 12.0, look_in: tuple[str, ...] = ()) -> None:

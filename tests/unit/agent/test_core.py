@@ -32,6 +32,15 @@ def devices_for(*ports: object, base: int = 10) -> dict[str, int]:
     return {p.device_name: base + i for i, p in enumerate(ports)}  # type: ignore[attr-defined]
 
 
+def started(*ports: object, **kw: object) -> tuple[World, Clock, Reconciler]:
+    """A world, a clock and a reconciler (options ``kw``) that sees the devices of
+    ``ports``; no desired state yet."""
+    world, clock = World(), Clock()
+    rec = make(world, clock, **kw)
+    rec.set_devices(devices_for(*ports))
+    return world, clock, rec
+
+
 def feed(rec: Reconciler, st: object) -> None:
     rec.on_update(SourceUpdate(st, (), "test"))  # type: ignore[arg-type]
 
@@ -41,9 +50,7 @@ def run(rec: Reconciler) -> bool:
 
 
 def test_nothing_is_touched_before_the_first_complete_state() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1))
+    world, _, rec = started(P1)
     rec.on_device("tap-unknown", 99)
     rec.request_full_resync("test")
     assert run(rec) is False
@@ -55,9 +62,7 @@ def test_nothing_is_touched_before_the_first_complete_state() -> None:
 
 
 def test_first_pass_order_filter_then_network_then_port_then_sweeps() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2))
+    world, _, rec = started(P1, P2)
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
     assert world.names() == [
@@ -96,9 +101,7 @@ def test_changes_coalesce_into_one_pass() -> None:
 
 
 def test_unchanged_resources_are_not_resent_on_an_incremental_pass() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2, P3))
+    world, _, rec = started(P1, P2, P3)
     feed(rec, state([NET1, NET2], [P1, P2, P3]))
     run(rec)
     world.calls.clear()
@@ -111,9 +114,7 @@ def test_unchanged_resources_are_not_resent_on_an_incremental_pass() -> None:
 
 
 def test_network_change_rewires_its_ports_only() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2, P3))
+    world, _, rec = started(P1, P2, P3)
     feed(rec, state([NET1, NET2], [P1, P2, P3]))
     run(rec)
     world.calls.clear()
@@ -128,10 +129,7 @@ def test_network_change_rewires_its_ports_only() -> None:
 
 
 def test_failing_port_is_retried_with_backoff_and_others_converge() -> None:
-    world = World()
-    clock = Clock()
-    rec = make(world, clock, retry_initial=1.0, retry_max=60.0)
-    rec.set_devices(devices_for(P1, P2))
+    world, clock, rec = started(P1, P2, retry_initial=1.0, retry_max=60.0)
     world.fail[f"plug_ports:{P2.id}"] = "device busy"
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
@@ -164,10 +162,7 @@ def test_failing_port_is_retried_with_backoff_and_others_converge() -> None:
 
 
 def test_driver_exception_fails_the_batch_and_the_agent_carries_on() -> None:
-    world = World()
-    clock = Clock()
-    rec = make(world, clock)
-    rec.set_devices(devices_for(P1, P2))
+    world, clock, rec = started(P1, P2)
     world.raise_on.add(P2.id)
     feed(rec, state([NET1], [P1, P2]))
     assert run(rec) is True  # no exception escapes
@@ -181,10 +176,7 @@ def test_driver_exception_fails_the_batch_and_the_agent_carries_on() -> None:
 
 
 def test_filter_failure_keeps_the_port_unwired() -> None:
-    world = World()
-    clock = Clock()
-    rec = make(world, clock)
-    rec.set_devices(devices_for(P1))
+    world, clock, rec = started(P1)
     world.fail[f"apply_ports:{P1.id}"] = "iptables-restore failed"
     feed(rec, state([NET1], [P1]))
     run(rec)
@@ -197,10 +189,7 @@ def test_filter_failure_keeps_the_port_unwired() -> None:
 
 
 def test_network_failure_holds_its_ports_and_they_follow_when_it_recovers() -> None:
-    world = World()
-    clock = Clock()
-    rec = make(world, clock)
-    rec.set_devices(devices_for(P1, P3))
+    world, clock, rec = started(P1, P3)
     world.fail[NET1.id] = "no uplink"
     feed(rec, state([NET1, NET2], [P1, P3]))
     run(rec)
@@ -215,10 +204,7 @@ def test_network_failure_holds_its_ports_and_they_follow_when_it_recovers() -> N
 
 
 def test_repeated_failure_triggers_a_full_resync() -> None:
-    world = World()
-    clock = Clock()
-    rec = make(world, clock, failures_before_resync=3)
-    rec.set_devices(devices_for(P1, P2))
+    world, clock, rec = started(P1, P2, failures_before_resync=3)
     world.fail[f"plug_ports:{P2.id}"] = "broken"
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
@@ -234,9 +220,7 @@ def test_repeated_failure_triggers_a_full_resync() -> None:
 
 
 def test_removing_a_port_unplugs_then_unfilters_and_sweeps_its_network() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2, P3))
+    world, _, rec = started(P1, P2, P3)
     feed(rec, state([NET1, NET2], [P1, P2, P3]))
     run(rec)
     world.calls.clear()
@@ -252,9 +236,7 @@ def test_removing_a_port_unplugs_then_unfilters_and_sweeps_its_network() -> None
 
 
 def test_unplug_failure_keeps_the_filter() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2))
+    world, _, rec = started(P1, P2)
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
     world.fail[f"unplug_ports:{P2.id}"] = "netlink error"
@@ -268,9 +250,7 @@ def test_unplug_failure_keeps_the_filter() -> None:
 
 
 def test_port_moved_to_another_host_is_unwired() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1))
+    world, _, rec = started(P1)
     feed(rec, state([NET1], [P1]))
     run(rec)
     feed(rec, state([NET1], [dataclasses.replace(P1, host="host-b")]))
@@ -315,9 +295,7 @@ def test_device_recreated_under_the_same_name_is_wired_again() -> None:
 
 
 def test_switch_port_change_reported_by_the_driver_plugs_the_port_again() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2))
+    world, _, rec = started(P1, P2)
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
     world.calls.clear()
@@ -364,9 +342,7 @@ def test_restart_adopts_existing_state_and_sweeps_only_the_unwanted() -> None:
 
 
 def test_full_resync_resends_everything_and_sweeps() -> None:
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1))
+    world, _, rec = started(P1)
     feed(rec, state([NET1], [P1]))
     run(rec)
     world.networks["stale"] = world.networks[NET1.id]  # something netagent owns, unwanted
@@ -385,10 +361,7 @@ def test_full_resync_resends_everything_and_sweeps() -> None:
 
 
 def test_periodic_resync() -> None:
-    world = World()
-    clock = Clock()
-    rec = make(world, clock, resync_interval=30.0)
-    rec.set_devices(devices_for(P1))
+    world, clock, rec = started(P1, resync_interval=30.0)
     feed(rec, state([NET1], [P1]))
     run(rec)
     world.calls.clear()
@@ -496,9 +469,7 @@ def test_driver_returning_garbage_counts_as_failure(bad: object) -> None:
 def test_full_sweep_passes_the_wanted_port_devices_to_l2() -> None:
     # A port deleted while the agent was down must not stay wired: the L2 sweep gets the
     # device names that may stay, and only those.
-    world = World()
-    rec = make(world)
-    rec.set_devices(devices_for(P1, P2))
+    world, _, rec = started(P1, P2)
     feed(rec, state([NET1], [P1, P2]))
     run(rec)
     assert world.swept_devices == {P1.device_name, P2.device_name}

@@ -64,6 +64,10 @@ def test_privileged_ipset_grammar() -> None:
     for bad in ("destroy foreign", "add na4g 1.2.3.4 timeout 5", "add na4g 1.2.3.4\n-exist"):
         with pytest.raises(priv_ipset.IpsetInputError):
             priv_ipset.restore("ns", bad + "\n")
+    # destroy takes netagent's sets only (destroy_neutron: test_neutron_lb_takeover)
+    for name in ("NIPv4abc", "na4g;rm", "foreign"):
+        with pytest.raises(priv_ipset.IpsetInputError):
+            priv_ipset.destroy("ns", name)
 
 
 def test_conntrack_reduce_and_render() -> None:
