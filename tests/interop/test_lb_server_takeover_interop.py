@@ -45,6 +45,8 @@ from tests.interop.test_lb_takeover_interop import (
     _ping_stats,
     _spoof_blocked,
     _tcp_probe,
+    take_over,
+    traffic,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -303,19 +305,7 @@ def _switch(
     vm_b: Vm,
 ) -> None:
     before = {h.name: fabric.ifindexes(h, ("brq", "vxlan-")) for h in hosts}
-    stopfile = fabric.workdir / "tcp-stop"
-    pinger = subprocess.Popen(
-        ["ip", "netns", "exec", vm_a.netns, "ping", "-n", "-q", "-i", "0.01", "-W", "1",
-         "-w", "120", vm_b.address],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    stream = subprocess.Popen(
-        ["ip", "netns", "exec", vm_a.netns, "python3", str(HERE / "tcp_stream.py"), "client",
-         vm_b.address, str(ALLOWED), str(stopfile)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        time.sleep(1.0)
+    with traffic(vm_a, vm_b, fabric.workdir, deadline=120) as flow:
         for host in hosts:
             udp_port = _vxlan_port(host)
             code = agents.stop(host)
@@ -324,27 +314,8 @@ def _switch(
             dry = _migrate_lb(host, "--dry-run")
             assert dry.returncode == 0, dry.stdout + dry.stderr
             print(f"{host.name} dry run:\n{dry.stdout}")
-            started = time.monotonic()
-            host.start_agent()
-            wait_for(f"{host.name} converged", lambda h=host: h.status().returncode == 0, 90)
-            wait_for(
-                f"nothing of the old agent left on {host.name}",
-                lambda h=host: _migrate_lb(h, "--verify").returncode == 0,
-                timeout=30,
-            )
-            print(f"{host.name} taken over in {time.monotonic() - started:.1f} s")
-            time.sleep(1.0)
-        time.sleep(1.0)
-    finally:
-        stopfile.touch()
-        out, err = stream.communicate(timeout=30)
-        pinger.send_signal(signal.SIGINT)
-        ping_out = pinger.communicate(timeout=10)[0]
-    sent, received = _ping_stats(ping_out)
-    tcp = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err}
-    print(f"pings: {sent} sent, {sent - received} lost; tcp: {tcp}")
-    assert received == sent, f"{sent - received} of {sent} pings lost"
-    assert tcp["error"] is None and tcp["echoed"] == tcp["sent"] > 0, tcp
+            take_over(host, timeout=90)
+    flow.assert_uninterrupted()
 
     # after: the server's view, the devices, the policy
     for host in hosts:

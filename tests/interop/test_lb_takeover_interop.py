@@ -16,6 +16,8 @@ second run changes nothing.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -259,6 +261,65 @@ def _ping_stats(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+@dataclasses.dataclass
+class Traffic:
+    """What the pings and the TCP stream of :func:`traffic` saw."""
+
+    sent: int = 0
+    received: int = 0
+    tcp: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def assert_uninterrupted(self) -> None:
+        print(f"pings: {self.sent} sent, {self.sent - self.received} lost; tcp: {self.tcp}")
+        assert self.received == self.sent, f"{self.sent - self.received} of {self.sent} lost"
+        tcp = self.tcp
+        assert tcp.get("error") is None and tcp["echoed"] == tcp["sent"] > 0, tcp
+
+
+@contextlib.contextmanager
+def traffic(vm_a: Vm, vm_b: Vm, workdir: Path, deadline: int) -> Iterator[Traffic]:
+    """Pings every 10 ms and a TCP stream to the allowed port from ``vm_a`` to ``vm_b``
+    for the duration of the block (at most ``deadline`` seconds); the counts after."""
+    stopfile = workdir / "tcp-stop"
+    pinger = subprocess.Popen(
+        ["ip", "netns", "exec", vm_a.netns, "ping", "-n", "-q", "-i", "0.01", "-W", "1",
+         "-w", str(deadline), vm_b.address],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    stream = subprocess.Popen(
+        ["ip", "netns", "exec", vm_a.netns, "python3", str(HERE / "tcp_stream.py"), "client",
+         vm_b.address, str(ALLOWED), str(stopfile)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    result = Traffic()
+    try:
+        time.sleep(1.0)
+        yield result
+        time.sleep(1.0)
+    finally:
+        stopfile.touch()
+        out, err = stream.communicate(timeout=30)
+        pinger.send_signal(signal.SIGINT)
+        ping_out = pinger.communicate(timeout=10)[0]
+        result.sent, result.received = _ping_stats(ping_out)
+        result.tcp = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err}
+
+
+def take_over(host: Host, timeout: float) -> None:
+    """Start netagent on ``host`` (configured for the takeover) and wait until it has
+    converged and nothing of the old agent is left."""
+    started = time.monotonic()
+    host.start_agent()
+    wait_for(f"{host.name} converged", lambda: host.status().returncode == 0, timeout=timeout)
+    wait_for(
+        f"nothing of the old agent left on {host.name}",
+        lambda: _migrate_lb(host, "--verify").returncode == 0,
+        timeout=30,
+    )
+    print(f"{host.name} taken over in {time.monotonic() - started:.1f} s")
+    time.sleep(1.0)
+
+
 @pytest.mark.parametrize("backend", ["nft", "legacy"])
 def test_takeover_of_neutron_linuxbridge_hosts_under_traffic(
     fabric: LbFabric, backend: str
@@ -308,45 +369,10 @@ def _takeover(fabric: LbFabric, hosts: list[Host], vm_a: Vm, vm_b: Vm, backend: 
         print(f"\n{host.name} dry run:\n{dry.stdout}")
     before = {h.name: fabric.ifindexes(h, ("brq", "vxlan-")) for h in hosts}
 
-    stopfile = fabric.workdir / "tcp-stop"
-    pinger = subprocess.Popen(
-        ["ip", "netns", "exec", vm_a.netns, "ping", "-n", "-q", "-i", "0.01", "-W", "1",
-         "-w", "90", vm_b.address],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    stream = subprocess.Popen(
-        ["ip", "netns", "exec", vm_a.netns, "python3", str(HERE / "tcp_stream.py"), "client",
-         vm_b.address, str(ALLOWED), str(stopfile)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        time.sleep(1.0)
+    with traffic(vm_a, vm_b, fabric.workdir, deadline=90) as flow:
         for host in hosts:
-            started = time.monotonic()
-            host.start_agent()
-            wait_for(
-                f"{host.name} converged",
-                lambda host=host: host.status().returncode == 0,
-                timeout=60,
-            )
-            wait_for(
-                f"nothing of the old agent left on {host.name}",
-                lambda host=host: _migrate_lb(host, "--verify").returncode == 0,
-                timeout=30,
-            )
-            print(f"{host.name} taken over in {time.monotonic() - started:.1f} s")
-            time.sleep(1.0)
-        time.sleep(1.0)
-    finally:
-        stopfile.touch()
-        out, err = stream.communicate(timeout=30)
-        pinger.send_signal(signal.SIGINT)
-        ping_out = pinger.communicate(timeout=10)[0]
-    sent, received = _ping_stats(ping_out)
-    tcp = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err}
-    print(f"pings: {sent} sent, {sent - received} lost; tcp: {tcp}")
-    assert received == sent, f"{sent - received} of {sent} pings lost"
-    assert tcp["error"] is None and tcp["echoed"] == tcp["sent"] > 0, tcp
+            take_over(host, timeout=60)
+    flow.assert_uninterrupted()
 
     # after: same devices, the same policy, nothing of the old agent
     for host in hosts:
