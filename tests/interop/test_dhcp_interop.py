@@ -416,7 +416,9 @@ def test_a_crashed_runs_dhcp_leftovers_are_removed_and_a_new_agent_serves_again(
     assert f"namespace {qdhcp}" in removed, removed
     assert not any(_alive(pid) for pid in inside)
     assert qdhcp not in os.listdir("/run/netns")
-    assert tap not in _links(host.netns)  # the veth pair went with the namespace
+    # the veth pair goes with the namespace: the kernel destroys a namespace's devices
+    # in a work queue after its last reference is gone, not within `ip netns delete`
+    _wait(f"{tap} gone with {qdhcp}", lambda: tap not in _links(host.netns))
     # a new agent plugs the DHCP port again (fresh state), netagent wires the new tap
     agent.start()
     _wait(
