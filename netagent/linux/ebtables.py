@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from netagent.linux import ebtables_saved
 from netagent.linux.iptables import validate as v
-from netagent.linux.iptables.plan import ForeignRemoval
+from netagent.linux.iptables.plan import ForeignRemoval, foreign_removal
 from netagent.privileged import ebtables as priv
 
 LOG = logging.getLogger(__name__)
@@ -219,23 +219,12 @@ def neutron_lb_removal(text: str) -> ForeignRemoval:
     """The removal of the Neutron Linux bridge agent's ARP/MAC spoofing chains from
     ``ebtables-nft-save -t nat`` output: unhook, flush, delete. A jump netagent does not
     recognise whole blocks the removal (the chain could not be deleted)."""
-    chains: list[str] = []
-    jumps: list[str] = []
-    blocked: list[str] = []
-    for line in text.splitlines():
-        if line.startswith(":"):
-            name = line[1:].split(" ", 1)[0]
-            if _NEUTRON_LB_CHAIN_RE.fullmatch(name):
-                chains.append(name)
-        elif line.startswith("-A ") and " -j neutron" in line:
-            if _NEUTRON_LB_JUMP_RE.fullmatch(line):
-                jumps.append("-D " + line[3:])
-            elif not _NEUTRON_LB_CHAIN_RE.fullmatch(line.split(" ", 2)[1]):
-                blocked.append(line)
-    if not chains or blocked:
-        return ForeignRemoval((), tuple(chains), tuple(blocked))
-    lines = jumps + [f"-F {c}" for c in chains] + [f"-X {c}" for c in chains]
-    return ForeignRemoval(tuple(lines), tuple(chains))
+    return foreign_removal(
+        text,
+        lambda chain: _NEUTRON_LB_CHAIN_RE.fullmatch(chain) is not None,
+        lambda line: "-D " + line[3:] if _NEUTRON_LB_JUMP_RE.fullmatch(line) else None,
+        unhook_first=True,
+    )
 
 
 class EbtablesManager:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from netagent.common import constants as c
@@ -109,31 +109,66 @@ class ForeignRemoval:
     blocked: tuple[str, ...] = ()
 
 
-def neutron_lb_removal(text: str) -> ForeignRemoval:
-    """The removal of the Neutron Linux bridge agent's chains from ``iptables-save``
-    output of one table (rules are matched whole, never parsed)."""
+def foreign_removal(
+    text: str,
+    is_foreign: Callable[[str], bool],
+    removable_jump: Callable[[str], str | None],
+    *,
+    keep_chain: Callable[[str], bool] = lambda chain: False,
+    unhook_first: bool = False,
+) -> ForeignRemoval:
+    """The removal of another agent's chains (those ``is_foreign`` names) from the save
+    output of one table, in the restore grammar iptables and ebtables share.
+
+    A rule of another chain whose target is a foreign chain must go first:
+    ``removable_jump`` gives the line that deletes it, or None when netagent does not
+    remove such a rule (then it is ``blocked`` and nothing is removed). Rules of foreign
+    chains, and of chains ``keep_chain`` names (netagent rewrites its own), are not
+    looked at. ``unhook_first`` puts the jump deletions before the flushes.
+    """
     chains: list[str] = []
     jumps: list[str] = []
     blocked: list[str] = []
     for line in text.splitlines():
         if line.startswith(":"):
             name = line[1:].split(" ", 1)[0]
-            if _NEUTRON_LB_RE.fullmatch(name):
+            if is_foreign(name):
                 chains.append(name)
         elif line.startswith("-A "):
             parts = line.split(" ")
-            if _NEUTRON_LB_RE.fullmatch(parts[1]) or parts[-2:-1] != ["-j"]:
+            if "-j" not in parts or is_foreign(parts[1]) or keep_chain(parts[1]):
                 continue
-            if not _NEUTRON_LB_RE.fullmatch(parts[-1]) or v.is_owned_chain(parts[1]):
+            target = len(parts) - parts[::-1].index("-j")  # after the last -j
+            if target == len(parts) or not is_foreign(parts[target]):
                 continue
-            if len(parts) == 4 and parts[1] in _BUILTINS:
-                jumps.append(f"-D {parts[1]} -j {parts[3]}")
-            else:
+            delete = removable_jump(line)
+            if delete is None:
                 blocked.append(line)
+            else:
+                jumps.append(delete)
     if not chains or blocked:
         return ForeignRemoval((), tuple(chains), tuple(blocked))
-    lines = [f"-F {c}" for c in chains] + jumps + [f"-X {c}" for c in chains]
-    return ForeignRemoval(tuple(lines), tuple(chains))
+    flushes = [f"-F {c}" for c in chains]
+    unhook = jumps + flushes if unhook_first else flushes + jumps
+    return ForeignRemoval(tuple(unhook + [f"-X {c}" for c in chains]), tuple(chains))
+
+
+def _neutron_lb_jump(line: str) -> str | None:
+    parts = line.split(" ")
+    if len(parts) == 4 and parts[1] in _BUILTINS:
+        return f"-D {parts[1]} -j {parts[3]}"
+    return None
+
+
+def neutron_lb_removal(text: str) -> ForeignRemoval:
+    """The removal of the Neutron Linux bridge agent's chains from ``iptables-save``
+    output of one table (rules are matched whole, never parsed)."""
+    return foreign_removal(
+        text,
+        lambda chain: _NEUTRON_LB_RE.fullmatch(chain) is not None,
+        _neutron_lb_jump,
+        keep_chain=v.is_owned_chain,
+    )
 
 
 _NEUTRON_LB_ZONE_RE = re.compile(
