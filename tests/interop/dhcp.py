@@ -31,11 +31,13 @@ import socketserver
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.fullstack import harness
 from tests.interop import neutron_server
+from tests.interop.api import NeutronApi
 
 #: Privsep contexts of neutron 29 (neutron/privileged/__init__.py) and netagent's
 #: interface driver: each needs its own helper command without sudo.
@@ -240,6 +242,49 @@ class DhcpAgent:
             for line in self.log.read_text(errors="replace").splitlines()
             if " ERROR " in line or line.startswith("Traceback")
         ]
+
+
+@contextlib.contextmanager
+def running_agent(
+    server: neutron_server.NeutronServer,
+    api: NeutronApi,
+    host: harness.Host,
+    netagent_hosts: Iterable[str],
+    extra_config: str = "",
+    timeout: float = 60.0,
+) -> Iterator[DhcpAgent]:
+    """A started DHCP agent on ``host`` with its metadata stub, once the API lists it and
+    the netagent agents of ``netagent_hosts`` alive. On exit it is stopped and its agent
+    row deleted: the server is shared by the session, and a DHCP agent row left behind
+    makes later modules (tempest's test_port_shut_down) wait for DHCP ports nobody will
+    create. Its files are kept with ``NETAGENT_INTEROP_KEEP``."""
+
+    def alive(name: str, agent_type: str) -> bool:
+        return any(a["alive"] for a in api.agents(host=name, agent_type=agent_type))
+
+    agent = DhcpAgent(server, host, extra_config=extra_config)
+    stub = MetadataStub(agent.metadata_socket).start()
+    try:
+        agent.start()
+        neutron_server.wait_until(
+            "DHCP agent alive", lambda: alive(host.name, "DHCP agent"), timeout, 0.5
+        )
+        for name in netagent_hosts:
+            neutron_server.wait_until(
+                f"netagent on {name} alive",
+                lambda name=name: alive(name, "Netagent agent"),
+                timeout,
+                0.5,
+            )
+        yield agent
+    finally:
+        print(agent.log_tail())
+        agent.close()
+        stub.stop()
+        for row in api.agents(host=host.name, agent_type="DHCP agent"):
+            api.delete(f"/v2.0/agents/{row['id']}")
+        if not os.environ.get("NETAGENT_INTEROP_KEEP"):
+            agent.remove_files()
 
 
 def _cmdline(pid: int) -> str:

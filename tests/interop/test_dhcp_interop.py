@@ -57,33 +57,8 @@ def agent(
     fabric: cloud.InteropFabric,
     workdir: Path,
 ) -> Iterator[dhcp.DhcpAgent]:
-    host = fabric.hosts["host-a"]
-    agent = dhcp.DhcpAgent(neutron, host)
-    stub = dhcp.MetadataStub(agent.metadata_socket).start()
-    try:
-        agent.start()
-        _wait(
-            "DHCP agent alive",
-            lambda: any(a["alive"] for a in api.agents(host=host.name, agent_type="DHCP agent")),
-        )
-        for name in HOSTS:
-            _wait(
-                f"netagent on {name} alive",
-                lambda name=name: any(
-                    a["alive"] for a in api.agents(host=name, agent_type="Netagent agent")
-                ),
-            )
+    with dhcp.running_agent(neutron, api, fabric.hosts["host-a"], HOSTS, timeout=TIMEOUT) as agent:
         yield agent
-    finally:
-        print(agent.log_tail())
-        agent.close()
-        stub.stop()
-        # the server is shared by the session: a DHCP agent row left behind makes later
-        # modules (tempest's test_port_shut_down) wait for DHCP ports nobody will create
-        for row in api.agents(host=host.name, agent_type="DHCP agent"):
-            api.delete(f"/v2.0/agents/{row['id']}")
-        if not os.environ.get("NETAGENT_INTEROP_KEEP"):
-            agent.remove_files()
 
 
 @pytest.fixture(scope="module")

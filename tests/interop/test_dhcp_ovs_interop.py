@@ -63,38 +63,10 @@ def agent(
     api: NeutronApi,
     fabric: ovs_cloud.OvsInteropFabric,
 ) -> Iterator[dhcp.DhcpAgent]:
-    host = fabric.hosts["host-a"]
     switch = fabric.switches["host-a"]
-    agent = dhcp.DhcpAgent(
-        neutron,
-        host,
-        extra_config=(
-            f"[netagent]\nl2_driver = openvswitch\novsdb_connection = {switch.connection}\n"
-        ),
-    )
-    stub = dhcp.MetadataStub(agent.metadata_socket).start()
-    try:
-        agent.start()
-        _wait(
-            "DHCP agent alive",
-            lambda: any(a["alive"] for a in api.agents(host=host.name, agent_type="DHCP agent")),
-        )
-        for name in HOSTS:
-            _wait(
-                f"netagent on {name} alive",
-                lambda name=name: any(
-                    a["alive"] for a in api.agents(host=name, agent_type="Netagent agent")
-                ),
-            )
+    ovs = f"[netagent]\nl2_driver = openvswitch\novsdb_connection = {switch.connection}\n"
+    with dhcp.running_agent(neutron, api, fabric.hosts["host-a"], HOSTS, ovs, TIMEOUT) as agent:
         yield agent
-    finally:
-        print(agent.log_tail())
-        agent.close()
-        stub.stop()
-        for row in api.agents(host=host.name, agent_type="DHCP agent"):
-            api.delete(f"/v2.0/agents/{row['id']}")
-        if not os.environ.get("NETAGENT_INTEROP_KEEP"):
-            agent.remove_files()
 
 
 @pytest.fixture(scope="module")
