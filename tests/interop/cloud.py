@@ -15,7 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.common.relay import Relay
 from tests.fullstack import harness
@@ -159,19 +159,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+FabricT = TypeVar("FabricT", bound=InteropFabric)
+
+
 @contextlib.contextmanager
 def running_fabric(
     neutron: neutron_server.NeutronServer,
     workdir: Path,
     hosts: Mapping[str, str],
+    fabric_class: type[FabricT] = InteropFabric,  # type: ignore[assignment]
     **fabric_options: Any,
-) -> Iterator[InteropFabric]:
+) -> Iterator[FabricT]:
     """Simulated hosts (name -> tunnel address) running real agents against ``neutron``;
     leftovers of earlier runs removed first, everything removed after, diagnostics printed.
     """
     for name in leftover_namespaces():
         harness.run("ip", "netns", "delete", name, check=False)
-    fab = InteropFabric(workdir, neutron, **fabric_options)
+    fab = fabric_class(workdir, neutron, **fabric_options)
     try:
         fab.start()
         for name, tunnel_ip in hosts.items():

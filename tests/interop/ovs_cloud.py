@@ -57,17 +57,7 @@ def running(
     """Simulated Open vSwitch hosts (name -> tunnel address) running real agents against
     ``neutron``; namespaces and private switches of crashed runs removed first, everything
     removed after, diagnostics printed."""
-    for name in cloud.leftover_namespaces():
-        harness.run("ip", "netns", "delete", name, check=False)
     for path in ovs_helper.leftover_dirs():
         ovs_helper.remove_leftover(path)
-    fab = OvsInteropFabric(workdir, neutron)
-    try:
-        fab.start()
-        for name, tunnel_ip in hosts.items():
-            fab.add_host(name, tunnel_ip)
-        fab.start_neutron_agents()
+    with cloud.running_fabric(neutron, workdir, hosts, OvsInteropFabric) as fab:
         yield fab
-    finally:
-        print(fab.diagnostics())
-        fab.close()

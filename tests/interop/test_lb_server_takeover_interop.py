@@ -19,7 +19,6 @@ nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from tests.interop.test_lb_takeover_interop import (
     _ping_stats,
     _spoof_blocked,
     _tcp_probe,
+    _vxlan_port,
     take_over,
     traffic,
 )
@@ -277,13 +277,6 @@ def _run(
 def _binding(api: NeutronApi, vm: Vm) -> dict[str, Any]:
     port = api.show("port", vm.port_id)
     return {k: port[k] for k in ("status", "binding:host_id", "binding:vif_type")}
-
-
-def _vxlan_port(host: Host) -> int:
-    """The UDP port of the host's one ``vxlan-<VNI>`` (the old agent's ``udp_dstport``)."""
-    (name,) = [n for n in harness.links(host.netns) if n.startswith("vxlan-")]
-    dev = json.loads(harness.ip(host.netns, "-d", "-j", "link", "show", name).stdout)[0]
-    return int(dev["linkinfo"]["info_data"]["port"])
 
 
 def _write_netagent_config(fabric: cloud.InteropFabric, host: Host, udp_port: int) -> None:

@@ -172,7 +172,9 @@ def _build_with_neutron(
 
 
 def _vxlan_port(host: Host) -> int:
-    dev = json.loads(_in(host.netns, "ip", "-d", "-j", "link", "show", f"vxlan-{VNI}"))[0]
+    """The UDP port of the host's one ``vxlan-<VNI>`` (the old agent's ``udp_dstport``)."""
+    (name,) = [n for n in harness.links(host.netns) if n.startswith("vxlan-")]
+    dev = json.loads(harness.ip(host.netns, "-d", "-j", "link", "show", name).stdout)[0]
     return int(dev["linkinfo"]["info_data"]["port"])
 
 
