@@ -13,6 +13,7 @@ from netagent.agent.backoff import Backoff
 from netagent.agent.converge import Converger
 from netagent.agent.devices import LocalDevices
 from netagent.agent.dirty import DirtySet, Key
+from netagent.agent.heap import HeapTrimmer
 from netagent.agent.source import SourceUpdate
 from netagent.drivers.base import FirewallDriver, L2Driver, L3Driver
 from netagent.model import DesiredState
@@ -104,6 +105,7 @@ class Reconciler:
         self._busy = False
         self._last_update: SourceUpdate | None = None
         self._counters = status.Counters()
+        self._heap = HeapTrimmer(clock)
         self._status: dict[str, Any] = status.not_ready(host)
         self._last_repair: dict[str, Any] | None = None
         self._converged = threading.Condition(self._lock)
@@ -247,6 +249,7 @@ class Reconciler:
                 LOG.debug("Incremental pass over %d resources in %.3f s", len(keys), duration)
             self._counters.last_pass_duration = duration
             self._publish(plan, devices, update)
+            self._heap.after_pass()
 
     def _initialize(self) -> bool:
         if self._initialized:
