@@ -4,7 +4,10 @@ Nova's os-vif plugs a VM port into the integration bridge with
 ``external_ids:iface-id`` = the Neutron port id; this driver finds the port by that id,
 gives it its network's local VLAN tag (recorded in the port's ``other_config:net_uuid``,
 Neutron's key) and admits its frames in br-int's table 0. It never creates or deletes a VM
-port: unplugging moves the port to the dead VLAN 4095 and drops its flow.
+port: unplugging moves the port to the dead VLAN 4095 and drops its flow. With the hybrid
+plug (``ovs_hybrid_plug`` in vif_details, for the iptables firewall) the port on br-int
+is os-vif's veth end ``qvo<port>`` (the tap sits in the Linux bridge ``qbr<port>``); it
+carries the same ``iface-id`` and is wired the same way; qbr and qvb are never touched.
 
 Writes per pass of the agent (:meth:`begin_pass` .. :meth:`end_pass`): one OVSDB
 transaction for the ports it wires and the ones it isolates (unplugging, when the pass
@@ -515,7 +518,8 @@ class OpenvswitchDriver(base.L2Driver):
         if wanted_devices is not None:
             for iface_id, iface in self._state().by_iface_id(self.int_br).items():
                 owner = iface.port_other_config.get(NET_KEY)
-                if owner is None or iface.name in wanted_devices or iface_id in self._ports:
+                device = plumbing.vm_device(iface.name)
+                if owner is None or device in wanted_devices or iface_id in self._ports:
                     continue
                 actions.append(f"detach {iface.port} (network {owner}) to the dead VLAN")
                 ops += plumbing.detach(iface)
