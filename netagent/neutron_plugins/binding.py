@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from netagent.common.constants import HYBRID_PLUG_FIREWALL
+
 #: binding:vif_type: Nova creates ``tap<port[:11]>`` itself; netagent wires it (§7).
 VIF_TYPE: Final = "tap"
 #: binding:vif_type on hosts whose agent runs the ``openvswitch`` L2 driver: os-vif plugs
@@ -30,8 +32,6 @@ TUNNEL_TYPES: Final = ("vxlan",)
 ALLOWED_NETWORK_TYPES: Final = (*PHYSNET_TYPES, *TUNNEL_TYPES)
 #: ``configurations.firewall_driver`` values that leave ports unfiltered.
 NON_FILTERING_FIREWALLS: Final = frozenset({"", "noop", "none"})
-#: The firewall that filters Open vSwitch ports through the hybrid plug (``qbr`` bridges).
-HYBRID_FIREWALL: Final = "iptables"
 
 
 def configurations(agent: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -115,4 +115,4 @@ def hybrid_plug(agent: Mapping[str, Any] | None) -> bool:
     other filtering firewall cannot see a tap plugged straight into OVS, so such a port
     is not claimed filtered either."""
     driver = configurations(agent).get("firewall_driver")
-    return isinstance(driver, str) and driver.strip().lower() == HYBRID_FIREWALL
+    return isinstance(driver, str) and driver.strip().lower() == HYBRID_PLUG_FIREWALL

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.common import ovs as ovs_helper
+from tests.common.ovs import PrivateOvs
 from tests.fullstack import harness
 
 
@@ -80,3 +82,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def switches() -> Iterator[dict[str, PrivateOvs]]:
+    """Private OVS instances by host name, stopped (by PID) and removed after the test."""
+    if not ovs_helper.available():
+        pytest.skip("Open vSwitch is not installed (tools/setup-host.sh)")
+    for path in ovs_helper.leftover_dirs():
+        ovs_helper.remove_leftover(path)
+    made: dict[str, PrivateOvs] = {}
+    try:
+        yield made
+    finally:
+        for switch in made.values():
+            switch.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
 from netagent.common import constants as c
 from netagent.drivers.common import parse_mappings
@@ -74,3 +75,14 @@ def vm_device(iface_name: str) -> str:
     if iface_name.startswith(c.HYBRID_VETH_OVS_PREFIX):
         return c.TAP_PREFIX + iface_name[len(c.HYBRID_VETH_OVS_PREFIX) :]
     return iface_name
+
+
+#: Bridge ports of os-vif's ``qbr`` bridges whose frames never go to the host's stack.
+HYBRID_GUARDED_PORTS = (c.TAP_PREFIX + "+", c.HYBRID_VETH_BRIDGE_PREFIX + "+")
+
+
+def hybrid_plug(conf: Any) -> bool:
+    """Ports are hybrid-plugged: the agent runs the firewall the binding asks os-vif's
+    ``qbr`` bridges for (``[agent] firewall_driver``)."""
+    agent = getattr(conf, "agent", None)
+    return getattr(agent, "firewall_driver", None) == c.HYBRID_PLUG_FIREWALL
