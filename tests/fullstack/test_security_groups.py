@@ -165,12 +165,6 @@ def _arp(sender_mac: str, sender_ip: str, target_ip: str) -> bytes:
     )
 
 
-def _link_local(mac: str) -> str:
-    octets = frames.mac_bytes(mac)
-    eui = bytes([octets[0] ^ 2, *octets[1:3], 0xFF, 0xFE, *octets[3:]])
-    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
-
-
 #: name -> (builder of the spoofed frame, builder of the same frame unspoofed); each
 #: takes the attacker, the destination MAC and a marker the frame carries, and returns
 #: (frame, what a capture looks for)
@@ -199,7 +193,7 @@ def _arp_reply(sender_mac: Callable[[Vm], str], sender_ip: Callable[[Vm], str]) 
 def _neighbour_advert(target: Callable[[Vm], str]) -> Spoof:
     def build(vm: Vm, dst_mac: str, magic: bytes) -> tuple[bytes, bytes]:
         na = frames.neighbour_advert(target(vm), frames.nd_option(2, vm.mac))
-        packet = frames.icmp6(_link_local(vm.mac), ALL_NODES, na)
+        packet = frames.icmp6(frames.link_local(vm.mac), ALL_NODES, na)
         mcast = frames.ipv6_multicast_mac(ALL_NODES)
         frame = frames.ethernet(mcast, vm.mac, frames.ETH_IPV6, packet)
         return frame, ipaddress.IPv6Address(target(vm)).packed
@@ -225,7 +219,7 @@ SPOOFS: dict[str, tuple[Spoof, Spoof]] = {
     ),
     "nd-target": (
         _neighbour_advert(lambda vm: FOREIGN6),
-        _neighbour_advert(lambda vm: _link_local(vm.mac)),
+        _neighbour_advert(lambda vm: frames.link_local(vm.mac)),
     ),
 }
 
