@@ -68,12 +68,17 @@ def check_ovs_ofctl(conf: cfg.ConfigOpts) -> str:
 
 def check_ovs_firewall(conf: cfg.ConfigOpts) -> str:
     """A tap plugged straight into OVS is invisible to iptables (no Linux bridge, so no
-    physdev match): a filtering firewall would only pretend to filter. Refuse it until the
-    hybrid plug exists rather than run ports unfiltered behind a security group."""
-    if conf.agent.firewall_driver != "noop":
+    physdev match). The iptables driver filters Open vSwitch ports through the hybrid
+    plug (os-vif's ``qbr`` bridge, asked for by the binding); any other filtering
+    firewall would only pretend to filter, so it is refused rather than run ports
+    unfiltered behind a security group. (br_netfilter is checked with iptables.)"""
+    driver = conf.agent.firewall_driver
+    if driver == "iptables":
+        return "iptables on the hybrid plug (qbr bridges, ovs_hybrid_plug in vif_details)"
+    if driver != "noop":
         raise PreflightError(
-            f"firewall_driver {conf.agent.firewall_driver} cannot filter ports on Open "
-            "vSwitch yet (no hybrid plug); use firewall_driver = noop"
+            f"firewall_driver {driver} cannot filter ports on Open vSwitch; "
+            "use firewall_driver = iptables (hybrid plug) or noop"
         )
     return "no firewall driver (ports are not filtered)"
 

@@ -16,6 +16,9 @@ TAP_PREFIX: Final = "tap"
 HYBRID_BRIDGE_PREFIX: Final = "qbr"
 HYBRID_VETH_BRIDGE_PREFIX: Final = "qvb"
 HYBRID_VETH_OVS_PREFIX: Final = "qvo"
+#: The firewall driver that filters Open vSwitch ports through os-vif's hybrid plug
+#: (``qbr`` bridges): the binding asks for it, the OVS driver guards the host for it.
+HYBRID_PLUG_FIREWALL: Final = "iptables"
 NETWORK_BRIDGE_PREFIX: Final = "brq"
 ROUTER_NAMESPACE_PREFIX: Final = "qrouter-"
 ROUTER_INTERNAL_PREFIX: Final = "qr-"

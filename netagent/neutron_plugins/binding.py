@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from netagent.common.constants import HYBRID_PLUG_FIREWALL
+
 #: binding:vif_type: Nova creates ``tap<port[:11]>`` itself; netagent wires it (§7).
 VIF_TYPE: Final = "tap"
 #: binding:vif_type on hosts whose agent runs the ``openvswitch`` L2 driver: os-vif plugs
@@ -101,7 +103,16 @@ def vif_details(base: Mapping[str, Any], agent: Mapping[str, Any] | None) -> dic
         datapath = confs.get("datapath_type")
         details["bridge_name"] = bridge if isinstance(bridge, str) and bridge else "br-int"
         details["datapath_type"] = datapath if datapath in OVS_DATAPATH_TYPES else "system"
-        # no hybrid plug yet: the tap sits in OVS, where iptables cannot see its frames
-        details["ovs_hybrid_plug"] = False
-        details["port_filter"] = False
+        details["ovs_hybrid_plug"] = hybrid_plug(agent)
+        details["port_filter"] = details["ovs_hybrid_plug"]
     return details
+
+
+def hybrid_plug(agent: Mapping[str, Any] | None) -> bool:
+    """Whether os-vif must put the port behind a ``qbr`` Linux bridge (vif_details
+    ``ovs_hybrid_plug``) on an Open vSwitch agent: only an agent reporting
+    ``firewall_driver = iptables`` filters there (on the qbr side, with physdev). Any
+    other filtering firewall cannot see a tap plugged straight into OVS, so such a port
+    is not claimed filtered either."""
+    driver = configurations(agent).get("firewall_driver")
+    return isinstance(driver, str) and driver.strip().lower() == HYBRID_PLUG_FIREWALL

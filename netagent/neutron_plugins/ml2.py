@@ -11,8 +11,10 @@ to a host whose live agent has ``agent_type`` :data:`netagent.common.constants.A
 with ``binding:vif_type`` ``tap`` (Nova creates ``tap<port[:11]>``, netagent wires it) and
 ``binding:vif_details`` ``{"port_filter": <agent filters>, "connectivity": "l2"}``; on
 hosts whose agent reports ``l2_driver = openvswitch``, ``vif_type`` ``ovs`` with
-``bridge_name``, ``datapath_type`` and ``ovs_hybrid_plug`` false (os-vif plugs the tap
-into br-int; the physical networks then come from ``bridge_mappings``). Flat and
+``bridge_name``, ``datapath_type`` and ``ovs_hybrid_plug`` (os-vif plugs the tap into
+br-int, or with ``ovs_hybrid_plug`` true -- agents reporting ``firewall_driver =
+iptables`` -- into a ``qbr`` Linux bridge joined to br-int by the veth ``qvb``/``qvo``;
+the physical networks then come from ``bridge_mappings``). Flat and
 VLAN segments need their physical network in the agent's
 ``configurations.interface_mappings``. The decisions are in
 :mod:`netagent.neutron_plugins.binding`.

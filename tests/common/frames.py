@@ -25,6 +25,14 @@ def mac_bytes(mac: str) -> bytes:
     return bytes(int(part, 16) for part in mac.split(":"))
 
 
+def link_local(mac: str) -> str:
+    """The EUI-64 IPv6 link-local address of ``mac`` (a VM's own: anti-spoofing lets it
+    through)."""
+    octets = mac_bytes(mac)
+    eui = bytes([octets[0] ^ 2, *octets[1:3], 0xFF, 0xFE, *octets[3:]])
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
+
+
 def ethernet(dst: str, src: str, ethertype: int, payload: bytes) -> bytes:
     return mac_bytes(dst) + mac_bytes(src) + struct.pack("!H", ethertype) + payload
 

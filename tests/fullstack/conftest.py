@@ -9,6 +9,7 @@ going on in parallel keeps its namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.common import ovs as ovs_helper
+from tests.common.ovs import PrivateOvs
 from tests.fullstack import harness
 
 
@@ -80,3 +83,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def switches(fabric: harness.Fabric) -> Iterator[dict[str, PrivateOvs]]:
+    """Private OVS instances by host name, stopped (by PID) and removed after the test,
+    after the fabric's agents (which would log their lost switch until stopped)."""
+    if not ovs_helper.available():
+        pytest.skip("Open vSwitch is not installed (tools/setup-host.sh)")
+    for path in ovs_helper.leftover_dirs():
+        ovs_helper.remove_leftover(path)
+    made: dict[str, PrivateOvs] = {}
+    try:
+        yield made
+    finally:
+        for host in fabric.hosts.values():
+            with contextlib.suppress(Exception):
+                host.stop_agent(timeout=5)
+        for switch in made.values():
+            switch.stop()

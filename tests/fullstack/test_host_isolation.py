@@ -11,7 +11,6 @@ and the same host listener answers the underlay, so "nothing arrived" means "ref
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from collections.abc import Callable
@@ -37,13 +36,6 @@ HOST_B_V6 = "fd00:18::2"
 def _mac_of(netns: str, device: str) -> str:
     out = harness.ip(netns, "-j", "link", "show", device).stdout
     return str(json.loads(out)[0]["address"])
-
-
-def _link_local(mac: str) -> str:
-    """The VM's own EUI-64 link-local address (anti-spoofing lets it through)."""
-    octets = frames.mac_bytes(mac)
-    eui = bytes([octets[0] ^ 2, *octets[1:3], 0xFF, 0xFE, *octets[3:]])
-    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
 
 
 def _send_from_host(host: Host, address: str, port: int, payload: bytes) -> None:
@@ -164,7 +156,7 @@ def test_vm_cannot_reach_host_services(
 
     with frames.UdpListener(host_a.netns, listen, HOST_PORT, magic) as listener:
         if ":" in target:
-            packet = frames.udp6(_link_local(attacker.mac), target, 40000, HOST_PORT, magic)
+            packet = frames.udp6(frames.link_local(attacker.mac), target, 40000, HOST_PORT, magic)
             _inject(attacker, bridge_mac, packet, frames.ETH_IPV6)
         else:
             packet = frames.udp4(attacker.address, target, 40000, HOST_PORT, magic)

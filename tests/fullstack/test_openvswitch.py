@@ -14,53 +14,15 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
-from tests.common import ovs as ovs_helper
 from tests.common.ovs import PrivateOvs
 from tests.fullstack import harness, ovs_host
 from tests.fullstack.harness import Fabric, Host, Vm, can_ping, ip, ping, run, wait_for
+from tests.fullstack.ovs_host import add_ovs_host
 
 OURS = f"0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"
-
-
-@pytest.fixture
-def switches() -> Iterator[dict[str, PrivateOvs]]:
-    """Private OVS instances by host name, stopped (by PID) and removed after the test."""
-    if not ovs_helper.available():
-        pytest.skip("Open vSwitch is not installed (tools/setup-host.sh)")
-    for path in ovs_helper.leftover_dirs():
-        ovs_helper.remove_leftover(path)
-    made: dict[str, PrivateOvs] = {}
-    try:
-        yield made
-    finally:
-        for switch in made.values():
-            switch.stop()
-
-
-def add_ovs_host(
-    fabric: Fabric, switches: dict[str, PrivateOvs], name: str, tunnel_ip: str
-) -> Host:
-    host = fabric.add_host(name, tunnel_ip)
-    switch = PrivateOvs(host.netns)
-    switches[name] = switch
-    switch.start()
-    ovs_host.tunnel_on_br_phy(switch, host.netns, tunnel_ip)
-    host.l2_driver = "openvswitch"
-    host.extra_config = (
-        "[ovs]\n"
-        f"local_ip = {tunnel_ip}\n"
-        "datapath_type = netdev\n"
-        f"ovsdb_connection = {switch.connection}\n"
-        "[iptables]\n"
-        "integrity_interval = 0.5\n"
-    )
-    return host
 
 
 def add_ovs_vm(

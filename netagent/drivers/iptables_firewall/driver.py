@@ -199,6 +199,8 @@ class IptablesFirewallDriver(base.FirewallDriver):
             getattr(getattr(conf, "agent", None), "take_over_neutron_linuxbridge", False)
         )
         self._take_over_pending = self.take_over
+        #: ports are hybrid-plugged (Open vSwitch): each tap on its own ``qbr`` bridge
+        self.hybrid: bool = getattr(getattr(conf, "agent", None), "l2_driver", "") == "openvswitch"
         self._ipt: IptablesManager | None = None
         self._eb: EbtablesManager | None = None
         self._ipset: IpsetManager | None = None
@@ -267,7 +269,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
                 self.netns, self.backend, self.verify_interval, take_over_neutron_lb=self.take_over
             )
             self._raw_ipt = raw
-            self._zones = ctzones.NetworkZones(raw, self._state_path)
+            self._zones = ctzones.NetworkZones(raw, self._state_path, hybrid=self.hybrid)
         assert self._eb is not None and self._ipset is not None
         return self._ipt, self._eb, self._ipset
 
@@ -663,7 +665,7 @@ class IptablesFirewallDriver(base.FirewallDriver):
             self._ctz.adopt(self._raw_ipt.neutron_lb_zones())
         # Zone rules go in before any filter allows traffic (fail closed).
         missing = self._ctz.prepare(r.port for r in self._ports.values() if r.secured)
-        for record in [r for r in self._ports.values() if r.port.network_id in missing]:
+        for record in [r for r in self._ports.values() if self._ctz.bridge_of(r.port) in missing]:
             self._exclude(record.port.id, "conntrack zone rule not applied")
         failed: dict[str, str] = {}
         for attempt in range(2):

@@ -8,6 +8,11 @@ here gets its own zone, assigned in table ``raw`` (both families) by one rule pe
 With br_netfilter a bridged packet's PREROUTING in-device is the bridge (checked on the
 target kernel), so the rule covers every tap and the uplink of the network.
 
+With the hybrid plug (Open vSwitch) every port has its own bridge ``qbr<port>`` between
+its tap and its ``qvb`` veth to br-int, so the rule is one per port,
+``-i qbr<port> -j CT --zone Z(network)``: both directions of the port's traffic cross its
+qbr, and every port of a network shares the network's zone.
+
 Zones are stable: the preferred zone of a network is derived from its id (SHA-256 into
 :data:`ZONE_MIN`..:data:`ZONE_MAX`); a collision with a network already holding that zone
 probes upwards; allocations are kept in ``<state_path>/conntrack-zones.json`` so that the
@@ -58,16 +63,21 @@ class NetworkZones:
 
     :param iptables: a manager on the driver's namespace used for table raw only
     :param state_path: directory for the allocation file (``None``: kept in memory)
+    :param hybrid: ports sit on their own ``qbr`` bridges (Open vSwitch hybrid plug), not
+        on their network's ``brq`` bridge
     """
 
-    def __init__(self, iptables: IptablesManager, state_path: str | None = None) -> None:
+    def __init__(
+        self, iptables: IptablesManager, state_path: str | None = None, hybrid: bool = False
+    ) -> None:
         self._ipt = iptables
+        self.hybrid = hybrid
         self._file = None if state_path is None else os.path.join(state_path, STATE_FILE)
         self._zones: dict[str, int] = self._load()
-        #: networks whose rule is declared (the last set given to the manager)
-        self._declared: frozenset[str] | None = None
-        #: networks whose rule the kernel has (as of the last successful apply)
-        self._installed: frozenset[str] = frozenset()
+        #: (bridge, network) pairs whose rule is declared (the last set given to the manager)
+        self._declared: frozenset[tuple[str, str]] | None = None
+        #: (bridge, network) pairs whose rule the kernel has (as of the last successful apply)
+        self._installed: frozenset[tuple[str, str]] = frozenset()
         #: internal switch (tests): False assigns no zones and scopes no deletions
         self.enabled = True
         #: bridge -> zone a Neutron Linux bridge agent used (:meth:`adopt`)
@@ -147,13 +157,23 @@ class NetworkZones:
 
     # -- rules --------------------------------------------------------------------------
 
-    def _declare(self, networks: Iterable[str]) -> bool:
-        wanted = frozenset(networks) if self.enabled else frozenset()
+    def bridge_of(self, port: Port) -> str:
+        """The bridge whose zone rule covers ``port``: ``qbr<port>`` with the hybrid plug,
+        else the network's ``brq<net>``."""
+        if self.hybrid:
+            return names.hybrid_bridge(port.id)
+        return names.network_bridge(port.network_id)
+
+    def _pairs(self, ports: Iterable[Port]) -> frozenset[tuple[str, str]]:
+        return frozenset((self.bridge_of(p), p.network_id) for p in ports)
+
+    def _declare(self, pairs: Iterable[tuple[str, str]]) -> bool:
+        wanted = frozenset(pairs) if self.enabled else frozenset()
         if wanted == self._declared:
             return False
         rules = [
-            Rule((InIface(names.network_bridge(n)),), CTZone(self.zone_of(n)))
-            for n in sorted(wanted)
+            Rule((InIface(bridge),), CTZone(self.zone_of(network)))
+            for bridge, network in sorted(wanted)
         ]
         for family in (4, 6):
             if rules:
@@ -165,8 +185,8 @@ class NetworkZones:
         self._declared = wanted
         return True
 
-    def _commit(self, networks: Iterable[str], always: bool) -> set[str]:
-        wanted = frozenset(networks) if self.enabled else frozenset()
+    def _commit(self, pairs: Iterable[tuple[str, str]], always: bool) -> set[str]:
+        wanted = frozenset(pairs) if self.enabled else frozenset()
         if not self._declare(wanted) and not always:
             return set()
         result = self._ipt.apply()  # no restore unless something changed or was damaged
@@ -175,22 +195,23 @@ class NetworkZones:
             return set()
         LOG.error("conntrack zone rules not applied: %s", result.failed)
         self._declared = None  # declared again (and retried) by the next pass
-        # A failed restore changed nothing: networks whose rule was in place keep it.
-        return set(wanted - self._installed)
+        # A failed restore changed nothing: bridges whose rule was in place keep it.
+        return {bridge for bridge, _ in wanted - self._installed}
 
     def prepare(self, ports: Iterable[Port]) -> set[str]:
-        """Install the rules of the networks of ``ports`` (added to those in place).
+        """Install the rules of the bridges of ``ports`` (added to those in place).
 
-        :returns: networks whose rule may be missing (their ports must forward nothing)
+        :returns: bridges (:meth:`bridge_of`) whose rule may be missing (their ports must
+            forward nothing)
         """
-        networks = {p.network_id for p in ports}
-        return self._commit(networks | self._installed, always=True)
+        return self._commit(self._pairs(ports) | self._installed, always=True)
 
     def finish(self, ports: Iterable[Port]) -> None:
-        """Remove the rules (and allocations) of networks no port in ``ports`` is on."""
-        networks = {p.network_id for p in ports}
-        self._commit(networks, always=False)
-        self.release(networks)
+        """Remove the rules of bridges no port in ``ports`` is on, and the allocations of
+        networks none is on."""
+        port_list = list(ports)
+        self._commit(self._pairs(port_list), always=False)
+        self.release(p.network_id for p in port_list)
 
     def sweep(self, ports: Iterable[Port]) -> list[str]:
         """Reconcile with ``ports`` and delete undeclared netagent chains of table raw."""

@@ -41,6 +41,7 @@ from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.common import ResourceError
 from netagent.drivers.common import parse_mappings as parse_physnets
+from netagent.drivers.hostguard import DESCRIPTION, HostGuard
 from netagent.drivers.linuxbridge import drift, fdb, neighbours, takeover
 from netagent.drivers.linuxbridge import sweep as sweep_mod
 from netagent.drivers.linuxbridge.kernel import ZERO_MAC, FdbEntry, Kernel, Link, VxlanSpec
@@ -114,7 +115,7 @@ class LinuxBridgeDriver(base.L2Driver):
         #: no tunnel peer yet: their FDB entries are kept (see :meth:`_plan_entries`)
         self._fdb_pending: set[str] = set()
         self._applied_ports: dict[str, drift.AppliedPort] = {}
-        self._guard_error: str | None = "not written yet"
+        self._guard = HostGuard(GUARDED_PORTS, netns)
         self._in_pass = False
         self._snapshot: Links | None = None
 
@@ -172,7 +173,7 @@ class LinuxBridgeDriver(base.L2Driver):
         outcome = base.Outcome()
         if not self._ensure_guard():
             for plan in plans:
-                outcome.failed[plan.network.id] = f"host guard missing: {self._guard_error}"
+                outcome.failed[plan.network.id] = f"host guard missing: {self._guard.error}"
             return outcome
         links = self._links()
         creations: list[tuple[str, Op]] = []
@@ -533,36 +534,10 @@ class LinuxBridgeDriver(base.L2Driver):
         queue.append((resource_id, SetLink(name=link.name, **changes)))
 
     def _ensure_guard(self) -> bool:
-        try:
-            self.kernel.ensure_host_guard(GUARDED_PORTS)
-        except (NetagentError, OSError) as exc:
-            if self._guard_error is None or self._guard_error == "not written yet":
-                LOG.error(
-                    "Host guard (ebtables filter na-INPUT) could not be written, no network "
-                    "or port is wired until it is: %s",
-                    exc,
-                )
-            self._guard_error = str(exc)
-            return False
-        if self._guard_error not in (None, "not written yet"):
-            LOG.info("Host guard (ebtables filter na-INPUT) written")
-        self._guard_error = None
-        return True
+        return self._guard.ensure(self.kernel)
 
     def check_integrity(self) -> int:
-        if self._guard_error is not None:
-            return 0  # not written: the next pass writes it
-        tampered = self.kernel.check_host_guard()
-        for chain in tampered:
-            LOG.warning(
-                "ebtables filter chain %s in namespace %s changed behind netagent's back; "
-                "rewritten",
-                chain,
-                self.netns or "(the agent's own)",
-            )
-        if tampered:
-            self._ensure_guard()
-        return len(tampered)
+        return self._guard.check(self.kernel)
 
     def find_drift(self) -> base.Drift:
         """One link dump, and the forwarding entries of each VXLAN network, compared
@@ -609,8 +584,8 @@ class LinuxBridgeDriver(base.L2Driver):
             port, network = plan.port, plan.network
             self._applied_ports.pop(port.id, None)
             try:
-                if self._guard_error is not None:
-                    raise LinuxBridgeError(port.id, f"host guard missing: {self._guard_error}")
+                if self._guard.error is not None:
+                    raise LinuxBridgeError(port.id, f"host guard missing: {self._guard.error}")
                 tap = links.get(port.device_name)
                 if tap is None:
                     raise LinuxBridgeError(port.id, f"device {port.device_name} not found")
@@ -722,7 +697,7 @@ class LinuxBridgeDriver(base.L2Driver):
             for link in self.kernel.links().values()
             if link.kind == "bridge" and link.name.startswith(c.NETWORK_BRIDGE_PREFIX)
         )
-        guard = "the host guard (ebtables filter na-INPUT)"
+        guard = DESCRIPTION
         if kept:
             actions.append(f"keep {guard}: bridges {', '.join(kept)} remain")
         else:
@@ -751,7 +726,7 @@ class LinuxBridgeDriver(base.L2Driver):
         return {
             "driver": "linuxbridge",
             "local_ip": self.local_ip,
-            "host_guard": "written" if self._guard_error is None else self._guard_error,
+            "host_guard": "written" if self._guard.error is None else self._guard.error,
             "networks": dict(sorted(self._networks.items())),
             "ports": dict(sorted(self._ports.items())),
         }

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from netagent.common.exceptions import NetagentError
+from netagent.drivers.hostguard import EbtablesGuard
 from netagent.drivers.linuxbridge.kernel import FdbEntry, Link
 from netagent.linux import ip_lib, neighbour, sysctl
-from netagent.linux.ebtables import EbRule, EbtablesManager
 from netagent.linux.errors import KernelError
 
 
@@ -38,15 +37,15 @@ def _link(raw: ip_lib.Link) -> Link:
     )
 
 
-class IpLibKernel:
-    """Kernel operations in one network namespace.
+class IpLibKernel(EbtablesGuard):
+    """Kernel operations in one network namespace (the host guard's: :class:`EbtablesGuard`).
 
     :param netns: namespace name, ``None`` for the namespace the process runs in.
     """
 
     def __init__(self, netns: str | None = None) -> None:
+        super().__init__(netns)
         self.netns = netns
-        self._guard = EbtablesManager(netns, table="filter")
 
     def __repr__(self) -> str:
         return f"IpLibKernel(netns={self.netns!r})"
@@ -87,23 +86,3 @@ class IpLibKernel:
             for entry in neighbour.list_neighbours(namespace=self.netns, device=device)
             if entry.address.version == 4 and entry.mac and entry.state & neighbour.NUD_PERMANENT
         }
-
-    def ensure_host_guard(self, ports: list[str]) -> None:
-        self._guard.set_hook([EbRule("DROP", in_iface=port) for port in ports])
-        self._apply_guard(sweep=False)
-
-    def check_host_guard(self) -> list[str]:
-        return self._guard.check()
-
-    def remove_host_guard(self) -> None:
-        self._guard.remove_chain(self._guard.hook_chain)
-        self._apply_guard(sweep=True)
-
-    def _apply_guard(self, sweep: bool) -> None:
-        result = self._guard.apply(sweep=sweep)
-        if result.failed:
-            raise HostGuardError("; ".join(sorted(result.failed.values())))
-
-
-class HostGuardError(NetagentError):
-    """The ebtables host guard could not be written (the reason is ebtables')."""

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
+from netagent.drivers.hostguard import GuardKernel
 from netagent.linux.errors import KernelError
 from netagent.linux.ip_lib import Op
 
@@ -70,7 +71,7 @@ class VxlanSpec:
     parent: str | None = None
 
 
-class Kernel(Protocol):
+class Kernel(GuardKernel, Protocol):
     """Kernel operations of the driver, in the namespace the instance is bound to.
 
     Every method raises the typed errors of :mod:`netagent.linux.errors`
@@ -100,14 +101,3 @@ class Kernel(Protocol):
 
     def neighbours(self, device: str) -> dict[str, str]:
         """Permanent IPv4 neighbour entries of ``device``: address -> MAC."""
-
-    def ensure_host_guard(self, ports: list[str]) -> None:
-        """Drop every frame a bridge would deliver to this namespace's own stack when it
-        came in on a bridge port matching one of ``ports`` (``tap+`` wildcards); written
-        only when it differs from what was last applied."""
-
-    def check_host_guard(self) -> list[str]:
-        """Chains of the guard found changed since written (marked for rewriting)."""
-
-    def remove_host_guard(self) -> None:
-        """Remove the guard (absent already is fine)."""

@@ -4,7 +4,10 @@ Nova's os-vif plugs a VM port into the integration bridge with
 ``external_ids:iface-id`` = the Neutron port id; this driver finds the port by that id,
 gives it its network's local VLAN tag (recorded in the port's ``other_config:net_uuid``,
 Neutron's key) and admits its frames in br-int's table 0. It never creates or deletes a VM
-port: unplugging moves the port to the dead VLAN 4095 and drops its flow.
+port: unplugging moves the port to the dead VLAN 4095 and drops its flow. With the hybrid
+plug (``ovs_hybrid_plug`` in vif_details, for the iptables firewall) the port on br-int
+is os-vif's veth end ``qvo<port>`` (the tap sits in the Linux bridge ``qbr<port>``); it
+carries the same ``iface-id`` and is wired the same way; qbr and qvb are never touched.
 
 Writes per pass of the agent (:meth:`begin_pass` .. :meth:`end_pass`): one OVSDB
 transaction for the ports it wires and the ones it isolates (unplugging, when the pass
@@ -29,6 +32,7 @@ from typing import Any
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.common import ResourceError
+from netagent.drivers.hostguard import DESCRIPTION, EbtablesGuard, HostGuard
 from netagent.drivers.openvswitch import layout, plumbing
 from netagent.drivers.openvswitch.plumbing import mgmt_target, parse_bridge_mappings
 from netagent.model.network import Network, NetworkType
@@ -61,7 +65,8 @@ class PortRecord:
 class OpenvswitchDriver(base.L2Driver):
     """Open vSwitch L2 driver (entry point ``openvswitch`` in ``netagent.l2``).
 
-    :param conf: oslo.config object; only ``[ovs]`` is read.
+    :param conf: oslo.config object; ``[ovs]`` is read, and ``[agent] firewall_driver``
+        (the hybrid plug: :func:`.plumbing.hybrid_plug`).
     :param ovsdb: OVSDB access to use (default: from ``[ovs] ovsdb_connection``).
     """
 
@@ -92,6 +97,11 @@ class OpenvswitchDriver(base.L2Driver):
         self._initialized = False
         self.ovsdb_transactions = 0
         self.flow_changes = 0
+        #: with the hybrid plug VM taps sit in Linux bridges: they get Linux bridge's guard
+        self._guard = (
+            HostGuard(plumbing.HYBRID_GUARDED_PORTS) if plumbing.hybrid_plug(conf) else None
+        )
+        self._guard_kernel: EbtablesGuard | None = None
 
     # -- setup --------------------------------------------------------------------------
 
@@ -346,8 +356,21 @@ class OpenvswitchDriver(base.L2Driver):
 
     # -- ports --------------------------------------------------------------------------
 
+    def _guarded(self) -> bool:
+        """The host guard is in place, or not needed (no hybrid plug)."""
+        if self._guard is None:
+            return True
+        if self._guard_kernel is None:
+            self._guard_kernel = EbtablesGuard()
+        return self._guard.ensure(self._guard_kernel)
+
     def plug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
         outcome = base.Outcome()
+        if not self._guarded():
+            assert self._guard is not None
+            for plan in plans:
+                outcome.failed[plan.port.id] = f"host guard missing: {self._guard.error}"
+            return outcome
         found = self._state().by_iface_id(self.int_br)
         ops: list[db.Op] = []
         records: dict[str, PortRecord] = {}
@@ -480,6 +503,8 @@ class OpenvswitchDriver(base.L2Driver):
         """
         if not self._initialized:
             return 0
+        if self._guard is not None and self._guard_kernel is not None:
+            self._guard.check(self._guard_kernel)
         if self._flows_pending and not self._in_pass:
             LOG.info("Writing flows a failed bundle left out")
             return self._sync_flows(sweep=False)
@@ -515,7 +540,8 @@ class OpenvswitchDriver(base.L2Driver):
         if wanted_devices is not None:
             for iface_id, iface in self._state().by_iface_id(self.int_br).items():
                 owner = iface.port_other_config.get(NET_KEY)
-                if owner is None or iface.name in wanted_devices or iface_id in self._ports:
+                device = plumbing.vm_device(iface.name)
+                if owner is None or device in wanted_devices or iface_id in self._ports:
                     continue
                 actions.append(f"detach {iface.port} (network {owner}) to the dead VLAN")
                 ops += plumbing.detach(iface)
@@ -575,6 +601,10 @@ class OpenvswitchDriver(base.L2Driver):
             ops.append(db.DeleteBridge(bridge))
         if not dry_run:
             self._ovsdb.apply(ops)
+        if self._guard is not None:
+            actions.append(f"remove {DESCRIPTION}")
+            if not dry_run:
+                EbtablesGuard().remove_host_guard()
         return actions
 
     # -- status -------------------------------------------------------------------------
@@ -593,6 +623,7 @@ class OpenvswitchDriver(base.L2Driver):
             "flow_targets": {bridge: table.target for bridge, table in self._tables.items()},
             "ovsdb_transactions": self.ovsdb_transactions,
             "flow_changes": self.flow_changes,
+            "host_guard": None if self._guard is None else (self._guard.error or "written"),
         }
 
     def _describe_ports(self) -> dict[str, dict[str, Any]]:

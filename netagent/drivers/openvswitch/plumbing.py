@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
+from netagent.common import constants as c
 from netagent.drivers.common import parse_mappings
 from netagent.ovs import ovsdb as db
 
@@ -65,3 +67,22 @@ def phy_patch(bridge: str) -> str:
 
 def detach(iface: db.Interface) -> list[db.Op]:
     return [db.SetPortTag(iface.port, db.DEAD_VLAN), db.RemovePortKeys(iface.port, (NET_KEY,))]
+
+
+def vm_device(iface_name: str) -> str:
+    """The VM's tap behind an integration-bridge interface: with the hybrid plug os-vif
+    puts ``qvo<port[:11]>`` on br-int for ``tap<port[:11]>`` (in ``qbr<port[:11]>``)."""
+    if iface_name.startswith(c.HYBRID_VETH_OVS_PREFIX):
+        return c.TAP_PREFIX + iface_name[len(c.HYBRID_VETH_OVS_PREFIX) :]
+    return iface_name
+
+
+#: Bridge ports of os-vif's ``qbr`` bridges whose frames never go to the host's stack.
+HYBRID_GUARDED_PORTS = (c.TAP_PREFIX + "+", c.HYBRID_VETH_BRIDGE_PREFIX + "+")
+
+
+def hybrid_plug(conf: Any) -> bool:
+    """Ports are hybrid-plugged: the agent runs the firewall the binding asks os-vif's
+    ``qbr`` bridges for (``[agent] firewall_driver``)."""
+    agent = getattr(conf, "agent", None)
+    return getattr(agent, "firewall_driver", None) == c.HYBRID_PLUG_FIREWALL

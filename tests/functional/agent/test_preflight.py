@@ -84,15 +84,25 @@ def test_agent_refuses_to_start_when_a_check_fails(tmp_path: Path) -> None:
     assert "not starting" in (tmp_path / "agent.log").read_text()
 
 
-def test_openvswitch_refuses_a_firewall_it_cannot_apply(tmp_path: Path) -> None:
+def test_openvswitch_takes_iptables_hybrid_and_refuses_a_firewall_it_cannot_apply(
+    tmp_path: Path,
+) -> None:
     conf = _config(tmp_path, tmp_path / "state")
     text = conf.read_text().replace("l2_driver = linuxbridge", "l2_driver = openvswitch")
     conf.write_text(text)
     code, results = _check(conf)
-    assert code != 0
     by_name = {r["name"]: r for r in results}
     assert by_name["ovs-ofctl"]["ok"] is True
-    assert by_name["firewall on Open vSwitch"]["ok"] is False
+    assert by_name["firewall on Open vSwitch"]["ok"] is True, results
+    assert "hybrid plug" in by_name["firewall on Open vSwitch"]["detail"]
+    assert by_name["br_netfilter"]["ok"] is True  # checked as on Linux bridge
+    assert code == 0, results
     conf.write_text(text.replace("firewall_driver = iptables", "firewall_driver = noop"))
     code, results = _check(conf)
     assert code == 0, results
+    # a filtering firewall that cannot see OVS ports is refused
+    conf.write_text(text.replace("firewall_driver = iptables", "firewall_driver = other"))
+    code, results = _check(conf)
+    assert code != 0
+    by_name = {r["name"]: r for r in results}
+    assert by_name["firewall on Open vSwitch"]["ok"] is False

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from netagent.common import names
 from netagent.drivers.base import NetworkPlan, Outcome, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
 from netagent.model.network import Network
@@ -413,3 +414,37 @@ def test_status_shows_each_port_ofport_local_vlan_and_its_flows(
     assert flow["installed"] is False
     doc["drivers"] = {"l2": driver.describe()}
     assert f"cookie {flow['cookie']}: MISSING" in render(doc)
+
+
+def test_sweep_keeps_a_hybrid_plugged_port_whose_tap_is_wanted(
+    make_driver: Callable[..., OpenvswitchDriver], ovs: PrivateOvs
+) -> None:
+    """With the hybrid plug the port on br-int is os-vif's ``qvo<port>``, while the agent
+    knows the port's device as ``tap<port>``: a restarted agent's sweep, which has
+    not wired it (yet), keeps it in its network; a port whose tap is not wanted is
+    detached."""
+    driver = make_driver()
+    net = network(1001)
+    p = port(net)
+    qvo = names.hybrid_veth_ovs_side(p.id)
+    ovs.vsctl(
+        "add-port", "br-int", qvo, "--", "set", "Interface", qvo, "type=internal",
+        f"external_ids:iface-id={p.id}", f"external_ids:attached-mac={p.mac_address}",
+    )  # fmt: skip
+
+    def wire() -> Outcome:
+        driver.begin_pass()
+        return _wire(driver, net, [p])
+
+    _eventually(wire, lambda out: not out.failed)  # once the replica has its ofport
+    tag = int(ovs.vsctl("get", "Port", qvo, "tag"))
+    assert 0 < tag < 4095
+    again = make_driver()
+    nets, _ = _plans([net], [p])
+    assert not again.ensure_networks(nets).failed
+    detach = f"detach {qvo} (network {net.id}) to the dead VLAN"
+    # (its br-int flow goes: this run has not plugged it; the tag is what is kept)
+    assert detach not in again.sweep(nets, wanted_devices={p.device_name})
+    assert int(ovs.vsctl("get", "Port", qvo, "tag")) == tag
+    assert detach in again.sweep(nets, wanted_devices=set())
+    assert int(ovs.vsctl("get", "Port", qvo, "tag")) == 4095

@@ -125,3 +125,11 @@ def test_attach_interface_checks_names_and_external_ids() -> None:
         db.AttachInterface("br-int", "tap3f1c2a9e-7b-too-long", ids)
     with pytest.raises(InvalidArgument):  # no quoting games in an OVSDB value
         db.AttachInterface("br-int", "tap1", {"iface-id": 'x", other="y'})
+
+
+def test_vm_device_behind_a_hybrid_plug_port_is_its_tap() -> None:
+    """sweep() keeps br-int ports whose VM device is wanted: for os-vif's hybrid plug
+    the port is qvo<port[:11]>, the device the agent knows is tap<port[:11]>."""
+    assert plumbing.vm_device("qvo3f1c2a8e-5d") == "tap3f1c2a8e-5d"
+    assert plumbing.vm_device("tap3f1c2a8e-5d") == "tap3f1c2a8e-5d"
+    assert plumbing.vm_device("qr-3f1c2a8e-5d") == "qr-3f1c2a8e-5d"

@@ -94,12 +94,31 @@ def test_openvswitch_agents_bind_ovs_with_their_bridge_and_bridge_mappings() -> 
     assert binding.mappings(agent) == {"physnet1": "br-ex"}
     details = binding.vif_details({"port_filter": True}, agent)
     assert details == {
-        "port_filter": False,
+        "port_filter": True,
         "connectivity": "l2",
         "bridge_name": "br-int2",
         "datapath_type": "netdev",
-        "ovs_hybrid_plug": False,
+        "ovs_hybrid_plug": True,
     }
     odd = _agent(l2_driver="openvswitch", integration_bridge=7, datapath_type="dpdk;x")
     assert binding.vif_details({}, odd)["bridge_name"] == "br-int"
     assert binding.vif_details({}, odd)["datapath_type"] == "system"
+
+
+@pytest.mark.parametrize(
+    ("firewall", "hybrid"),
+    [("iptables", True), (" IPTables ", True), ("noop", False), ("openvswitch", False),
+     (None, False), (7, False)],
+)  # fmt: skip
+def test_openvswitch_hybrid_plug_and_port_filter_only_with_the_iptables_firewall(
+    firewall: object, hybrid: bool
+) -> None:
+    """os-vif puts a port behind qbr only for the firewall that filters there; a port
+    plugged straight into OVS is never claimed filtered (whatever firewall is reported)."""
+    agent = _agent(l2_driver="openvswitch", firewall_driver=firewall)
+    details = binding.vif_details({"port_filter": True}, agent)
+    assert details["ovs_hybrid_plug"] is hybrid
+    assert details["port_filter"] is hybrid
+    # Linux bridge agents: no hybrid plug key, the filter follows the firewall
+    lb = binding.vif_details({}, _agent(l2_driver="linuxbridge", firewall_driver=firewall))
+    assert "ovs_hybrid_plug" not in lb

@@ -177,11 +177,11 @@ def test_openvswitch_host_gets_vif_type_ovs_and_bridge_mappings(driver: Any) -> 
         "seg-vxlan",
         "ovs",
         {
-            "port_filter": False,  # no hybrid plug: iptables would not see the tap
+            "port_filter": True,  # hybrid plug: iptables filters on the qbr bridge
             "connectivity": "l2",
             "bridge_name": "br-int",
             "datapath_type": "netdev",
-            "ovs_hybrid_plug": False,
+            "ovs_hybrid_plug": True,
         },
     )
     for physnet, bound in (("physnet1", True), ("physnet2", False)):
