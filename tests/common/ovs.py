@@ -30,11 +30,19 @@ class PrivateOvs:
     """One ovsdb-server and one ovs-vswitchd from ``directory``.
 
     :param netns: namespace to run both daemons in (``None``: the caller's).
+    :param group: group (gid) the daemons run with, so its members may use the sockets
+        (OVS makes them mode 0770): how a host lets a non-root agent at its switch.
     """
 
-    def __init__(self, netns: str | None = None, directory: Path | None = None) -> None:
+    def __init__(
+        self, netns: str | None = None, directory: Path | None = None, group: int | None = None
+    ) -> None:
         self.netns = netns
+        self.group = group
         self.dir = directory or Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-"))
+        if group is not None:
+            os.chown(self.dir, 0, group)
+            self.dir.chmod(0o750)
         self.env = dict(os.environ, OVS_RUNDIR=str(self.dir), OVS_LOGDIR=str(self.dir))
         self.env["OVS_DBDIR"] = str(self.dir)
 
@@ -51,7 +59,12 @@ class PrivateOvs:
 
     def _run(self, *cmd: str, timeout: float = 30) -> str:
         proc = subprocess.run(
-            [*self._prefix(), *cmd], env=self.env, capture_output=True, text=True, timeout=timeout
+            [*self._prefix(), *cmd],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            umask=-1 if self.group is None else 0o007,  # the group may connect: rw
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
@@ -64,8 +77,14 @@ class PrivateOvs:
         self.vsctl("--no-wait", "init")
         self.start_vswitchd()
 
+    def _daemon(self) -> list[str]:
+        if self.group is None:
+            return []
+        return ["setpriv", f"--regid={self.group}", "--clear-groups"]
+
     def start_ovsdb(self) -> None:
         self._run(
+            *self._daemon(),
             "ovsdb-server",
             str(self.dir / "conf.db"),
             f"--remote=punix:{self.db_sock}",
@@ -77,6 +96,7 @@ class PrivateOvs:
 
     def start_vswitchd(self) -> None:
         self._run(
+            *self._daemon(),
             "ovs-vswitchd",
             self.connection,
             f"--pidfile={self.dir / 'vswitchd.pid'}",

@@ -81,7 +81,8 @@ def add_ovs_host(
     """A fabric host with its own private OVS (started; stopped by the ``switches``
     fixture), its tunnel address on ``br-phy`` and ``l2_driver = openvswitch``."""
     host = fabric.add_host(name, tunnel_ip)
-    switch = PrivateOvs(host.netns)
+    group = harness.agent_ids(harness.AGENT_USER)[1] if harness.AGENT_USER else None
+    switch = PrivateOvs(host.netns, group=group)
     switches[name] = switch
     switch.start()
     tunnel_on_br_phy(switch, host.netns, tunnel_ip)
