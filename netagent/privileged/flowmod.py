@@ -115,6 +115,8 @@ def _pad8(data: bytes) -> bytes:
 
 def _split(text: str) -> list[str]:
     """``text`` split at the commas outside parentheses."""
+    if "(" not in text and ")" not in text:
+        return text.split(",")
     parts, depth, start = [], 0, 0
     for i, char in enumerate(text):
         if char == "(":
