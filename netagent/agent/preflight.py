@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -59,13 +58,6 @@ def check_state_path(conf: cfg.ConfigOpts) -> str:
     return f"{path} writable"
 
 
-def check_ovs_ofctl(conf: cfg.ConfigOpts) -> str:
-    path = shutil.which("ovs-ofctl")
-    if path is None:
-        raise PreflightError("ovs-ofctl not found (package openvswitch-switch)")
-    return path
-
-
 def check_ovs_firewall(conf: cfg.ConfigOpts) -> str:
     """A tap plugged straight into OVS is invisible to iptables (no Linux bridge, so no
     physdev match). The iptables driver filters Open vSwitch ports through the hybrid
@@ -97,7 +89,6 @@ def selected(
         if conf.linuxbridge.local_ip:
             yield "vxlan", _kernel(kernel.check_vxlan), True
     if conf.agent.l2_driver == "openvswitch":
-        yield "ovs-ofctl", check_ovs_ofctl, True
         yield "firewall on Open vSwitch", check_ovs_firewall, True
     if conf.agent.firewall_driver == "iptables":
         yield "br_netfilter", _kernel(kernel.check_br_netfilter), True

@@ -17,15 +17,16 @@ LOG = logging.getLogger(__name__)
 
 
 def load_drivers(conf: cfg.ConfigOpts) -> tuple[base.L2Driver, base.FirewallDriver, base.L3Driver]:
-    """Load the three configured drivers; nothing on the host is touched.
+    """Load the three configured drivers (the L3 driver's router ports reach the L2
+    driver through its host plug); nothing on the host is touched.
 
     :raises loader.DriverLoadError: with the list of valid names.
     """
-    return (
-        loader.load(base.L2Driver, conf.agent.l2_driver, conf),
-        loader.load(base.FirewallDriver, conf.agent.firewall_driver, conf),
-        loader.load(base.L3Driver, conf.agent.l3_driver, conf),
-    )
+    l2 = loader.load(base.L2Driver, conf.agent.l2_driver, conf)
+    firewall = loader.load(base.FirewallDriver, conf.agent.firewall_driver, conf)
+    l3 = loader.load(base.L3Driver, conf.agent.l3_driver, conf)
+    l3.use_host_plug(l2.host_plug())
+    return l2, firewall, l3
 
 
 def _check_broker(conf: cfg.ConfigOpts) -> str:

@@ -153,6 +153,23 @@ class DriverBase(abc.ABC):
         return Drift()
 
 
+#: A device another driver made for a port, for :class:`HostPlug`: (port id, MAC, host
+#: end, namespace of the other end, other end).
+HostEnd = tuple[str, str, str, str, str]
+
+
+class HostPlug:
+    """How the host ends of devices another driver makes (router ports) reach the L2
+    driver (:meth:`L2Driver.host_plug`). This one does nothing: the L2 driver finds a host
+    end ``tap<port>`` by name (Linux bridge)."""
+
+    def plug(self, ports: Sequence[HostEnd]) -> None:
+        """Make the L2 driver able to find these ports (their devices exist)."""
+
+    def unplug(self, host_ends: Sequence[str]) -> None:
+        """Forget these host ends (their devices are deleted or about to be)."""
+
+
 class L2Driver(DriverBase):
     """Wires port devices into networks."""
 
@@ -183,6 +200,14 @@ class L2Driver(DriverBase):
         plugs that port again. Called once, before :meth:`initialize`. Default: nothing to
         report (the tap's appearance is all there is).
         """
+
+    def host_plug(self, netns: str | None = None) -> HostPlug:
+        """What other drivers call to hand this driver the host ends of the ports they
+        make (:class:`HostPlug`); the agent gives it to the L3 driver.
+
+        :param netns: the namespace of the host ends (``None``: the agent's own)
+        """
+        return HostPlug()
 
     def unplug_ports(self, plans: Sequence[PortPlan]) -> Outcome:
         """Detach the ports' devices from their networks (devices that are gone are fine).
@@ -240,6 +265,10 @@ class L3Driver(DriverBase):
     #: calls it for routers and reports each router as not applied (neither ready nor
     #: failed, never retried).
     builds_routers: ClassVar[bool] = True
+
+    def use_host_plug(self, plug: HostPlug) -> None:
+        """The L2 driver's :meth:`L2Driver.host_plug`, for router ports (called by the
+        agent before :meth:`initialize`)."""
 
     def apply_routers(self, routers: Sequence[Router], state: DesiredState) -> Outcome:
         """Create or update each router (namespace, interfaces, routes, NAT)."""

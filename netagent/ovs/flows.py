@@ -19,6 +19,7 @@ cookies) are never read or touched.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -58,7 +59,7 @@ class Flow:
         """What OpenFlow identifies a rule by (two wanted flows must never share it)."""
         return (self.table, self.priority, self.match)
 
-    @property
+    @functools.cached_property
     def cookie(self) -> int:
         digest = hashlib.sha256(str(self).encode()).digest()
         return COOKIE_PREFIX | (int.from_bytes(digest[:8], "big") & ((1 << _HASH_BITS) - 1))

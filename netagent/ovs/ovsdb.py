@@ -225,7 +225,11 @@ class Ovsdb:
                     api_class = type(
                         "NetagentOvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None}
                     )
-                    self._api = api_class(conn)
+                    api = api_class(conn, start=False)
+                    table, column = priv.UNINDEXED
+                    idl.tables[table].rows.indexes.pop(idlutils.index_name(column), None)
+                    api.start_connection(conn)
+                    self._api = api
                 except Exception as exc:
                     raise OvsdbError(f"cannot connect to {self.connection}: {exc}") from exc
             return self._api

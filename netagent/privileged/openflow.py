@@ -1,14 +1,18 @@
 """OpenFlow on a bridge's management socket: the one place netagent talks OpenFlow.
 
-Changes go through ``ovs-ofctl --bundle`` (it owns the flow syntax); reads of netagent's
-flows (cookies and counters) speak OpenFlow 1.3 on the socket directly: one flow-stats
-request, no process to fork (the agent reads each bridge's canary at every pass).
+No process is forked: changes are OpenFlow 1.4 bundles of flow-mods that
+:mod:`netagent.privileged.flowmod` encodes from netagent's flow lines, reads of netagent's
+flows (cookies and counters) are one OpenFlow 1.3 flow-stats request (the agent reads each
+bridge's canary at every pass).
 
-A bundle is applied atomically by ovs-vswitchd (OpenFlow 1.4 bundles): either every line
-of it is in the table or none. Lines are the ``add-flows`` file format, where a line may
-start with ``delete``; callers build them with :mod:`netagent.ovs.flows`. The target is a
-bridge's management socket (``unix:<rundir>/<bridge>.mgmt``), never a remote controller
-address.
+A bundle is applied atomically by ovs-vswitchd: either every line of it is in the table or
+none. As ovs-ofctl ``--bundle`` does it, the bundle is opened, every flow-mod added, and a
+barrier sent; ovs-vswitchd checks each flow-mod when it is added, so the errors of the
+additions have all arrived when the barrier's reply does. Then the bundle is committed, or
+discarded if any addition was refused. Lines are the ``add-flows`` file format, where a
+line may start with ``delete``; callers build them with :mod:`netagent.ovs.flows`. The
+target is a bridge's management socket (``unix:<rundir>/<bridge>.mgmt``), never a remote
+controller address.
 """
 
 from __future__ import annotations
@@ -17,21 +21,26 @@ import dataclasses
 import re
 import socket
 import struct
-import subprocess
 from collections.abc import Sequence
 
 from netagent.common.exceptions import NetagentError
+from netagent.privileged import flowmod
 from netagent.privileged.errors import InvalidArgument
 
 _TARGET_RE = re.compile(r"^unix:/[A-Za-z0-9_./-]+\.mgmt$")
-_LINE_RE = re.compile(r"^[A-Za-z0-9_ =,.:/()\[\]>+-]+$")
 _TIMEOUT = 60
 _READ_TIMEOUT = 10
 
-_OFP13 = 0x04
-_HEADER = struct.Struct("!BBHI")  # version, type, length, xid
+_OFP13, _OFP14 = 0x04, flowmod.OFP14
+_HEADER = flowmod.HEADER
 _T_HELLO, _T_ERROR, _T_ECHO_REQUEST, _T_ECHO_REPLY = 0, 1, 2, 3
 _T_MULTIPART_REQUEST, _T_MULTIPART_REPLY = 18, 19
+_T_BARRIER_REQUEST, _T_BARRIER_REPLY = 20, 21
+_T_BUNDLE_CONTROL, _T_BUNDLE_ADD = 33, 34
+_BCT_OPEN, _BCT_COMMIT, _BCT_DISCARD = 0, 4, 6
+_BUNDLE_FLAGS = 3  # OFPBF_ATOMIC | OFPBF_ORDERED
+_BUNDLE_CONTROL = struct.Struct("!IHH")  # bundle id, type, flags
+_BUNDLE_ADD = struct.Struct("!I2xH")  # bundle id, flags; the message follows
 _MP_FLOW, _MP_REPLY_MORE = 1, 1
 _ANY = 0xFFFFFFFF  # OFPP_ANY / OFPG_ANY
 _ALL_TABLES = 0xFF
@@ -41,7 +50,8 @@ _FLOW_STATS = struct.Struct("!HBx8xH10xQQQ")  # length, table, priority, cookie,
 
 
 class OpenFlowError(NetagentError):
-    """ovs-ofctl failed; for a bundle, nothing of it was applied."""
+    """The bridge could not be reached or refused a request; for a bundle, nothing of it
+    was applied."""
 
     def __init__(self, target: str, reason: str) -> None:
         super().__init__(target, reason)
@@ -58,38 +68,102 @@ def _target(target: str) -> str:
     return target
 
 
-def _ofctl(args: list[str], target: str, stdin: str | None = None) -> str:
+class _Channel:
+    """One OpenFlow connection after the hello exchange; answers echo requests."""
+
+    def __init__(self, sock: socket.socket, target: str, version: int) -> None:
+        self.sock = sock
+        self.target = target
+        self.version = version
+        sock.sendall(_HEADER.pack(version, _T_HELLO, _HEADER.size, 0))
+        theirs, kind, _, _ = _HEADER.unpack(self.receive()[: _HEADER.size])
+        if kind != _T_HELLO or theirs < version:
+            raise OpenFlowError(
+                target, f"no OpenFlow version {version} (hello: version {theirs}, type {kind})"
+            )
+
+    def message(self, kind: int, xid: int, body: bytes = b"") -> bytes:
+        return _HEADER.pack(self.version, kind, _HEADER.size + len(body), xid) + body
+
+    def receive(self) -> bytes:
+        """The next message that is not an echo request."""
+        while True:
+            message = _recv_message(self.sock)
+            _, kind, _, xid = _HEADER.unpack(message[: _HEADER.size])
+            if kind != _T_ECHO_REQUEST:
+                return message
+            self.sock.sendall(self.message(_T_ECHO_REPLY, xid, message[_HEADER.size :]))
+
+
+def _connect(target: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        proc = subprocess.run(
-            ["ovs-ofctl", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise OpenFlowError(target, str(exc)) from exc
-    if proc.returncode != 0:
-        raise OpenFlowError(target, proc.stderr.strip() or f"exit {proc.returncode}")
-    return proc.stdout
+        sock.settimeout(timeout)
+        sock.connect(_target(target).removeprefix("unix:"))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _error(message: bytes) -> str:
+    err_type, code = struct.unpack_from("!HH", message, _HEADER.size)
+    return f"error type {err_type} code {code}"
 
 
 def bundle(target: str, lines: Sequence[str]) -> None:
     """Apply flow additions and deletions as one atomic bundle.
 
     :param lines: ``add-flows`` lines, e.g. ``cookie=0x..,table=0,priority=1,actions=drop``
-        or ``delete cookie=0x../-1``.
-    :raises InvalidArgument: bad target or a line with characters flows never need.
-    :raises OpenFlowError: ovs-ofctl or ovs-vswitchd refused it (nothing applied).
+        or ``delete cookie=0x../-1`` (:mod:`netagent.privileged.flowmod`).
+    :raises InvalidArgument: bad target, or a line netagent never writes (nothing sent).
+    :raises OpenFlowError: the bridge cannot be reached or refused the bundle (nothing
+        applied).
     """
     _target(target)
-    for line in lines:
-        if not isinstance(line, str) or not _LINE_RE.fullmatch(line):
-            raise InvalidArgument("flow", line, "one line of flow syntax")
-    if not lines:
+    mods = [flowmod.flow_mod(line, xid) for xid, line in enumerate(lines, start=2)]
+    if not mods:
         return
-    _ofctl(["--bundle", "add-flows", target, "-"], target, "\n".join(lines) + "\n")
+    try:
+        with _connect(target, _TIMEOUT) as sock:
+            _bundle(_Channel(sock, target, _OFP14), lines, mods)
+    except OSError as exc:
+        raise OpenFlowError(target, f"bundle: {exc}") from exc
+
+
+def _bundle(channel: _Channel, lines: Sequence[str], mods: list[bytes]) -> None:
+    def control(kind: int, xid: int) -> bytes:
+        body = _BUNDLE_CONTROL.pack(0, kind, _BUNDLE_FLAGS)
+        return channel.message(_T_BUNDLE_CONTROL, xid, body)
+
+    barrier = len(mods) + 2
+    out = [control(_BCT_OPEN, 1)]
+    for mod in mods:
+        xid = _HEADER.unpack_from(mod)[3]  # the same as the flow-mod's, as OpenFlow requires
+        out.append(channel.message(_T_BUNDLE_ADD, xid, _BUNDLE_ADD.pack(0, _BUNDLE_FLAGS) + mod))
+    out.append(channel.message(_T_BARRIER_REQUEST, barrier))
+    channel.sock.sendall(b"".join(out))
+    refused = ""
+    while True:
+        message = channel.receive()
+        _, kind, _, xid = _HEADER.unpack(message[: _HEADER.size])
+        if kind == _T_ERROR and not refused and 1 <= xid < barrier:
+            what = "bundle open" if xid == 1 else repr(lines[xid - 2])
+            refused = f"{what} refused ({_error(message)})"
+        elif kind == _T_BARRIER_REPLY and xid == barrier:
+            break
+    finish = _BCT_DISCARD if refused else _BCT_COMMIT
+    channel.sock.sendall(control(finish, barrier + 1))
+    while True:
+        message = channel.receive()
+        _, kind, _, xid = _HEADER.unpack(message[: _HEADER.size])
+        if xid != barrier + 1:
+            continue
+        if kind == _T_ERROR and not refused:
+            refused = f"bundle commit refused ({_error(message)})"
+        break
+    if refused:
+        raise OpenFlowError(channel.target, refused)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,27 +192,19 @@ def flow_stats(target: str, cookie: int, mask: int, table: int = _ALL_TABLES) ->
     :raises InvalidArgument: bad target, cookie, mask or table.
     :raises OpenFlowError: the bridge cannot be reached or refused the request.
     """
-    path = _target(target).removeprefix("unix:")
+    _target(target)
     if not (0 <= cookie < 1 << 64 and 0 < mask < 1 << 64):
         raise InvalidArgument("cookie", (cookie, mask), "64-bit values")
     if not isinstance(table, int) or not 0 <= table <= _ALL_TABLES:
         raise InvalidArgument("table", table, "0..255")
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(_READ_TIMEOUT)
-            sock.connect(path)
-            return _flow_stats(sock, target, cookie, mask, table)
+        with _connect(target, _READ_TIMEOUT) as sock:
+            return _flow_stats(_Channel(sock, target, _OFP13), cookie, mask, table)
     except OSError as exc:
         raise OpenFlowError(target, f"flow statistics: {exc}") from exc
 
 
-def _flow_stats(
-    sock: socket.socket, target: str, cookie: int, mask: int, table: int
-) -> list[FlowStats]:
-    sock.sendall(_HEADER.pack(_OFP13, _T_HELLO, _HEADER.size, 1))
-    version, kind, _, _ = _HEADER.unpack(_recv_message(sock)[: _HEADER.size])
-    if kind != _T_HELLO or version < _OFP13:
-        raise OpenFlowError(target, f"no OpenFlow 1.3 (hello: version {version}, type {kind})")
+def _flow_stats(channel: _Channel, cookie: int, mask: int, table: int) -> list[FlowStats]:
     body = _FLOW_STATS_REQUEST.pack(
         _MP_FLOW,
         0,
@@ -151,21 +217,17 @@ def _flow_stats(
         4,  # OFPMT_OXM, no fields
     )
     xid = 2
-    sock.sendall(_HEADER.pack(_OFP13, _T_MULTIPART_REQUEST, _HEADER.size + len(body), xid) + body)
+    channel.sock.sendall(channel.message(_T_MULTIPART_REQUEST, xid, body))
     found: list[FlowStats] = []
     while True:
-        message = _recv_message(sock)
+        message = channel.receive()
         _, kind, _, msg_xid = _HEADER.unpack(message[: _HEADER.size])
-        if kind == _T_ECHO_REQUEST:
-            sock.sendall(_HEADER.pack(_OFP13, _T_ECHO_REPLY, len(message), msg_xid) + message[8:])
-            continue
         if msg_xid != xid:
             continue  # an asynchronous message
         if kind == _T_ERROR:
-            err_type, code = struct.unpack_from("!HH", message, _HEADER.size)
-            raise OpenFlowError(target, f"flow statistics refused (error {err_type}/{code})")
+            raise OpenFlowError(channel.target, f"flow statistics refused ({_error(message)})")
         if kind != _T_MULTIPART_REPLY:
-            raise OpenFlowError(target, f"unexpected OpenFlow message type {kind}")
+            raise OpenFlowError(channel.target, f"unexpected OpenFlow message type {kind}")
         _, flags = struct.unpack_from("!HH", message, _HEADER.size)
         offset = _HEADER.size + 8
         while offset + _FLOW_STATS.size <= len(message):
@@ -173,7 +235,7 @@ def _flow_stats(
                 message, offset
             )
             if length < _FLOW_STATS.size:
-                raise OpenFlowError(target, "malformed flow statistics")
+                raise OpenFlowError(channel.target, "malformed flow statistics")
             found.append(FlowStats(flow_cookie, table_id, priority, packets, octets))
             offset += length
         if not flags & _MP_REPLY_MORE:

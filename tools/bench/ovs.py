@@ -169,8 +169,9 @@ def run_driver(
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process (all its threads) and its finished children (ovs-ofctl,
-    ovs-vsctl): the client side's cost, less moved by the machine's load than wall time.
+    """CPU time of this process (all its threads) and its finished children (ovs-vsctl;
+    the driver forks nothing): the client side's cost, less moved by the machine's load
+    than wall time.
     ovsdb-server's and ovs-vswitchd's work is in neither side's figure."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -37,7 +37,6 @@ from netagent.common import names
 from netagent.common.exceptions import NetagentError
 from netagent.drivers import base
 from netagent.drivers.l3namespace import layout as lay
-from netagent.drivers.l3namespace import plug as host_plug
 from netagent.drivers.l3namespace.announce import Announcer
 from netagent.drivers.l3namespace.kernel import IPAddress, IPInterface, NsLink, RouterKernel
 from netagent.model import DesiredState, Router
@@ -64,8 +63,8 @@ class NamespaceL3Driver(base.L3Driver):
     :param netns: namespace of the host ends; ``None`` (the agent's case) is the one the
         process runs in. Functional tests pass a test namespace.
     :param ledger_dir: where owned routers are recorded; default ``<state_path>/l3-routers``.
-    :param plug: how router ports reach the L2 driver; default from ``[agent] l2_driver``
-        (:mod:`.plug`).
+    :param plug: how router ports reach the L2 driver (the agent hands over the L2
+        driver's with :meth:`use_host_plug`); default: found by name (Linux bridge).
     """
 
     def __init__(
@@ -74,7 +73,7 @@ class NamespaceL3Driver(base.L3Driver):
         kernel: RouterKernel | None = None,
         netns: str | None = None,
         ledger_dir: str | None = None,
-        plug: host_plug.HostPlug | None = None,
+        plug: base.HostPlug | None = None,
     ) -> None:
         super().__init__(conf)
         group = getattr(conf, "iptables", None)
@@ -87,10 +86,13 @@ class NamespaceL3Driver(base.L3Driver):
             os.path.join(state_path, LEDGER_DIR) if state_path else None
         )
         self._kernel = kernel
-        self.plug = plug if plug is not None else host_plug.from_conf(conf, netns)
+        self.plug = plug if plug is not None else base.HostPlug()
         self._applied: dict[str, lay.RouterLayout] = {}
         self._lock = threading.Lock()
         self.announcer = Announcer(self._announce)
+
+    def use_host_plug(self, plug: base.HostPlug) -> None:
+        self.plug = plug
 
     @property
     def kernel(self) -> RouterKernel:

@@ -34,6 +34,7 @@ from netagent.drivers import base
 from netagent.drivers.common import ResourceError
 from netagent.drivers.hostguard import DESCRIPTION, EbtablesGuard, HostGuard
 from netagent.drivers.openvswitch import layout, plumbing
+from netagent.drivers.openvswitch.hostplug import OvsHostPlug
 from netagent.drivers.openvswitch.plumbing import mgmt_target, parse_bridge_mappings
 from netagent.model.network import Network, NetworkType
 from netagent.ovs import ovsdb as db
@@ -91,6 +92,9 @@ class OpenvswitchDriver(base.L2Driver):
         self._networks: dict[str, layout.NetworkFlows] = {}
         self._ports: dict[str, PortRecord] = {}
         self._snap: db.OvsdbState | None = None
+        #: the snapshot is shared with the host plug, which the L3 driver's router
+        #: workers call at the same time
+        self._snap_lock = threading.Lock()
         self._in_pass = False
         #: flows of ensure_networks not written yet (or a failed bundle to write again)
         self._flows_pending = False
@@ -278,22 +282,29 @@ class OpenvswitchDriver(base.L2Driver):
             self._snap = None
 
     def _state(self) -> db.OvsdbState:
-        if self._snap is None or not self._in_pass:
-            self._snap = self._ovsdb.snapshot()
-        return self._snap
+        with self._snap_lock:
+            if self._snap is None or not self._in_pass:
+                self._snap = self._ovsdb.snapshot()
+            return self._snap
 
     def _commit(self, ops: Sequence[db.Op]) -> None:
         if not ops:
             return
         self._ovsdb.apply(ops)
-        self.ovsdb_transactions += 1
-        if self._snap is not None and all(
-            isinstance(op, db.SetPortTag | db.RemovePortKeys) for op in ops
-        ):
-            # tags and keys change no ofport: keep the pass's snapshot, updated
-            self._snap = plumbing.with_port_changes(self._snap, ops)
-        else:
-            self._snap = None
+        with self._snap_lock:
+            self.ovsdb_transactions += 1
+            if self._snap is not None and all(
+                isinstance(op, db.SetPortTag | db.RemovePortKeys) for op in ops
+            ):
+                # tags and keys change no ofport: keep the pass's snapshot, updated
+                self._snap = plumbing.with_port_changes(self._snap, ops)
+            else:
+                self._snap = None
+
+    def host_plug(self, netns: str | None = None) -> base.HostPlug:
+        """Router ports go on the integration bridge through this driver's OVSDB
+        connection and pass snapshot (:mod:`.hostplug`)."""
+        return OvsHostPlug(self.int_br, self._state, self._commit, netns)
 
     # -- networks -----------------------------------------------------------------------
 
@@ -464,7 +475,7 @@ class OpenvswitchDriver(base.L2Driver):
 
     def _sync_flows(self, sweep: bool) -> int:
         """One bundle per bridge whose flows differ, the bridges' bundles at the same
-        time (one ovs-ofctl each); :returns: flows added + removed.
+        time (one OpenFlow connection each); :returns: flows added + removed.
 
         :raises OpenFlowError: a bridge's bundle failed (the others are applied).
         """

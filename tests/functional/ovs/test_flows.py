@@ -1,10 +1,14 @@
-"""Flow bundles and cookies (netagent.ovs.flows over netagent.privileged.openflow) against a
-private ovs-vswitchd; read back with ovs-ofctl."""
+"""Flow bundles and cookies (netagent.ovs.flows over netagent.privileged.openflow, flow-mods
+encoded by netagent.privileged.flowmod) against a private ovs-vswitchd; read back with
+ovs-ofctl."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from netagent.drivers.openvswitch import layout
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX, Flow, FlowTable, OpenFlowError
 from tests.common.ovs import PrivateOvs
 
@@ -57,7 +61,8 @@ def test_a_bad_bundle_changes_nothing(ovs: PrivateOvs, bridge: str) -> None:
     table.sync(FLOWS, sweep=False)
     before = ovs.flows(bridge)
     with pytest.raises(OpenFlowError):
-        table.sync([*FLOWS, Flow(1, 1, "", "output:NXM_NO_SUCH[]")], sweep=False)
+        # the last flow-mod of the bundle is refused by ovs-vswitchd (table 254 is its own)
+        table.sync([*FLOWS, Flow(3, 1, "", "drop"), Flow(254, 1, "", "drop")], sweep=False)
     assert ovs.flows(bridge) == before  # the good additions of the bundle are not in either
 
 
@@ -78,3 +83,35 @@ def test_cleanup_removes_only_netagent_flows(ovs: PrivateOvs, bridge: str) -> No
     assert table.remove_all(dry_run=True) == 3 and len(ovs.flows(bridge)) == 4
     assert table.remove_all() == 3
     assert ovs.flows(bridge) == [FOREIGN]
+
+
+def test_encoded_flows_are_the_flows_ovs_ofctl_writes(
+    ovs: PrivateOvs, bridge: str, tmp_path: Path
+) -> None:
+    """Every kind of flow the driver writes (all network types, learn() included), once
+    encoded by netagent and once by ovs-ofctl: the switch holds the same flows."""
+    nets = [
+        layout.NetworkFlows(1, "vxlan", 0x1234, peers=("198.18.0.2", "198.18.0.3")),
+        layout.NetworkFlows(2, "flat", None, physical=("br-phys", 7, 8)),
+        layout.NetworkFlows(3, "vlan", 100, physical=("br-phys", 7, 8)),
+        layout.NetworkFlows(4, "vxlan", 5_000_000, peers=("198.18.0.9",)),
+    ]
+    flows = {
+        flow.key: flow
+        for flow in (
+            layout.integration_flows([5, 6], 3, nets)
+            + layout.tunnel_flows(1, 2, nets)
+            + layout.physical_flows("br-phys", 8, nets)
+        )
+    }
+    ovs.vsctl("add-br", "br-o", "--", "set", "bridge", "br-o", "datapath_type=netdev")
+    ovs.vsctl("set", "bridge", "br-o", "fail_mode=secure")
+    lines = tmp_path / "flows"
+    lines.write_text("".join(f"{flow.line()}\n" for flow in flows.values()))
+    ovs.ofctl("--bundle", "add-flows", ovs.mgmt("br-o"), str(lines))
+    assert FlowTable(bridge, ovs.mgmt(bridge)).sync(flows.values(), sweep=False).added == len(
+        flows
+    )
+    ours = ovs.flows(bridge, OURS)
+    assert len(ours) == len(flows) and ours == ovs.flows("br-o")
+    assert any("learn(table=20" in flow for flow in ours)

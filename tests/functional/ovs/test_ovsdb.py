@@ -87,6 +87,11 @@ def test_ports_patch_vxlan_tag_and_keys(conn: db.Ovsdb, ovs: PrivateOvs) -> None
     conn.apply([db.SetPortTag("vm0", 4095), db.RemovePortKeys("vm0", ("net_uuid", "theirs"))])
     assert _get(ovs, "Port", "vm0", "tag") == "4095"
     assert _get(ovs, "Port", "vm0", "other_config") == "{}"
+    # a port that is gone: removing its keys is nothing, tagging it fails the transaction
+    conn.apply([db.RemovePortKeys("gone0", ("net_uuid",))])
+    with pytest.raises(db.OvsdbError):
+        conn.apply([db.SetPortTag("vm0", 9), db.SetPortTag("gone0", 9)])
+    assert _get(ovs, "Port", "vm0", "tag") == "4095"
 
     conn.apply([db.DeletePort("br-a", "pa"), db.DeletePort("br-b", "pb"), db.DeleteBridge("br-b")])
     assert ovs.vsctl("list-br").split() == ["br-a"]

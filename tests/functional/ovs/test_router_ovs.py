@@ -2,8 +2,9 @@
 
 A private ovsdb-server/ovs-vswitchd (userspace datapath) in the host namespace, the
 openvswitch L2 driver, and the namespace L3 driver with ``[agent] l2_driver =
-openvswitch``: the router's host ends go on br-int with os-vif's external_ids, the L2
-driver wires them like VM ports, and two VMs on two VXLAN networks reach each other
+openvswitch``: the router's host ends go on br-int with os-vif's external_ids through the
+L2 driver's host plug (its OVSDB connection and pass snapshot), the L2 driver wires them
+like VM ports, and two VMs on two VXLAN networks reach each other
 through the router (ICMP and TCP: the router ends compute their own checksums on the
 userspace datapath). Removing the router removes its br-int ports. OVS state is read
 back with ovs-vsctl, not with the code under test.
@@ -38,7 +39,14 @@ from tests.functional.ovs.conftest import can_ping, plug_vm, run
 
 
 @pytest.fixture
-def l3(ovs: PrivateOvs, netns: str, tmp_path: Path) -> Iterator[NamespaceL3Driver]:
+def l2(make_driver: Callable[..., OpenvswitchDriver]) -> OpenvswitchDriver:
+    return make_driver()
+
+
+@pytest.fixture
+def l3(
+    l2: OpenvswitchDriver, ovs: PrivateOvs, netns: str, tmp_path: Path
+) -> Iterator[NamespaceL3Driver]:
     conf = cfg.ConfigOpts()
     for register in (agent_conf.register_opts, ipt_conf.register_opts, ovs_conf.register_opts):
         register(conf)
@@ -47,13 +55,13 @@ def l3(ovs: PrivateOvs, netns: str, tmp_path: Path) -> Iterator[NamespaceL3Drive
     fixture.config(group="agent", l2_driver="openvswitch")
     fixture.config(group="ovs", ovsdb_connection=ovs.connection, datapath_type="netdev")
     fixture.config(group="iptables", backend="nft")
-    driver = NamespaceL3Driver(conf, netns=netns, ledger_dir=str(tmp_path / "ledger"))
+    ledger = str(tmp_path / "ledger")
+    driver = NamespaceL3Driver(conf, netns=netns, ledger_dir=ledger, plug=l2.host_plug(netns))
     try:
         yield driver
     finally:
         for router_id in driver._applied.copy():
             run("ip", "netns", "delete", f"qrouter-{router_id}")
-        driver.plug.close()
         fixture.cleanUp()
 
 
@@ -69,12 +77,13 @@ def _with_ip(p: Port, subnet: Subnet, address: str, owner: str = "") -> Port:
 
 def test_router_ports_on_br_int_route_between_networks(
     make_driver: Callable[..., OpenvswitchDriver],
+    l2: OpenvswitchDriver,
     l3: NamespaceL3Driver,
     ovs: PrivateOvs,
     netns: str,
     make_netns: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    l2 = make_driver()
     nets = [network(1001), network(1002)]
     subnets = [_subnet(nets[0], "192.0.2.0/24"), _subnet(nets[1], "198.51.100.0/24")]
     router_id = str(uuid.uuid4())
@@ -123,13 +132,24 @@ def test_router_ports_on_br_int_route_between_networks(
     with whoami_server(f"qrouter-{router_id}", "router"):
         assert ask(vms[0], "192.0.2.1") == "router 192.0.2.10"
 
-    # a second driver (agent restart) finds everything in place: nothing re-attached
+    # an agent restart finds everything in place: its pass (routers, then networks and
+    # ports, as the agent's) reads OVSDB once for both drivers and writes nothing
     before = ovs.vsctl("--columns=_uuid,name", "list", "Interface")
-    again = NamespaceL3Driver(l3.conf, netns=netns, ledger_dir=str(l3.ledger_dir))
-    try:
-        assert not again.apply_routers([router], state).failed
-    finally:
-        again.plug.close()
+    l2_again = make_driver()
+    snapshots = []
+    real_snapshot = l2_again._ovsdb.snapshot
+    monkeypatch.setattr(
+        l2_again._ovsdb, "snapshot", lambda: snapshots.append(1) or real_snapshot()
+    )
+    again = NamespaceL3Driver(
+        l3.conf, netns=netns, ledger_dir=str(l3.ledger_dir), plug=l2_again.host_plug(netns)
+    )
+    l2_again.begin_pass()
+    assert not again.apply_routers([router], state).failed
+    assert not l2_again.ensure_networks([NetworkPlan(n, {}) for n in nets]).failed
+    assert l2_again.plug_ports(plans).succeeded == {p.port.id for p in plans}
+    l2_again.end_pass()
+    assert (len(snapshots), l2_again.ovsdb_transactions, l2_again.flow_changes) == (1, 0, 0)
     assert ovs.vsctl("--columns=_uuid,name", "list", "Interface") == before
 
     # the router goes: its ports leave br-int with it

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg
 
-from netagent.conf import agent as agent_conf
-from netagent.conf import ovs as ovs_conf
+from netagent import conf as netagent_conf
+from netagent.cmd import agent as agent_cmd
+from netagent.drivers import base
 from netagent.drivers.l3namespace import NamespaceL3Driver
 from netagent.drivers.l3namespace import layout as lay
-from netagent.drivers.l3namespace import plug as host_plug
 from netagent.drivers.l3namespace.kernel import RouteSpec, RuleSpec
 from netagent.drivers.noop import NoopL3Driver
+from netagent.drivers.openvswitch import OpenvswitchDriver
+from netagent.drivers.openvswitch.hostplug import OvsHostPlug
 from netagent.model import DesiredState
 from netagent.model.network import Network, NetworkType, Subnet
 from netagent.model.port import FixedIP, Port
@@ -387,7 +389,7 @@ def test_addresses_are_announced_even_when_a_later_step_fails(
     assert {str(a) for _, _, a in kernel.announced} == {"203.0.113.10", "192.0.2.1"}
 
 
-class _RecordingPlug(host_plug.HostPlug):
+class _RecordingPlug(base.HostPlug):
     def __init__(self) -> None:
         self.plugged: list[list[str]] = []
         self.unplugged: list[list[str]] = []
@@ -417,12 +419,15 @@ def test_host_ends_are_plugged_when_made_and_once_per_process_then_unplugged(
     assert plug.unplugged == [hosts]
 
 
-def test_the_plug_follows_the_l2_driver() -> None:
+def test_the_agent_hands_the_l3_driver_the_l2_drivers_plug() -> None:
     conf = cfg.ConfigOpts()
-    agent_conf.register_opts(conf)
-    ovs_conf.register_opts(conf)
-    assert type(host_plug.from_conf(conf)) is host_plug.HostPlug  # linuxbridge default
+    netagent_conf.register_all(conf)
+    conf.set_override("l3_driver", "namespace", group="agent")
+    _, _, l3 = agent_cmd.load_drivers(conf)
+    assert isinstance(l3, NamespaceL3Driver)
+    assert type(l3.plug) is base.HostPlug  # Linux bridge: found by name
     conf.set_override("l2_driver", "openvswitch", group="agent")
-    ovs = host_plug.from_conf(conf, "ns1")
-    assert isinstance(ovs, host_plug.OvsPlug)
-    assert (ovs.bridge, ovs.netns) == ("br-int", "ns1")
+    l2, _, l3 = agent_cmd.load_drivers(conf)
+    assert isinstance(l2, OpenvswitchDriver) and isinstance(l3, NamespaceL3Driver)
+    assert isinstance(l3.plug, OvsHostPlug) and l3.plug.bridge == "br-int"
+    assert l3.plug._state == l2._state  # the L2 driver's connection and pass snapshot

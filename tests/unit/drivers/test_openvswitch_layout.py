@@ -8,7 +8,7 @@ from netagent.drivers.openvswitch import layout, plumbing
 from netagent.drivers.openvswitch.driver import mgmt_target, parse_bridge_mappings
 from netagent.ovs import ovsdb as db
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX, Flow
-from netagent.privileged import openflow
+from netagent.privileged import flowmod, openflow
 from netagent.privileged.errors import InvalidArgument
 
 NETS = [
@@ -36,7 +36,7 @@ def test_mgmt_socket_next_to_the_database_socket() -> None:
     assert mgmt_target("unix:/tmp/x/db.sock", "br-tun") == "unix:/tmp/x/br-tun.mgmt"
 
 
-def test_every_bridge_has_unique_matches_and_valid_lines() -> None:
+def test_every_bridge_has_unique_matches_and_encodable_lines() -> None:
     for flows in (
         layout.integration_flows([5, 6, 5], 2, NETS),
         layout.tunnel_flows(1, 2, NETS),
@@ -46,7 +46,7 @@ def test_every_bridge_has_unique_matches_and_valid_lines() -> None:
         assert len(keys) == len(set(keys))
         assert layout.CANARY in flows
         for flow in flows:
-            assert openflow._LINE_RE.fullmatch(flow.line())
+            assert flowmod.flow_mod(flow.line(), 1)
 
 
 def test_tunnel_flows_take_each_vni_only_from_its_peers() -> None:
@@ -92,6 +92,8 @@ def test_openflow_refuses_bad_targets_and_lines() -> None:
         openflow.bundle("tcp:198.18.0.1:6653", ["table=0,actions=drop"])
     with pytest.raises(InvalidArgument):
         openflow.bundle("unix:/run/openvswitch/br-int.mgmt", ["table=0,actions=drop\nx"])
+    with pytest.raises(InvalidArgument):  # refused before anything is sent
+        openflow.bundle("unix:/nonexistent/br-int.mgmt", ["table=0,actions=controller"])
 
 
 def test_snapshot_follows_tag_and_key_changes() -> None:
