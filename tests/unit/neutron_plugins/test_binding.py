@@ -103,3 +103,33 @@ def test_openvswitch_agents_bind_ovs_with_their_bridge_and_bridge_mappings() -> 
     odd = _agent(l2_driver="openvswitch", integration_bridge=7, datapath_type="dpdk;x")
     assert binding.vif_details({}, odd)["bridge_name"] == "br-int"
     assert binding.vif_details({}, odd)["datapath_type"] == "system"
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [
+        ({"trunk_details": {"trunk_id": "t1", "sub_ports": []}}, True),
+        ({}, False),
+        ({"trunk_details": None}, False),
+        ({"trunk_details": {"trunk_id": ""}}, False),
+        ({"trunk_details": "t1"}, False),
+    ],
+)
+def test_trunk_parent_is_told_by_trunk_details(port: dict[str, Any], expected: bool) -> None:
+    assert binding.is_trunk_parent(port) is expected
+
+
+def test_trunk_on_a_port_bound_to_a_netagent_host_is_refused() -> None:
+    reason = binding.trunk_refusal("cmp1", True, ["openvswitch"])
+    assert reason is not None and "cmp1" in reason and "does not implement trunks" in reason
+
+
+def test_trunk_on_a_port_bound_elsewhere_is_left_to_its_driver() -> None:
+    assert binding.trunk_refusal("cmp1", False, ["openvswitch"]) is None
+    assert binding.trunk_refusal("cmp1", False, []) is None
+
+
+def test_unbound_trunk_parent_is_refused_only_when_netagent_is_the_only_trunk_driver() -> None:
+    reason = binding.trunk_refusal("", False, [])
+    assert reason is not None and "only trunk driver" in reason
+    assert binding.trunk_refusal("", False, ["openvswitch"]) is None
