@@ -11,7 +11,7 @@
   :mod:`netagent.neutron_plugins.veth`.
 
 This is the only package that may import ``neutron`` or ``neutron_lib`` (only the
-``ml2``, ``interface`` and ``trunk`` modules do, so the rest is tested without Neutron), and nothing
-outside it imports it. It may use netagent's kernel layer (:mod:`netagent.linux`) but
+``ml2``, ``interface`` and ``trunk`` modules do, so the rest is tested without Neutron),
+and nothing outside it imports it. It may use netagent's kernel layer (:mod:`netagent.linux`) but
 never loads the agent (tests/unit/test_layering.py).
 """
