@@ -26,7 +26,8 @@ echo "built $(basename "$work"/plain-dist/netagent-*.whl) from a tree without .g
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q "${wheel[0]}"
 for data in etc/netagent/netagent.conf.sample etc/netagent/examples/state.yaml \
-        etc/systemd/netagent-agent.service; do
+        etc/systemd/netagent-agent.service etc/sysusers.d/netagent.conf \
+        etc/tmpfiles.d/netagent.conf; do
     [ -f "$work/venv/$data" ] || { echo "the wheel does not install $data" >&2; exit 1; }
 done
 "$work/venv/bin/netagent-agent" --help >/dev/null

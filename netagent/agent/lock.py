@@ -33,6 +33,17 @@ def lock_path(state_path: str) -> str:
     return os.path.join(state_path, LOCK_NAME)
 
 
+def _give_to_state_path_owner(fd: int, state_path: str) -> None:
+    """Root's lock file (netagent-cleanup runs as root) goes to the owner of state_path:
+    left root's 0600 file, it would keep the agent, which runs as user netagent, from
+    opening it ever again."""
+    if os.geteuid() != 0:
+        return
+    owner = os.stat(state_path)
+    if os.fstat(fd).st_uid != owner.st_uid:
+        os.fchown(fd, owner.st_uid, owner.st_gid)
+
+
 class AgentLock:
     """Exclusive, non-blocking lock of one ``state_path``; a context manager.
 
@@ -62,6 +73,7 @@ class AgentLock:
         # a file left by an older version was 0644; another user's file stays as it is
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o600)
+        _give_to_state_path_owner(fd, self._state_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -116,3 +116,39 @@ def hybrid_plug(agent: Mapping[str, Any] | None) -> bool:
     is not claimed filtered either."""
     driver = configurations(agent).get("firewall_driver")
     return isinstance(driver, str) and driver.strip().lower() == HYBRID_PLUG_FIREWALL
+
+
+#: binding:vif_type values the trunk driver answers for (both are netagent's bindings).
+TRUNK_INTERFACES: Final = (VIF_TYPE, OVS_VIF_TYPE)
+#: Segmentation types the trunk driver declares: the trunk plugin refuses to start unless
+#: the loaded drivers share one it has a validator for.
+TRUNK_SEGMENTATION_TYPES: Final = ("vlan",)
+
+
+def is_trunk_parent(port: Mapping[str, Any]) -> bool:
+    """``port`` (a port dict with the trunk plugin's extension) is the parent of a trunk."""
+    details = port.get("trunk_details")
+    return isinstance(details, Mapping) and bool(details.get("trunk_id"))
+
+
+def trunk_refusal(host: str, on_netagent_host: bool, other_trunk_drivers: list[str]) -> str | None:
+    """Why a trunk whose parent port is bound to ``host`` (``""``: unbound) is refused, or
+    None to let it through.
+
+    netagent's agents do not wire VLAN subports, so a trunk on a port netagent binds would
+    be silently broken. A parent bound to a netagent host is refused; an unbound one only
+    when no other trunk driver is loaded, because then any host it binds to is netagent's
+    (otherwise it may go to a host whose agent implements trunks, and the mechanism driver
+    refuses to bind it anywhere else).
+    """
+    if host and on_netagent_host:
+        return (
+            f"its parent port is bound to host {host}, whose netagent agent does not "
+            "implement trunks (VLAN subports)"
+        )
+    if not host and not other_trunk_drivers:
+        return (
+            "netagent is the only trunk driver loaded and its agents do not implement "
+            "trunks (VLAN subports)"
+        )
+    return None

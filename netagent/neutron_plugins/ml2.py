@@ -16,8 +16,9 @@ br-int, or with ``ovs_hybrid_plug`` true -- agents reporting ``firewall_driver =
 iptables`` -- into a ``qbr`` Linux bridge joined to br-int by the veth ``qvb``/``qvo``;
 the physical networks then come from ``bridge_mappings``). Flat and
 VLAN segments need their physical network in the agent's
-``configurations.interface_mappings``. The decisions are in
-:mod:`netagent.neutron_plugins.binding`.
+``configurations.interface_mappings``. The parent port of a trunk is never bound: the
+agents do not implement trunks, and the trunk driver (:mod:`.trunk`, created here) refuses
+trunks on netagent's ports. The decisions are in :mod:`netagent.neutron_plugins.binding`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from neutron.plugins.ml2.drivers import mech_agent
 from oslo_log import log as logging
 
 from netagent.common import constants
-from netagent.neutron_plugins import binding
+from netagent.neutron_plugins import binding, trunk
 
 LOG = logging.getLogger(__name__)
 
@@ -43,6 +44,27 @@ class NetagentMechanismDriver(mech_agent.SimpleAgentMechanismDriverBase):
             {"port_filter": False},
             supported_vnic_types=list(binding.SUPPORTED_VNIC_TYPES),
         )
+        self.trunk_driver: trunk.NetagentTrunkDriver | None = None
+
+    def initialize(self) -> None:
+        """Create the trunk driver: ML2 initializes before service plugins load, so it is
+        subscribed when the trunk plugin announces itself."""
+        self.trunk_driver = trunk.NetagentTrunkDriver()
+
+    def bind_port(self, context: Any) -> None:
+        """Bind as the base class does, except a trunk's parent port (left unbound, so ML2
+        reports ``binding_failed`` rather than a trunk whose subports nobody wires)."""
+        port = context.current
+        if binding.is_trunk_parent(port):
+            LOG.warning(
+                "netagent does not bind port %s on host %s: it is the parent of trunk %s, "
+                "and netagent's agents do not implement trunks",
+                port.get("id"),
+                context.host,
+                port["trunk_details"]["trunk_id"],
+            )
+            return
+        super().bind_port(context)
 
     @property
     def connectivity(self) -> str:

@@ -46,10 +46,11 @@ def agent_ids(user: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def unprivileged(user: str, argv: list[str]) -> list[str]:
-    """``argv`` run as ``user`` with :data:`AGENT_CAPS` as its only (ambient) capabilities
-    and bounding set: what ``User=`` plus ``AmbientCapabilities=`` give a systemd unit."""
-    uid, gid = agent_ids(user)
+def unprivileged(user: str | tuple[int, int], argv: list[str]) -> list[str]:
+    """``argv`` run as ``user`` (a name or number, or (uid, gid)) with :data:`AGENT_CAPS`
+    as its only (ambient) capabilities and bounding set: what ``User=`` plus
+    ``AmbientCapabilities=`` give a systemd unit."""
+    uid, gid = agent_ids(user) if isinstance(user, str) else user
     caps = ",".join(f"+{cap}" for cap in AGENT_CAPS)
     return [
         "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",

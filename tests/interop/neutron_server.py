@@ -89,6 +89,7 @@ class NeutronServer:
     :param workdir: config files, logs and Neutron's state_path go here.
     :param keystone: a started Keystone; Neutron's service user and endpoint go there.
     :param service_plugins: Neutron's ``service_plugins`` (e.g. ``router``).
+    :param mechanism_drivers: ML2's ``mechanism_drivers``.
     :param name: its service user in Keystone; only ``neutron`` (the session's server) is
         put in the catalog, so a second server on the same Keystone never takes tempest's
         or another client's requests.
@@ -100,10 +101,12 @@ class NeutronServer:
         keystone: KeystoneServer,
         service_plugins: str = "",
         name: str = "neutron",
+        mechanism_drivers: str = "netagent",
     ) -> None:
         self.workdir = workdir
         self.keystone = keystone
         self.service_plugins = service_plugins
+        self.mechanism_drivers = mechanism_drivers
         self.name = name
         self.service_user: Credentials | None = None
         self.services = services.Services()
@@ -231,7 +234,7 @@ lock_path = {state / "lock"}
             f"""[ml2]
 type_drivers = flat,vxlan
 tenant_network_types = vxlan
-mechanism_drivers = netagent
+mechanism_drivers = {self.mechanism_drivers}
 extension_drivers = port_security
 
 [ml2_type_flat]

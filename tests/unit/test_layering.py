@@ -166,7 +166,7 @@ def test_only_the_neutron_plugins_package_imports_neutron() -> None:
         for module, path in ALL
         if any(i.split(".")[0] in ("neutron", "neutron_lib") for i in imports_of(path, module))
     }
-    assert importers == {f"{NEUTRON_PLUGINS}.ml2", f"{NEUTRON_PLUGINS}.interface"}
+    assert importers == {f"{NEUTRON_PLUGINS}.{m}" for m in ("ml2", "interface", "trunk")}
 
 
 def test_the_checker_sees_violations(tmp_path: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +167,44 @@ def test_firewall_cleanup_is_skipped_when_the_l2_cleanup_fails(
     assert cleanup_cmd.main(["--config-file", _config(tmp_path)]) == 1
     assert calls == ["l2", "l3"]
     assert "Firewall: skipped" in capsys.readouterr().err
+
+
+#: the unprivileged agent's user in this test (``nobody``)
+AGENT_UID = 65534
+
+
+@pytest.fixture
+def agent_state_path() -> Iterator[Path]:
+    """A state_path owned by :data:`AGENT_UID`, in a directory that user can reach."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the lock file is root's")
+    top = Path(tempfile.mkdtemp(prefix="netagent-lock-"))
+    try:
+        top.chmod(0o755)
+        state = top / "state"
+        state.mkdir(mode=0o700)
+        os.chown(state, AGENT_UID, AGENT_UID)
+        yield state
+    finally:
+        shutil.rmtree(top)
+
+
+def test_lock_root_creates_stays_usable_by_the_unprivileged_agent(
+    agent_state_path: Path,
+) -> None:
+    with AgentLock(str(agent_state_path)):  # netagent-cleanup, as root
+        pass
+    made = (agent_state_path / lock_mod.LOCK_NAME).stat()
+    assert (made.st_uid, made.st_gid, made.st_mode & 0o777) == (AGENT_UID, AGENT_UID, 0o600)
+    agent = subprocess.run(
+        [
+            "setpriv", f"--reuid={AGENT_UID}", f"--regid={AGENT_UID}", "--clear-groups",
+            sys.executable, "-c", HOLDER, str(agent_state_path),
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # fmt: skip
+    assert agent.returncode == 0, agent.stderr
+    assert agent.stdout == "locked\n"

@@ -122,3 +122,33 @@ def test_openvswitch_hybrid_plug_and_port_filter_only_with_the_iptables_firewall
     # Linux bridge agents: no hybrid plug key, the filter follows the firewall
     lb = binding.vif_details({}, _agent(l2_driver="linuxbridge", firewall_driver=firewall))
     assert "ovs_hybrid_plug" not in lb
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [
+        ({"trunk_details": {"trunk_id": "t1", "sub_ports": []}}, True),
+        ({}, False),
+        ({"trunk_details": None}, False),
+        ({"trunk_details": {"trunk_id": ""}}, False),
+        ({"trunk_details": "t1"}, False),
+    ],
+)
+def test_trunk_parent_is_told_by_trunk_details(port: dict[str, Any], expected: bool) -> None:
+    assert binding.is_trunk_parent(port) is expected
+
+
+def test_trunk_on_a_port_bound_to_a_netagent_host_is_refused() -> None:
+    reason = binding.trunk_refusal("cmp1", True, ["openvswitch"])
+    assert reason is not None and "cmp1" in reason and "does not implement trunks" in reason
+
+
+def test_trunk_on_a_port_bound_elsewhere_is_left_to_its_driver() -> None:
+    assert binding.trunk_refusal("cmp1", False, ["openvswitch"]) is None
+    assert binding.trunk_refusal("cmp1", False, []) is None
+
+
+def test_unbound_trunk_parent_is_refused_only_when_netagent_is_the_only_trunk_driver() -> None:
+    reason = binding.trunk_refusal("", False, [])
+    assert reason is not None and "only trunk driver" in reason
+    assert binding.trunk_refusal("", False, ["openvswitch"]) is None

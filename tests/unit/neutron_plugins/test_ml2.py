@@ -188,3 +188,13 @@ def test_openvswitch_host_gets_vif_type_ovs_and_bridge_mappings(driver: Any) -> 
         ctx = _Context([ovs], [_segment("flat", physnet)])
         driver.bind_port(ctx)
         assert (ctx.bound is not None) is bound
+
+
+def test_trunk_parent_port_is_not_bound(driver: Any) -> None:
+    ctx = _Context([_agent()], [_segment("vxlan")])
+    ctx.current["trunk_details"] = {"trunk_id": "t1", "sub_ports": []}
+    driver.bind_port(ctx)
+    assert ctx.bound is None
+    del ctx.current["trunk_details"]
+    driver.bind_port(ctx)
+    assert ctx.bound is not None
