@@ -101,7 +101,7 @@ class Selection:
     exclude: tuple[tuple[str, str], ...] = ()
 
 
-MAIN = Selection("main", SELECTION, 235, EXCLUDED)
+MAIN = Selection("main", SELECTION, 239, EXCLUDED)
 WITH_DHCP_AGENT = Selection("dhcp", DHCP_SELECTION, 5)
 
 #: Summary lines of ``tempest run`` (stestr's "Totals").
