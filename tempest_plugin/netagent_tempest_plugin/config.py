@@ -43,6 +43,12 @@ NetagentGroup = [
         "agents' reported firewall_driver and the ports' vif_details port_filter are "
         "checked against it.",
     ),
+    cfg.ListOpt(
+        "l3_hosts",
+        default=[],
+        help="Hosts whose netagent also builds routers ([agent] l3_driver = namespace) and "
+        "reports as their L3 agent; the router tests skip when empty.",
+    ),
     cfg.StrOpt(
         "vif_type",
         default="tap",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,16 +35,22 @@ class InteropFabric(harness.Fabric):
         server: neutron_server.NeutronServer,
         firewall_driver: str | None = None,
         physical_interface: str | None = None,
+        l3_driver: str | None = None,
     ) -> None:
         """:param firewall_driver: ``[agent] firewall_driver`` of every agent (e.g.
         ``iptables``, with the nft backend); None keeps the agent's default.
         :param physical_interface: if set, every host gets a device of that name (one end
         of a veth pair whose peer stays unused; no dummy module here), mapped to
-        ``physnet1`` (``physical_interface_mappings``)."""
+        ``physnet1`` (``physical_interface_mappings``).
+        :param l3_driver: ``[agent] l3_driver`` of every agent (``namespace``: the hosts
+        build routers and register as L3 agents); such agents run in the machine's mount
+        namespace (:attr:`harness.Host.host_mounts`), and the router namespaces their logs
+        name are deleted by :meth:`close`."""
         super().__init__(workdir)
         self.server = server
         self.firewall_driver = firewall_driver
         self.physical_interface = physical_interface
+        self.l3_driver = l3_driver
         self.relays: list[Relay] = []
 
     def _netns(self, role: str) -> str:
@@ -55,6 +62,7 @@ class InteropFabric(harness.Fabric):
 
     def add_host(self, name: str, tunnel_ip: str) -> harness.Host:
         host = super().add_host(name, tunnel_ip)
+        host.host_mounts = self.l3_driver is not None
         if self.physical_interface is not None:
             peer = f"{self.physical_interface}-p"
             harness.ip(
@@ -68,7 +76,9 @@ class InteropFabric(harness.Fabric):
 
     def write_agent_config(self, host: harness.Host) -> None:
         """``[agent] source = neutron`` with the server's vhost, through the relay."""
-        firewall = iptables = mappings = ""
+        firewall = iptables = mappings = l3 = ""
+        if self.l3_driver is not None:
+            l3 = f"l3_driver = {self.l3_driver}\n"
         if self.physical_interface is not None:
             mappings = (
                 "physical_interface_mappings = "
@@ -89,6 +99,7 @@ class InteropFabric(harness.Fabric):
             "[agent]\n"
             "source = neutron\n"
             "l2_driver = linuxbridge\n"
+            f"{l3}"
             f"{firewall}"
             f"{iptables}"
             "[neutron]\n"
@@ -124,11 +135,26 @@ class InteropFabric(harness.Fabric):
         self.vms[name] = vm
         return vm
 
+    def router_namespaces(self) -> list[str]:
+        """Router namespaces the agents said they created and that still exist."""
+        named: set[str] = set()
+        for host in self.hosts.values():
+            if host.log_file.exists():
+                named |= set(_ROUTER_NAMESPACE.findall(host.log_file.read_text(errors="replace")))
+        return sorted(n for n in named if os.path.exists(f"/run/netns/{n}"))
+
     def close(self) -> None:
         super().close()
+        # after the agents stopped: none of them creates another one meanwhile
+        for name in self.router_namespaces():
+            harness.run("ip", "netns", "delete", name, check=False)
         for relay in self.relays:
             with contextlib.suppress(Exception):
                 relay.stop()
+
+
+#: The L3 driver's log line for a router namespace it made (drivers/l3namespace/driver.py).
+_ROUTER_NAMESPACE = re.compile(r"Router [0-9a-f-]{36}: namespace (qrouter-[0-9a-f-]{36}) created")
 
 
 def leftover_namespaces() -> list[str]:

@@ -128,12 +128,18 @@ class DhcpAgent:
     """neutron-dhcp-agent for ``host`` (which must run netagent under the same host name)."""
 
     def __init__(
-        self, server: neutron_server.NeutronServer, host: harness.Host, extra_config: str = ""
+        self,
+        server: neutron_server.NeutronServer,
+        host: harness.Host,
+        extra_config: str = "",
+        isolated_metadata: bool = True,
     ) -> None:
-        """:param extra_config: appended to dhcp_agent.ini (e.g. a ``[netagent]`` section)."""
+        """:param extra_config: appended to dhcp_agent.ini (e.g. a ``[netagent]`` section).
+        :param isolated_metadata: ``enable_isolated_metadata`` (a haproxy per network)."""
         self.server = server
         self.host = host
         self.extra_config = extra_config
+        self.isolated_metadata = isolated_metadata
         # dnsmasq drops to user nobody and reads its files under state_path: not below
         # pytest's 0700 temporary directories
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{host.name}-"))
@@ -161,7 +167,7 @@ class DhcpAgent:
             "debug = true\n"
             f"log_file = {self.log}\n"
             "interface_driver = netagent\n"
-            "enable_isolated_metadata = true\n"
+            f"enable_isolated_metadata = {str(self.isolated_metadata).lower()}\n"
             f"metadata_proxy_socket = {self.metadata_socket}\n"
             f"dhcp_lease_duration = {LEASE_SECONDS}\n"
             "resync_interval = 2\n"
@@ -191,8 +197,11 @@ class DhcpAgent:
         out.close()
 
     def namespaces(self) -> list[str]:
-        """The ``qdhcp-`` namespaces of the networks this test told us about."""
-        return [f"qdhcp-{n}" for n in sorted(self.network_ids)]
+        """The ``qdhcp-`` namespaces of the networks this test told us about and of those
+        the agent's log names (networks it served that the test did not make itself)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        logged = set(_QDHCP.findall(text))
+        return [f"qdhcp-{n}" for n in sorted(self.network_ids | logged)]
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         """Stop the agent, then every process left in the host's and its namespaces."""
@@ -285,6 +294,9 @@ def running_agent(
             api.delete(f"/v2.0/agents/{row['id']}")
         if not os.environ.get("NETAGENT_INTEROP_KEEP"):
             agent.remove_files()
+
+
+_QDHCP = re.compile(r"qdhcp-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
 def _cmdline(pid: int) -> str:

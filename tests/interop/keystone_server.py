@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 
 from tests.interop import services, venv
-from tests.interop.api import Credentials, KeystoneApi, Token
+from tests.interop.api import ApiError, Credentials, KeystoneApi, Token
 from tests.interop.neutron_server import free_port, signal_group, wait_until
 
 REGION = "RegionOne"
@@ -206,17 +206,32 @@ accesslog = "-"
             ks.request("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{role_id}")
         return Credentials(self.auth_url, name, SERVICE_PASSWORD, SERVICE_PROJECT)
 
-    def add_endpoint(self, name: str, service_type: str, url: str) -> None:
-        """Service ``name`` of ``service_type`` with public/internal/admin ``url``."""
+    def add_endpoint(self, name: str, service_type: str, url: str, region: str = REGION) -> None:
+        """Public/internal/admin ``url`` of service ``name`` (of ``service_type``, created
+        if missing) in ``region`` (created if missing).
+
+        A second region is how a second server of the same type gets into the catalog:
+        clients such as tempest take the first service of a type and filter its endpoints
+        by region, so two services of one type would hide one of them.
+        """
         ks = self.api()
-        service = ks.create("service", name=name, type=service_type, enabled=True)
+        try:
+            ks.request("GET", f"/regions/{region}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            ks.create("region", id=region)
+        found = ks.request("GET", f"/services?type={service_type}")["services"]
+        service = next((s for s in found if s["name"] == name), None)
+        if service is None:
+            service = ks.create("service", name=name, type=service_type, enabled=True)
         for iface in _INTERFACES:
             ks.create(
                 "endpoint",
                 service_id=service["id"],
                 interface=iface,
                 url=url,
-                region_id=REGION,
+                region_id=region,
                 enabled=True,
             )
 

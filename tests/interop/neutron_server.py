@@ -90,9 +90,12 @@ class NeutronServer:
     :param keystone: a started Keystone; Neutron's service user and endpoint go there.
     :param service_plugins: Neutron's ``service_plugins`` (e.g. ``router``).
     :param mechanism_drivers: ML2's ``mechanism_drivers``.
-    :param name: its service user in Keystone; only ``neutron`` (the session's server) is
-        put in the catalog, so a second server on the same Keystone never takes tempest's
-        or another client's requests.
+    :param name: its service user (and catalog service) in Keystone.
+    :param region: the catalog region of its ``network`` endpoints; None: not in the
+        catalog, so that it never takes tempest's or another client's requests. The
+        session's server is in ``RegionOne``; a second server is either outside the
+        catalog or in a region of its own (tempest's ``[network] region``).
+    :param extra_config: appended to ``neutron.conf`` (e.g. a ``[quotas]`` section).
     """
 
     def __init__(
@@ -102,12 +105,16 @@ class NeutronServer:
         service_plugins: str = "",
         name: str = "neutron",
         mechanism_drivers: str = "netagent",
+        region: str | None = None,
+        extra_config: str = "",
     ) -> None:
         self.workdir = workdir
         self.keystone = keystone
         self.service_plugins = service_plugins
         self.mechanism_drivers = mechanism_drivers
         self.name = name
+        self.region = region
+        self.extra_config = extra_config
         self.service_user: Credentials | None = None
         self.services = services.Services()
         self.venv: Path | None = None
@@ -141,8 +148,8 @@ class NeutronServer:
         with services.phase(self.timings, "config"):
             self.port = free_port()
             self.service_user = self.keystone.add_service_user(self.name)
-            if self.name == "neutron":
-                self.keystone.add_endpoint("neutron", "network", self.url)
+            if self.region is not None:
+                self.keystone.add_endpoint("neutron", "network", self.url, self.region)
             self._write_config()
         with services.phase(self.timings, "db-manage"):
             self._run_tool(
@@ -228,7 +235,7 @@ region_name = RegionOne
 
 [oslo_concurrency]
 lock_path = {state / "lock"}
-"""
+{self.extra_config}"""
         )
         (self.workdir / "ml2_conf.ini").write_text(
             f"""[ml2]
@@ -354,10 +361,10 @@ def signal_group(proc: subprocess.Popen[Any], sig: signal.Signals) -> None:
 def running(workdir: Path) -> Iterator[NeutronServer]:
     """Keystone and Neutron started in ``workdir`` (holding the Neutron venv), stopped after;
     their logs' tails printed to stderr if starting fails."""
-    from tests.interop.keystone_server import KeystoneServer  # noqa: PLC0415
+    from tests.interop.keystone_server import REGION, KeystoneServer  # noqa: PLC0415
 
     keystone = KeystoneServer(workdir / "keystone")
-    server = NeutronServer(workdir / "neutron", keystone)
+    server = NeutronServer(workdir / "neutron", keystone, region=REGION)
     (workdir / "neutron").mkdir(parents=True, exist_ok=True)
     with venv.in_use(), contextlib.ExitStack() as stack:
         stack.callback(keystone.stop)
@@ -369,6 +376,41 @@ def running(workdir: Path) -> Iterator[NeutronServer]:
             print(keystone.diagnostics() + server.diagnostics(), file=sys.stderr)
             raise
         yield server
+
+
+@contextlib.contextmanager
+def second_server(
+    session: NeutronServer,
+    workdir: Path,
+    name: str,
+    service_plugins: str,
+    region: str | None = None,
+    extra_config: str = "",
+    mechanism_drivers: str = "netagent",
+) -> Iterator[NeutronServer]:
+    """Another server on ``session``'s Keystone (service user ``name``), for one module
+    whose configuration the session's server must not have; taken while ``session`` runs
+    so that the shared virtualenv stays held. Its log tails are printed if starting fails.
+    """
+    server = NeutronServer(
+        workdir,
+        session.keystone,
+        service_plugins=service_plugins,
+        name=name,
+        region=region,
+        extra_config=extra_config,
+        mechanism_drivers=mechanism_drivers,
+    )
+    try:
+        server.start()
+    except Exception:
+        print(server.diagnostics())
+        server.stop()
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def main() -> int:

@@ -33,12 +33,8 @@ class RouterHostFabric(cloud.InteropFabric):
 
     def write_agent_config(self, host: harness.Host) -> None:
         super().write_agent_config(host)
-        text = host.config_file.read_text()
-        text = text.replace(
-            "l2_driver = linuxbridge\n", "l2_driver = linuxbridge\nl3_driver = namespace\n"
-        )
-        text += f"physical_interface_mappings = {neutron_server.PHYSNET}:ext0\n"
-        host.config_file.write_text(text)
+        with host.config_file.open("a") as config:
+            config.write(f"physical_interface_mappings = {neutron_server.PHYSNET}:ext0\n")
 
 
 @pytest.fixture(scope="module")
@@ -52,20 +48,10 @@ def neutron_l3(
     Keystone (as service user ``neutron-l3``, outside the catalog), and depends on the
     session's server so that the shared virtualenv is held for the session.
     """
-    server = neutron_server.NeutronServer(
-        tmp_path_factory.mktemp("neutron-l3"),
-        neutron.keystone,
-        service_plugins="router",
-        name="neutron-l3",
-    )
-    try:
-        server.start()
-    except Exception:
-        print(server.diagnostics())
-        server.stop()
-        raise
-    yield server
-    server.stop()
+    with neutron_server.second_server(
+        neutron, tmp_path_factory.mktemp("neutron-l3"), "neutron-l3", service_plugins="router"
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +65,10 @@ def fabric(
 ) -> Iterator[RouterHostFabric]:
     for name in cloud.leftover_namespaces():
         harness.run("ip", "netns", "delete", name, check=False)
-    fab = RouterHostFabric(tmp_path_factory.mktemp("routers"), neutron_l3)
+    fab = RouterHostFabric(tmp_path_factory.mktemp("routers"), neutron_l3, l3_driver="namespace")
     try:
         fab.start()
         host = fab.add_host(HOST, TUNNEL_IP)
-        host.host_mounts = True
         fab.upstream = fab._netns("up")
         harness.ip(
             host.netns,
@@ -145,7 +130,6 @@ def topology(api: NeutronApi, fabric: RouterHostFabric) -> dict[str, Any]:
         gateway_ip="192.0.2.1",
     )
     router = api.create("router", name="r1", external_gateway_info={"network_id": ext["id"]})
-    fabric.namespaces.insert(0, f"qrouter-{router['id']}")
     api.request(
         "PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet["id"]}
     )

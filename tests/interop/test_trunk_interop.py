@@ -37,21 +37,10 @@ def _server(
     name: str,
     mechanism_drivers: str,
 ) -> Iterator[neutron_server.NeutronServer]:
-    server = neutron_server.NeutronServer(
-        tmp_path_factory.mktemp(name),
-        neutron.keystone,
-        service_plugins="trunk",
-        name=name,
-        mechanism_drivers=mechanism_drivers,
-    )
-    try:
-        server.start()
-    except Exception:
-        print(server.diagnostics())
-        server.stop()
-        raise
-    yield server
-    server.stop()
+    with neutron_server.second_server(
+        neutron, tmp_path_factory.mktemp(name), name, "trunk", mechanism_drivers=mechanism_drivers
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
