@@ -2,12 +2,12 @@
 
 A pass builds and drops large transient structures (the desired state parsed from the
 wire or the state file, rendered iptables chains, plans). glibc returns freed memory of
-its main heap to the kernel only from the top of the heap, so under steady churn the
-agent's resident memory crept up 0.3 to 0.5 MB a minute at 1,000 ports while nothing was
-retained: the garbage collector's object count and Python's allocated blocks stayed flat,
-and ``malloc_trim(0)`` gave 1 to 8 MB back at once (doc/reliability.md, the soak).
-``malloc_trim`` releases the free pages anywhere in the heap (``madvise``); it takes
-about a millisecond here, so it runs after a pass at most once per :data:`INTERVAL`.
+its main heap to the kernel only from the top of the heap, so the pages of a pass's
+garbage that lie below live allocations stay resident. In a 1,000-port soak under churn
+``malloc_trim(0)`` gave 8 MB back the first time and 1 to 2.5 MB at later ones
+(doc/reliability.md). It releases the free pages anywhere in the heap (``madvise``) and
+takes about a millisecond here, so it runs after a pass at most once per
+:data:`INTERVAL`.
 """
 
 from __future__ import annotations
