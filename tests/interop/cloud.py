@@ -34,17 +34,21 @@ class InteropFabric(harness.Fabric):
         server: neutron_server.NeutronServer,
         firewall_driver: str | None = None,
         physical_interface: str | None = None,
+        broker_port: int = RABBIT_PORT,
     ) -> None:
         """:param firewall_driver: ``[agent] firewall_driver`` of every agent (e.g.
         ``iptables``, with the nft backend); None keeps the agent's default.
         :param physical_interface: if set, every host gets a device of that name (one end
         of a veth pair whose peer stays unused; no dummy module here), mapped to
-        ``physnet1`` (``physical_interface_mappings``)."""
+        ``physnet1`` (``physical_interface_mappings``).
+        :param broker_port: the port of the server's broker on 127.0.0.1 (a private node's
+        for outage tests); each host's relay listens on the same port in its namespace."""
         super().__init__(workdir)
         self.server = server
         self.firewall_driver = firewall_driver
         self.physical_interface = physical_interface
         self.relays: list[Relay] = []
+        self.broker_port = broker_port
 
     def _netns(self, role: str) -> str:
         name = f"{NETNS_PREFIX}{self.tag}-{role}"
@@ -62,8 +66,8 @@ class InteropFabric(harness.Fabric):
             )
             for device in (self.physical_interface, peer):
                 harness.ip(host.netns, "link", "set", device, "up")
-        target = ("127.0.0.1", RABBIT_PORT)
-        self.relays.append(Relay(target, listen_port=RABBIT_PORT, netns=host.netns).start())
+        target = ("127.0.0.1", self.broker_port)
+        self.relays.append(Relay(target, listen_port=self.broker_port, netns=host.netns).start())
         return host
 
     def write_agent_config(self, host: harness.Host) -> None:
