@@ -12,7 +12,10 @@ stopped (SIGTERM) for :data:`OUTAGE` seconds and started again, and later killed
 and started again: both the server and the agents must reconnect by themselves. After
 the stop the agents come back :data:`AGENTS_LATE` seconds after the server (their relays
 to the node stay paused; as when their backoff or their network is slower): the server's
-casts of that time are lost for them.
+casts of that time are lost for them. A marker port on each host, which the churn never
+touches, is set admin down then: unless the agents fetch everything again once they are
+back, that change is lost for good (the churn may heal other lost changes by touching
+the same port or group again later).
 
 Afterwards: the agents were never restarted (same PIDs); no echo request was lost; every
 port the churn did not touch since the broker came back has the status and wiring the
@@ -436,13 +439,16 @@ def cloud_ids(api: NeutronApi, fabric: cloud.InteropFabric) -> dict[str, Any]:
             assert _bound(port), port
             vms.append(fabric.add_neutron_vm(f"{end}{n}", host, port, mtu=net["mtu"]))
         pairs.append((vms[0], vms[1]))
-    bulk = {}
+    bulk, markers = {}, []
     for host in hosts:
-        for n in range(BULK_PER_HOST):
+        for n in range(BULK_PER_HOST + 1):
             port = _create_port(api, ids, host.name, bulk_groups[n % 2])
             churn.hypervisor_taps(host.netns, [churn.vmctl_tap(port["id"])])
-            bulk[port["id"]] = host.name
-    ids["pairs"], ids["bulk"] = pairs, bulk
+            if n < BULK_PER_HOST:
+                bulk[port["id"]] = host.name
+            else:
+                markers.append(port["id"])
+    ids["pairs"], ids["bulk"], ids["markers"] = pairs, bulk, markers
     neutron_server.wait_until(
         "every port wired and ACTIVE",
         lambda: not _problems(api, fabric, lambda _: False),
@@ -485,7 +491,8 @@ def _catch_up(
 
 def _known(churner: ApiChurner) -> set[str]:
     ids = churner.ids
-    return set(churner.ports) | {vm.port_id for pair in ids["pairs"] for vm in pair}
+    vms = {vm.port_id for pair in ids["pairs"] for vm in pair}
+    return set(churner.ports) | vms | set(ids["markers"])
 
 
 def _plug_missing_taps(api: NeutronApi, fabric: cloud.InteropFabric) -> None:
@@ -526,7 +533,10 @@ def test_broker_stopped_and_killed_under_churn_loses_nothing(
         figures["api_while_stopped"] = churner.summary(stopped, server_back)
         # the agents come back after the server: what it casts meanwhile is lost for
         # them (their queues went with the broker), only their resync brings it in
-        time.sleep(AGENTS_LATE)
+        # one change the churn never makes again: lost unless the agents resync
+        for marker in cloud_ids["markers"]:
+            api.update("port", marker, admin_state_up=False)
+        time.sleep(max(0.0, AGENTS_LATE - (time.monotonic() - server_back)))
         for relay in fabric.relays:
             relay.resume()
         back = time.monotonic()
