@@ -63,6 +63,17 @@ NEUTRON_OPTS = [
         "fetches everything again instead of only what changed.",
     ),
     cfg.FloatOpt(
+        "probe_interval",
+        default=5.0,
+        min=0.5,
+        help="Seconds between the probes the agent casts to its own notification "
+        "consumers through the broker. A probe that fails or does not come back within "
+        "this time means notifications may have been lost (a broker restart loses the "
+        "queues); once every consumer answers again the agent fetches everything again. "
+        "A broker outage longer than this is always noticed. One message per probe, one "
+        "per consumer while a problem lasts.",
+    ),
+    cfg.FloatOpt(
         "retry_interval",
         default=2.0,
         min=0.1,

@@ -9,7 +9,8 @@ One RPC server per topic, each with ``Target(topic=T, server=host)`` and the thr
 executor. Every endpoint declares version "1.5", the highest minor the server sends on
 these topics (§1.5). A cast for a method no endpoint has, or with a version none
 accepts, is logged once per (topic, method, version) and dropped, instead of one
-traceback per message.
+traceback per message. Every endpoint also takes ``netagent_probe``, the agent's own cast
+through its own consumers (:mod:`netagent.rpc.probe`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class NotificationSink(Protocol):
     def request_full(self, reason: str) -> None:
         """Fetch everything again (the L3 agent row was set up or down)."""
 
+    def probe_returned(self, topic: str, token: object, seq: object) -> None:
+        """The agent's own probe came back through the consumer of ``topic``, unvalidated
+        (:mod:`netagent.rpc.probe`)."""
+
 
 def _valid_id(method: str, field: str, value: object) -> bool:
     """Whether ``value`` is a resource id (a UUID); rejected (logged once) if not."""
@@ -102,9 +107,14 @@ def _id_of(method: str, what: str, resource: object) -> str | None:
 class _Endpoint:
     target = oslo_messaging.Target(version=ENDPOINT_VERSION)
 
-    def __init__(self, sink: NotificationSink, host: str) -> None:
+    def __init__(self, sink: NotificationSink, host: str, topic_name: str = "") -> None:
         self._sink = sink
         self._host = host
+        self._topic = topic_name
+
+    def netagent_probe(self, context: Any, token: Any = None, seq: Any = None) -> None:
+        """The agent's own probe (not Neutron's): it came through this consumer."""
+        self._sink.probe_returned(self._topic, token, seq)
 
 
 class PortEndpoint(_Endpoint):
@@ -347,9 +357,12 @@ class Consumers:
         self, transport: Any, host: str, sink: NotificationSink, l3: bool = False
     ) -> None:
         self.servers: list[Any] = []
+        #: the topic of each server, in order
+        self.topics: list[str] = []
         for topic_name, endpoint_cls in CONSUMERS + (L3_CONSUMERS if l3 else ()):
+            self.topics.append(topic_name)
             target = oslo_messaging.Target(topic=topic_name, server=host)
-            dispatcher = _LogOnceDispatcher([endpoint_cls(sink, host)], topic_name)
+            dispatcher = _LogOnceDispatcher([endpoint_cls(sink, host, topic_name)], topic_name)
             self.servers.append(rpc_server.RPCServer(transport, target, dispatcher))
 
     def start(self) -> None:

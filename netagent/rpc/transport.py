@@ -1,4 +1,4 @@
-"""Transport, request context and connection-health signals.
+"""Transport, request context and the broker preflight.
 
 Neutron sets oslo.messaging's ``control_exchange`` default to ``neutron``; an agent that
 does not do the same publishes into an exchange nobody consumes (§1.1).
@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import logging
 import socket
-import threading
 import urllib.parse
 from typing import Any
 
@@ -21,11 +19,7 @@ from oslo_context.context import RequestContext
 
 from netagent.common.exceptions import PreflightError
 
-LOG = logging.getLogger(__name__)
-
 CONTROL_EXCHANGE = "neutron"
-#: The oslo.messaging rabbit driver logs connection loss and recovery on this logger.
-_RABBIT_LOGGER = "oslo_messaging._drivers.impl_rabbit"
 
 
 def build_transport(conf: cfg.ConfigOpts, url: str | None = None) -> Any:
@@ -140,44 +134,3 @@ def describe_url(url: str | None) -> str:
             user = user.split(":", 1)[0] + ":***"
         hosts.append(f"{user}@{host}" if sep else host)
     return urllib.parse.urlunsplit(parsed._replace(netloc=",".join(hosts)))
-
-
-class ConnectionWatch(logging.Handler):
-    """Notices that the AMQP connection broke, from the rabbit driver's own log records.
-
-    oslo.messaging offers no public "reconnected" callback, and a broker restart shorter
-    than one report interval is invisible to the state reporter, yet it loses every
-    notification cast while the fanout queues were gone. The rabbit driver logs each
-    connection failure at ERROR (and each recovery at INFO); this handler turns that into
-    a flag the source checks after its next successful call.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
-        self._broken = threading.Event()
-        self._logger = logging.getLogger(_RABBIT_LOGGER)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.ERROR or "Reconnected" in str(record.msg):
-            self._broken.set()
-
-    def install(self) -> None:
-        """Start watching (the logger's level is lowered to INFO if it was higher)."""
-        self._logger.addHandler(self)
-        if self._logger.getEffectiveLevel() > logging.INFO:
-            self._logger.setLevel(logging.INFO)
-
-    def uninstall(self) -> None:
-        """Stop watching."""
-        self._logger.removeHandler(self)
-
-    def note_broken(self) -> None:
-        """Record a connection problem seen elsewhere (e.g. a failed call)."""
-        self._broken.set()
-
-    def consume(self) -> bool:
-        """Whether the connection broke since the last call; clears the flag."""
-        if self._broken.is_set():
-            self._broken.clear()
-            return True
-        return False

@@ -2,9 +2,11 @@
 
 *How.* Inputs only mark: the tap monitor marks devices that appeared, RPC notifications
 mark ports, networks, security groups and tunnels, the state reporter asks for a full
-resync after an outage or a ``revived`` answer. One worker thread takes the marks and
-makes a pass: device details in bulk for the marked taps (by port-id prefix, chunks of
-``rpc_resources_processing_step``), security-group info for the ports that need it,
+resync after an outage or a ``revived`` answer, and so does the consumer probe
+(:mod:`netagent.rpc.probe`) once the agent's consumers answer again after a broker
+outage. One worker thread takes the marks and makes a pass: device details in bulk for
+the marked taps (by port-id prefix, chunks of ``rpc_resources_processing_step``),
+security-group info for the ports that need it,
 ``tunnel_sync`` when asked, then a complete :class:`DesiredState` for the core. Once
 the core reports a port converged, the worker tells the server with
 ``update_device_list`` (devices up, down, and the ones the server failed on, next pass).
@@ -32,7 +34,7 @@ from netagent.agent.source import SourceUpdate, UpdateCallback
 from netagent.common import constants
 from netagent.model import DesiredState, ModelError, SecurityGroupInfo
 from netagent.model import validate as v
-from netagent.rpc import clients, consumers, replies, report, view
+from netagent.rpc import clients, consumers, probe, replies, report, view
 from netagent.rpc import marks as rpc_marks
 from netagent.rpc import transport as rpc_transport
 
@@ -84,7 +86,8 @@ class NeutronSource(rpc_marks.Marks):
             local_ip=v.ip_address(local_ip) if local_ip else None,
             l2_population=conf.neutron.l2_population,
         )
-        self.watch = rpc_transport.ConnectionWatch()
+        #: casts through the agent's own consumers; asks for a full pass after an outage
+        self.probe: probe.ConsumerProbe | None = None
         self._callback: UpdateCallback | None = None
         self._delivered: DesiredState | None = None
         #: ``origin`` of the last snapshot handed to the core; the core's status document
@@ -140,10 +143,17 @@ class NeutronSource(rpc_marks.Marks):
                 desc,
                 build_state=self._l3_agent_state,
             )
-        self.watch.install()
         LOG.info("Neutron source for host %s on %s", self.host, desc)
         self.consumers = consumers.Consumers(transport, self.host, self, l3=self.l3_enabled)
         self.consumers.start()
+        self.probe = probe.ConsumerProbe(
+            transport,
+            self.host,
+            self.consumers.topics,
+            float(self.conf.neutron.probe_interval),
+            self.request_full,
+        )
+        self.probe.start()
         self.reporter.start()
         if self.l3_reporter is not None:
             self.l3_reporter.start()
@@ -161,13 +171,12 @@ class NeutronSource(rpc_marks.Marks):
     def stop(self) -> None:
         """Stop everything this source started. Idempotent; the host is left alone."""
         self.stop_marks()
-        for part in (self._monitor, self.reporter, self.l3_reporter, self.consumers):
+        for part in (self._monitor, self.probe, self.reporter, self.l3_reporter, self.consumers):
             if part is not None:
                 part.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self.watch.uninstall()
         if self._owns_transport and self._transport is not None:
             self._transport.cleanup()
             self._transport = None
@@ -233,7 +242,8 @@ class NeutronSource(rpc_marks.Marks):
     def _pass_failed(self, marks: rpc_marks.Taken, exc: Exception) -> None:
         self._failures += 1
         self.restore(marks)
-        self.watch.note_broken()
+        if self.probe is not None:
+            self.probe.note_broken("a failed pass")
         LOG.warning(
             "Neutron source pass failed (%d in a row): %s: %s",
             self._failures,
@@ -251,8 +261,6 @@ class NeutronSource(rpc_marks.Marks):
         :raises replies.BadReplyError: a reply had the wrong overall shape.
         """
         assert self.plugin is not None
-        if self.reporter is not None and self.reporter.connected.is_set() and self.watch.consume():
-            marks = marks.with_full("AMQP connection was re-established")
         if marks.full:
             LOG.info("Neutron source full resync (%s)", "; ".join(marks.reasons))
         devices = self.devices()
@@ -528,6 +536,10 @@ class NeutronSource(rpc_marks.Marks):
             self.requeue(sorted(result.failed_up), sorted(result.failed_down))
 
     # -- NotificationSink is in rpc_marks.Marks; state report needs a count ----------
+
+    def probe_returned(self, topic: str, token: object, seq: object) -> None:
+        if self.probe is not None:
+            self.probe.returned(topic, token, seq)
 
     def device_count(self) -> int:
         """Local devices handled (for ``configurations.devices``)."""

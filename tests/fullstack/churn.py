@@ -532,16 +532,17 @@ def master(links: dict[str, dict[str, Any]], name: str) -> str | None:
     return links[name].get("master")
 
 
-def fresh_dump(fabric: ChurnFabric, host: Host, timeout: float) -> dict[str, Any]:
-    """What a fresh agent on an empty host builds for the current desired state.
+def fresh_dump(fabric: Fabric, host: Host, timeout: float) -> dict[str, Any]:
+    """What a fresh agent on an empty host builds for the desired state in the fabric's
+    state file.
 
     A new host namespace with the same underlay address and the same taps (name, MAC,
     MTU, up) as ``host`` has, a copy of the state file, an agent with the same
     configuration and an empty state_path; its dump once converged. The agent is stopped
     (its namespace goes with the fabric).
     """
-    netns = fabric._netns("fresh")
-    workdir = fabric.workdir / "fresh"
+    netns = fabric._netns(f"fresh-{host.name}")
+    workdir = fabric.workdir / f"fresh-{host.name}"
     workdir.mkdir(exist_ok=True)
     harness.ip(netns, "link", "add", "eth-ul", "type", "veth", "peer", "name", "eth-ul-peer")
     address = f"{host.tunnel_ip}/{harness.UNDERLAY_PREFIX}"

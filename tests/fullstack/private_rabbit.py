@@ -27,6 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
+import kombu
+
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 PID_DIR = Path("/tmp/netagent-fullstack-rabbit")
 NODE_PREFIX = "natest-"
@@ -146,13 +148,21 @@ class PrivateRabbit:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the node (SIGTERM to the PIDs it was started with, SIGKILL after
         ``timeout``). Idempotent; the data directory stays for the next :meth:`start`."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """Kill the node at once (SIGKILL: a crash, no clean shutdown); :meth:`start`
+        brings it back on the same port."""
+        self._signal(signal.SIGKILL, 0.0)
+
+    def _signal(self, sig: signal.Signals, timeout: float) -> None:
         proc = self.process
         if proc is None:
             return
         pids = [p for p in self._pids() if _names_node(p, self.node)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while any(_names_node(p, self.node) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -171,6 +181,14 @@ class PrivateRabbit:
         finally:
             (PID_DIR / self.node).unlink(missing_ok=True)
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def consumers(self, queue: str) -> int:
+        """The consumers of ``queue`` (a passive declare: fails if the queue is missing)."""
+        url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        with kombu.Connection(url, connect_timeout=5) as conn:
+            declared = conn.default_channel.queue_declare(queue, passive=True)
+        count: int = declared.consumer_count
+        return count
 
     def tail(self, lines: int = 30) -> str:
         text = ""

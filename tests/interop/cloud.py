@@ -36,6 +36,7 @@ class InteropFabric(harness.Fabric):
         firewall_driver: str | None = None,
         physical_interface: str | None = None,
         l3_driver: str | None = None,
+        broker_port: int = RABBIT_PORT,
     ) -> None:
         """:param firewall_driver: ``[agent] firewall_driver`` of every agent (e.g.
         ``iptables``, with the nft backend); None keeps the agent's default.
@@ -45,13 +46,16 @@ class InteropFabric(harness.Fabric):
         :param l3_driver: ``[agent] l3_driver`` of every agent (``namespace``: the hosts
         build routers and register as L3 agents); such agents run in the machine's mount
         namespace (:attr:`harness.Host.host_mounts`), and the router namespaces their logs
-        name are deleted by :meth:`close`."""
+        name are deleted by :meth:`close`.
+        :param broker_port: the port of the server's broker on 127.0.0.1 (a private node's
+        for outage tests); each host's relay listens on the same port in its namespace."""
         super().__init__(workdir)
         self.server = server
         self.firewall_driver = firewall_driver
         self.physical_interface = physical_interface
         self.l3_driver = l3_driver
         self.relays: list[Relay] = []
+        self.broker_port = broker_port
 
     def _netns(self, role: str) -> str:
         name = f"{NETNS_PREFIX}{self.tag}-{role}"
@@ -70,8 +74,8 @@ class InteropFabric(harness.Fabric):
             )
             for device in (self.physical_interface, peer):
                 harness.ip(host.netns, "link", "set", device, "up")
-        target = ("127.0.0.1", RABBIT_PORT)
-        self.relays.append(Relay(target, listen_port=RABBIT_PORT, netns=host.netns).start())
+        target = ("127.0.0.1", self.broker_port)
+        self.relays.append(Relay(target, listen_port=self.broker_port, netns=host.netns).start())
         return host
 
     def write_agent_config(self, host: harness.Host) -> None:
