@@ -207,6 +207,20 @@ class NeutronApi:
     def remove(self, kind: str, resource_id: str) -> None:
         self.delete(f"/v2.0/{kind}s/{resource_id}")
 
+    def plain_network(self, name: str, cidr: str = "192.0.2.0/24") -> dict[str, Any]:
+        """A network with one IPv4 subnet, no DHCP and no gateway (VMs are addressed
+        statically)."""
+        net = self.create("network", name=name)
+        self.create(
+            "subnet",
+            network_id=net["id"],
+            cidr=cidr,
+            ip_version=4,
+            enable_dhcp=False,
+            gateway_ip=None,
+        )
+        return net
+
     def agents(self, **filters: str) -> list[dict[str, Any]]:
         query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in filters.items())
         result: list[dict[str, Any]] = self.get("/v2.0/agents" + (f"?{query}" if query else ""))[

@@ -396,15 +396,7 @@ def cloud_ids(api: NeutronApi, fabric: cloud.InteropFabric) -> dict[str, Any]:
             ),
             timeout=60,
         )
-    net = api.create("network", name="chaos")
-    api.create(
-        "subnet",
-        network_id=net["id"],
-        cidr="192.0.2.0/24",
-        ip_version=4,
-        enable_dhcp=False,
-        gateway_ip=None,
-    )
+    net = api.plain_network("chaos")
     traffic = api.create("security_group", name="chaos-traffic")
     api.create(
         "security_group_rule",

@@ -49,15 +49,7 @@ def test_ovs_hosts_get_vif_type_ovs_ports_go_active_and_ping(
         agent = _wait_alive(api, name)
         assert agent["configurations"]["l2_driver"] == "openvswitch"
         assert agent["configurations"]["tunneling_ip"] == tunnel_ip
-    net = api.create("network", name="interop-ovs")
-    api.create(
-        "subnet",
-        network_id=net["id"],
-        cidr="192.0.2.0/24",
-        ip_version=4,
-        enable_dhcp=False,
-        gateway_ip=None,
-    )
+    net = api.plain_network("interop-ovs")
     vms = []
     for index, name in enumerate(HOSTS):
         port = api.create(

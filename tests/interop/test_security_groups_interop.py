@@ -63,15 +63,7 @@ def vms(
     """One compute port in ``group`` per host, bound, wired and ACTIVE, and its VM."""
     for name in HOSTS:
         _wait_alive(api, name)
-    net = api.create("network", name="interop-sg-vxlan")
-    api.create(
-        "subnet",
-        network_id=net["id"],
-        cidr="203.0.113.0/24",
-        ip_version=4,
-        enable_dhcp=False,
-        gateway_ip=None,
-    )
+    net = api.plain_network("interop-sg-vxlan", "203.0.113.0/24")
     result = {}
     for index, (name, host) in enumerate(fabric.hosts.items()):
         port = api.create(

@@ -73,19 +73,6 @@ def fabric(
         yield fab
 
 
-def _network(api: NeutronApi) -> dict[str, Any]:
-    net = api.create("network", name="interop-trunk")
-    api.create(
-        "subnet",
-        network_id=net["id"],
-        cidr="192.0.2.0/24",
-        ip_version=4,
-        enable_dhcp=False,
-        gateway_ip=None,
-    )
-    return net
-
-
 def _bound_port(api: NeutronApi, net: dict[str, Any], host: str) -> dict[str, Any]:
     return api.create(
         "port",
@@ -98,7 +85,7 @@ def _bound_port(api: NeutronApi, net: dict[str, Any], host: str) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def network(api: NeutronApi, fabric: cloud.InteropFabric) -> dict[str, Any]:
-    return _network(api)
+    return api.plain_network("interop-trunk")
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +179,7 @@ def test_trunk_parent_accepted_elsewhere_is_not_bound_to_a_netagent_host(
     )
     rep.start()
     try:
-        net = _network(mixed)
+        net = mixed.plain_network("interop-trunk")
         assert _bound_port(mixed, net, host)["binding:vif_type"] == "tap"
         _refusal(mixed, _bound_port(mixed, net, host)["id"])
         # unbound: Open vSwitch's driver might serve it on another host, so it is accepted

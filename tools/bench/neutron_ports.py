@@ -125,15 +125,7 @@ def _measure(
             lambda: any(a["alive"] for a in api.agents(host=HOST)),
             timeout=60,
         )
-        net = api.create("network", name="bench")
-        api.create(
-            "subnet",
-            network_id=net["id"],
-            cidr="192.0.2.0/24",
-            ip_version=4,
-            enable_dhcp=False,
-            gateway_ip=None,
-        )
+        net = api.plain_network("bench")
         offset = host.log_file.stat().st_size if host.log_file.exists() else 0
         t0 = time.monotonic()
         ports: list[dict[str, Any]] = []
