@@ -74,34 +74,31 @@ def ask(
     return result
 
 
+def ping_argv(
+    ns: str,
+    address: str,
+    count: int,
+    interval: float,
+    deadline: int | None = None,
+    source: str | None = None,
+) -> list[str]:
+    """``ping`` from ``ns``: ``count`` echo requests ``interval`` s apart, each given 1 s,
+    all at most ``deadline`` s if set (with both ``-c`` and ``-w`` ping exits 0 only if
+    every reply came back in time), sent from ``source`` if set."""
+    argv = ["ip", "netns", "exec", ns, "ping", "-n", "-q", "-c", str(count)]
+    argv += ["-i", str(interval), "-W", "1"]
+    if deadline is not None:
+        argv += ["-w", str(deadline)]
+    if source:
+        argv += ["-I", source]
+    return [*argv, address]
+
+
 def ping(ns: str, address: str, count: int = 2, source: str | None = None) -> bool:
     """Whether ``address`` answers ``count`` echo requests from ``ns`` 0.2 s apart (each
     given 1 s, all 4 s), sent from ``source`` if set."""
-    extra = ["-I", source] if source else []
-    proc = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            str(count),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-w",
-            "4",
-            *extra,
-            address,
-        ],
-        capture_output=True,
-        timeout=20,
-    )
-    return proc.returncode == 0
+    argv = ping_argv(ns, address, count, 0.2, deadline=4, source=source)
+    return subprocess.run(argv, capture_output=True, timeout=20).returncode == 0
 
 
 def neigh_mac(ns: str, address: str) -> str | None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.common import traffic
 from tests.common.vmctl import vmctl
 
 BIN = Path(sys.executable).parent
@@ -106,26 +107,8 @@ def ping(
 
     With both ``-c N`` and ``-w D`` ping exits 0 only if N replies came back within D s.
     """
-    return run(
-        "ip",
-        "netns",
-        "exec",
-        netns,
-        "ping",
-        "-n",
-        "-q",
-        "-c",
-        str(count),
-        "-i",
-        str(interval),
-        "-W",
-        "1",
-        "-w",
-        str(deadline),
-        address,
-        check=False,
-        timeout=deadline + 10,
-    )
+    argv = traffic.ping_argv(netns, address, count, interval, deadline)
+    return run(*argv, check=False, timeout=deadline + 10)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
+from tests.common import traffic
 from tests.common.ovs import PrivateOvs
 from tests.fullstack import harness, ovs_host
 from tests.fullstack.harness import Fabric, Host, Vm, can_ping, ip, ping, run, wait_for
@@ -173,22 +174,7 @@ def test_ovs_agent_sigkill_restart_keeps_traffic_and_flows(
     before, monitors = _watch_flows(host_a, switch)
     count = 100  # 100 pings 0.05 s apart: the restart happens in the middle
     pinger = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            vm1.netns,
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            str(count),
-            "-i",
-            "0.05",
-            "-W",
-            "1",
-            vm2.address,
-        ],
+        traffic.ping_argv(vm1.netns, vm2.address, count, 0.05),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
