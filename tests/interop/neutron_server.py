@@ -387,8 +387,10 @@ def second_server(
     region: str | None = None,
     extra_config: str = "",
     mechanism_drivers: str = "netagent",
+    broker: services.Services | None = None,
 ) -> Iterator[NeutronServer]:
-    """Another server on ``session``'s Keystone (service user ``name``), for one module
+    """Another server on ``session``'s Keystone (service user ``name``, ``broker``'s
+    database and vhost if set), for one module
     whose configuration the session's server must not have; taken while ``session`` runs
     so that the shared virtualenv stays held. Its log tails are printed if starting fails.
     """
@@ -401,6 +403,8 @@ def second_server(
         extra_config=extra_config,
         mechanism_drivers=mechanism_drivers,
     )
+    if broker is not None:  # its own database and vhost on another broker
+        server.services = broker
     try:
         server.start()
     except Exception:

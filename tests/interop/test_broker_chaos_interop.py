@@ -103,18 +103,14 @@ def server(
     """A server of this module on the private node (as service user ``neutron-chaos``,
     outside the catalog, like the routers module's); depends on the session's server so
     that the shared virtualenv is held."""
-    srv = neutron_server.NeutronServer(
-        tmp_path_factory.mktemp("neutron-chaos"), neutron.keystone, name="neutron-chaos"
-    )
-    srv.services = BrokerServices(rabbit=rabbit)
-    try:
-        srv.start()
-    except Exception:
-        print(srv.diagnostics())
-        srv.stop()
-        raise
-    yield srv
-    srv.stop()
+    with neutron_server.second_server(
+        neutron,
+        tmp_path_factory.mktemp("neutron-chaos"),
+        "neutron-chaos",
+        "",
+        broker=BrokerServices(rabbit=rabbit),
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
