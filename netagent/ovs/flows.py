@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from netagent.privileged import openflow
 from netagent.privileged.openflow import FlowStats, OpenFlowError
@@ -103,9 +103,20 @@ class FlowTable:
             self._installed = set(openflow.cookies(self.target, COOKIE_PREFIX, COOKIE_MASK))
         return set(self._installed)
 
-    def has(self, flow: Flow) -> bool:
-        """Whether ``flow`` is on the bridge now (asks ovs-vswitchd, ignores the record)."""
-        return bool(openflow.cookies(self.target, flow.cookie, (1 << 64) - 1, flow.table))
+    @staticmethod
+    def missing(tables: Sequence[FlowTable], flow: Flow) -> list[FlowTable]:
+        """The tables whose bridge does not hold ``flow`` now (asks ovs-vswitchd, ignores
+        the record), all bridges asked at once.
+
+        :raises OpenFlowError: a bridge could not be asked (the first such).
+        """
+        found = openflow.flow_stats_each(
+            [table.target for table in tables], flow.cookie, (1 << 64) - 1, flow.table
+        )
+        for result in found:
+            if isinstance(result, OpenFlowError):
+                raise result
+        return [table for table, flows in zip(tables, found, strict=True) if not flows]
 
     def stats(self, table: int) -> dict[int, FlowStats]:
         """netagent's flows in ``table`` as ovs-vswitchd has them now, by cookie (one

@@ -69,27 +69,42 @@ def _target(target: str) -> str:
 
 
 class _Channel:
-    """One OpenFlow connection after the hello exchange; answers echo requests."""
+    """One OpenFlow connection; answers echo requests.
+
+    The hello is sent at once and the requests may follow it without waiting for
+    ovs-vswitchd's (OpenFlow allows it; a busy ovs-vswitchd answers each message only at
+    its next main-loop iteration, so a round trip saved is worth having). The peer's hello
+    is checked by the first :meth:`receive`: a switch without our version answers with a
+    hello of a lower version and an error, and the requests sent after it are not applied.
+    """
 
     def __init__(self, sock: socket.socket, target: str, version: int) -> None:
         self.sock = sock
         self.target = target
         self.version = version
+        self._hello_checked = False
         sock.sendall(_HEADER.pack(version, _T_HELLO, _HEADER.size, 0))
-        theirs, kind, _, _ = _HEADER.unpack(self.receive()[: _HEADER.size])
-        if kind != _T_HELLO or theirs < version:
-            raise OpenFlowError(
-                target, f"no OpenFlow version {version} (hello: version {theirs}, type {kind})"
-            )
 
     def message(self, kind: int, xid: int, body: bytes = b"") -> bytes:
         return _HEADER.pack(self.version, kind, _HEADER.size + len(body), xid) + body
 
     def receive(self) -> bytes:
-        """The next message that is not an echo request."""
+        """The next message that is not the hello or an echo request.
+
+        :raises OpenFlowError: the peer's hello is not of our version.
+        """
         while True:
             message = _recv_message(self.sock)
-            _, kind, _, xid = _HEADER.unpack(message[: _HEADER.size])
+            theirs, kind, _, xid = _HEADER.unpack(message[: _HEADER.size])
+            if not self._hello_checked:
+                if kind != _T_HELLO or theirs < self.version:
+                    raise OpenFlowError(
+                        self.target,
+                        f"no OpenFlow version {self.version} (hello: version {theirs}, "
+                        f"type {kind})",
+                    )
+                self._hello_checked = True
+                continue
             if kind != _T_ECHO_REQUEST:
                 return message
             self.sock.sendall(self.message(_T_ECHO_REPLY, xid, message[_HEADER.size :]))
@@ -192,19 +207,66 @@ def flow_stats(target: str, cookie: int, mask: int, table: int = _ALL_TABLES) ->
     :raises InvalidArgument: bad target, cookie, mask or table.
     :raises OpenFlowError: the bridge cannot be reached or refused the request.
     """
-    _target(target)
+    found = flow_stats_each([target], cookie, mask, table)[0]
+    if isinstance(found, OpenFlowError):
+        raise found
+    return found
+
+
+def flow_stats_each(
+    targets: Sequence[str], cookie: int, mask: int, table: int = _ALL_TABLES
+) -> list[list[FlowStats] | OpenFlowError]:
+    """:func:`flow_stats` of several bridges at once: every request is sent before any
+    answer is read, so the bridges answer at the same time (the agent reads each bridge's
+    canary at every pass).
+
+    :returns: per target, in order, its flows or why they could not be read.
+    :raises InvalidArgument: bad target, cookie, mask or table (nothing sent).
+    """
+    for target in targets:
+        _target(target)
     if not (0 <= cookie < 1 << 64 and 0 < mask < 1 << 64):
         raise InvalidArgument("cookie", (cookie, mask), "64-bit values")
     if not isinstance(table, int) or not 0 <= table <= _ALL_TABLES:
         raise InvalidArgument("table", table, "0..255")
+    results: list[list[FlowStats] | OpenFlowError] = []
+    channels: list[_Channel | OpenFlowError] = []
     try:
-        with _connect(target, _READ_TIMEOUT) as sock:
-            return _flow_stats(_Channel(sock, target, _OFP13), cookie, mask, table)
-    except OSError as exc:
-        raise OpenFlowError(target, f"flow statistics: {exc}") from exc
+        for target in targets:
+            try:
+                sock = _connect(target, _READ_TIMEOUT)
+            except OSError as exc:
+                channels.append(OpenFlowError(target, f"flow statistics: {exc}"))
+                continue
+            try:
+                channel = _Channel(sock, target, _OFP13)
+                _request_flow_stats(channel, cookie, mask, table)
+            except OSError as exc:
+                sock.close()
+                channels.append(OpenFlowError(target, f"flow statistics: {exc}"))
+                continue
+            channels.append(channel)  # closed in the finally
+        for opened in channels:
+            if isinstance(opened, OpenFlowError):
+                results.append(opened)
+                continue
+            try:
+                results.append(_read_flow_stats(opened))
+            except OpenFlowError as exc:
+                results.append(exc)
+            except OSError as exc:
+                results.append(OpenFlowError(opened.target, f"flow statistics: {exc}"))
+    finally:
+        for opened in channels:
+            if isinstance(opened, _Channel):
+                opened.sock.close()
+    return results
 
 
-def _flow_stats(channel: _Channel, cookie: int, mask: int, table: int) -> list[FlowStats]:
+_STATS_XID = 2
+
+
+def _request_flow_stats(channel: _Channel, cookie: int, mask: int, table: int) -> None:
     body = _FLOW_STATS_REQUEST.pack(
         _MP_FLOW,
         0,
@@ -216,13 +278,15 @@ def _flow_stats(channel: _Channel, cookie: int, mask: int, table: int) -> list[F
         1,
         4,  # OFPMT_OXM, no fields
     )
-    xid = 2
-    channel.sock.sendall(channel.message(_T_MULTIPART_REQUEST, xid, body))
+    channel.sock.sendall(channel.message(_T_MULTIPART_REQUEST, _STATS_XID, body))
+
+
+def _read_flow_stats(channel: _Channel) -> list[FlowStats]:
     found: list[FlowStats] = []
     while True:
         message = channel.receive()
         _, kind, _, msg_xid = _HEADER.unpack(message[: _HEADER.size])
-        if msg_xid != xid:
+        if msg_xid != _STATS_XID:
             continue  # an asynchronous message
         if kind == _T_ERROR:
             raise OpenFlowError(channel.target, f"flow statistics refused ({_error(message)})")

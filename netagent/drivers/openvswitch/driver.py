@@ -519,7 +519,8 @@ class OpenvswitchDriver(base.L2Driver):
         if self._flows_pending and not self._in_pass:
             LOG.info("Writing flows a failed bundle left out")
             return self._sync_flows(sweep=False)
-        gone = [b for b, table in self._tables.items() if not table.has(layout.CANARY)]
+        missing = FlowTable.missing(list(self._tables.values()), layout.CANARY)
+        gone = [b for b, table in self._tables.items() if table in missing]
         if not gone:
             return 0
         LOG.warning(

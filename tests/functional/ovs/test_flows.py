@@ -69,12 +69,24 @@ def test_a_bad_bundle_changes_nothing(ovs: PrivateOvs, bridge: str) -> None:
 def test_canary_sees_a_vswitchd_restart(ovs: PrivateOvs, bridge: str) -> None:
     table = FlowTable(bridge, ovs.mgmt(bridge))
     table.sync(FLOWS, sweep=False)
-    assert table.has(FLOWS[2])
+    assert FlowTable.missing([table], FLOWS[2]) == []
     ovs.restart_vswitchd()
     ovs.vsctl("--timeout=20", "wait-until", "Bridge", bridge, "datapath_id!=[]")
-    assert not table.has(FLOWS[2])
+    assert FlowTable.missing([table], FLOWS[2]) == [table]
     table.forget()
     assert table.sync(FLOWS, sweep=False).added == 3
+
+
+def test_canary_asks_every_bridge_at_once(ovs: PrivateOvs, bridge: str) -> None:
+    ovs.vsctl("add-br", "br-g", "--", "set", "bridge", "br-g", "datapath_type=netdev")
+    with_canary, without = FlowTable(bridge, ovs.mgmt(bridge)), FlowTable("br-g", ovs.mgmt("br-g"))
+    with_canary.sync(FLOWS, sweep=False)
+    without.sync(FLOWS[:2], sweep=False)
+    assert FlowTable.missing([with_canary, without], FLOWS[2]) == [without]
+    # one bridge that cannot be asked makes the answer unknown, not "present"
+    gone = FlowTable("br-x", ovs.mgmt("br-x"))
+    with pytest.raises(OpenFlowError, match="br-x"):
+        FlowTable.missing([with_canary, gone], FLOWS[2])
 
 
 def test_cleanup_removes_only_netagent_flows(ovs: PrivateOvs, bridge: str) -> None:
@@ -115,3 +127,18 @@ def test_encoded_flows_are_the_flows_ovs_ofctl_writes(
     ours = ovs.flows(bridge, OURS)
     assert len(ours) == len(flows) and ours == ovs.flows("br-o")
     assert any("learn(table=20" in flow for flow in ours)
+
+
+def test_a_switch_without_our_version_is_refused_before_anything_applies(
+    ovs: PrivateOvs, bridge: str
+) -> None:
+    # the requests follow our hello without waiting for the switch's: its hello is
+    # still checked, and the bundle sent behind it changes nothing
+    ovs.vsctl("set", "bridge", bridge, "protocols=OpenFlow10")
+    before = ovs.flows(bridge)
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    with pytest.raises(OpenFlowError, match="no OpenFlow version"):
+        table.sync(FLOWS, sweep=False)
+    with pytest.raises(OpenFlowError, match="no OpenFlow version"):
+        FlowTable.missing([table], FLOWS[2])
+    assert ovs.flows(bridge) == before
