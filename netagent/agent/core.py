@@ -15,6 +15,7 @@ from netagent.agent.devices import LocalDevices
 from netagent.agent.dirty import DirtySet, Key
 from netagent.agent.heap import HeapTrimmer
 from netagent.agent.source import SourceUpdate
+from netagent.common import memo
 from netagent.drivers.base import FirewallDriver, L2Driver, L3Driver
 from netagent.model import DesiredState
 
@@ -249,6 +250,7 @@ class Reconciler:
                 LOG.debug("Incremental pass over %d resources in %.3f s", len(keys), duration)
             self._counters.last_pass_duration = duration
             self._publish(plan, devices, update)
+            memo.new_pass()
             self._heap.after_pass()
 
     def _initialize(self) -> bool:

@@ -23,7 +23,6 @@ owning the failing line, then that chain alone, so one bad chain never blocks th
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import re
@@ -31,6 +30,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from netagent.common.memo import pass_memo
 from netagent.linux import ebtables_saved
 from netagent.linux.iptables import validate as v
 from netagent.linux.iptables.plan import ForeignRemoval, foreign_removal
@@ -60,12 +60,12 @@ def chain_name(value: str) -> str:
     return value
 
 
-@functools.lru_cache(maxsize=8192)
+@pass_memo
 def _chain_ok(value: str) -> bool:
     return _CHAIN_RE.fullmatch(value) is not None
 
 
-@functools.lru_cache(maxsize=16384)
+@pass_memo
 def _net(net: IPv4Network | IPv6Network) -> str:
     if net.prefixlen == net.max_prefixlen:
         return str(net.network_address)
@@ -77,7 +77,7 @@ def _mac(value: object, field: str) -> str:
     return _lower(v.mac_address(value, field))
 
 
-@functools.lru_cache(maxsize=8192)
+@pass_memo
 def _lower(mac: str) -> str:
     return mac.lower()
 

@@ -15,6 +15,8 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+from netagent.common.memo import pass_memo
+
 #: A rule in canonical form: its (option, value) pairs, sorted; the target included.
 Canonical = tuple[tuple[str, str], ...]
 
@@ -75,7 +77,7 @@ def _icmp(value: str, names: dict[str, int]) -> str:
     return f"{int(kind)}/{codes or '0:255'}"
 
 
-@functools.lru_cache(maxsize=4096)
+@pass_memo
 def _value(option: str, value: str) -> str:
     if option in _NETS:
         try:
@@ -93,11 +95,11 @@ def _value(option: str, value: str) -> str:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
+@pass_memo
 def canonical(body: str) -> Canonical:
     """The canonical form of a rule body (the text after ``-A CHAIN``); memoised for the
-    few thousand most recent (the desired side keeps its own forms per chain, and
-    :func:`parse_save` per saved chain, so this cache holds no stale ruleset)."""
+    last two passes (:mod:`netagent.common.memo`; the desired side keeps its own forms per
+    chain, and :func:`parse_save` per saved chain, so this memo holds no stale ruleset)."""
     return _canonical(body)
 
 

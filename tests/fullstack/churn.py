@@ -706,6 +706,10 @@ def cli(
     add_arguments(parser)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    # SIGINT or SIGTERM stop the tool with everything removed, also when it was started in
+    # the background (where the shell leaves SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     scale = Scale(args.ports, args.networks, args.pairs, args.rate)
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     ok = False

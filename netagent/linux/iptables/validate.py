@@ -7,10 +7,10 @@ meaning of a restore line.
 
 from __future__ import annotations
 
-import functools
 import re
 
 from netagent.common import constants as c
+from netagent.common.memo import pass_memo
 
 _CHAIN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\+?$")
@@ -61,7 +61,7 @@ def interface_name(value: object, field: str = "interface", wildcard: bool = Tru
     raise ValueError(f"{field} must be a string, got {value!r}")
 
 
-@functools.lru_cache(maxsize=8192)
+@pass_memo
 def _interface_name(name: str, field: str, wildcard: bool) -> str:
     bare = name[:-1] if wildcard and name.endswith("+") else name
     if (
@@ -98,7 +98,7 @@ def mac_address(value: object, field: str = "mac") -> str:
     raise ValueError(f"{field} must be a string, got {value!r}")
 
 
-@functools.lru_cache(maxsize=8192)
+@pass_memo
 def _mac_address(mac: str, field: str) -> str:
     if not _MAC_RE.fullmatch(mac):
         raise ValueError(f"{field}: invalid MAC address {mac!r}")
