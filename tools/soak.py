@@ -13,7 +13,8 @@ least-squares slope (per minute), its growth over the window and the growth allo
 otherwise).
 
 Run as root from the repository: ``.venv/bin/python tools/soak.py --minutes 30``.
-Everything it creates is removed at the end.
+Everything it creates is removed at the end, also when it is stopped early with SIGINT
+or SIGTERM.
 """
 
 from __future__ import annotations
