@@ -23,6 +23,14 @@ tar -c --exclude=./.git --exclude=./.venv . | tar -x -C "$work/plain"
     || { cat "$work/plain.log"; exit 1; }
 echo "built $(basename "$work"/plain-dist/netagent-*.whl) from a tree without .git"
 
+# A clone owned by another user: git refuses to read it ("dubious ownership"), which made
+# pbr fail the build; it builds with setup.cfg's version.
+git clone -q . "$work/foreign"
+chown -R nobody "$work/foreign"
+.venv/bin/pip wheel -q --no-deps -w "$work/foreign-dist" "$work/foreign" \
+    >"$work/foreign.log" 2>&1 || { cat "$work/foreign.log"; exit 1; }
+echo "built $(basename "$work"/foreign-dist/netagent-*.whl) from a clone git will not read"
+
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q "${wheel[0]}"
 for data in etc/netagent/netagent.conf.sample etc/netagent/examples/state.yaml \
