@@ -207,21 +207,19 @@ def flow_stats(target: str, cookie: int, mask: int, table: int = _ALL_TABLES) ->
     :raises InvalidArgument: bad target, cookie, mask or table.
     :raises OpenFlowError: the bridge cannot be reached or refused the request.
     """
-    found = flow_stats_each([target], cookie, mask, table)[0]
-    if isinstance(found, OpenFlowError):
-        raise found
-    return found
+    return flow_stats_each([target], cookie, mask, table)[0]
 
 
 def flow_stats_each(
     targets: Sequence[str], cookie: int, mask: int, table: int = _ALL_TABLES
-) -> list[list[FlowStats] | OpenFlowError]:
+) -> list[list[FlowStats]]:
     """:func:`flow_stats` of several bridges at once: every request is sent before any
     answer is read, so the bridges answer at the same time (the agent reads each bridge's
     canary at every pass).
 
-    :returns: per target, in order, its flows or why they could not be read.
+    :returns: per target, in order, its flows.
     :raises InvalidArgument: bad target, cookie, mask or table (nothing sent).
+    :raises OpenFlowError: a bridge cannot be reached or refused the request.
     """
     for target in targets:
         _target(target)
@@ -229,38 +227,24 @@ def flow_stats_each(
         raise InvalidArgument("cookie", (cookie, mask), "64-bit values")
     if not isinstance(table, int) or not 0 <= table <= _ALL_TABLES:
         raise InvalidArgument("table", table, "0..255")
-    results: list[list[FlowStats] | OpenFlowError] = []
-    channels: list[_Channel | OpenFlowError] = []
+    sockets: list[socket.socket] = []
+    channels: list[_Channel] = []
+    target = ""  # the bridge being talked to, for the error
     try:
         for target in targets:
-            try:
-                sock = _connect(target, _READ_TIMEOUT)
-            except OSError as exc:
-                channels.append(OpenFlowError(target, f"flow statistics: {exc}"))
-                continue
-            try:
-                channel = _Channel(sock, target, _OFP13)
-                _request_flow_stats(channel, cookie, mask, table)
-            except OSError as exc:
-                sock.close()
-                channels.append(OpenFlowError(target, f"flow statistics: {exc}"))
-                continue
-            channels.append(channel)  # closed in the finally
-        for opened in channels:
-            if isinstance(opened, OpenFlowError):
-                results.append(opened)
-                continue
-            try:
-                results.append(_read_flow_stats(opened))
-            except OpenFlowError as exc:
-                results.append(exc)
-            except OSError as exc:
-                results.append(OpenFlowError(opened.target, f"flow statistics: {exc}"))
+            sockets.append(_connect(target, _READ_TIMEOUT))
+            channels.append(_Channel(sockets[-1], target, _OFP13))
+            _request_flow_stats(channels[-1], cookie, mask, table)
+        found = []
+        for channel in channels:
+            target = channel.target
+            found.append(_read_flow_stats(channel))
+        return found
+    except OSError as exc:
+        raise OpenFlowError(target, f"flow statistics: {exc}") from exc
     finally:
-        for opened in channels:
-            if isinstance(opened, _Channel):
-                opened.sock.close()
-    return results
+        for sock in sockets:
+            sock.close()
 
 
 _STATS_XID = 2
