@@ -34,6 +34,7 @@ __all__ = [
     "FlowStats",
     "FlowTable",
     "OpenFlowError",
+    "StagedSync",
     "SyncResult",
 ]
 
@@ -133,6 +134,16 @@ class FlowTable:
         :raises ValueError: two wanted flows share table, priority and match.
         :raises OpenFlowError: the bundle failed (nothing changed; the record is unknown).
         """
+        return self.stage(wanted, sweep).commit()
+
+    def stage(self, wanted: Iterable[Flow], sweep: bool) -> StagedSync:
+        """:meth:`sync`'s bundle, checked by ovs-vswitchd but not applied until
+        :meth:`StagedSync.commit`; nothing else may change this table meanwhile.
+
+        :raises ValueError: two wanted flows share table, priority and match.
+        :raises OpenFlowError: the bridge refused the bundle (nothing staged; the record
+            is unknown).
+        """
         by_cookie: dict[int, Flow] = {}
         keys: dict[tuple[int, int, str], Flow] = {}
         for flow in wanted:
@@ -147,23 +158,25 @@ class FlowTable:
             stale &= self._ours
         lines = [flow.line() for flow in add]
         lines += [f"delete cookie=0x{cookie:x}/-1" for cookie in sorted(stale)]
-        if lines:
-            try:
-                openflow.bundle(self.target, lines)
-            except OpenFlowError:
-                self._installed = None
-                raise
+        try:
+            bundle = openflow.StagedBundle(self.target, lines)
+        except OpenFlowError:
+            self._installed = None
+            raise
+        return StagedSync(self, bundle, add, stale, installed, set(by_cookie))
+
+    def _committed(self, staged: StagedSync) -> None:
+        if staged.add or staged.stale:
             LOG.info(
                 "Bridge %s: %d flows added, %d removed in one bundle",
                 self.bridge,
-                len(add),
-                len(stale),
+                len(staged.add),
+                len(staged.stale),
             )
-            for flow in add:
+            for flow in staged.add:
                 LOG.debug("Bridge %s: + %s", self.bridge, flow)
-        self._installed = (installed | by_cookie.keys()) - stale
-        self._ours = (self._ours | by_cookie.keys()) - stale
-        return SyncResult(len(add), len(stale))
+        self._installed = (staged.installed | staged.wanted) - staged.stale
+        self._ours = (self._ours | staged.wanted) - staged.stale
 
     def remove_all(self, dry_run: bool = False) -> int:
         """Delete every netagent flow on the bridge (the cleanup tool).
@@ -175,3 +188,32 @@ class FlowTable:
             openflow.bundle(self.target, [f"delete cookie=0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"])
         self._installed = None if dry_run else set()
         return len(found)
+
+
+@dataclasses.dataclass
+class StagedSync:
+    """A :class:`FlowTable`'s changes staged in a bundle (:meth:`FlowTable.stage`)."""
+
+    table: FlowTable
+    bundle: openflow.StagedBundle
+    add: list[Flow]
+    stale: set[int]
+    installed: set[int]
+    wanted: set[int]
+
+    def commit(self) -> SyncResult:
+        """Apply the bundle and record what the bridge holds now.
+
+        :raises OpenFlowError: the commit failed (nothing changed; the record is unknown).
+        """
+        try:
+            self.bundle.commit()
+        except OpenFlowError:
+            self.table.forget()
+            raise
+        self.table._committed(self)
+        return SyncResult(len(self.add), len(self.stale))
+
+    def discard(self) -> None:
+        """Drop the bundle; the table's record stays as it was."""
+        self.bundle.discard()

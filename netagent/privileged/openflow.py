@@ -9,7 +9,8 @@ A bundle is applied atomically by ovs-vswitchd: either every line of it is in th
 none. As ovs-ofctl ``--bundle`` does it, the bundle is opened, every flow-mod added, and a
 barrier sent; ovs-vswitchd checks each flow-mod when it is added, so the errors of the
 additions have all arrived when the barrier's reply does. Then the bundle is committed, or
-discarded if any addition was refused. Lines are the ``add-flows`` file format, where a
+discarded if any addition was refused; :class:`StagedBundle` lets the caller choose when
+to commit. Lines are the ``add-flows`` file format, where a
 line may start with ``delete``; callers build them with :mod:`netagent.ovs.flows`. The
 target is a bridge's management socket (``unix:<rundir>/<bridge>.mgmt``), never a remote
 controller address.
@@ -37,7 +38,7 @@ _T_HELLO, _T_ERROR, _T_ECHO_REQUEST, _T_ECHO_REPLY = 0, 1, 2, 3
 _T_MULTIPART_REQUEST, _T_MULTIPART_REPLY = 18, 19
 _T_BARRIER_REQUEST, _T_BARRIER_REPLY = 20, 21
 _T_BUNDLE_CONTROL, _T_BUNDLE_ADD = 33, 34
-_BCT_OPEN, _BCT_COMMIT, _BCT_DISCARD = 0, 4, 6
+_BCT_OPEN, _BCT_COMMIT = 0, 4
 _BUNDLE_FLAGS = 3  # OFPBF_ATOMIC | OFPBF_ORDERED
 _BUNDLE_CONTROL = struct.Struct("!IHH")  # bundle id, type, flags
 _BUNDLE_ADD = struct.Struct("!I2xH")  # bundle id, flags; the message follows
@@ -135,24 +136,75 @@ def bundle(target: str, lines: Sequence[str]) -> None:
     :raises OpenFlowError: the bridge cannot be reached or refused the bundle (nothing
         applied).
     """
-    _target(target)
-    mods = [flowmod.flow_mod(line, xid) for xid, line in enumerate(lines, start=2)]
-    if not mods:
-        return
-    try:
-        with _connect(target, _TIMEOUT) as sock:
-            _bundle(_Channel(sock, target, _OFP14), lines, mods)
-    except OSError as exc:
-        raise OpenFlowError(target, f"bundle: {exc}") from exc
+    staged = StagedBundle(target, lines)
+    staged.commit()
 
 
-def _bundle(channel: _Channel, lines: Sequence[str], mods: list[bytes]) -> None:
-    def control(kind: int, xid: int) -> bytes:
-        body = _BUNDLE_CONTROL.pack(0, kind, _BUNDLE_FLAGS)
-        return channel.message(_T_BUNDLE_CONTROL, xid, body)
+class StagedBundle:
+    """A bundle ovs-vswitchd holds checked but not applied: :meth:`commit` applies it with
+    one more round trip, :meth:`discard` (or closing the connection) drops it.
 
+    The driver stages a pass's flows while its OVSDB transaction is under way and commits
+    them once ovs-vswitchd has applied the transaction, so the flows never act before the
+    ports' tags do and the pass does not wait for ovs-vswitchd twice in a row.
+
+    :raises InvalidArgument: bad target, or a line netagent never writes (nothing sent).
+    :raises OpenFlowError: the bridge cannot be reached or refused a line (nothing staged).
+    """
+
+    def __init__(self, target: str, lines: Sequence[str]) -> None:
+        _target(target)
+        self.target = target
+        self.lines = list(lines)
+        mods = [flowmod.flow_mod(line, xid) for xid, line in enumerate(self.lines, start=2)]
+        self._sock: socket.socket | None = None
+        self._channel: _Channel | None = None
+        if not mods:
+            return
+        try:
+            self._sock = _connect(target, _TIMEOUT)
+            self._channel = _Channel(self._sock, target, _OFP14)
+            refused = _stage(self._channel, self.lines, mods)
+        except OSError as exc:
+            self.discard()
+            raise OpenFlowError(target, f"bundle: {exc}") from exc
+        if refused:
+            self.discard()
+            raise OpenFlowError(target, refused)
+
+    def commit(self) -> None:
+        """Apply the bundle (atomically) and close the connection.
+
+        :raises OpenFlowError: the commit was refused or the connection failed (nothing
+            applied).
+        """
+        channel = self._channel
+        if channel is None:
+            return
+        try:
+            _finish(channel, _BCT_COMMIT, len(self.lines) + 3)
+        except OSError as exc:
+            raise OpenFlowError(self.target, f"bundle: {exc}") from exc
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop the bundle: ovs-vswitchd discards an uncommitted bundle with its
+        connection."""
+        if self._sock is not None:
+            self._sock.close()
+        self._sock, self._channel = None, None
+
+
+def _control(channel: _Channel, kind: int, xid: int) -> bytes:
+    body = _BUNDLE_CONTROL.pack(0, kind, _BUNDLE_FLAGS)
+    return channel.message(_T_BUNDLE_CONTROL, xid, body)
+
+
+def _stage(channel: _Channel, lines: Sequence[str], mods: list[bytes]) -> str:
+    """Open the bundle and add ``mods``; :returns: why a line was refused, or ``""``."""
     barrier = len(mods) + 2
-    out = [control(_BCT_OPEN, 1)]
+    out = [_control(channel, _BCT_OPEN, 1)]
     for mod in mods:
         xid = _HEADER.unpack_from(mod)[3]  # the same as the flow-mod's, as OpenFlow requires
         out.append(channel.message(_T_BUNDLE_ADD, xid, _BUNDLE_ADD.pack(0, _BUNDLE_FLAGS) + mod))
@@ -166,19 +218,19 @@ def _bundle(channel: _Channel, lines: Sequence[str], mods: list[bytes]) -> None:
             what = "bundle open" if xid == 1 else repr(lines[xid - 2])
             refused = f"{what} refused ({_error(message)})"
         elif kind == _T_BARRIER_REPLY and xid == barrier:
-            break
-    finish = _BCT_DISCARD if refused else _BCT_COMMIT
-    channel.sock.sendall(control(finish, barrier + 1))
+            return refused
+
+
+def _finish(channel: _Channel, kind: int, xid: int) -> None:
+    channel.sock.sendall(_control(channel, kind, xid))
     while True:
         message = channel.receive()
-        _, kind, _, xid = _HEADER.unpack(message[: _HEADER.size])
-        if xid != barrier + 1:
+        _, reply, _, reply_xid = _HEADER.unpack(message[: _HEADER.size])
+        if reply_xid != xid:
             continue
-        if kind == _T_ERROR and not refused:
-            refused = f"bundle commit refused ({_error(message)})"
-        break
-    if refused:
-        raise OpenFlowError(channel.target, refused)
+        if reply == _T_ERROR:
+            raise OpenFlowError(channel.target, f"bundle commit refused ({_error(message)})")
+        return
 
 
 @dataclasses.dataclass(frozen=True)

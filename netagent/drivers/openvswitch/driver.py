@@ -24,9 +24,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from netagent.common.exceptions import NetagentError
@@ -38,7 +38,7 @@ from netagent.drivers.openvswitch.hostplug import OvsHostPlug
 from netagent.drivers.openvswitch.plumbing import mgmt_target, parse_bridge_mappings
 from netagent.model.network import Network, NetworkType
 from netagent.ovs import ovsdb as db
-from netagent.ovs.flows import Flow, FlowStats, FlowTable
+from netagent.ovs.flows import Flow, FlowStats, FlowTable, StagedSync
 
 LOG = logging.getLogger(__name__)
 
@@ -418,16 +418,27 @@ class OpenvswitchDriver(base.L2Driver):
             for op in self._isolation(self._state(), seen - set(records))
             if op.name not in wiring
         ]
+        # the flows are staged while the transaction runs, applied once it is
+        staging = self._stage_in_background({**self._ports, **records}) if ops else None
         try:
             self._commit(ops)
         except NetagentError as exc:
             self._put_back_seen(seen)
+            if staging is not None:
+                self._discard(staging)
             for port_id in records:
                 self._fail(outcome, port_id, exc)
             return outcome
         self._ports.update(records)
         outcome.succeeded |= set(records)
-        self._flows_or_fail(outcome, set(records))
+        if staging is None:
+            self._flows_or_fail(outcome, set(records))
+        else:
+            try:
+                self._commit_flows(staging.result())
+            except (NetagentError, ValueError) as exc:
+                for port_id in records:
+                    self._fail(outcome, port_id, exc)
         return outcome
 
     def unplug_ports(self, plans: Sequence[base.PortPlan]) -> base.Outcome:
@@ -452,10 +463,14 @@ class OpenvswitchDriver(base.L2Driver):
 
     # -- flows --------------------------------------------------------------------------
 
-    def _wanted_flows(self) -> dict[str, list[Flow]]:
+    def _wanted_flows(
+        self, ports: Mapping[str, PortRecord] | None = None
+    ) -> dict[str, list[Flow]]:
+        """Every bridge's flows, for the wired ``ports`` (default: the ports wired now)."""
         state = self._state()
         nets = list(self._networks.values())
-        wired = [r.ofport for r in self._ports.values() if r.admin_state_up]
+        records = self._ports if ports is None else ports
+        wired = [r.ofport for r in records.values() if r.admin_state_up]
         wanted: dict[str, list[Flow]] = {
             self.int_br: layout.integration_flows(
                 wired, state.ofport(PATCH_TUN) if self.local_ip else None, nets
@@ -479,23 +494,74 @@ class OpenvswitchDriver(base.L2Driver):
 
         :raises OpenFlowError: a bridge's bundle failed (the others are applied).
         """
-        wanted = self._wanted_flows()
-        self._flows_pending = False
-        try:
-            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-                futures = [
-                    pool.submit(self._tables[bridge].sync, flows, sweep)
-                    for bridge, flows in wanted.items()
-                ]
-            results = []
-            for future in futures:
-                results.append(future.result())
-        except Exception:
-            self._flows_pending = True
-            raise
-        changed = sum(result.added + result.deleted for result in results)
+        return self._commit_flows(self._stage_flows(self._wanted_flows(), sweep))
+
+    def _stage_flows(self, wanted: Mapping[str, list[Flow]], sweep: bool) -> list[StagedSync]:
+        """Every bridge's bundle staged (:meth:`FlowTable.stage`), the bridges at once.
+
+        :raises OpenFlowError: a bridge refused its bundle (none is staged then).
+        """
+        self._flows_pending = True  # until committed
+        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+            futures = [
+                pool.submit(self._tables[bridge].stage, flows, sweep)
+                for bridge, flows in wanted.items()
+            ]
+        staged: list[StagedSync] = []
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                staged.append(future.result())
+            except Exception as exc:  # every future is collected, so nothing stays open
+                error = error or exc
+        if error is not None:
+            for sync in staged:
+                sync.discard()
+            raise error
+        return staged
+
+    def _commit_flows(self, staged: Sequence[StagedSync]) -> int:
+        """Apply staged bundles; :returns: flows added + removed.
+
+        :raises OpenFlowError: a bridge's commit failed (the others are applied).
+        """
+        error: BaseException | None = None
+        changed = 0
+        for sync in staged:
+            try:
+                result = sync.commit()
+                changed += result.added + result.deleted
+            except Exception as exc:
+                error = error or exc
         self.flow_changes += changed
+        if error is not None:
+            raise error
+        self._flows_pending = False
         return changed
+
+    def _stage_in_background(
+        self, ports: Mapping[str, PortRecord]
+    ) -> Future[list[StagedSync]] | None:
+        """:meth:`_stage_flows` for the wired ``ports`` in a thread of its own (None: the
+        flows cannot be computed now; the caller's plain sync reports why)."""
+        try:
+            wanted = self._wanted_flows(ports)
+        except (NetagentError, ValueError):
+            return None
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            return pool.submit(self._stage_flows, wanted, False)
+        finally:
+            pool.shutdown(wait=False)
+
+    @staticmethod
+    def _discard(staging: Future[list[StagedSync]]) -> None:
+        try:
+            staged = staging.result()
+        except Exception:  # nothing was staged
+            return
+        for sync in staged:
+            sync.discard()
 
     def _flows_or_fail(self, outcome: base.Outcome, ids: AbstractSet[str]) -> None:
         if not ids:

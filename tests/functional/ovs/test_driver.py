@@ -22,6 +22,7 @@ from netagent.drivers.base import NetworkPlan, Outcome, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
 from netagent.model.network import Network
 from netagent.model.port import Port
+from netagent.ovs import ovsdb as db
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX
 from tests.common.ovs import PrivateOvs
 from tests.functional.drivers.helpers import network, port
@@ -448,3 +449,36 @@ def test_sweep_keeps_a_hybrid_plugged_port_whose_tap_is_wanted(
     assert int(ovs.vsctl("get", "Port", qvo, "tag")) == tag
     assert detach in again.sweep(nets, wanted_devices=set())
     assert int(ovs.vsctl("get", "Port", qvo, "tag")) == 4095
+
+
+def test_a_failed_transaction_leaves_none_of_the_staged_flows(
+    make_driver: Callable[..., OpenvswitchDriver],
+    ovs: PrivateOvs,
+    vm: Callable[[Port, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """plug_ports stages its flows while the OVSDB transaction runs; when the transaction
+    fails (forced here: a fault that cannot be caused on demand) the staged bundle is
+    dropped, so no port is admitted without its tag; the next pass wires it."""
+    driver = make_driver()
+    net = network(1005)
+    p1 = port(net)
+    vm(p1, "192.0.2.1/24")
+    nets, plans = _plans([net], [p1])
+    assert not driver.ensure_networks(nets).failed
+    before = ovs.flows("br-int", OURS)
+
+    def refuse(self: db.Ovsdb, ops: object) -> None:
+        raise db.OvsdbError("refused for the test")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(db.Ovsdb, "apply", refuse)
+        out = driver.plug_ports(plans)
+    assert out.failed.keys() == {p1.id} and "refused for the test" in out.failed[p1.id]
+    assert ovs.flows("br-int", OURS) == before
+    assert ovs.vsctl("get", "Port", p1.device_name, "tag").strip() == "[]"
+
+    out = driver.plug_ports(plans)
+    assert out.succeeded == {p1.id} and not out.failed
+    ofport = int(ovs.vsctl("get", "Interface", p1.device_name, "ofport"))
+    assert any(f"in_port={ofport} " in flow for flow in ovs.flows("br-int", OURS))

@@ -66,6 +66,28 @@ def test_a_bad_bundle_changes_nothing(ovs: PrivateOvs, bridge: str) -> None:
     assert ovs.flows(bridge) == before  # the good additions of the bundle are not in either
 
 
+def test_a_staged_bundle_acts_only_when_committed(ovs: PrivateOvs, bridge: str) -> None:
+    """The driver stages a pass's flows while its OVSDB transaction runs: until the
+    commit the bridge holds none of them, a discarded bundle leaves nothing, and the
+    table's record follows only what was committed."""
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    table.sync(FLOWS[:1], sweep=False)
+    before = ovs.flows(bridge)
+    staged = table.stage(FLOWS, sweep=False)
+    assert ovs.flows(bridge) == before
+    staged.discard()
+    assert ovs.flows(bridge) == before
+    assert table.stage(FLOWS, sweep=False).commit().added == 2  # the record is unchanged
+    assert len(ovs.flows(bridge, OURS)) == 3
+    staged = table.stage(FLOWS[:2], sweep=False)
+    assert len(ovs.flows(bridge, OURS)) == 3
+    assert staged.commit().deleted == 1
+    assert len(ovs.flows(bridge, OURS)) == 2
+    with pytest.raises(OpenFlowError):  # a refused line: nothing staged
+        table.stage([*FLOWS, Flow(254, 1, "", "drop")], sweep=False)
+    assert len(ovs.flows(bridge, OURS)) == 2
+
+
 def test_canary_sees_a_vswitchd_restart(ovs: PrivateOvs, bridge: str) -> None:
     table = FlowTable(bridge, ovs.mgmt(bridge))
     table.sync(FLOWS, sweep=False)

@@ -4,7 +4,8 @@ private ovsdb-server/ovs-vswitchd; read back with ovs-vsctl."""
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -152,3 +153,43 @@ def test_interface_monitor_reports_iface_ids(ovs: PrivateOvs) -> None:
         assert "port-2" in drain()
     finally:
         conn.close()
+
+
+def test_snapshots_follow_every_change_made_by_others(conn: db.Ovsdb, ovs: PrivateOvs) -> None:
+    """Snapshots convert only the rows changed since the last one: each change made
+    behind netagent's back (another client) shows in the next snapshot, and a reconnect
+    to a restarted ovsdb-server keeps the snapshot whole."""
+    conn.apply([db.EnsureBridge("br-s", "netdev")])
+    for name in ("s0", "s1"):
+        ovs.vsctl(
+            "add-port", "br-s", name, "--", "set", "Interface", name, "type=internal",
+            f"external_ids:iface-id=id-{name}",
+        )  # fmt: skip
+
+    def settled(check: Callable[[db.OvsdbState], bool]) -> db.OvsdbState:
+        deadline = time.monotonic() + 10
+        while True:
+            state = conn.snapshot()
+            if check(state) or time.monotonic() > deadline:
+                return state
+            time.sleep(0.05)
+
+    state = settled(lambda s: {"s0", "s1"} <= s.interfaces.keys())
+    assert state.interfaces["s0"].bridge == "br-s" and state.interfaces["s0"].tag is None
+    unchanged = state.interfaces["s1"]
+    ovs.vsctl("set", "Port", "s0", "tag=7", "other_config:k=v")
+    state = settled(lambda s: s.interfaces["s0"].tag == 7)
+    assert state.interfaces["s0"].port_other_config == {"k": "v"}
+    assert state.interfaces["s1"] is unchanged  # not converted again
+    ovs.vsctl("set", "Interface", "s1", "external_ids:iface-id=id-moved")
+    state = settled(lambda s: s.interfaces["s1"].external_ids.get("iface-id") == "id-moved")
+    assert state.by_iface_id("br-s").keys() == {"id-s0", "id-moved"}
+    ovs.vsctl("del-port", "br-s", "s0")
+    state = settled(lambda s: "s0" not in s.interfaces)
+    assert "s0" not in state.interfaces and "s1" in state.interfaces
+
+    ovs.restart_ovsdb()
+    ovs.vsctl("add-port", "br-s", "s2", "--", "set", "Interface", "s2", "type=internal")
+    state = settled(lambda s: "s2" in s.interfaces)
+    assert {"s1", "s2"} <= state.interfaces.keys() and "s0" not in state.interfaces
+    assert state.interfaces["s1"].external_ids == {"iface-id": "id-moved"}
