@@ -9,13 +9,14 @@ and every (re)connect parses the whole replica.
 
 :class:`StreamParser` has the interface python-ovs's ``jsonrpc.Connection`` uses (``feed``
 returns how many characters of its argument belong to the current message, ``is_done``,
-``finish`` returns the value or an error string). It finds where a message ends with one
-regular expression over strings and brackets (each character is looked at once, in C), then
-parses the message with :func:`json.loads`.
+``finish`` returns the value or an error string). It finds where a message ends with a
+few regular expressions and ``itertools.accumulate`` (each character is looked at once, in
+C), then parses the message with :meth:`json.JSONDecoder.raw_decode`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -24,12 +25,23 @@ from typing import Any
 LOG = logging.getLogger(__name__)
 
 _SPACE = " \t\n\r"
-#: Brackets, whole strings, or the opening quote of a string not complete yet.
-_TOKEN = re.compile(r'[{}\[\]]|"(?:[^"\\]|\\.)*"|"')
+#: The text before the first string not complete yet: runs without quotes and whole
+#: strings (possessive: no backtracking), so it stops at an unfinished string's quote.
+_SCANNED = re.compile(r'(?:[^"]++|"(?:[^"\\]++|\\.)*+")*+')
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_DEPTH = {"{": 1, "[": 1, "}": -1, "]": -1}
+_DECODER = json.JSONDecoder()
 
 
 class StreamParser:
-    """One JSON value read from a stream in pieces (a drop-in for ``ovs.json.Parser``)."""
+    """One JSON value read from a stream in pieces (a drop-in for ``ovs.json.Parser``).
+
+    Each piece is looked at once, by the standard library's C code: regular expressions
+    drop the strings and keep the brackets, ``itertools.accumulate`` follows the nesting
+    depth, and when it returns to zero the value is decoded with ``raw_decode``, which
+    also says where it ends (python-ovs hands over the rest for the next message).
+    """
 
     def __init__(self, check_trailer: bool = False) -> None:
         self.check_trailer = check_trailer
@@ -47,20 +59,24 @@ class StreamParser:
             return 0
         start = len(self._buffer)
         self._buffer += s
-        for match in _TOKEN.finditer(self._buffer, self._scan):
-            piece = match.group()
-            if piece == '"':  # a string continues in the next piece of text
-                self._scan = match.start()
-                return len(s)
-            if piece in ("{", "["):
-                self._depth += 1
-            elif piece in ("}", "]"):
-                self._depth -= 1
-                if self._depth <= 0:
-                    self._complete(self._buffer[: match.end()])
-                    return match.end() - start
-        self._scan = len(self._buffer)
-        return len(s)
+        match = _SCANNED.match(self._buffer, self._scan)
+        end = match.end() if match else self._scan
+        brackets = _NOT_BRACKET.sub("", _STRING.sub("", self._buffer[self._scan : end]))
+        self._scan = end
+        if not brackets:
+            return len(s)
+        depths = list(itertools.accumulate(map(_DEPTH.__getitem__, brackets), initial=self._depth))
+        self._depth = depths[-1]
+        if min(depths[1:]) > 0:
+            return len(s)
+        self._done = True
+        begin = len(self._buffer) - len(self._buffer.lstrip(_SPACE))
+        try:
+            self._value, used = _DECODER.raw_decode(self._buffer, begin)
+        except ValueError as exc:
+            self._error, used = str(exc), len(self._buffer)
+        self._buffer = ""
+        return used - start
 
     def _complete(self, text: str) -> None:
         self._done, self._buffer = True, ""
