@@ -31,6 +31,7 @@ import ipaddress
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -283,11 +284,19 @@ def main() -> None:
                 "networks": args.networks,
                 "repeat": args.repeat,
                 **{f"{k}_s": round(v, 4) for k, v in best.items()},
+                **{
+                    f"{k}_median_s": round(statistics.median(v), 4)
+                    for k, v in results.items()
+                    if v
+                },
                 **{f"{k}_cpu_s": round(min(v), 4) for k, v in cpu.items()},
                 "driver_pass_writes": writes,
                 "load_avg_1min": load_before,
             }
             line["driver_vs_vsctl"] = round(best["driver"] / best["vsctl"], 2)
+            line["median_driver_vs_vsctl"] = round(
+                statistics.median(results["driver"]) / statistics.median(results["vsctl"]), 2
+            )
             if "ovs_lib" in best:
                 line["ovs_lib_vs_driver"] = round(best["ovs_lib"] / best["driver"], 1)
             print(json.dumps(line), flush=True)
