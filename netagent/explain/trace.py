@@ -430,7 +430,7 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
         next_dev = dst_port.device_name
     else:
         next_dev = _segment(snap, src_port.network_id).other
-    egress_ctx = Context(names.network_bridge(src_port.network_id), src_port.device_name, next_dev)
+    egress_ctx = _filter_context(snap, src_port, "egress", next_dev)
     checks.append(tracer.security_group("egress", src_port, pkt, egress_ctx, src_rs))
     delivered: str | None = None
     if routed is not None:
@@ -612,8 +612,22 @@ def _deliver(  # noqa: PLR0917 - the two call sites name every argument's role
     else:
         rs = rulesets.build(snap, dst_host, tracer.family, _planned(snap, dst_host))
     came_by = from_device if dst_host == from_host else segment.other
-    ctx = Context(segment.bridge, came_by, dst_port.device_name)
+    ctx = _filter_context(snap, dst_port, "ingress", came_by)
     return tracer.security_group("ingress", dst_port, pkt, ctx, rs)
+
+
+def _filter_context(snap: Snapshot, port: Port, direction: str, other: str) -> Context:
+    """Where the firewall sees ``port``'s packet: on Linux bridge the network's bridge
+    between the tap and ``other`` (the next bridge port); on Open vSwitch the port's own
+    hybrid bridge ``qbr`` between the tap and the veth ``qvb`` to br-int."""
+    if snap.ovs is not None:
+        bridge = names.hybrid_bridge(port.id)
+        other = names.hybrid_veth_bridge_side(port.id)
+    else:
+        bridge = names.network_bridge(port.network_id)
+    if direction == "egress":
+        return Context(bridge, port.device_name, other)
+    return Context(bridge, other, port.device_name)
 
 
 def _routed(

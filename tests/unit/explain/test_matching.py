@@ -267,3 +267,25 @@ def test_open_vswitch_path_names_br_int_with_the_local_vlan_and_br_tun() -> None
     with pytest.raises(ValueError, match="invalid l2 driver description"):
         snapshot.parse(t.document(), {}, {**l2, "networks": {t.NET: {"local_vlan": 9999}}})
     assert snapshot.parse(t.document(), {}, {"driver": "linuxbridge"}).ovs is None
+
+
+def test_open_vswitch_hybrid_ports_are_filtered_on_their_qbr_bridges() -> None:
+    """With the hybrid plug each tap sits on its own qbr bridge, its veth qvb the other
+    bridge port: the security groups are walked with those names (on br-int no hook of
+    the firewall would match, and everything would seem to pass)."""
+    l2 = {
+        "driver": "openvswitch",
+        "integration_bridge": "br-int",
+        "tunnel_bridge": "br-tun",
+        "networks": {t.NET: {"local_vlan": 7, "kind": "vxlan"}},
+    }
+    fw = {"backend": "nft", "mark": MARK, "excluded": {}, "bad_groups": {}}
+    snap = snapshot.parse(t.document(), fw, l2)
+    exp = trace.explain(snap, trace.Query(t.VM1, t.VM3, "udp", 53), None)
+    egress, ingress = exp.checks[1], exp.checks[2]
+    assert (exp.verdict, ingress.verdict) == ("drop", "drop")
+    assert ingress.reason.startswith("default deny")
+    assert ingress.implemented_by[-1].text.endswith("-j DROP")
+    assert egress.reason == "allowed by a rule"
+    allowed = trace.explain(snap, trace.Query(t.VM1, t.VM3, "tcp", 22), None)
+    assert allowed.verdict == "pass" and allowed.checks[2].rule_id == t.R_SSH
