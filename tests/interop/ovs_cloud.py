@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from tests.common import ovs as ovs_helper
 from tests.common.ovs import PrivateOvs
@@ -17,8 +18,10 @@ from tests.interop import cloud, neutron_server
 class OvsInteropFabric(cloud.InteropFabric):
     """Interop hosts with a private Open vSwitch each."""
 
-    def __init__(self, workdir: Path, server: neutron_server.NeutronServer) -> None:
-        super().__init__(workdir, server)
+    def __init__(
+        self, workdir: Path, server: neutron_server.NeutronServer, **options: Any
+    ) -> None:
+        super().__init__(workdir, server, **options)
         self.switches: dict[str, PrivateOvs] = {}
 
     def add_host(self, name: str, tunnel_ip: str) -> harness.Host:
@@ -41,8 +44,8 @@ class OvsInteropFabric(cloud.InteropFabric):
             f"ovsdb_connection = {self.switches[host.name].connection}\n"
         )
 
-    def plug_like_os_vif(self, vm: harness.Vm, bridge: str) -> None:
-        ovs_host.plug_like_os_vif(self.switches[vm.host.name], vm, bridge)
+    def plug_like_os_vif(self, vm: harness.Vm, bridge: str, hybrid: bool = False) -> None:
+        ovs_host.plug_like_os_vif(self.switches[vm.host.name], vm, bridge, hybrid)
 
     def close(self) -> None:
         super().close()
@@ -52,12 +55,16 @@ class OvsInteropFabric(cloud.InteropFabric):
 
 @contextlib.contextmanager
 def running(
-    neutron: neutron_server.NeutronServer, workdir: Path, hosts: Mapping[str, str]
+    neutron: neutron_server.NeutronServer,
+    workdir: Path,
+    hosts: Mapping[str, str],
+    **options: Any,
 ) -> Iterator[OvsInteropFabric]:
     """Simulated Open vSwitch hosts (name -> tunnel address) running real agents against
-    ``neutron``; namespaces and private switches of crashed runs removed first, everything
-    removed after, diagnostics printed."""
+    ``neutron`` (``options``: :class:`cloud.InteropFabric`'s, e.g. ``firewall_driver``);
+    namespaces and private switches of crashed runs removed first, everything removed
+    after, diagnostics printed."""
     for path in ovs_helper.leftover_dirs():
         ovs_helper.remove_leftover(path)
-    with cloud.running_fabric(neutron, workdir, hosts, OvsInteropFabric) as fab:
+    with cloud.running_fabric(neutron, workdir, hosts, OvsInteropFabric, **options) as fab:
         yield fab
