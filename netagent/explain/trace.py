@@ -417,6 +417,7 @@ def explain(snap: Snapshot, query: Query, state: kernel.KernelState | None) -> E
     tracer = _Tracer(snap, state, family)
     src_host = src_port.host or UNKNOWN
     path = [Hop(src_host, "tap", src_port.device_name, f"port {src_port.id}")]
+    path += _hybrid_hops(snap, src_host, src_port)
     checks: list[Check] = []
     path_drop: str | None = None
     src_rs = rulesets.build(snap, src_host, family, _planned(snap, src_host))
@@ -606,6 +607,7 @@ def _deliver(  # noqa: PLR0917 - the two call sites name every argument's role
     segment = _segment(snap, dst_port.network_id)
     dst_host = dst_port.host or UNKNOWN
     path += segment.hops(from_host, dst_host)
+    path += _hybrid_hops(snap, dst_host, dst_port)
     path.append(Hop(dst_host, "tap", dst_port.device_name, f"port {dst_port.id}"))
     if dst_host == from_host and local_rs is not None:
         rs = local_rs
@@ -614,6 +616,15 @@ def _deliver(  # noqa: PLR0917 - the two call sites name every argument's role
     came_by = from_device if dst_host == from_host else segment.other
     ctx = _filter_context(snap, dst_port, "ingress", came_by)
     return tracer.security_group("ingress", dst_port, pkt, ctx, rs)
+
+
+def _hybrid_hops(snap: Snapshot, host: str, port: Port) -> list[Hop]:
+    """The hybrid plug between a tap and br-int on Open vSwitch hosts with a firewall:
+    the port's own Linux bridge ``qbr`` (where the firewall filters it)."""
+    if snap.ovs is None or not snap.firewall:
+        return []
+    detail = f"hybrid plug of port {port.id}: firewall here, veth to {snap.ovs.integration_bridge}"
+    return [Hop(host, "bridge", names.hybrid_bridge(port.id), detail)]
 
 
 def _filter_context(snap: Snapshot, port: Port, direction: str, other: str) -> Context:

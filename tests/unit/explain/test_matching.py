@@ -289,3 +289,7 @@ def test_open_vswitch_hybrid_ports_are_filtered_on_their_qbr_bridges() -> None:
     assert egress.reason == "allowed by a rule"
     allowed = trace.explain(snap, trace.Query(t.VM1, t.VM3, "tcp", 22), None)
     assert allowed.verdict == "pass" and allowed.checks[2].rule_id == t.R_SSH
+    names = [(h.kind, h.name) for h in allowed.path]
+    qbr = [name for kind, name in names if name.startswith("qbr")]
+    assert qbr == [f"qbr{t.VM1[:11]}", f"qbr{t.VM3[:11]}"], names
+    assert names.index(("bridge", qbr[0])) == 1 and names[-2] == ("bridge", qbr[1])
