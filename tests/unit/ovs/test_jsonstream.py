@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import ovs.json
@@ -120,3 +122,47 @@ def test_split_inside_a_string_at_awkward_characters(piece: str) -> None:
     text = json.dumps(value)
     for cut in range(1, len(text)):
         assert _feed_all(StreamParser(), [text[:cut], text[cut:]])[0] == value
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+SPLITS_IN_ANOTHER_PYTHON = """
+import json, random, sys
+namespace = {"__name__": "jsonstream"}
+exec(open(sys.argv[1]).read(), namespace)
+schema = json.load(open(sys.argv[2]))
+first = json.dumps({"id": 0, "result": schema, "error": None}, separators=(",", ":"))
+text = first + '{"id":1,"result":[],"error":null}'
+for cut in random.Random(1).sample(range(1, len(text)), 300):
+    parser, pieces = namespace["StreamParser"](), [text[:cut], text[cut:]]
+    for piece in pieces:
+        used = parser.feed(piece)
+        if parser.is_done():
+            break
+    assert parser.is_done() and parser.finish()["id"] == 0, cut
+print("ok")
+"""
+
+
+@pytest.mark.skipif(
+    not SYSTEM_PYTHON.exists() or not Path("/usr/share/openvswitch/vswitch.ovsschema").exists(),
+    reason="no Debian python3.11 or Open vSwitch schema here",
+)
+def test_the_python_debian_installs_finds_every_message_end() -> None:
+    """Production virtualenvs on Debian 12 run its Python 3.11.2, whose regular
+    expression engine matched possessive quantifiers wrongly: the parser, using them,
+    never saw the end of ovsdb-server's schema there (an unprivileged agent hung at
+    start) while this suite's Python parsed it. The parser's module, run by that Python,
+    finds the end of the schema message at 300 splits."""
+    result = subprocess.run(
+        [
+            str(SYSTEM_PYTHON),
+            "-c",
+            SPLITS_IN_ANOTHER_PYTHON,
+            jsonstream.__file__,
+            "/usr/share/openvswitch/vswitch.ovsschema",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
