@@ -435,7 +435,7 @@ class OpenvswitchDriver(base.L2Driver):
             self._flows_or_fail(outcome, set(records))
         else:
             try:
-                self._commit_flows(staging.result())
+                self._commit_flows(self._collect_staged(staging))
             except (NetagentError, ValueError) as exc:
                 for port_id in records:
                     self._fail(outcome, port_id, exc)
@@ -501,12 +501,26 @@ class OpenvswitchDriver(base.L2Driver):
 
         :raises OpenFlowError: a bridge refused its bundle (none is staged then).
         """
+        return self._collect_staged(self._start_staging(wanted, sweep))
+
+    def _start_staging(
+        self, wanted: Mapping[str, list[Flow]], sweep: bool
+    ) -> list[Future[StagedSync]]:
+        """Each bridge's :meth:`FlowTable.stage` started in a thread of its own."""
         self._flows_pending = True  # until committed
-        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-            futures = [
+        pool = ThreadPoolExecutor(max_workers=len(wanted))
+        try:
+            return [
                 pool.submit(self._tables[bridge].stage, flows, sweep)
                 for bridge, flows in wanted.items()
             ]
+        finally:
+            pool.shutdown(wait=False)
+
+    @staticmethod
+    def _collect_staged(futures: Sequence[Future[StagedSync]]) -> list[StagedSync]:
+        """The staged bundles; if one bridge failed, the others are discarded and its
+        error raised."""
         staged: list[StagedSync] = []
         error: BaseException | None = None
         for future in futures:
@@ -541,24 +555,20 @@ class OpenvswitchDriver(base.L2Driver):
 
     def _stage_in_background(
         self, ports: Mapping[str, PortRecord]
-    ) -> Future[list[StagedSync]] | None:
-        """:meth:`_stage_flows` for the wired ``ports`` in a thread of its own (None: the
-        flows cannot be computed now; the caller's plain sync reports why)."""
+    ) -> list[Future[StagedSync]] | None:
+        """:meth:`_start_staging` for the wired ``ports`` (None: the flows cannot be
+        computed now; the caller's plain sync reports why)."""
         try:
             wanted = self._wanted_flows(ports)
         except (NetagentError, ValueError):
             return None
-        pool = ThreadPoolExecutor(max_workers=1)
-        try:
-            return pool.submit(self._stage_flows, wanted, False)
-        finally:
-            pool.shutdown(wait=False)
+        return self._start_staging(wanted, sweep=False)
 
-    @staticmethod
-    def _discard(staging: Future[list[StagedSync]]) -> None:
+    @classmethod
+    def _discard(cls, staging: Sequence[Future[StagedSync]]) -> None:
         try:
-            staged = staging.result()
-        except Exception:  # nothing was staged
+            staged = cls._collect_staged(staging)
+        except Exception:  # a bridge failed: the others are discarded already
             return
         for sync in staged:
             sync.discard()
