@@ -26,7 +26,7 @@ step wheel tools/wheel-smoke.sh
 
 export NETAGENT_FUNCTIONAL=1 NETAGENT_FULLSTACK=1 NETAGENT_INTEROP=1
 # --durations: the slowest tests in the log, to keep the run under its time budget
-step pytest .venv/bin/pytest -p no:cacheprovider -q -rs --durations=25 "${PYTEST_ARGS[@]:-tests}"
+step pytest .venv/bin/pytest -p no:cacheprovider -q -rfEs --durations=25 "${PYTEST_ARGS[@]:-tests}"
 if [[ -z "${PYTEST_ARGS[*]:-}" ]]; then
     # the Linux bridge and security-group suites again with the agents as a non-root user
     # holding only CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (doc/install.md)

@@ -2,7 +2,9 @@
 
 Handlers only record "this changed" on a :class:`NotificationSink` and return: casts can
 arrive out of order, so the source's worker fetches the current details itself
-(style guide §5). The exception is l2population, whose FDB casts are the data (there is
+(style guide §5). The server's pushes of Port and AddressGroup objects are read the same
+way, as "these groups' members may have changed" (:mod:`netagent.rpc.pushes`). The
+exception is l2population, whose FDB casts are the data (there is
 no call to fetch it); they are handed over as received and validated by the sink.
 
 One RPC server per topic, each with ``Target(topic=T, server=host)`` and the threading
@@ -25,7 +27,9 @@ import oslo_messaging
 from oslo_messaging.rpc import server as rpc_server
 
 from netagent.model import validate as v
+from netagent.rpc import pushes
 from netagent.rpc.rejects import REJECTIONS
+from netagent.rpc.report import RESOURCE_VERSIONS
 
 LOG = logging.getLogger(__name__)
 
@@ -218,6 +222,27 @@ class L2populationEndpoint(_Endpoint):
         self._sink.fdb_received(operation, fdb_entries)
 
 
+class ObjectPushEndpoint(_Endpoint):
+    """``push`` (1.1) of Port and AddressGroup objects: a trigger for member updates
+    that the legacy casts miss (:mod:`netagent.rpc.pushes`)."""
+
+    def __init__(self, sink: NotificationSink, host: str, topic_name: str = "") -> None:
+        super().__init__(sink, host, topic_name)
+        self._tracker = pushes.MembershipTracker()
+
+    def push(self, context: Any, resource_list: Any = None, event_type: Any = None) -> None:
+        groups = self._tracker.groups_changed(resource_list, event_type)
+        if groups:
+            LOG.debug("Object push: members of %s may have changed", sorted(groups))
+            self._sink.security_groups_changed(sorted(groups))
+
+
+def object_topic(object_type: str) -> str:
+    """The fanout topic of the server's pushes of ``object_type`` at the version this
+    agent reports in ``resource_versions`` (the server pushes every version reported)."""
+    return f"neutron-vo-{object_type}-{RESOURCE_VERSIONS[object_type]}"
+
+
 def _router_ids(method: str, value: Any) -> list[str]:
     """Router ids from a ``routers``/``payload`` list of ids (or of dicts, old senders);
     anything else rejected (logged once per kind)."""
@@ -334,6 +359,8 @@ CONSUMERS: tuple[tuple[str, type[_Endpoint]], ...] = (
     (topic("tunnel", "update"), TunnelEndpoint),
     (topic("tunnel", "delete"), TunnelEndpoint),
     (topic("l2population", "update"), L2populationEndpoint),
+    (object_topic("Port"), ObjectPushEndpoint),
+    (object_topic("AddressGroup"), ObjectPushEndpoint),
 )
 
 

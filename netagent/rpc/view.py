@@ -138,13 +138,19 @@ class NeutronView:
         return port.security_groups if port is not None else ()
 
     def ports_affected_by(self, group_ids: Iterable[str]) -> set[str]:
-        """Local ports in these groups, or whose groups use them as remote group."""
+        """Local ports in these groups, or whose groups use them as remote group or
+        remote address group."""
         changed = set(group_ids)
         result = set()
         for port_id in self.details:
             for group_id in self.groups_of(port_id):
                 group = self.groups.get(group_id)
-                remotes = {r.remote_group_id for r in group.rules} if group else set()
+                remotes = (
+                    {r.remote_group_id for r in group.rules}
+                    | {r.remote_address_group_id for r in group.rules}
+                    if group
+                    else set()
+                )
                 if group_id in changed or remotes & changed:
                     result.add(port_id)
                     break

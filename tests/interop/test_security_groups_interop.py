@@ -9,7 +9,12 @@ it, one per host, are bound and wired. Then, with real packets across the VXLAN 
 * a rule added through the API (ingress ICMP, IPv4) lets the pings pass within
   :data:`CHANGE_TIMEOUT` (the server casts ``security_groups_rule_updated``; each agent
   refetches ``security_group_info_for_devices`` and rewrites the group's chain);
-* deleting that rule stops them again within the same bound.
+* deleting that rule stops them again within the same bound;
+* an allowed address pair added to b's port through the API becomes a member of the
+  group on host a, so a rule whose remote group is the group lets b's traffic from that
+  address in. Neutron casts no member update for address pairs; host a learns it from
+  the server's push of the Port object (:mod:`netagent.rpc.pushes`), well before its
+  periodic resync (300 s).
 
 Module-scoped scenario; the tests run in file order and build on each other's state.
 Host names, tunnel addresses and the subnet differ from test_neutron_interop.py so the two
@@ -35,6 +40,8 @@ STATUS_TIMEOUT = 60
 CHANGE_TIMEOUT = 30
 #: How long "blocked" is observed before it is believed.
 BLOCKED_FOR = 4.0
+#: The remote-group rule's port.
+MEMBER_PORT = 5001
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +160,51 @@ def test_rule_deleted_through_the_api_stops_icmp(
     _wait_blocked(b, a)
 
 
-def _tcp_ok(src: harness.Vm, dst: harness.Vm, port: int) -> bool:
-    """A TCP connect from ``src`` to ``dst``: True if anything answered (SYN-ACK or RST)."""
+def test_address_pair_becomes_a_remote_group_member_on_the_other_host(
+    api: NeutronApi, vms: dict[str, harness.Vm], group: dict[str, Any]
+) -> None:
+    a, b = vms["sg-host-a"], vms["sg-host-b"]
+    taken = {ip["ip_address"] for p in api.ports() for ip in p["fixed_ips"]}
+    # the address pair added to b's port, and an address of b's that stays no member
+    free = (f"203.0.113.{n}" for n in range(250, 2, -1))
+    pair, not_pair = [address for address in free if address not in taken][:2]
+    api.create(
+        "security_group_rule",
+        security_group_id=group["id"],
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=MEMBER_PORT,
+        port_range_max=MEMBER_PORT,
+        remote_group_id=group["id"],
+    )
+    harness.wait_for(
+        "the member rule on host a", lambda: _tcp_ok(b, a, MEMBER_PORT), timeout=CHANGE_TIMEOUT
+    )
+    harness.run("ip", "netns", "exec", b.netns, "ip", "addr", "add", f"{pair}/24", "dev", "eth0")
+    # neither b's address (anti-spoofing on host b) nor a member (host a) yet
+    assert not _tcp_ok(b, a, MEMBER_PORT, source=pair)
+    api.update("port", b.port_id, allowed_address_pairs=[{"ip_address": pair}])
+    harness.wait_for(
+        f"{pair} a member on host a",
+        lambda: _tcp_ok(b, a, MEMBER_PORT, source=pair),
+        timeout=CHANGE_TIMEOUT,
+    )
+    # and no more than that: another address of b's is still neither
+    harness.run(
+        "ip", "netns", "exec", b.netns, "ip", "addr", "add", f"{not_pair}/24", "dev", "eth0"
+    )
+    assert not _tcp_ok(b, a, MEMBER_PORT, source=not_pair)
+
+
+def _tcp_ok(src: harness.Vm, dst: harness.Vm, port: int, source: str = "") -> bool:
+    """A TCP connect from ``src`` (from its address ``source`` if given) to ``dst``: True
+    if anything answered (SYN-ACK or RST)."""
     address = dst.address
     code = (
         "import socket,sys\n"
         "s=socket.socket(); s.settimeout(2)\n"
+        f"s.bind(({source!r}, 0))\n"
         f"try: s.connect(({address!r},{port}))\n"
         "except ConnectionRefusedError: sys.exit(0)\n"
         "except OSError: sys.exit(1)\n"

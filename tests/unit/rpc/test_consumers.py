@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -203,3 +204,46 @@ def test_malformed_casts_rejected_once_per_kind_without_tracebacks(
     assert any("arguments do not match" in w and "bogus" in w for w in ignoring)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_object_pushes_mark_groups_only_when_membership_changes(
+    sink: RecordingSink, fake: FakeNeutron
+) -> None:
+    """The server pushes every Port change; an allowed address pair added on another
+    host's port must reach this agent's remote-group members (no legacy cast says so)."""
+
+    def pushed(port: str, group: str, pairs: list[str], status: str) -> dict[str, Any]:
+        child = "versioned_object.name"
+        return {
+            child: "Port",
+            "versioned_object.data": {
+                "id": ID[port],
+                "mac_address": "FA-16-3E-00-00-01",
+                "status": status,
+                "security_group_ids": [ID[group]],
+                "fixed_ips": [],
+                "allowed_address_pairs": [
+                    {child: "AllowedAddressPair", "versioned_object.data": {"ip_address": p}}
+                    for p in pairs
+                ],
+            },
+        }
+
+    def push(topic: str, *objects: dict[str, Any]) -> None:
+        fake.cast(topic, "push", "1.1", resource_list=list(objects), event_type="updated")
+
+    port_topic = consumers.object_topic("Port")
+    assert port_topic == "neutron-vo-Port-1.11"
+    push(port_topic, pushed("p1", "g1", [], "DOWN"), pushed("p2", "g2", [], "ACTIVE"))
+    wait_for("the first push", lambda: len(sink.events) == 1)
+    push(port_topic, pushed("p1", "g1", [], "ACTIVE"))  # a status report: no member change
+    push(port_topic, pushed("p2", "g2", ["203.0.113.145/32"], "ACTIVE"))
+    group = {"versioned_object.name": "AddressGroup", "versioned_object.data": {"id": ID["x"]}}
+    push(consumers.object_topic("AddressGroup"), group)
+    wait_for("the other pushes", lambda: len(sink.events) >= 3)
+    time.sleep(0.5)  # a wrong mark for the status report would come in meanwhile
+    assert sorted(sink.events) == [
+        ("security_groups_changed", [ID["g1"], ID["g2"]]),  # both first seen
+        ("security_groups_changed", [ID["g2"]]),  # the address pair
+        ("security_groups_changed", [ID["x"]]),  # the address group
+    ]

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from netagent.model import DeviceDetails, Network, NetworkType, Port
+from netagent.model.secgroup import Direction, SecurityGroup, SecurityGroupRule
 from netagent.model.sginfo import SecurityGroupInfo
 from netagent.rpc.view import NeutronView
 
@@ -93,3 +94,18 @@ def test_owner_change_to_compute_ends_the_trust() -> None:
         "tap" + DHCP[:11], _port(DHCP, "compute:nova"), view.details[DHCP].network
     )
     assert _ready(view)[DHCP].port_security_enabled is True
+
+
+@pytest.mark.parametrize("field", ["remote_group_id", "remote_address_group_id"])
+def test_member_change_of_a_remote_group_affects_the_ports_using_it(field: str) -> None:
+    """A member update (or an object push) naming a remote group or address group
+    refetches the local ports whose rules use it, and no other."""
+    remote = "1e2f3a4b-3333-4444-8555-a66677778888"
+    view = _view(_port(VM, "compute:nova"), _port(DHCP, "compute:nova"))
+    view.merge_sg_info(_reply(_port(VM, "compute:nova")), [VM, DHCP])
+    rule = SecurityGroupRule(
+        id=None, security_group_id=SG, direction=Direction.INGRESS, **{field: remote}
+    )
+    view.groups[SG] = SecurityGroup(id=SG, rules=(rule,))
+    assert view.ports_affected_by([remote]) == {VM}
+    assert view.ports_affected_by(["9e2f3a4b-3333-4444-8555-a66677778888"]) == set()
