@@ -14,6 +14,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from typing import Any
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
@@ -206,6 +207,17 @@ class NeutronApi:
 
     def remove(self, kind: str, resource_id: str) -> None:
         self.delete(f"/v2.0/{kind}s/{resource_id}")
+
+    def compute_port(self, network_id: str, host: str, **fields: Any) -> dict[str, Any]:
+        """A port as Nova creates it for a VM: owner ``compute:nova``, a fresh device id,
+        bound to ``host`` (``fields`` adds or overrides, e.g. ``security_groups``)."""
+        return self.create(
+            "port",
+            network_id=network_id,
+            device_owner="compute:nova",
+            device_id=str(uuid.uuid4()),
+            **{"binding:host_id": host, **fields},
+        )
 
     def plain_network(self, name: str, cidr: str = "192.0.2.0/24") -> dict[str, Any]:
         """A network with one IPv4 subnet, no DHCP and no gateway (VMs are addressed

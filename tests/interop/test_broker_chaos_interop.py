@@ -36,7 +36,6 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -368,14 +367,7 @@ class ApiChurner:
 
 
 def _create_port(api: NeutronApi, ids: dict[str, Any], host: str, group: str) -> dict[str, Any]:
-    return api.create(
-        "port",
-        network_id=ids["network"],
-        device_owner="compute:nova",
-        device_id=str(uuid.uuid4()),
-        security_groups=[group],
-        **{"binding:host_id": host},
-    )
+    return api.compute_port(ids["network"], host, security_groups=[group])
 
 
 # -- the scenario -------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,13 +148,7 @@ def guests(
     result: dict[str, Guest] = {}
     try:
         for index, name in enumerate(HOSTS):
-            port = api.create(
-                "port",
-                network_id=network["id"],
-                device_owner="compute:nova",
-                device_id=str(uuid.uuid4()),
-                **{"binding:host_id": name},
-            )
+            port = api.compute_port(network["id"], name)
             netns = f"{cloud.NETNS_PREFIX}{fabric.tag}-guest{index}"
             fabric.namespaces.append(netns)
             host = fabric.hosts[name]

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,13 +134,7 @@ def guests(
     result: dict[str, tuple[harness.Vm, dhcp.Dhclient]] = {}
     try:
         for index, name in enumerate(HOSTS):
-            port = api.create(
-                "port",
-                network_id=network["id"],
-                device_owner="compute:nova",
-                device_id=str(uuid.uuid4()),
-                **{"binding:host_id": name},
-            )
+            port = api.compute_port(network["id"], name)
             assert port["binding:vif_type"] == "ovs"
             netns = f"{cloud.NETNS_PREFIX}{fabric.tag}-guest{index}"
             fabric.namespaces.append(netns)

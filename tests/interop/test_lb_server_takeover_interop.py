@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,11 +236,7 @@ def _run(
                enable_dhcp=False, gateway_ip=None)  # fmt: skip
     vms: list[Vm] = []
     for i, host in enumerate(hosts):
-        port = api.create(
-            "port", network_id=net["id"], device_owner="compute:nova",
-            device_id=str(uuid.uuid4()), security_groups=[group],
-            **{"binding:host_id": host.name},
-        )  # fmt: skip
+        port = api.compute_port(net["id"], host.name, security_groups=[group])
         assert port["binding:vif_type"] == "bridge", port
         vms.append(fabric.add_neutron_vm(f"vm-{'ab'[i]}", host, port, net["mtu"]))
     vm_a, vm_b = vms

@@ -55,13 +55,7 @@ def vxlan_net(api: NeutronApi) -> Iterator[dict[str, Any]]:
 
 
 def _port(api: NeutronApi, net: dict[str, Any], host: str) -> dict[str, Any]:
-    return api.create(
-        "port",
-        network_id=net["id"],
-        device_owner="compute:nova",
-        device_id=str(uuid.uuid4()),
-        **{"binding:host_id": host},
-    )
+    return api.compute_port(net["id"], host)
 
 
 def test_reporting_agent_is_alive_with_its_configurations(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,13 +51,7 @@ def network(api: NeutronApi, fabric: cloud.InteropFabric) -> dict[str, Any]:
 
 
 def _create_port(api: NeutronApi, network: dict[str, Any], host: str) -> dict[str, Any]:
-    return api.create(
-        "port",
-        network_id=network["id"],
-        device_owner="compute:nova",
-        device_id=str(uuid.uuid4()),
-        **{"binding:host_id": host},
-    )
+    return api.compute_port(network["id"], host)
 
 
 def _wait_status(api: NeutronApi, port_id: str, status: str) -> dict[str, Any]:

@@ -25,8 +25,7 @@ import pytest
 
 from tests.common import ovs as ovs_helper
 from tests.fullstack import harness
-from tests.interop import neutron_server, ovs_cloud
-from tests.interop import test_security_groups_interop as sg
+from tests.interop import neutron_server, ovs_cloud, sg_checks
 from tests.interop.api import NeutronApi
 
 HOSTS = {"hy-host-a": "198.18.0.41", "hy-host-b": "198.18.0.42"}
@@ -59,18 +58,11 @@ def vms(
     """One compute port in ``group`` per host, bound for the hybrid plug, plugged as
     os-vif does it, and ACTIVE."""
     for name in HOSTS:
-        sg._wait_alive(api, name)
+        sg_checks.wait_alive_with_iptables(api, name)
     net = api.plain_network("interop-hybrid", "203.0.113.0/24")
     result = {}
     for index, (name, host) in enumerate(fabric.hosts.items()):
-        port = api.create(
-            "port",
-            network_id=net["id"],
-            device_owner="compute:nova",
-            device_id=str(uuid.uuid4()),
-            security_groups=[group["id"]],
-            **{"binding:host_id": name},
-        )
+        port = api.compute_port(net["id"], name, security_groups=[group["id"]])
         assert port["binding:vif_type"] == "ovs", port
         details = port["binding:vif_details"]
         assert details["ovs_hybrid_plug"] is True and details["port_filter"] is True, details
@@ -78,14 +70,14 @@ def vms(
         fabric.plug_like_os_vif(vm, details["bridge_name"], hybrid=True)
         result[name] = vm
     for vm in result.values():
-        sg._wait_status(api, vm.port_id, "ACTIVE")
+        sg_checks.wait_status(api, vm.port_id, "ACTIVE")
     return result
 
 
 def test_icmp_blocked_without_an_ingress_rule(vms: dict[str, harness.Vm]) -> None:
     a, b = vms["hy-host-a"], vms["hy-host-b"]
-    sg._assert_blocked(a, b)
-    sg._assert_blocked(b, a)
+    sg_checks.assert_blocked(a, b)
+    sg_checks.assert_blocked(b, a)
 
 
 def test_rule_added_through_the_api_lets_icmp_pass(
@@ -103,8 +95,8 @@ def test_rule_added_through_the_api_lets_icmp_pass(
         protocol="icmp",
     )
     group["icmp_rule_id"] = rule["id"]
-    fabric.wait_ping(a, b, timeout=sg.CHANGE_TIMEOUT)
-    fabric.wait_ping(b, a, timeout=sg.CHANGE_TIMEOUT)
+    fabric.wait_ping(a, b, timeout=sg_checks.CHANGE_TIMEOUT)
+    fabric.wait_ping(b, a, timeout=sg_checks.CHANGE_TIMEOUT)
 
 
 def test_rule_deleted_through_the_api_stops_icmp(
@@ -117,5 +109,5 @@ def test_rule_deleted_through_the_api_stops_icmp(
     rule_id = group.get("icmp_rule_id")
     assert rule_id, "the rule of the previous test is missing"
     api.remove("security_group_rule", rule_id)
-    sg._wait_blocked(a, b)
-    sg._wait_blocked(b, a)
+    sg_checks.wait_blocked(a, b)
+    sg_checks.wait_blocked(b, a)

@@ -10,7 +10,6 @@ are on the server's view (binding, status) and on packets.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,13 +51,7 @@ def test_ovs_hosts_get_vif_type_ovs_ports_go_active_and_ping(
     net = api.plain_network("interop-ovs")
     vms = []
     for index, name in enumerate(HOSTS):
-        port = api.create(
-            "port",
-            network_id=net["id"],
-            device_owner="compute:nova",
-            device_id=str(uuid.uuid4()),
-            **{"binding:host_id": name},
-        )
+        port = api.compute_port(net["id"], name)
         assert port["binding:vif_type"] == "ovs", port
         details = port["binding:vif_details"]
         assert details["bridge_name"] == "br-int"

@@ -11,7 +11,6 @@ flat external network behind the host's ``ext0``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,13 +132,7 @@ def topology(api: NeutronApi, fabric: RouterHostFabric) -> dict[str, Any]:
     api.request(
         "PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet["id"]}
     )
-    port = api.create(
-        "port",
-        network_id=net["id"],
-        device_owner="compute:nova",
-        device_id=str(uuid.uuid4()),
-        **{"binding:host_id": HOST},
-    )
+    port = api.compute_port(net["id"], HOST)
     vm = fabric.add_neutron_vm("vm1", fabric.hosts[HOST], port, mtu=net["mtu"])
     harness.ip(vm.netns, "route", "add", "default", "via", "192.0.2.1")
     return {

@@ -31,15 +31,11 @@ from typing import Any
 import pytest
 
 from tests.fullstack import harness
-from tests.interop import cloud, neutron_server
+from tests.interop import cloud, neutron_server, sg_checks
 from tests.interop.api import NeutronApi
+from tests.interop.sg_checks import CHANGE_TIMEOUT, STATUS_TIMEOUT
 
 HOSTS = {"sg-host-a": "198.18.0.11", "sg-host-b": "198.18.0.12"}
-STATUS_TIMEOUT = 60
-#: Bound for an API change to show up in the data plane (cast, refetch, apply).
-CHANGE_TIMEOUT = 30
-#: How long "blocked" is observed before it is believed.
-BLOCKED_FOR = 4.0
 #: The remote-group rule's port.
 MEMBER_PORT = 5001
 
@@ -69,64 +65,24 @@ def vms(
 ) -> dict[str, harness.Vm]:
     """One compute port in ``group`` per host, bound, wired and ACTIVE, and its VM."""
     for name in HOSTS:
-        _wait_alive(api, name)
+        sg_checks.wait_alive_with_iptables(api, name)
     net = api.plain_network("interop-sg-vxlan", "203.0.113.0/24")
     result = {}
     for index, (name, host) in enumerate(fabric.hosts.items()):
-        port = api.create(
-            "port",
-            network_id=net["id"],
-            device_owner="compute:nova",
-            device_id=str(uuid.uuid4()),
-            security_groups=[group["id"]],
-            **{"binding:host_id": name},
-        )
+        port = api.compute_port(net["id"], name, security_groups=[group["id"]])
         assert port["binding:vif_type"] == "tap", port
         assert port["binding:vif_details"]["port_filter"] is True, port
         result[name] = fabric.add_neutron_vm(f"sgvm{index}", host, port, mtu=net["mtu"])
     fabric.wait_wired(*result.values(), timeout=STATUS_TIMEOUT)
     for vm in result.values():
-        _wait_status(api, vm.port_id, "ACTIVE")
+        sg_checks.wait_status(api, vm.port_id, "ACTIVE")
     return result
-
-
-def _wait_alive(api: NeutronApi, host: str) -> None:
-    def probe() -> dict[str, Any] | None:
-        agents = api.agents(host=host, agent_type="Netagent agent")
-        return agents[0] if agents and agents[0]["alive"] else None
-
-    agent = neutron_server.wait_until(f"agent on {host} alive", probe, 30, 0.5)
-    assert agent["configurations"].get("firewall_driver") == "iptables", agent
-
-
-def _wait_status(api: NeutronApi, port_id: str, status: str) -> None:
-    def probe() -> dict[str, Any] | None:
-        port = api.show("port", port_id)
-        return port if port["status"] == status else None
-
-    neutron_server.wait_until(f"port {port_id} {status}", probe, STATUS_TIMEOUT, 0.5)
-
-
-def _assert_blocked(src: harness.Vm, dst: harness.Vm) -> None:
-    """No ping from ``src`` to ``dst`` gets through for :data:`BLOCKED_FOR` seconds."""
-    deadline = time.monotonic() + BLOCKED_FOR
-    while time.monotonic() < deadline:
-        assert not harness.can_ping(src.netns, dst.address), f"{src.name} reached {dst.name}"
-
-
-def _wait_blocked(src: harness.Vm, dst: harness.Vm) -> None:
-    harness.wait_for(
-        f"{src.name} -> {dst.name} blocked",
-        lambda: not harness.can_ping(src.netns, dst.address),
-        timeout=CHANGE_TIMEOUT,
-    )
-    _assert_blocked(src, dst)
 
 
 def test_icmp_blocked_without_an_ingress_rule(vms: dict[str, harness.Vm]) -> None:
     a, b = vms["sg-host-a"], vms["sg-host-b"]
-    _assert_blocked(a, b)
-    _assert_blocked(b, a)
+    sg_checks.assert_blocked(a, b)
+    sg_checks.assert_blocked(b, a)
 
 
 def test_rule_added_through_the_api_lets_icmp_pass(
@@ -156,8 +112,8 @@ def test_rule_deleted_through_the_api_stops_icmp(
     assert rule_id, "the rule of the previous test is missing"
     fabric.wait_ping(a, b)
     api.remove("security_group_rule", rule_id)
-    _wait_blocked(a, b)
-    _wait_blocked(b, a)
+    sg_checks.wait_blocked(a, b)
+    sg_checks.wait_blocked(b, a)
 
 
 def test_address_pair_becomes_a_remote_group_member_on_the_other_host(
@@ -179,7 +135,9 @@ def test_address_pair_becomes_a_remote_group_member_on_the_other_host(
         remote_group_id=group["id"],
     )
     harness.wait_for(
-        "the member rule on host a", lambda: _tcp_ok(b, a, MEMBER_PORT), timeout=CHANGE_TIMEOUT
+        "the member rule on host a",
+        lambda: _tcp_ok(b, a, MEMBER_PORT),
+        timeout=CHANGE_TIMEOUT,
     )
     harness.run("ip", "netns", "exec", b.netns, "ip", "addr", "add", f"{pair}/24", "dev", "eth0")
     # neither b's address (anti-spoofing on host b) nor a member (host a) yet

@@ -74,13 +74,7 @@ def fabric(
 
 
 def _bound_port(api: NeutronApi, net: dict[str, Any], host: str) -> dict[str, Any]:
-    return api.create(
-        "port",
-        network_id=net["id"],
-        device_owner="compute:nova",
-        device_id=str(uuid.uuid4()),
-        **{"binding:host_id": host},
-    )
+    return api.compute_port(net["id"], host)
 
 
 @pytest.fixture(scope="module")
