@@ -48,27 +48,6 @@ class Ruleset:
     groups: dict[str, SecurityGroup]
 
 
-def group_chain_origin(
-    group: SecurityGroup, direction: Direction, family: int
-) -> list[SecurityGroupRule]:
-    """The security-group rule behind each rule of a group chain, in chain order.
-
-    Mirrors :func:`~netagent.drivers.iptables_firewall.compiler.group_rules`: rules of
-    another direction or ethertype are skipped, and a rule whose matches repeat an
-    earlier one's is not rendered again (the earlier one is the one that shows).
-    """
-    out: list[SecurityGroupRule] = []
-    seen: set[object] = set()
-    for rule in group.rules:
-        if rule.direction is not direction or rule.ethertype.version != family:
-            continue
-        matches = comp.rule_matches(rule, family)
-        if matches not in seen:
-            seen.add(matches)
-            out.append(rule)
-    return out
-
-
 def build(
     snap: Snapshot,
     host: str,
@@ -134,8 +113,9 @@ def build(
                 group = snap.security_groups.get(gid) or SecurityGroup(id=gid)
                 groups[gid] = group
                 name = comp.group_chain(direction, gid)
-                chains[name] = comp.group_rules(group, direction, family, mark)
-                origin[name] = group_chain_origin(group, direction, family)
+                pairs = comp.group_chain_rules(group, direction, family, mark)
+                chains[name] = [rule for _, rule in pairs]
+                origin[name] = [sg_rule for sg_rule, _ in pairs]
     sets: dict[str, frozenset[IPNetwork]] = {}
     for (rid, fam), members_ in snap.members.items():
         if fam == family:

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -204,30 +203,19 @@ def _api_state(api: NeutronApi) -> dict[str, Any]:
 
 
 def _comparable(dump: dict[str, Any]) -> dict[str, Any]:
-    """``dump`` without what the two sources legitimately build differently.
-
-    * The forwarding entries of single MACs on VXLAN devices: without l2population the
-      Neutron source knows no remote MAC (each tunnel peer gets a stand-in port with a
-      made-up one), the file source knows the remote ports' real MACs. The flood entries
-      (00:00:00:00:00:00) that name the tunnel peers stay compared.
-    * The order of a security group chain's rules (and so its hash comment): each one
-      only sets the accept mark, and a group's rules come in the order its source gives
-      them, which Neutron's RPC and its REST API do not keep the same. Compared as sets.
+    """``dump`` without the forwarding entries of single MACs on VXLAN devices: without
+    l2population the Neutron source knows no remote MAC (each tunnel peer gets a stand-in
+    port with a made-up one), the file source knows the remote ports' real MACs. The flood
+    entries (00:00:00:00:00:00) that name the tunnel peers stay compared. (A security group
+    chain's rules are compared as they are: the compiler sorts them, so the order in which
+    Neutron's RPC and its REST API list a group's rules does not show.)
     """
     fdb = []
     for entry in dump["fdb"]:
         mac, device = entry.split()[:2]
         if not (device.startswith("nvx-") and mac != "00:00:00:00:00:00"):
             fdb.append(entry)
-    for family in ("iptables", "ip6tables"):
-        for table in dump[family].values():
-            for chain, rules in table["rules"].items():
-                if rules and all(" -j MARK --set-xmark " in rule for rule in rules):
-                    table["rules"][chain] = sorted(_HASH_COMMENT.sub("", r) for r in rules)
     return {**dump, "fdb": fdb}
-
-
-_HASH_COMMENT = re.compile(r' -m comment --comment "?na:[^" ]+"?')
 
 
 # -- churn through the API --------------------------------------------------------------

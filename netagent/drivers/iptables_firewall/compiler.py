@@ -161,15 +161,22 @@ def rule_matches(rule: SecurityGroupRule, family: int) -> tuple[Match, ...]:
     return tuple(out)
 
 
-def group_rules(group: SecurityGroup, direction: Direction, family: int, mark: int) -> list[Rule]:
-    """The rules of a group chain: each matching rule sets the accept mark.
+def group_chain_rules(
+    group: SecurityGroup, direction: Direction, family: int, mark: int
+) -> list[tuple[SecurityGroupRule, Rule]]:
+    """The rules of a group chain in chain order, each with the security-group rule it
+    comes from: each matching rule sets the accept mark.
 
-    Every rule is rendered here so that a rule the iptables layer refuses fails now.
+    A rule whose matches repeat an earlier one's is left out. Every rule is rendered here
+    so that a rule the iptables layer refuses fails now. As every rule only sets the
+    mark, their order does not matter: they are sorted by their text, so the same rules
+    in another order (Neutron's RPC and REST API give a group's rules in different
+    orders) make the same chain, and a resync does not rewrite it.
 
     :raises ValueError: a rule of the group cannot be expressed
     """
     ethertype = EtherType.IPV4 if family == 4 else EtherType.IPV6
-    out: list[Rule] = []
+    out: list[tuple[SecurityGroupRule, Rule]] = []
     seen: set[tuple[Match, ...]] = set()
     for sg_rule in group.rules:
         if sg_rule.direction is not direction or sg_rule.ethertype is not ethertype:
@@ -180,8 +187,17 @@ def group_rules(group: SecurityGroup, direction: Direction, family: int, mark: i
         seen.add(matches)
         rule = Rule(matches, SetMark(mark, mark))
         rule.rendered(family)
-        out.append(rule)
+        out.append((sg_rule, rule))
+    out.sort(key=lambda pair: pair[1].rendered(family))
     return out
+
+
+def group_rules(group: SecurityGroup, direction: Direction, family: int, mark: int) -> list[Rule]:
+    """The rules of a group chain (:func:`group_chain_rules` without their origin).
+
+    :raises ValueError: a rule of the group cannot be expressed
+    """
+    return [rule for _, rule in group_chain_rules(group, direction, family, mark)]
 
 
 def compile_group(group: SecurityGroup, mark: int) -> dict[tuple[int, Direction], list[Rule]]:

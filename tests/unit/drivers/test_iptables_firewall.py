@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Any
 
@@ -80,14 +81,22 @@ def test_group_chain_golden() -> None:
         ),
     )
     v4 = strip(render(comp.group_rules(group, Direction.INGRESS, 4, MARK), 4))
-    assert v4 == [
-        "-A na-x -s 198.51.100.0/24 -p tcp -m tcp --dport 22 -j MARK --set-xmark "
-        "0x1000000/0x1000000",
-        "-A na-x -p icmp -m icmp --icmp-type 8/0 -j MARK --set-xmark 0x1000000/0x1000000",
+    assert v4 == [  # in the order of their text, not the group's
         "-A na-x -m set --match-set na45kgrrmy7z4f6iu0rqqc37lo1u src -j MARK --set-xmark "
         "0x1000000/0x1000000",
+        "-A na-x -p icmp -m icmp --icmp-type 8/0 -j MARK --set-xmark 0x1000000/0x1000000",
         "-A na-x -p udp -m udp --dport 5000:5100 -j MARK --set-xmark 0x1000000/0x1000000",
+        "-A na-x -s 198.51.100.0/24 -p tcp -m tcp --dport 22 -j MARK --set-xmark "
+        "0x1000000/0x1000000",
     ]
+    # the same rules in another order make the same chain, hash comment included, so a
+    # server that lists them in another order causes no rewrite
+    shuffled = dataclasses.replace(group, rules=group.rules[::-1])
+    for family in (4, 6):
+        for direction in Direction:
+            assert render(comp.group_rules(shuffled, direction, family, MARK), family) == render(
+                comp.group_rules(group, direction, family, MARK), family
+            )
     v6 = strip(render(comp.group_rules(group, Direction.INGRESS, 6, MARK), 6))
     assert v6 == ["-A na-x -p ipv6-icmp -j MARK --set-xmark 0x1000000/0x1000000"]
     egress = strip(render(comp.group_rules(group, Direction.EGRESS, 4, MARK), 4))
