@@ -14,7 +14,10 @@ it, one per host, are bound and wired. Then, with real packets across the VXLAN 
   group on host a, so a rule whose remote group is the group lets b's traffic from that
   address in. Neutron casts no member update for address pairs; host a learns it from
   the server's push of the Port object (:mod:`netagent.rpc.pushes`), well before its
-  periodic resync (300 s).
+  periodic resync (300 s);
+* an address removed from an address group through the API stops b's traffic that a rule
+  with that remote address group let in, on host a, within the same bound (no legacy cast
+  at all says an address group changed: the AddressGroup push does).
 
 Module-scoped scenario; the tests run in file order and build on each other's state.
 Host names, tunnel addresses and the subnet differ from test_neutron_interop.py so the two
@@ -32,12 +35,13 @@ import pytest
 
 from tests.fullstack import harness
 from tests.interop import cloud, neutron_server, sg_checks
-from tests.interop.api import NeutronApi
+from tests.interop.api import PROJECT_ID, NeutronApi
 from tests.interop.sg_checks import CHANGE_TIMEOUT, STATUS_TIMEOUT
 
 HOSTS = {"sg-host-a": "198.18.0.11", "sg-host-b": "198.18.0.12"}
-#: The remote-group rule's port.
+#: The remote-group rule's port, and the remote-address-group rule's.
 MEMBER_PORT = 5001
+ADDRESS_GROUP_PORT = 5002
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +157,51 @@ def test_address_pair_becomes_a_remote_group_member_on_the_other_host(
         "ip", "netns", "exec", b.netns, "ip", "addr", "add", f"{not_pair}/24", "dev", "eth0"
     )
     assert not _tcp_ok(b, a, MEMBER_PORT, source=not_pair)
+
+
+def test_address_removed_from_an_address_group_is_refused_on_the_other_host(
+    api: NeutronApi, vms: dict[str, harness.Vm], group: dict[str, Any]
+) -> None:
+    a, b = vms["sg-host-a"], vms["sg-host-b"]
+    address = f"{b.address}/32"
+    created = api.request(
+        "POST",
+        "/v2.0/address-groups",
+        {
+            "address_group": {
+                "name": "interop-ag",
+                "addresses": [address],
+                "project_id": PROJECT_ID,
+            }
+        },
+    )["address_group"]
+    api.create(
+        "security_group_rule",
+        security_group_id=group["id"],
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=ADDRESS_GROUP_PORT,
+        port_range_max=ADDRESS_GROUP_PORT,
+        remote_address_group_id=created["id"],
+    )
+    harness.wait_for(
+        "b let in through the address group",
+        lambda: _tcp_ok(b, a, ADDRESS_GROUP_PORT),
+        timeout=CHANGE_TIMEOUT,
+    )
+    api.request(
+        "PUT",
+        f"/v2.0/address-groups/{created['id']}/remove_addresses",
+        {"addresses": [address]},
+    )
+    harness.wait_for(
+        "b refused once its address left the group",
+        lambda: not _tcp_ok(b, a, ADDRESS_GROUP_PORT),
+        timeout=CHANGE_TIMEOUT,
+    )
+    assert not any(_tcp_ok(b, a, ADDRESS_GROUP_PORT) for _ in range(2))
+    assert _tcp_ok(b, a, MEMBER_PORT)  # the group's own rule still lets b in
 
 
 def _tcp_ok(src: harness.Vm, dst: harness.Vm, port: int, source: str = "") -> bool:
