@@ -128,16 +128,7 @@ def test_address_pair_becomes_a_remote_group_member_on_the_other_host(
     # the address pair added to b's port, and an address of b's that stays no member
     free = (f"203.0.113.{n}" for n in range(250, 2, -1))
     pair, not_pair = [address for address in free if address not in taken][:2]
-    api.create(
-        "security_group_rule",
-        security_group_id=group["id"],
-        direction="ingress",
-        ethertype="IPv4",
-        protocol="tcp",
-        port_range_min=MEMBER_PORT,
-        port_range_max=MEMBER_PORT,
-        remote_group_id=group["id"],
-    )
+    _allow_tcp(api, group["id"], MEMBER_PORT, remote_group_id=group["id"])
     harness.wait_for(
         "the member rule on host a",
         lambda: _tcp_ok(b, a, MEMBER_PORT),
@@ -175,16 +166,7 @@ def test_address_removed_from_an_address_group_is_refused_on_the_other_host(
             }
         },
     )["address_group"]
-    api.create(
-        "security_group_rule",
-        security_group_id=group["id"],
-        direction="ingress",
-        ethertype="IPv4",
-        protocol="tcp",
-        port_range_min=ADDRESS_GROUP_PORT,
-        port_range_max=ADDRESS_GROUP_PORT,
-        remote_address_group_id=created["id"],
-    )
+    _allow_tcp(api, group["id"], ADDRESS_GROUP_PORT, remote_address_group_id=created["id"])
     harness.wait_for(
         "b let in through the address group",
         lambda: _tcp_ok(b, a, ADDRESS_GROUP_PORT),
@@ -202,6 +184,20 @@ def test_address_removed_from_an_address_group_is_refused_on_the_other_host(
     )
     assert not any(_tcp_ok(b, a, ADDRESS_GROUP_PORT) for _ in range(2))
     assert _tcp_ok(b, a, MEMBER_PORT)  # the group's own rule still lets b in
+
+
+def _allow_tcp(api: NeutronApi, group_id: str, port: int, **remote: str) -> None:
+    """An ingress IPv4 TCP rule for ``port`` from a remote group or address group."""
+    api.create(
+        "security_group_rule",
+        security_group_id=group_id,
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=port,
+        port_range_max=port,
+        **remote,
+    )
 
 
 def _tcp_ok(src: harness.Vm, dst: harness.Vm, port: int, source: str = "") -> bool:
