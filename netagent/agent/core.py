@@ -13,7 +13,7 @@ from netagent.agent.backoff import Backoff
 from netagent.agent.converge import Converger
 from netagent.agent.devices import LocalDevices
 from netagent.agent.dirty import DirtySet, Key
-from netagent.agent.heap import HeapTrimmer
+from netagent.agent.heap import HeapUpkeep
 from netagent.agent.source import SourceUpdate
 from netagent.common import memo
 from netagent.drivers.base import FirewallDriver, L2Driver, L3Driver
@@ -106,7 +106,7 @@ class Reconciler:
         self._busy = False
         self._last_update: SourceUpdate | None = None
         self._counters = status.Counters()
-        self._heap = HeapTrimmer(clock)
+        self._heap = HeapUpkeep(clock)
         self._status: dict[str, Any] = status.not_ready(host)
         self._last_repair: dict[str, Any] | None = None
         self._converged = threading.Condition(self._lock)
@@ -251,7 +251,7 @@ class Reconciler:
             self._counters.last_pass_duration = duration
             self._publish(plan, devices, update)
             memo.new_pass()
-            self._heap.after_pass()
+            self._heap.after_pass(full)
 
     def _initialize(self) -> bool:
         if self._initialized:

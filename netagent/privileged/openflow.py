@@ -137,47 +137,63 @@ def bundle(target: str, lines: Sequence[str]) -> None:
         applied).
     """
     staged = StagedBundle(target, lines)
+    staged.send()
     staged.commit()
 
 
 class StagedBundle:
-    """A bundle ovs-vswitchd holds checked but not applied: :meth:`commit` applies it with
-    one more round trip, :meth:`discard` (or closing the connection) drops it.
+    """A bundle ovs-vswitchd holds checked but not applied: :meth:`send` stages it,
+    :meth:`commit` applies it with one more round trip, :meth:`discard` (or closing the
+    connection) drops it.
 
     The driver stages a pass's flows while its OVSDB transaction is under way and commits
     them once ovs-vswitchd has applied the transaction, so the flows never act before the
-    ports' tags do and the pass does not wait for ovs-vswitchd twice in a row.
+    ports' tags do and the pass does not wait for ovs-vswitchd twice in a row. The flows
+    are encoded when the bundle is made, in the caller's thread; :meth:`send` is only
+    I/O, so a thread that sends holds Python's interpreter lock for microseconds and the
+    threads that compute (the driver's, ovsdbapp's) are not kept waiting for it.
 
     :raises InvalidArgument: bad target, or a line netagent never writes (nothing sent).
-    :raises OpenFlowError: the bridge cannot be reached or refused a line (nothing staged).
     """
 
     def __init__(self, target: str, lines: Sequence[str]) -> None:
         _target(target)
         self.target = target
         self.lines = list(lines)
-        mods = [flowmod.flow_mod(line, xid) for xid, line in enumerate(self.lines, start=2)]
+        self._mods = [flowmod.flow_mod(line, xid) for xid, line in enumerate(self.lines, start=2)]
         self._sock: socket.socket | None = None
         self._channel: _Channel | None = None
-        if not mods:
+        self._discarded = False
+
+    def send(self) -> None:
+        """Stage the bundle in ovs-vswitchd (once; an empty bundle sends nothing).
+
+        :raises OpenFlowError: the bridge cannot be reached or refused a line, or the
+            bundle was discarded or committed (nothing staged).
+        """
+        if self._discarded:
+            raise OpenFlowError(self.target, "bundle: discarded or committed already")
+        if not self._mods or self._channel is not None:
             return
         try:
-            self._sock = _connect(target, _TIMEOUT)
-            self._channel = _Channel(self._sock, target, _OFP14)
-            refused = _stage(self._channel, self.lines, mods)
+            self._sock = _connect(self.target, _TIMEOUT)
+            self._channel = _Channel(self._sock, self.target, _OFP14)
+            refused = _stage(self._channel, self.lines, self._mods)
         except OSError as exc:
             self.discard()
-            raise OpenFlowError(target, f"bundle: {exc}") from exc
+            raise OpenFlowError(self.target, f"bundle: {exc}") from exc
         if refused:
             self.discard()
-            raise OpenFlowError(target, refused)
+            raise OpenFlowError(self.target, refused)
 
     def commit(self) -> None:
-        """Apply the bundle (atomically) and close the connection.
+        """Apply the bundle (atomically; staged first if :meth:`send` was not called)
+        and close the connection.
 
-        :raises OpenFlowError: the commit was refused or the connection failed (nothing
-            applied).
+        :raises OpenFlowError: the bundle or its commit was refused or the connection
+            failed (nothing applied).
         """
+        self.send()
         channel = self._channel
         if channel is None:
             return
@@ -189,11 +205,11 @@ class StagedBundle:
             self.discard()
 
     def discard(self) -> None:
-        """Drop the bundle: ovs-vswitchd discards an uncommitted bundle with its
-        connection."""
+        """Drop the bundle (ovs-vswitchd discards an uncommitted bundle with its
+        connection); it cannot be sent or committed after this."""
         if self._sock is not None:
             self._sock.close()
-        self._sock, self._channel = None, None
+        self._sock, self._channel, self._discarded = None, None, True
 
 
 def _control(channel: _Channel, kind: int, xid: int) -> bytes:

@@ -207,11 +207,38 @@ class _PortRows:
         return row
 
 
+def _where_port(row: Any, name: str) -> list[Any]:
+    """The condition selecting port ``row``: by its uuid, or by name for a port this
+    transaction inserts (it has no uuid yet; raw operations run after the insert)."""
+    if row._data is None:
+        return [["name", "==", name]]
+    return [["_uuid", "==", ["uuid", str(row.uuid)]]]
+
+
+def _mutate_keys(
+    row: Any, name: str, column: str, remove: Sequence[str], insert: Mapping[str, str]
+) -> dict[str, Any]:
+    """Keys of a map column removed, then set: the column's other keys are left as they
+    are (no read, no verify; "insert" alone would keep a key's old value)."""
+    mutations: list[Any] = [[column, "delete", ["set", list(remove)]]]
+    if insert:
+        mutations.append([column, "insert", ["map", [[k, v] for k, v in insert.items()]]])
+    return {
+        "op": "mutate",
+        "table": "Port",
+        "where": _where_port(row, name),
+        "mutations": mutations,
+    }
+
+
 class _SetPortTag(ovs_command.BaseCommand):  # type: ignore[misc]
-    """A port's tag and keys of its ``other_config``, the keys as OVSDB mutations
-    (ovsdbapp's ``db_set`` on a map rewrites the whole column and makes the server verify
-    it first: one more operation per port, and a retry when another client changed the
-    column meanwhile; 500 ports took 0.063 s of CPU that way, 0.052 s this way)."""
+    """A port's tag and keys of its ``other_config``, written as raw OVSDB operations
+    (python-ovs's ``Transaction.add_op``): an ``update`` of the tag and a ``mutate`` of
+    the keys. Through python-ovs's rows each port cost a checked ``Datum`` per cell,
+    its conversion to JSON and a walk of the whole request for uuids to rename: 500 ports
+    spent about 20 ms of CPU there before the request went out. The values are checked
+    by :class:`SetPortTag`, the row comes from the replica (a missing port fails the
+    transaction)."""
 
     def __init__(self, api: Any, op: SetPortTag, ports: _PortRows) -> None:
         super().__init__(api)
@@ -219,18 +246,28 @@ class _SetPortTag(ovs_command.BaseCommand):  # type: ignore[misc]
         self.ports = ports
 
     def run_idl(self, txn: Any) -> None:
-        row = self.ports.get(self.op.name)
-        row.tag = self.op.tag
-        for key, value in self.op.other_config.items():
-            row.setkey("other_config", key, value)
+        op = self.op
+        row = self.ports.get(op.name)
+        txn.add_op(
+            {
+                "op": "update",
+                "table": "Port",
+                "where": _where_port(row, op.name),
+                "row": {"tag": op.tag},
+            }
+        )
+        if op.other_config:
+            txn.add_op(
+                _mutate_keys(row, op.name, "other_config", list(op.other_config), op.other_config)
+            )
 
     def __str__(self) -> str:
         return f"SetPortTag({self.op.name}, {self.op.tag}, {dict(self.op.other_config)})"
 
 
 class _RemovePortKeys(ovs_command.BaseCommand):  # type: ignore[misc]
-    """Keys of a port's ``other_config`` removed (mutations); a port that is gone is
-    left alone."""
+    """Keys of a port's ``other_config`` removed (a raw ``mutate``); a port that is gone
+    is left alone."""
 
     def __init__(self, api: Any, op: RemovePortKeys, ports: _PortRows) -> None:
         super().__init__(api)
@@ -239,8 +276,8 @@ class _RemovePortKeys(ovs_command.BaseCommand):  # type: ignore[misc]
 
     def run_idl(self, txn: Any) -> None:
         row = self.ports.find(self.op.name)
-        for key in self.op.keys if row is not None else ():
-            row.delkey("other_config", key)
+        if row is not None:
+            txn.add_op(_mutate_keys(row, self.op.name, "other_config", self.op.keys, {}))
 
     def __str__(self) -> str:
         return f"RemovePortKeys({self.op.name}, {list(self.op.keys)})"

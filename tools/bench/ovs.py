@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from oslo_config import cfg
 
+from netagent.agent import heap
 from netagent.conf import ovs as ovs_conf
 from netagent.drivers.base import NetworkPlan, PortPlan
 from netagent.drivers.openvswitch import OpenvswitchDriver
@@ -141,6 +142,9 @@ def run_driver(
     switch: PrivateOvs, conf: cfg.ConfigOpts, nets: list[NetworkPlan], plans: list[PortPlan]
 ) -> dict[str, Any]:
     d = driver(conf)
+    # as the agent at the end of its first full pass (netagent.agent.heap): the replica is
+    # examined then, not by a collection that falls inside a later pass
+    heap.settle_long_lived()
     reported: set[str] = set()
     d.watch_ports(reported.add)
     os_vif_marks(switch, plans)

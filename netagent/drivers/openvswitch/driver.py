@@ -92,6 +92,8 @@ class OpenvswitchDriver(base.L2Driver):
         self._networks: dict[str, layout.NetworkFlows] = {}
         self._ports: dict[str, PortRecord] = {}
         self._snap: db.OvsdbState | None = None
+        #: tag and key operations committed since the snapshot was taken
+        self._snap_changes: list[db.Op] = []
         #: the snapshot is shared with the host plug, which the L3 driver's router
         #: workers call at the same time
         self._snap_lock = threading.Lock()
@@ -150,7 +152,7 @@ class OpenvswitchDriver(base.L2Driver):
         if self._needs(ops, state):
             self._commit(ops)
             state = self._ovsdb.snapshot()
-        self._snap = state
+        self._snap, self._snap_changes = state, []
         self._tables = {
             bridge: FlowTable(bridge, mgmt_target(self.connection, bridge))
             for bridge in self._bridges()
@@ -284,7 +286,10 @@ class OpenvswitchDriver(base.L2Driver):
     def _state(self) -> db.OvsdbState:
         with self._snap_lock:
             if self._snap is None or not self._in_pass:
-                self._snap = self._ovsdb.snapshot()
+                self._snap, self._snap_changes = self._ovsdb.snapshot(), []
+            elif self._snap_changes:
+                self._snap = plumbing.with_port_changes(self._snap, self._snap_changes)
+                self._snap_changes = []
             return self._snap
 
     def _commit(self, ops: Sequence[db.Op]) -> None:
@@ -296,8 +301,9 @@ class OpenvswitchDriver(base.L2Driver):
             if self._snap is not None and all(
                 isinstance(op, db.SetPortTag | db.RemovePortKeys) for op in ops
             ):
-                # tags and keys change no ofport: keep the pass's snapshot, updated
-                self._snap = plumbing.with_port_changes(self._snap, ops)
+                # tags and keys change no ofport: the pass's snapshot is kept, updated
+                # when it is read next (most passes do not read it again)
+                self._snap_changes += ops
             else:
                 self._snap = None
 
@@ -506,14 +512,18 @@ class OpenvswitchDriver(base.L2Driver):
     def _start_staging(
         self, wanted: Mapping[str, list[Flow]], sweep: bool
     ) -> list[Future[StagedSync]]:
-        """Each bridge's :meth:`FlowTable.stage` started in a thread of its own."""
+        """Each bridge's bundle prepared here (:meth:`FlowTable.prepare`: the CPU work,
+        done before the threads start so they never hold the interpreter lock for long),
+        then sent in a thread of its own.
+
+        :raises ValueError: two flows of a bridge share their match (nothing sent).
+        :raises OpenFlowError: a bridge's installed flows could not be read (nothing sent).
+        """
         self._flows_pending = True  # until committed
-        pool = ThreadPoolExecutor(max_workers=len(wanted))
+        prepared = [self._tables[bridge].prepare(flows, sweep) for bridge, flows in wanted.items()]
+        pool = ThreadPoolExecutor(max_workers=len(prepared))
         try:
-            return [
-                pool.submit(self._tables[bridge].stage, flows, sweep)
-                for bridge, flows in wanted.items()
-            ]
+            return [pool.submit(sync.send) for sync in prepared]
         finally:
             pool.shutdown(wait=False)
 
@@ -559,10 +569,9 @@ class OpenvswitchDriver(base.L2Driver):
         """:meth:`_start_staging` for the wired ``ports`` (None: the flows cannot be
         computed now; the caller's plain sync reports why)."""
         try:
-            wanted = self._wanted_flows(ports)
+            return self._start_staging(self._wanted_flows(ports), sweep=False)
         except (NetagentError, ValueError):
             return None
-        return self._start_staging(wanted, sweep=False)
 
     @classmethod
     def _discard(cls, staging: Sequence[Future[StagedSync]]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from netagent.drivers.openvswitch import layout
 from netagent.ovs.flows import COOKIE_MASK, COOKIE_PREFIX, Flow, FlowTable, OpenFlowError
+from netagent.privileged.errors import InvalidArgument
 from tests.common.ovs import PrivateOvs
 
 OURS = f"0x{COOKIE_PREFIX:x}/0x{COOKIE_MASK:x}"
@@ -86,6 +87,29 @@ def test_a_staged_bundle_acts_only_when_committed(ovs: PrivateOvs, bridge: str) 
     with pytest.raises(OpenFlowError):  # a refused line: nothing staged
         table.stage([*FLOWS, Flow(254, 1, "", "drop")], sweep=False)
     assert len(ovs.flows(bridge, OURS)) == 2
+
+
+def test_a_prepared_bundle_reaches_the_bridge_only_when_sent(ovs: PrivateOvs, bridge: str) -> None:
+    """The driver prepares a pass's bundles in its own thread and sends them from others:
+    preparing opens no connection (a bad flow is refused before it), commit sends a
+    bundle not sent yet, and a discarded bundle can be neither sent nor committed."""
+    table = FlowTable(bridge, ovs.mgmt(bridge))
+    table.sync(FLOWS[:1], sweep=False)
+    before = ovs.flows(bridge)
+    prepared = table.prepare(FLOWS, sweep=False)
+    assert prepared.bundle._sock is None and ovs.flows(bridge) == before
+    prepared.discard()
+    for step in (prepared.send, prepared.commit):
+        with pytest.raises(OpenFlowError, match="discarded"):
+            step()
+    assert ovs.flows(bridge) == before
+    committed = table.prepare(FLOWS, sweep=False)
+    assert committed.commit().added == 2  # sent by the commit
+    assert len(ovs.flows(bridge, OURS)) == 3
+    with pytest.raises(OpenFlowError, match="committed"):  # once only
+        committed.commit()
+    with pytest.raises(InvalidArgument):  # a line netagent never writes: nothing opened
+        table.prepare([Flow(0, 1, "in_port=1", "controller")], sweep=False)
 
 
 def test_canary_sees_a_vswitchd_restart(ovs: PrivateOvs, bridge: str) -> None:

@@ -94,6 +94,14 @@ def test_ports_patch_vxlan_tag_and_keys(conn: db.Ovsdb, ovs: PrivateOvs) -> None
         conn.apply([db.SetPortTag("vm0", 9), db.SetPortTag("gone0", 9)])
     assert _get(ovs, "Port", "vm0", "tag") == "4095"
 
+    # a port created in the same transaction is tagged too (it has no uuid before it)
+    conn.apply(
+        [db.EnsurePort("br-a", "new0", "internal"), db.SetPortTag("new0", 5, {"net_uuid": "n-5"})]
+    )
+    assert _get(ovs, "Port", "new0", "tag") == "5"
+    assert _get(ovs, "Port", "new0", "other_config:net_uuid") == "n-5"
+    conn.apply([db.DeletePort("br-a", "new0")])
+
     conn.apply([db.DeletePort("br-a", "pa"), db.DeletePort("br-b", "pb"), db.DeleteBridge("br-b")])
     assert ovs.vsctl("list-br").split() == ["br-a"]
     assert ovs.vsctl("list-ports", "br-a").split() == ["vm0"]

@@ -1,9 +1,13 @@
-"""The heap trimmer: when it trims, and that glibc's malloc_trim really returns pages."""
+"""The heap upkeep: when it trims and settles, that glibc's malloc_trim really returns
+pages, and that settling frees what the frozen generation held."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +25,7 @@ class FakeClock:
 def test_trims_after_the_first_pass_then_at_most_once_per_interval() -> None:
     clock = FakeClock()
     calls: list[int] = []
-    trimmer = heap.HeapTrimmer(clock, interval=60.0, trim=lambda pad: calls.append(pad) or 1)
+    trimmer = heap.HeapUpkeep(clock, interval=60.0, trim=lambda pad: calls.append(pad) or 1)
     trimmer.after_pass()
     clock.now += 59.0
     trimmer.after_pass()
@@ -31,9 +35,48 @@ def test_trims_after_the_first_pass_then_at_most_once_per_interval() -> None:
     assert calls == [0, 0] and trimmer.trims == 2
 
 
+def test_settles_after_a_full_pass_at_most_once_per_interval() -> None:
+    clock = FakeClock()
+    settled: list[float] = []
+    upkeep = heap.HeapUpkeep(
+        clock, interval=60.0, trim=lambda pad: 1, settle=lambda: settled.append(clock.now) or 7
+    )
+    upkeep.after_pass()  # an incremental pass never settles
+    upkeep.after_pass(full=True)
+    clock.now += 30.0
+    upkeep.after_pass(full=True)
+    assert settled == [100.0]
+    clock.now += 30.0
+    upkeep.after_pass(full=True)
+    assert settled == [100.0, 160.0] and upkeep.settlings == 2
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    yield
+    gc.unfreeze()  # leave this test process's collector as it was
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_settling_freezes_the_living_and_frees_what_died_since(unfrozen: None) -> None:
+    alive = Cycle()
+    ref = weakref.ref(alive)
+    assert heap.settle_long_lived() > 0
+    assert gc.is_tracked(alive) and ref() is alive
+    del alive
+    gc.collect()  # a frozen cycle is beyond the collector's reach ...
+    assert ref() is not None
+    heap.settle_long_lived()  # ... until the next settling
+    assert ref() is None
+
+
 def test_without_malloc_trim_a_pass_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heap, "_load_malloc_trim", lambda: None)
-    trimmer = heap.HeapTrimmer(FakeClock())
+    trimmer = heap.HeapUpkeep(FakeClock())
     trimmer.after_pass()
     assert trimmer.trims == 0
 
