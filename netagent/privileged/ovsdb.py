@@ -215,14 +215,15 @@ def _where_port(row: Any, name: str) -> list[Any]:
     return [["_uuid", "==", ["uuid", str(row.uuid)]]]
 
 
-def _mutate_keys(
-    row: Any, name: str, column: str, remove: Sequence[str], insert: Mapping[str, str]
+def _other_config(
+    row: Any, name: str, remove: Sequence[str], insert: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Keys of a map column removed, then set: the column's other keys are left as they
-    are (no read, no verify; "insert" alone would keep a key's old value)."""
-    mutations: list[Any] = [[column, "delete", ["set", list(remove)]]]
+    """Keys of a port's ``other_config`` removed, then set: its other keys are left as
+    they are (no read, no verify; "insert" alone would keep a key's old value)."""
+    mutations: list[Any] = [["other_config", "delete", ["set", list(remove)]]]
     if insert:
-        mutations.append([column, "insert", ["map", [[k, v] for k, v in insert.items()]]])
+        pairs = [[key, value] for key, value in insert.items()]
+        mutations.append(["other_config", "insert", ["map", pairs]])
     return {
         "op": "mutate",
         "table": "Port",
@@ -257,9 +258,7 @@ class _SetPortTag(ovs_command.BaseCommand):  # type: ignore[misc]
             }
         )
         if op.other_config:
-            txn.add_op(
-                _mutate_keys(row, op.name, "other_config", list(op.other_config), op.other_config)
-            )
+            txn.add_op(_other_config(row, op.name, list(op.other_config), op.other_config))
 
     def __str__(self) -> str:
         return f"SetPortTag({self.op.name}, {self.op.tag}, {dict(self.op.other_config)})"
@@ -277,7 +276,7 @@ class _RemovePortKeys(ovs_command.BaseCommand):  # type: ignore[misc]
     def run_idl(self, txn: Any) -> None:
         row = self.ports.find(self.op.name)
         if row is not None:
-            txn.add_op(_mutate_keys(row, self.op.name, "other_config", self.op.keys, {}))
+            txn.add_op(_other_config(row, self.op.name, self.op.keys, {}))
 
     def __str__(self) -> str:
         return f"RemovePortKeys({self.op.name}, {list(self.op.keys)})"
