@@ -2,6 +2,7 @@ import configparser
 import os
 import pathlib
 import subprocess
+import tempfile
 
 import setuptools
 
@@ -27,4 +28,14 @@ if not (HERE / "PKG-INFO").exists() and not _git_usable():
     cfg.read(HERE / "setup.cfg")
     os.environ.setdefault("PBR_VERSION", cfg["metadata"]["version"])
 
-setuptools.setup(setup_requires=["pbr>=6.0.0"], pbr=True)
+# setuptools builds in the source tree (build/, *.egg-info) and pbr writes AUTHORS and
+# ChangeLog there: a user who cannot write the tree (a checkout owned by root) builds in
+# a temporary directory instead.
+options = {}
+if not os.access(HERE, os.W_OK):
+    scratch = tempfile.mkdtemp(prefix="netagent-build-")
+    options = {"build": {"build_base": scratch}, "egg_info": {"egg_base": scratch}}
+    os.environ.setdefault("SKIP_GENERATE_AUTHORS", "1")
+    os.environ.setdefault("SKIP_WRITE_GIT_CHANGELOG", "1")
+
+setuptools.setup(setup_requires=["pbr>=6.0.0"], pbr=True, options=options)
